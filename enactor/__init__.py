@@ -1,0 +1,1 @@
+"""enactor package."""

@@ -1,0 +1,65 @@
+"""Structured logging: one JSON event per state change, the operators' API.
+
+Every process calls `configure(process=...)` once. Each event carries the process name, a
+wall-clock timestamp (ISO 8601, UTC) and a per-process sequence number, so `dnsctl timeline`
+can merge the logs of many processes into one order and spot gaps. Field names are stable:
+enactor, endpoint, plan_version, applied_version, batch_id, holder. Secrets never reach a log:
+any field whose name looks like a credential is redacted before rendering.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import sys
+import threading
+from typing import Any, TextIO
+
+import structlog
+
+_SECRET_MARKERS = ("token", "secret", "password", "authorization", "credential", "access_key")
+_seq = itertools.count(1)
+_seq_lock = threading.Lock()
+
+
+def _add_sequence(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    with _seq_lock:
+        event["seq"] = next(_seq)
+    return event
+
+
+def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if any(m in key.lower() for m in _SECRET_MARKERS):
+            event[key] = "[redacted]"
+    return event
+
+
+def configure(process: str, stream: TextIO | None = None, level: str | None = None) -> None:
+    """Send JSON events to `stream` (stdout by default), each tagged with `process`."""
+    level_name = (level or os.environ.get("DNSCTL_LOG_LEVEL", "INFO")).upper()
+    logging.basicConfig(stream=stream or sys.stdout, level=getattr(logging, level_name, logging.INFO), format="%(message)s")
+    # uvicorn and botocore have their own loggers; keep them quiet unless debugging.
+    for noisy in ("botocore", "boto3", "urllib3", "uvicorn.access", "apscheduler", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            _add_sequence,
+            _redact,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(process=process, pid=os.getpid())
+
+
+def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger().bind(**bound)

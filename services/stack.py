@@ -1,0 +1,94 @@
+"""The local stack: which services exist, how each is started, on which port, with which settings.
+
+This table is the single source of truth for `dnsctl up` (which runs the services as child
+processes) and for docker-compose.yml (which runs them as containers); a test fails when the
+two disagree. Every service is the `dnsctl` CLI with a subcommand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_BUCKET = "dnsctl-plans"
+DEFAULT_REGION = "us-east-1"
+ENACTORS = (("enactor-a", "use1-az1", 8081), ("enactor-b", "use1-az2", 8082), ("enactor-c", "use1-az4", 8083))
+
+
+@dataclass(frozen=True)
+class Ports:
+    emulator: int = 4566
+    planner: int = 8080
+    enactors: tuple[int, ...] = tuple(p for _, _, p in ENACTORS)
+    dns: int = 8053
+    prober: int = 8090
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    args: tuple[str, ...]  # arguments after `dnsctl`
+    port: int
+    health_path: str | None  # HTTP health route, or None for non-HTTP services
+    env: dict[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    protocol: str = "tcp"  # "udp+tcp" for the DNS server
+
+
+def services(
+    ports: Ports = Ports(),
+    *,
+    host: str = "127.0.0.1",
+    version_guard: bool = True,
+    plan_interval_s: float = 5.0,
+    allow_chaos: bool = True,
+    emulator_host: str | None = None,
+    service_host: dict[str, str] | None = None,
+) -> list[ServiceSpec]:
+    """The stack's services in start order.
+
+    `emulator_host` and `service_host` let docker-compose name the other containers; locally
+    everything is on `host`.
+    """
+    emu = emulator_host or host
+    peer = service_host or {}
+    common = {"AWS_ENDPOINT_URL": f"http://{emu}:{ports.emulator}", "DNSCTL_BUCKET": DEFAULT_BUCKET, "DNSCTL_REGION": DEFAULT_REGION}
+    specs = [
+        ServiceSpec("emulator", ("emulator", "--host", host, "--port", str(ports.emulator)), ports.emulator, "/moto-api/"),
+        ServiceSpec(
+            "planner",
+            ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s)),
+            ports.planner,
+            "/healthz",
+            env=dict(common),
+            depends_on=("emulator",),
+        ),
+    ]
+    for (name, az, _), port in zip(ENACTORS, ports.enactors, strict=True):
+        args = ["enactor", "--id", name, "--az", az, "--host", host, "--port", str(port)]
+        args.append("--version-guard" if version_guard else "--no-version-guard")
+        if allow_chaos:
+            args.append("--allow-chaos")
+        specs.append(ServiceSpec(name, tuple(args), port, "/healthz", env=dict(common), depends_on=("emulator", "planner")))
+    specs.append(
+        ServiceSpec(
+            "dns",
+            ("dns", "--host", host, "--port", str(ports.dns)),
+            ports.dns,
+            None,
+            env=dict(common),
+            depends_on=("emulator",),
+            protocol="udp+tcp",
+        )
+    )
+    dns_host = peer.get("dns", host)
+    specs.append(
+        ServiceSpec(
+            "prober",
+            ("prober", "--host", host, "--port", str(ports.prober), "--dns", f"{dns_host}:{ports.dns}"),
+            ports.prober,
+            "/healthz",
+            env=dict(common),
+            depends_on=("dns",),
+        )
+    )
+    return specs
