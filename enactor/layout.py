@@ -10,19 +10,26 @@ the model checker) names records through this module, so the layout is written d
     t-<uuid>.<endpoint>.             A/AAAA  weighted ALIAS, SetIdentifier=<lb id> or <interior id>
     i-<uuid>-<k>.<endpoint>.         A/AAAA  weighted ALIAS (interior level, fleets > 100 LBs)
     leaf-<lb id>-<digest>.<endpoint>. A/AAAA  the load balancer's addresses (shared by trees)
-    _meta.t-<uuid>.<endpoint>.       TXT     "plan=<v>" "created=<iso>" "lb=<id> az=<az> weight=<w> leaf=<name>" ...
+    _meta.t-<uuid>.<endpoint>.       TXT     "plan=<v>" "created=<iso>" "pages=<n>" "types=A,AAAA" "lb=<id> az=<az> weight=<w> leaf=<name>" ...
+    p<k>._meta.t-<uuid>.<endpoint>.  TXT     further "lb=..." members of big trees (pages 1..n-1)
 
 Tree names keep the talk's fresh UUIDs (a new plan never edits a live tree), but every tree has
 a metadata record beside it so an operator can explain it from Route 53 alone.
+
+Big trees page their metadata: one TXT record set must fit one change batch (1,000 values,
+32,000 characters), so members beyond the first page go to `p<k>` records directly below the
+metadata name. Page 0 (the metadata name itself) is written last and says how many pages there
+are, so its presence marks a tree as complete; `read_endpoint` checks the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.route53.records import normalise_name
+from services.route53.records import RecordSet, normalise_name
 
 LOCK_LABEL = "_lock"
 APPLIED_LABEL = "_applied"
@@ -31,6 +38,8 @@ META_LABEL = "_meta"
 TREE_PREFIX = "t-"
 INTERIOR_PREFIX = "i-"
 LEAF_PREFIX = "leaf-"
+META_PAGE_PREFIX = "p"
+TXT_STRING_MAX = 255  # DNS character-string limit; longer TXT text is split into several strings
 TXT_TTL = 60
 TREE_TTL = 60
 LEAF_TTL = 60
@@ -61,6 +70,17 @@ def meta_name(endpoint: str, tree_id: str) -> str:
     return normalise_name(f"{META_LABEL}.{tree_id}.{endpoint}")
 
 
+def meta_page_name(endpoint: str, tree_id: str, page: int) -> str:
+    """Page 0 is the metadata record itself; pages 1.. sit directly below it (explain.py reads them so)."""
+    base = meta_name(endpoint, tree_id)
+    return base if page == 0 else normalise_name(f"{META_PAGE_PREFIX}{page:03d}.{base}")
+
+
+def interior_name(endpoint: str, tree_id: str, path: str) -> str:
+    """An interior weighted set of tree "t-<uuid>": "i-<uuid>-<path>" (path like "0" or "2-17")."""
+    return normalise_name(f"{INTERIOR_PREFIX}{tree_id[len(TREE_PREFIX):]}-{path}.{endpoint}")
+
+
 def leaf_name(endpoint: str, lb_id: str, addresses: tuple[str, ...]) -> str:
     """A leaf is named by its LB and a digest of its addresses, so unchanged LBs share leaves."""
     digest = hashlib.sha256(",".join(sorted(addresses)).encode()).hexdigest()[:10]
@@ -77,7 +97,9 @@ def tree_id_of(name: str, endpoint: str) -> str | None:
 
 
 def quote_txt(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """One TXT value; text over 255 characters becomes several quoted strings (joined on read)."""
+    chunks = [text[i : i + TXT_STRING_MAX] for i in range(0, len(text), TXT_STRING_MAX)] or [""]
+    return " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
 
 
 def unquote_txt(value: str) -> str:
@@ -143,36 +165,272 @@ class MetaMember:
 
 @dataclass(frozen=True, slots=True)
 class TreeMeta:
-    """What a tree's metadata record says: the plan behind it and the LB behind every member."""
+    """What a tree's metadata record says: the plan behind it and the LB behind every member.
+
+    `pages` and `record_types` are written by the enactor; metadata without them (older
+    writers, hand-made records) reads as one page of unknown types.
+    """
 
     plan_version: int
     created_at: str
     members: tuple[MetaMember, ...]
+    pages: int = 1
+    record_types: tuple[str, ...] = ()
+
+    def _header(self) -> list[str]:
+        values = [quote_txt(f"plan={self.plan_version}"), quote_txt(f"created={self.created_at}")]
+        if self.pages != 1:
+            values.append(quote_txt(f"pages={self.pages}"))
+        if self.record_types:
+            values.append(quote_txt(f"types={','.join(self.record_types)}"))
+        return values
+
+    @staticmethod
+    def _member(m: MetaMember) -> str:
+        return quote_txt(f"lb={m.lb_id} az={m.az} weight={m.weight} leaf={m.leaf}")
 
     def render_values(self) -> tuple[str, ...]:
-        """One TXT value per string, each under Route 53's 255-character limit."""
-        values = [quote_txt(f"plan={self.plan_version}"), quote_txt(f"created={self.created_at}")]
-        values += [quote_txt(f"lb={m.lb_id} az={m.az} weight={m.weight} leaf={m.leaf}") for m in self.members]
-        return tuple(values)
+        """All of it as one record's values (small trees); each string within 255 characters."""
+        return tuple(self._header() + [self._member(m) for m in self.members])
+
+    def render_paged(self, per_page: int, max_chars: int) -> tuple[tuple[str, ...], ...]:
+        """The values of page 0 (header + first members) and of every further page.
+
+        A page holds at most `per_page` members and `max_chars` characters, so each page's
+        record fits a change batch; page 0's header says how many pages there are.
+        """
+        members = [self._member(m) for m in self.members]
+        chunks: list[list[str]] = [[]]
+        size = 0
+        for value in members:
+            if chunks[-1] and (len(chunks[-1]) >= per_page or size + len(value) > max_chars):
+                chunks.append([])
+                size = 0
+            chunks[-1].append(value)
+            size += len(value)
+        header = TreeMeta(self.plan_version, self.created_at, self.members, len(chunks), self.record_types)._header()
+        return (tuple(header + chunks[0]), *(tuple(c) for c in chunks[1:]))
 
     @classmethod
     def parse(cls, values: tuple[str, ...]) -> TreeMeta | None:
-        version, created, members = None, "", []
+        """Values of page 0, optionally followed by the values of the other pages."""
+        version, created, members, pages, types = None, "", [], 1, ()
         for raw in values:
             text = unquote_txt(raw)
             f = parse_fields(text)
-            if text.startswith("plan="):
-                try:
+            try:
+                if text.startswith("plan="):
                     version = int(f["plan"])
-                except ValueError:
-                    return None
-            elif text.startswith("created="):
-                created = f.get("created", "")
-            elif "lb" in f:
-                try:
+                elif text.startswith("created="):
+                    created = f.get("created", "")
+                elif text.startswith("pages="):
+                    pages = int(f["pages"])
+                elif text.startswith("types="):
+                    types = tuple(t for t in f["types"].split(",") if t)
+                elif "lb" in f:
                     members.append(MetaMember(f["lb"], f.get("az", ""), int(f.get("weight", "0")), f.get("leaf", "")))
-                except ValueError:
-                    return None
-        if version is None:
+            except ValueError:
+                return None
+        if version is None or pages < 1:
             return None
-        return cls(plan_version=version, created_at=created, members=tuple(sorted(members, key=lambda m: m.lb_id)))
+        return cls(version, created, tuple(sorted(members, key=lambda m: m.lb_id)), pages, types)
+
+
+# -- reading an endpoint's records back ------------------------------------------------------
+
+Role = str  # "root" | "rollback" | "lock" | "applied" | "top" | "interior" | "meta" | "leaf" | "other"
+
+
+def role_of(name: str, endpoint: str) -> tuple[Role, str | None]:
+    """What a record name is in `endpoint`'s layout, and the tree ("t-<uuid>") it belongs to."""
+    name, root = normalise_name(name), root_name(endpoint)
+    if name == root:
+        return "root", None
+    if not name.endswith("." + root):
+        return "other", None
+    labels = name[: -len(root) - 1].split(".")
+    if labels == [ROLLBACK_LABEL]:
+        return "rollback", None
+    if labels == [LOCK_LABEL]:
+        return "lock", None
+    if labels == [APPLIED_LABEL]:
+        return "applied", None
+    if len(labels) == 1 and labels[0].startswith(TREE_PREFIX):
+        return "top", labels[0]
+    if len(labels) == 1 and labels[0].startswith(INTERIOR_PREFIX):
+        uuid_part = labels[0][len(INTERIOR_PREFIX) :].split("-", 1)[0]
+        return "interior", TREE_PREFIX + uuid_part
+    if len(labels) == 1 and labels[0].startswith(LEAF_PREFIX):
+        return "leaf", None
+    if len(labels) == 2 and labels[0] == META_LABEL and labels[1].startswith(TREE_PREFIX):
+        return "meta", labels[1]
+    if len(labels) == 3 and labels[1] == META_LABEL and labels[0].startswith(META_PAGE_PREFIX) and labels[2].startswith(TREE_PREFIX):
+        return "meta", labels[2]
+    return "other", None
+
+
+@dataclass(frozen=True, slots=True)
+class TreeInZone:
+    """One tree as found in the zone: every record of it, what its metadata says, and whether it is whole.
+
+    `records` are in deletion order: metadata page 0 first (so a partly deleted tree reads as
+    incomplete at once), then the top set, interior sets and the other metadata pages.
+    """
+
+    tree_id: str
+    records: tuple[RecordSet, ...]
+    meta: TreeMeta | None
+    complete: bool
+    leaves: frozenset[str]  # leaf names its aliases point at
+
+    @property
+    def version(self) -> int | None:
+        return self.meta.plan_version if self.meta else None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointZone:
+    """An endpoint's records sorted into their roles: the facts the enactor decides on."""
+
+    endpoint: str
+    lock: RecordSet | None
+    applied: RecordSet | None
+    roots: tuple[RecordSet, ...]  # the root's record sets, by type (A before AAAA)
+    rollbacks: tuple[RecordSet, ...]
+    trees: tuple[TreeInZone, ...]  # by tree id
+    leaves: tuple[RecordSet, ...]
+
+    @property
+    def lock_value(self) -> LockValue | None:
+        return LockValue.parse(" ".join(self.lock.values)) if self.lock else None
+
+    @property
+    def applied_value(self) -> AppliedValue | None:
+        return AppliedValue.parse(" ".join(self.applied.values)) if self.applied else None
+
+    def tree(self, tree_id: str | None) -> TreeInZone | None:
+        return next((t for t in self.trees if t.tree_id == tree_id), None)
+
+    def root_targets(self) -> dict[str, str | None]:
+        """record type -> tree id the root aliases (None: not an alias, or not at a tree name)."""
+        return {r.type: (tree_id_of(r.alias.dns_name, self.endpoint) if r.alias else None) for r in self.roots}
+
+    def rollback_targets(self) -> dict[str, str | None]:
+        return {r.type: (tree_id_of(r.alias.dns_name, self.endpoint) if r.alias else None) for r in self.rollbacks}
+
+    @property
+    def dangling(self) -> bool:
+        """A root alias points at a tree that is missing or incomplete (the state of 20 October)."""
+        for r in self.roots:
+            if r.alias is None:
+                continue
+            tree = self.tree(tree_id_of(r.alias.dns_name, self.endpoint))
+            if tree is None or not tree.complete:
+                return True
+        return False
+
+    @property
+    def active_tree(self) -> TreeInZone | None:
+        """The complete tree the root's first alias points at (None when absent or dangling)."""
+        for r in self.roots:
+            if r.alias is not None:
+                tree = self.tree(tree_id_of(r.alias.dns_name, self.endpoint))
+                return tree if tree is not None and tree.complete else None
+        return None
+
+    @property
+    def active_version(self) -> int | None:
+        """The plan version the root serves, read from its tree's metadata."""
+        tree = self.active_tree
+        return tree.version if tree else None
+
+    def applied_version(self) -> int | None:
+        """The applied-version record if present (guarded mode), else the version the root serves."""
+        value = self.applied_value
+        return value.version if value else self.active_version
+
+
+def read_endpoint(endpoint: str, records: Iterable[RecordSet]) -> EndpointZone:
+    """Sort a zone's record sets (any iterable of RecordSet) into `endpoint`'s layout."""
+    endpoint = root_name(endpoint)
+    by_role: dict[str, list[RecordSet]] = {}
+    tree_records: dict[str, list[RecordSet]] = {}
+    index: dict[tuple[str, str], list[RecordSet]] = {}
+    for r in records:
+        role, tree_id = role_of(r.name, endpoint)
+        index.setdefault((r.name, r.type), []).append(r)
+        if tree_id is not None:
+            tree_records.setdefault(tree_id, []).append(r)
+        else:
+            by_role.setdefault(role, []).append(r)
+
+    def one(role: str, rtype: str) -> RecordSet | None:
+        return next((r for r in by_role.get(role, ()) if r.type == rtype and r.set_identifier is None), None)
+
+    trees = tuple(_tree_in_zone(endpoint, tid, recs, index) for tid, recs in sorted(tree_records.items()))
+    address = ("A", "AAAA")
+    return EndpointZone(
+        endpoint=endpoint,
+        lock=one("lock", "TXT"),
+        applied=one("applied", "TXT"),
+        roots=tuple(sorted((r for r in by_role.get("root", ()) if r.type in address), key=lambda r: r.type)),
+        rollbacks=tuple(sorted((r for r in by_role.get("rollback", ()) if r.type in address), key=lambda r: r.type)),
+        trees=trees,
+        leaves=tuple(sorted(by_role.get("leaf", ()))),
+    )
+
+
+def _tree_in_zone(endpoint: str, tree_id: str, recs: list[RecordSet], index) -> TreeInZone:
+    page0 = meta_name(endpoint, tree_id)
+    meta = None
+    head = [r for r in recs if r.name == page0 and r.type == "TXT"]
+    pages = sorted((r for r in recs if role_of(r.name, endpoint)[0] == "meta" and r.name != page0), key=lambda r: r.name)
+    if head:
+        meta = TreeMeta.parse(head[0].values + tuple(v for p in pages for v in p.values))
+    leaves = frozenset(r.alias.dns_name for r in recs if r.alias and role_of(r.alias.dns_name, endpoint)[0] == "leaf")
+
+    def order(r: RecordSet) -> tuple[int, str, str, str]:
+        rank = 0 if r.name == page0 else {"top": 1, "interior": 2}.get(role_of(r.name, endpoint)[0], 3)
+        return (rank, r.name, r.type, r.set_identifier or "")
+
+    complete = meta is not None and _whole(endpoint, tree_id, meta, pages, index)
+    return TreeInZone(tree_id, tuple(sorted(recs, key=order)), meta, complete, leaves)
+
+
+def _whole(endpoint: str, tree_id: str, meta: TreeMeta, pages: list[RecordSet], index) -> bool:
+    """Every declared page is there, and each record type's weighted sets reach a leaf for every member."""
+    if {p.name for p in pages} != {meta_page_name(endpoint, tree_id, k) for k in range(1, meta.pages)}:
+        return False
+    top = tree_name(endpoint, tree_id)
+    types = meta.record_types or tuple(t for (n, t) in index if n == top)
+    if not types:
+        return False
+    wanted = {m.lb_id for m in meta.members}
+    for rtype in types:
+        bottom: set[str] = set()
+        todo, seen = [top], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                return False  # a cycle is no tree
+            seen.add(name)
+            members = index.get((name, rtype), [])
+            if not members:
+                return False
+            for m in members:
+                if m.alias is None or m.set_identifier is None:
+                    return False
+                target = m.alias.dns_name
+                role, owner = role_of(target, endpoint)
+                if role == "interior" and owner == tree_id:
+                    todo.append(target)
+                elif role == "leaf":
+                    leaf = index.get((target, rtype), [])
+                    if not leaf or leaf[0].alias is not None or not leaf[0].values:
+                        return False
+                    bottom.add(m.set_identifier)
+                else:
+                    return False
+        if bottom != wanted:
+            return False
+    return True

@@ -2,23 +2,31 @@
 
 Endpoints come only from boto3's standard configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3,
 AWS_ENDPOINT_URL_ROUTE_53, profiles): with none set, the clients talk to real AWS. Retries are
-botocore's own (adaptive mode), never a hand-written loop.
+botocore's own (adaptive mode unless AWS_RETRY_MODE / AWS_MAX_ATTEMPTS or the profile say
+otherwise; see services/aws_retries.py), never a hand-written loop. Every Route 53 client also
+shares the process's per-account rate limit (services/rate_limit.py), and every throttle any
+client meets is counted and logged.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 import boto3
+import botocore.session
 from botocore.config import Config
+
+from services import rate_limit
+from services.aws_retries import observe_throttles, retry_settings
 
 DEFAULT_REGION = "us-east-1"
 
 
 def _config(max_attempts: int, timeout_s: float) -> Config:
+    retries = retry_settings(max_attempts, _botocore_session().get_scoped_config())
     return Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        retries=retries.botocore_retries(),
         connect_timeout=timeout_s,
         read_timeout=timeout_s,
         # S3 path-style addressing works on AWS and on any endpoint override alike.
@@ -26,15 +34,26 @@ def _config(max_attempts: int, timeout_s: float) -> Config:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
+def _botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+@cache
 def _session() -> boto3.session.Session:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    return boto3.session.Session(region_name=region)
+    return boto3.session.Session(region_name=region, botocore_session=_botocore_session())
 
 
 def s3_client(max_attempts: int = 3, timeout_s: float = 5.0):
-    return _session().client("s3", config=_config(max_attempts, timeout_s))
+    client = _session().client("s3", config=_config(max_attempts, timeout_s))
+    observe_throttles(client)
+    return client
 
 
 def route53_client(max_attempts: int = 5, timeout_s: float = 10.0):
-    return _session().client("route53", config=_config(max_attempts, timeout_s))
+    session = _session()
+    client = session.client("route53", config=_config(max_attempts, timeout_s))
+    rate_limit.install(client, session.get_credentials())
+    observe_throttles(client)
+    return client

@@ -25,11 +25,14 @@ def _root() -> None:
 def _register() -> None:
     # One line per command module; each module defines register(app).
     from services.cli import (  # noqa: F401 - imported for registration
+        dns_cmd,
         emulator_cmd,
+        planner_cmd,
+        timeline_cmd,
         up_cmd,
     )
 
-    for module in (emulator_cmd, up_cmd):
+    for module in (dns_cmd, emulator_cmd, planner_cmd, timeline_cmd, up_cmd):
         module.register(app)
 
 

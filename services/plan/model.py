@@ -38,13 +38,18 @@ class _Frozen(BaseModel):
 
 
 class Target(_Frozen):
-    """One load balancer behind an endpoint, with its share of traffic as a Route 53 weight."""
+    """One load balancer behind an endpoint, with its share of traffic as a Route 53 weight.
+
+    `capacity` is the LB's capacity when the plan was made (0 when unknown): it lets the
+    planner's safety check compare two plans' serving capacity without any other state.
+    """
 
     lb_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
     az: str = Field(min_length=1, max_length=32)
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
     weight: int = Field(ge=0, le=255)
+    capacity: int = Field(default=0, ge=0)
 
     @field_validator("ipv4")
     @classmethod

@@ -1,0 +1,900 @@
+"""The enactor's protocol: one endpoint's machine, as a pure function from observations to requests.
+
+Rules for this file:
+- Every decision of the enactor protocol is made here and nowhere else: whether a plan is worth
+  working on, the lock, the tree, the batches and their order, the flip, the clean-up, the guard,
+  backoff, what a rejection means. The runner (enactor/runner.py) and the model checker only
+  carry out the requests this module returns and feed back what happened.
+- No I/O, no clock, no randomness. Time arrives inside observations (`now`, epoch seconds);
+  jitter is the caller's (a Sleep says "at most this long, jittered"); fresh tree ids are derived
+  from the state, or supplied by the caller with the zone listing.
+- The state is a small frozen, hashable value, so the model checker can hash it. It keeps facts
+  derived from Route 53 (the lock and applied-version records last seen, the applied version,
+  the tree in hand), never a copy of the zone.
+- The machine does not know which enactor it is beyond its id in the settings, nor how many
+  others exist: it only ever learns about them through the zone.
+
+Theory of operation
+===================
+
+One machine per endpoint (one hosted zone, one `_lock.<endpoint>` record). At any moment the
+machine has exactly one outstanding request (`request_of(state)`):
+
+    ReadNewestPlan -> PlanRead        ListRecords -> RecordsListed
+    SubmitBatch -> BatchAccepted | BatchRejected     AwaitInsync -> Insync
+    Sleep -> Woke                     any request -> RequestFailed (transport) | Frozen (kill switch)
+
+The machine has a *task* and a *phase* (what it waits for):
+
+    task IDLE:     PLAN --PlanRead(newer valid plan)--> task WORK, LIST
+                   PLAN --PlanRead(nothing new / invalid)--> SLEEP(poll) --Woke--> PLAN
+    task WORK:     LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
+                   LIST --lock held by another--> SLEEP(backoff) --Woke--> LIST   (lock_lost)
+                   LIST --lock free/ours/expired--> BATCH(build 1) .. BATCH(build n)
+                        [--> INSYNC]  --> BATCH(flip)  --accepted--> task CLEANUP, LIST
+    task CLEANUP:  LIST --nothing to delete--> task IDLE, PLAN
+                   LIST --lock held--> SLEEP(backoff) --Woke--> LIST
+                   LIST --> BATCH(cleanup 1) .. BATCH(cleanup m) --accepted--> task IDLE, PLAN
+    rejection of any batch ends the unit: backoff and LIST again (WORK), or give up (CLEANUP).
+
+A *unit* is the run of batches made under one acquisition of the lock. Every batch starts with
+the lock preamble: DELETE the lock record exactly as last seen + CREATE it with this enactor as
+holder, `expires` = now + lock_ttl_s and the counter + 1 (CREATE alone when there is no lock).
+Route 53 applies a batch all or nothing and a DELETE must match exactly, so a batch fails whole
+if anyone wrote the lock since we read it. The last batch of a unit writes the lock back
+already expired (expires = now): the release, which keeps the preamble rule for every batch.
+The flip and the clean-up are *separate* units (flip, release; list again, acquire, clean up,
+release), so another enactor can flip in between: the window of 20 October.
+
+The tree for plan v is built under a fresh name `t-<uuid>`: shared, content-named leaves (only
+those missing are created), interior weighted sets when more than 100 members share a name, the
+top weighted set, then the metadata pages, page 0 last. Page 0 marks the tree complete; the root
+never points at a tree before its last build batch is accepted (and, when the caller reports
+change ids, INSYNC). The flip is one batch: preamble + UPSERT root alias per record type +
+UPSERT rollback alias per type to the tree that was active (+ the guard's compare-and-swap).
+
+Two modes (settings.version_guard):
+- legacy (False), as in October 2025: "is this plan newer than the applied one" is asked once,
+  at the first listing after taking the plan, before the lock and any backoff, and never again;
+  the rollback is pointed at whatever the root points at, even a tree that no longer exists
+  (that flip fails, and is retried forever: the stuck state); clean-up deletes trees older than
+  (the plan just flipped - keep_plans) by version alone, the active tree included.
+- guarded (True): `_applied.<endpoint>` holds "version=<v> tree=<id>" and every flip and every
+  clean-up batch compare-and-swaps it (DELETE exact + CREATE). After every listing the plan in
+  hand is checked again and a stale one refused; flips go only to versions above the applied
+  one; clean-up never deletes the active tree, the rollback target or the applied tree; a
+  dangling root is healed by installing the plan in hand (version >= applied) with the rollback
+  at the newest intact other tree, or left out.
+
+Notes are the structlog events the runner logs (plan_seen, lock_attempt, lock_acquired,
+lock_lost, backoff, tree_built, flipped, flip_failed, cleanup_deleted, cleanup_aborted,
+lock_released, refused_stale, up_to_date, plan_rejected, request_failed, frozen, ...), so the
+model checker's traces and the live logs say the same thing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from enactor import layout
+from services.plan.model import EndpointPlan, Plan
+from services.route53.engine import DEFAULT_LIMITS, Limits, same_record_set
+from services.route53.records import AliasTarget, Change, RecordSet, normalise_name
+
+Purpose = Literal["build", "flip", "heal", "cleanup"]
+TREE_ID_NAMESPACE = uuid.UUID("6f1c1b0e-2f0a-4c55-9a43-5d8e0c7a1e20")
+STUCK_AFTER = 3  # consecutive failed flips after which an endpoint reads as stuck
+
+
+class ProtocolError(Exception):
+    """The caller fed an observation that does not answer the outstanding request (a caller bug)."""
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CoreSettings:
+    """Everything that shapes the protocol's decisions; one value per enactor process."""
+
+    enactor_id: str
+    version_guard: bool = True
+    keep_plans: int = 5
+    lock_ttl_s: int = 60
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 10.0
+    poll_interval_s: float = 1.0
+    record_ttl: int = 60
+    meta_page_members: int = 100
+    limits: Limits = DEFAULT_LIMITS
+
+    def __post_init__(self) -> None:
+        if not self.enactor_id or any(c.isspace() or c in '="\\' for c in self.enactor_id):
+            raise ValueError(f"enactor id {self.enactor_id!r} must be non-empty, without spaces, '=', quotes or backslashes")
+        if self.keep_plans < 1:
+            raise ValueError("keep_plans must be at least 1 (the active tree's predecessor is the rollback target)")
+        if self.lock_ttl_s < 1 or self.backoff_base_s <= 0 or self.backoff_cap_s < self.backoff_base_s:
+            raise ValueError("lock_ttl_s >= 1 and 0 < backoff_base_s <= backoff_cap_s are required")
+        if self.poll_interval_s <= 0 or self.meta_page_members < 1:
+            raise ValueError("poll_interval_s > 0 and meta_page_members >= 1 are required")
+
+    @property
+    def max_losses(self) -> int:
+        """Backoff exponent at which the cap is reached; the state never counts further (finite states)."""
+        n = 1
+        while self.backoff_base_s * 2 ** (n - 1) < self.backoff_cap_s and n < 40:
+            n += 1
+        return n
+
+
+# --- requests (machine -> caller) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadNewestPlan:
+    """Read the newest plan from the plan store (the caller may serve one read to many machines)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListRecords:
+    """List every record set of the endpoint's hosted zone (all pages, one consistent snapshot)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitBatch:
+    """One ChangeResourceRecordSets call. `changes` start with the lock preamble."""
+
+    changes: tuple[Change, ...]
+    batch_id: str
+    purpose: Purpose
+    plan_version: int
+    releases_lock: bool  # the last batch of a unit: the lock is written back already expired
+
+    @property
+    def comment(self) -> str:
+        return f"dnsctl {self.purpose} plan={self.plan_version} batch={self.batch_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitInsync:
+    """Wait until these Route 53 change ids are INSYNC (the tree has propagated) before the flip."""
+
+    change_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait at most `max_seconds`; jittered: a uniform random time in [0, max_seconds] (full jitter)."""
+
+    max_seconds: float
+    jittered: bool
+    reason: str  # "poll", "lock_lost", "flip_failed", "request_failed", "frozen", ...
+
+
+Request = ReadNewestPlan | ListRecords | SubmitBatch | AwaitInsync | Sleep
+READ_NEWEST_PLAN = ReadNewestPlan()
+LIST_RECORDS = ListRecords()
+
+
+# --- observations (caller -> machine) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidPlan:
+    """The newest plan object failed schema or checksum (services.plan.model.PlanInvalid)."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRead:
+    plan: Plan | None  # None: no plan published yet (or the newest is invalid, see `invalid`)
+    invalid: InvalidPlan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsListed:
+    records: tuple[RecordSet, ...]
+    now: float
+    fresh_tree_id: str | None = None  # "t-<hex>" to use if this listing starts a new tree
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAccepted:
+    now: float
+    change_id: str = ""  # Route 53's ChangeInfo.Id, for the INSYNC wait before the flip
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRejected:
+    messages: tuple[str, ...]
+    error_code: str  # InvalidChangeBatch, InvalidInput, ...
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Insync:
+    ok: bool
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Woke:
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    """The request could not be carried out (S3 or Route 53 unreachable, throttled, timed out).
+
+    After a SubmitBatch the outcome is unknown: the machine lists again before deciding anything.
+    """
+
+    error: str
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Frozen:
+    """The kill switch is on: whatever was asked, nothing may be applied."""
+
+    reason: str
+    now: float
+
+
+Observation = PlanRead | RecordsListed | BatchAccepted | BatchRejected | Insync | Woke | RequestFailed | Frozen
+
+
+# --- notes (the events the runner logs) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    event: str
+    fields: tuple[tuple[str, Any], ...]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return next((v for k, v in self.fields if k == key), default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+
+# --- state ----------------------------------------------------------------------------------
+
+
+class Phase(StrEnum):
+    PLAN = "plan"  # waiting for PlanRead
+    LIST = "list"  # waiting for RecordsListed
+    BATCH = "batch"  # waiting for BatchAccepted / BatchRejected
+    INSYNC = "insync"  # waiting for Insync
+    SLEEP = "sleep"  # waiting for Woke
+
+
+class Task(StrEnum):
+    IDLE = "idle"
+    WORK = "work"  # build the plan's tree and flip to it
+    CLEANUP = "cleanup"  # delete old trees after a flip
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInHand:
+    version: int
+    endpoint: EndpointPlan
+
+
+@dataclass(frozen=True, slots=True)
+class TreeInHand:
+    tree_id: str
+    version: int
+    created: int  # epoch seconds, written into the metadata
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A batch of the current unit before its lock preamble (which needs the time of submission)."""
+
+    purpose: Purpose
+    changes: tuple[Change, ...]
+    cas: RecordSet | None  # guarded: the applied-version record to CREATE after DELETE of the seen one
+    info: tuple[tuple[str, Any], ...] = ()  # fields for the note logged when it is accepted
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointState:
+    endpoint: str  # normalised, with the trailing dot
+    zone_id: str  # bare hosted zone id ("Z123..."), used in alias targets
+    phase: Phase = Phase.PLAN
+    task: Task = Task.IDLE
+    plan: PlanInHand | None = None
+    done_version: int = 0  # newest version this machine applied or found applied
+    applied_version: int = 0  # the endpoint's applied version as last seen (0: none)
+    checked: bool = False  # legacy: the one freshness check for the plan in hand is done
+    tree: TreeInHand | None = None
+    lock: RecordSet | None = None  # the lock record as last seen or written
+    applied: RecordSet | None = None  # the applied-version record as last seen or written
+    unit: tuple[Planned, ...] = ()  # batches of the current unit still to be accepted ([0] in flight)
+    inflight: SubmitBatch | None = None
+    acquired: bool = False  # a batch of the current unit was accepted: we hold the lock
+    unsynced: tuple[str, ...] = ()  # change ids of build batches not yet known INSYNC
+    losses: int = 0  # consecutive failures, capped at settings.max_losses (the backoff exponent)
+    flip_failures: int = 0  # consecutive failed flips, capped at STUCK_AFTER
+    nap: Sleep | None = None
+    rejected: str | None = None  # key of the last plan rejected (logged once)
+    frozen: bool = False
+
+    @property
+    def stuck(self) -> bool:
+        return self.flip_failures >= STUCK_AFTER
+
+    @property
+    def lock_value(self) -> layout.LockValue | None:
+        return layout.LockValue.parse(" ".join(self.lock.values)) if self.lock else None
+
+
+def start(endpoint: str, zone_id: str) -> tuple[EndpointState, Request]:
+    """A fresh machine for `endpoint` (whose hosted zone has id `zone_id`) and its first request."""
+    state = EndpointState(endpoint=normalise_name(endpoint), zone_id=zone_id.rsplit("/", 1)[-1])
+    return state, request_of(state)
+
+
+def request_of(state: EndpointState) -> Request:
+    """The machine's outstanding request; a pure function of the state."""
+    if state.phase is Phase.PLAN:
+        return READ_NEWEST_PLAN
+    if state.phase is Phase.LIST:
+        return LIST_RECORDS
+    if state.phase is Phase.BATCH:
+        assert state.inflight is not None
+        return state.inflight
+    if state.phase is Phase.INSYNC:
+        return AwaitInsync(state.unsynced)
+    assert state.nap is not None
+    return state.nap
+
+
+def step(settings: CoreSettings, state: EndpointState, obs: Observation) -> tuple[EndpointState, Request, tuple[Note, ...]]:
+    """Feed one observation; get the next state, its outstanding request and the notes to log."""
+    notes: list[Note] = []
+    if isinstance(obs, Frozen):
+        new = _on_frozen(settings, state, obs, notes)
+    elif isinstance(obs, RequestFailed):
+        new = _on_failed(settings, state, obs, notes)
+    else:
+        expected = _ANSWERS[state.phase]
+        if not isinstance(obs, expected):
+            raise ProtocolError(f"{type(obs).__name__} does not answer {type(request_of(state)).__name__}")
+        new = _HANDLERS[type(obs)](settings, state, obs, notes)
+    return new, request_of(new), tuple(notes)
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def _on_plan(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note]) -> EndpointState:
+    if st.frozen:
+        st = replace(st, frozen=False)
+        notes.append(_note(st, "unfrozen"))
+    if obs.invalid is not None:
+        if st.rejected != obs.invalid.key:
+            st = replace(st, rejected=obs.invalid.key)
+            notes.append(_note(st, "plan_rejected", key=obs.invalid.key, reason=obs.invalid.reason))
+        return _poll(s, st)
+    plan = obs.plan
+    if plan is None or plan.version <= st.done_version:
+        return _poll(s, st)
+    ep = plan.endpoint(st.endpoint)
+    if ep is None:
+        return _poll(s, st)
+    if not ep.targets:
+        # An endpoint without load balancers would answer nothing: keep what is there.
+        key = f"plan {plan.version} endpoint {ep.name}"
+        if st.rejected != key:
+            st = replace(st, rejected=key)
+            notes.append(_note(st, "plan_rejected", key=key, reason="the endpoint has no load balancers"))
+        return _poll(s, st)
+    st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, phase=Phase.LIST, checked=False, unit=())
+    notes.append(_note(st, "plan_seen", done_version=st.done_version))
+    return st
+
+
+# --- listing: the freshness check, the lock, then the unit's batches --------------------------
+
+
+def _on_listed(s: CoreSettings, st: EndpointState, obs: RecordsListed, notes: list[Note]) -> EndpointState:
+    zone = layout.read_endpoint(st.endpoint, obs.records)
+    st = replace(st, lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
+    if st.task is Task.WORK:
+        return _work(s, st, zone, obs, notes)
+    return _cleanup(s, st, zone, obs, notes)
+
+
+def _applied_version(s: CoreSettings, zone: layout.EndpointZone) -> int | None:
+    # Legacy knows only what the root serves; the guard trusts its own record first.
+    return zone.applied_version() if s.version_guard else zone.active_version
+
+
+def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: RecordsListed, notes: list[Note]) -> EndpointState:
+    assert st.plan is not None
+    v, applied = st.plan.version, st.applied_version
+    heal = False
+    if not s.version_guard:
+        if not st.checked:
+            st = replace(st, checked=True)
+            if v <= applied:
+                return _drop_plan(s, st, notes)
+    else:
+        heal = zone.dangling
+        if not (v >= applied if heal else v > applied):
+            return _drop_plan(s, st, notes)
+    lock = _lock_verdict(s, zone, obs.now)
+    if lock == "held":
+        held = zone.lock_value
+        notes.append(_note(st, "lock_lost", holder=held.holder if held else None, expires=held.expires if held else None))
+        return _backoff(s, st, "lock_lost", notes)
+
+    tree = st.tree if st.tree is not None and st.tree.version == v else _new_tree(s, st, zone, obs)
+    index = {r.key: r for r in obs.records}
+    wanted = tree_records(s, st.endpoint, st.zone_id, st.plan.endpoint, tree)
+    missing = tuple(_create_or_fix(r, index) for r in wanted if not _present(r, index))
+    flip = _flip(s, st, zone, tree, heal)
+    unit = _chunk(s, st, "build", missing, None, (("tree_id", tree.tree_id),))
+    if flip is not None:
+        unit += (flip,)
+    if unit:
+        held = zone.lock_value
+        notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
+    st = replace(st, tree=tree, unit=unit, acquired=False)
+    return _next_batch(s, st, obs.now, notes)
+
+
+def _drop_plan(s: CoreSettings, st: EndpointState, notes: list[Note]) -> EndpointState:
+    assert st.plan is not None
+    v, applied = st.plan.version, st.applied_version
+    notes.append(_note(st, "refused_stale" if v < applied else "up_to_date"))
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=max(st.done_version, applied, v))
+
+
+def _lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
+    """free: no lock (CREATE); mine; expired (take over by deleting its exact value); held."""
+    if zone.lock is None:
+        return "free"
+    value = zone.lock_value
+    if value is None:
+        return "expired"  # unreadable: its exact value can still be deleted, nobody can claim it
+    if value.holder == s.enactor_id:
+        return "mine"
+    return "expired" if value.expires <= now else "held"
+
+
+def _new_tree(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: RecordsListed) -> TreeInHand:
+    assert st.plan is not None
+    tree_id = obs.fresh_tree_id
+    if tree_id is None:
+        # Deterministic yet fresh: no two successful acquisitions share a lock counter.
+        counter = (zone.lock_value.counter if zone.lock_value else 0) + 1
+        seed = f"{st.endpoint}|{st.plan.version}|{s.enactor_id}|{counter}"
+        tree_id = layout.TREE_PREFIX + uuid.uuid5(TREE_ID_NAMESPACE, seed).hex
+    if not tree_id.startswith(layout.TREE_PREFIX) or len(tree_id) > 63 or not tree_id[len(layout.TREE_PREFIX) :].isalnum():
+        raise ProtocolError(f"tree id {tree_id!r} must look like t-<hex>")
+    return TreeInHand(tree_id, st.plan.version, int(obs.now))
+
+
+def _present(record: RecordSet, index: dict) -> bool:
+    current = index.get(record.key)
+    return current is not None and same_record_set(current, record)
+
+
+def _create_or_fix(record: RecordSet, index: dict) -> Change:
+    return Change("UPSERT" if record.key in index else "CREATE", record)
+
+
+# --- the tree ---------------------------------------------------------------------------------
+
+
+def tree_records(s: CoreSettings, endpoint: str, zone_id: str, ep: EndpointPlan, tree: TreeInHand) -> tuple[RecordSet, ...]:
+    """Every record of `tree` in build order: leaves, interior sets bottom-up, top sets, metadata (page 0 last)."""
+    types = tuple(sorted(ep.record_types))
+    leaves: list[RecordSet] = []
+    members: list[layout.MetaMember] = []
+    leaf_of: dict[str, str] = {}
+    for t in sorted(ep.targets, key=lambda t: t.lb_id):
+        addresses = {"A": tuple(sorted(t.ipv4)), "AAAA": tuple(sorted(t.ipv6))}
+        leaf = layout.leaf_name(endpoint, t.lb_id, tuple(a for rt in types for a in addresses[rt]))
+        leaf_of[t.lb_id] = leaf
+        members.append(layout.MetaMember(t.lb_id, t.az, t.weight, leaf))
+        leaves += [RecordSet(leaf, rt, ttl=s.record_ttl, values=addresses[rt]) for rt in types]
+    sets: list[RecordSet] = []
+    for rt in types:
+        items = [(m.lb_id, m.weight, leaf_of[m.lb_id]) for m in members]
+        sets += weighted_sets(endpoint, zone_id, tree.tree_id, rt, items, s.limits.max_weighted_per_name_type)
+    created = datetime.fromtimestamp(tree.created, UTC).isoformat(timespec="seconds")
+    meta = layout.TreeMeta(tree.version, created, tuple(members), 1, types)
+    # A page must fit one batch beside the preamble: a quarter of the character budget leaves room.
+    pages = meta.render_paged(s.meta_page_members, s.limits.max_value_chars_per_batch // 4)
+    meta_records = [
+        RecordSet(layout.meta_page_name(endpoint, tree.tree_id, k), "TXT", ttl=s.record_ttl, values=values)
+        for k, values in enumerate(pages)
+    ]
+    return tuple(leaves + sets + meta_records[1:] + meta_records[:1])
+
+
+def weighted_sets(
+    endpoint: str, zone_id: str, tree_id: str, rtype: str, items: list[tuple[str, int, str]], fanout: int
+) -> list[RecordSet]:
+    """The weighted alias sets of one record type, bottom-up, ending with the top set at the tree name.
+
+    `items` are (set identifier, weight, target name). Over `fanout` members a level of interior
+    sets is added; an interior member's weight is its group's total, scaled to fit 255 when it
+    does not (so a load balancer's share along its path is kept up to that rounding).
+    """
+    out: list[RecordSet] = []
+    depth = 0
+    while len(items) > fanout:
+        groups = _balanced(items, fanout)
+        parents: list[tuple[str, int]] = []
+        for k, group in enumerate(groups):
+            name = layout.interior_name(endpoint, tree_id, f"{depth}-{k}")
+            out += [_member(name, rtype, sid, w, target, zone_id) for sid, w, target in group]
+            parents.append((name, sum(w for _, w, _ in group)))
+        weights = _scaled([w for _, w in parents])
+        items = [(name.split(".", 1)[0], w, name) for (name, _), w in zip(parents, weights, strict=True)]
+        depth += 1
+    top = layout.tree_name(endpoint, tree_id)
+    out += [_member(top, rtype, sid, w, target, zone_id) for sid, w, target in items]
+    return out
+
+
+def _member(name: str, rtype: str, sid: str, weight: int, target: str, zone_id: str) -> RecordSet:
+    return RecordSet(name, rtype, alias=AliasTarget(target, zone_id), set_identifier=sid, weight=weight)
+
+
+def _balanced(items: list, size: int) -> list[list]:
+    count = -(-len(items) // size)
+    base, extra = divmod(len(items), count)
+    out, i = [], 0
+    for k in range(count):
+        n = base + (1 if k < extra else 0)
+        out.append(items[i : i + n])
+        i += n
+    return out
+
+
+def _scaled(totals: list[int]) -> list[int]:
+    top = max(totals, default=0)
+    if top <= 255:
+        return list(totals)
+    return [max(1, round(255 * t / top)) if t > 0 else 0 for t in totals]
+
+
+# --- the flip ---------------------------------------------------------------------------------
+
+
+def _flip(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -> Planned | None:
+    """Root (and rollback) to `tree`; None when every root already points at it."""
+    assert st.plan is not None
+    target = layout.tree_name(st.endpoint, tree.tree_id)
+    roots = {r.type: r for r in zone.roots}
+    types = tuple(sorted(st.plan.endpoint.record_types))
+    if all(roots.get(rt) is not None and roots[rt].alias is not None and roots[rt].alias.dns_name == target for rt in types):
+        return None
+    changes: list[Change] = []
+    rollback_to: dict[str, str] = {}
+    guarded_rollback = None if not s.version_guard else _guarded_rollback(zone, tree, heal)
+    for rt in types:
+        changes.append(Change("UPSERT", RecordSet(layout.root_name(st.endpoint), rt, alias=AliasTarget(target, st.zone_id))))
+        current = roots.get(rt)
+        if not s.version_guard:
+            # October's code: the rollback follows the root, whatever the root points at now.
+            to = current.alias.dns_name if current is not None and current.alias is not None else None
+        else:
+            to = guarded_rollback.get(rt) if guarded_rollback else None
+        if to is not None and to != target:
+            rollback_to[rt] = to
+            changes.append(Change("UPSERT", RecordSet(layout.rollback_name(st.endpoint), rt, alias=AliasTarget(to, st.zone_id))))
+    cas = None
+    if s.version_guard:
+        value = layout.AppliedValue(tree.version, tree.tree_id)
+        cas = RecordSet(layout.applied_name(st.endpoint), "TXT", ttl=s.record_ttl, values=(value.render(),))
+    info = (
+        ("tree_id", tree.tree_id),
+        ("from_tree", zone.root_targets().get(types[0])),
+        ("rollback_to", tuple(sorted({layout.tree_id_of(n, st.endpoint) or n for n in rollback_to.values()}))),
+        ("healed", heal),
+    )
+    return Planned("heal" if heal else "flip", tuple(changes), cas, info)
+
+
+def _guarded_rollback(zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -> dict[str, str]:
+    """Per record type, the tree the rollback should name: the active one, or when healing the
+    newest complete tree other than the new one (no entry: leave the rollback record as it is)."""
+    if not heal:
+        out = {}
+        for rt, tid in zone.root_targets().items():
+            t = zone.tree(tid)
+            if t is not None and t.complete and tid != tree.tree_id:
+                out[rt] = layout.tree_name(zone.endpoint, tid)
+        return out
+    intact = [t for t in zone.trees if t.complete and t.tree_id != tree.tree_id and (t.version or 0) <= tree.version]
+    if not intact:
+        return {}
+    best = max(intact, key=lambda t: (t.version or 0, t.tree_id))
+    types = best.meta.record_types if best.meta and best.meta.record_types else ("A", "AAAA")
+    return {rt: layout.tree_name(zone.endpoint, best.tree_id) for rt in types}
+
+
+# --- clean-up ---------------------------------------------------------------------------------
+
+
+def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: RecordsListed, notes: list[Note]) -> EndpointState:
+    referenced = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t}
+    if s.version_guard:
+        applied = zone.applied_value
+        if applied is None:
+            notes.append(_note(st, "cleanup_skipped", reason="no applied-version record to compare-and-swap"))
+            return _finish_cleanup(st)
+        threshold = applied.version - s.keep_plans
+        protected = referenced | {applied.tree_id}
+    else:
+        assert st.plan is not None
+        # October's record cleaner: older than the plan just applied, by version alone.
+        threshold = st.plan.version - s.keep_plans
+        protected = set()
+    doomed = []
+    for t in zone.trees:
+        if t.version is not None:
+            if t.version < threshold and t.tree_id not in protected:
+                doomed.append(t)
+        elif t.tree_id not in referenced and t.tree_id not in protected:
+            doomed.append(t)  # no metadata: a build that never finished
+    if not doomed and not zone.leaves:
+        return _finish_cleanup(st)
+    doomed_ids = {t.tree_id for t in doomed}
+    used = set().union(*(t.leaves for t in zone.trees if t.tree_id not in doomed_ids))
+    leaves = [r for r in zone.leaves if r.name not in used]
+    if not doomed and not leaves:
+        return _finish_cleanup(st)
+    lock = _lock_verdict(s, zone, obs.now)
+    if lock == "held":
+        held = zone.lock_value
+        notes.append(_note(st, "lock_lost", holder=held.holder if held else None, expires=held.expires if held else None))
+        return _backoff(s, st, "lock_lost", notes)
+    versions = {t.tree_id: t.version for t in doomed}
+    changes = tuple(Change("DELETE", r) for t in doomed for r in t.records) + tuple(Change("DELETE", r) for r in leaves)
+    cas = zone.applied if s.version_guard else None
+    unit = tuple(
+        replace(p, info=_cleanup_info(p.changes, st.endpoint, versions))
+        for p in _chunk(s, st, "cleanup", changes, cas, ())
+    )
+    held = zone.lock_value
+    notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
+    return _next_batch(s, replace(st, unit=unit, acquired=False), obs.now, notes)
+
+
+def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str, int | None]) -> tuple[tuple[str, Any], ...]:
+    trees = sorted({tid for c in changes if (tid := layout.role_of(c.record.name, endpoint)[1]) is not None})
+    leaves = sorted({c.record.name for c in changes if layout.role_of(c.record.name, endpoint)[0] == "leaf"})
+    return (("trees", tuple(trees)), ("tree_versions", tuple(versions.get(t) for t in trees)), ("leaves", len(leaves)))
+
+
+def _finish_cleanup(st: EndpointState) -> EndpointState:
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False)
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def _chunk(
+    s: CoreSettings, st: EndpointState, purpose: Purpose, changes: tuple[Change, ...], cas: RecordSet | None, info
+) -> tuple[Planned, ...]:
+    """Split changes, in order, into batches that fit Route 53's limits with the preamble added."""
+    if not changes:
+        return ()
+    # Room for the preamble and the compare-and-swap, sized for the largest values they can hold
+    # (the lock seen at listing may be anyone's; later batches delete our own).
+    lock_worst = _lock_record(s, st, layout.LockValue(s.enactor_id, 10**11, 10**15))
+    reserve = [Change("DELETE", st.lock or lock_worst), Change("DELETE", lock_worst), Change("CREATE", lock_worst)]
+    if s.version_guard:
+        worst = layout.AppliedValue(10**15, layout.TREE_PREFIX + "f" * 61).render()
+        applied_worst = RecordSet(layout.applied_name(st.endpoint), "TXT", ttl=s.record_ttl, values=(worst,))
+        reserve += [Change("DELETE", st.applied or applied_worst), Change("DELETE", applied_worst), Change("CREATE", cas or applied_worst)]
+    base_n, base_c = batch_size(reserve)
+    max_n, max_c = s.limits.max_records_per_batch, s.limits.max_value_chars_per_batch
+    out: list[Planned] = []
+    current: list[Change] = []
+    n, c = base_n, base_c
+    for change in changes:
+        dn, dc = batch_size((change,))
+        if base_n + dn > max_n or base_c + dc > max_c:
+            raise ValueError(f"{change.record.name} {change.record.type} alone exceeds a change batch's limits")
+        if current and (n + dn > max_n or c + dc > max_c):
+            out.append(Planned(purpose, tuple(current), cas, info))
+            current, n, c = [], base_n, base_c
+        current.append(change)
+        n, c = n + dn, c + dc
+    out.append(Planned(purpose, tuple(current), cas, info))
+    return tuple(out)
+
+
+def batch_size(changes) -> tuple[int, int]:
+    """(ResourceRecord elements, value characters) as Route 53 counts them: UPSERT twice, an alias
+    as one element of its target name's length (the emulator's engine counts the same way)."""
+    n = c = 0
+    for change in changes:
+        r = change.record
+        dn, dc = (1, len(r.alias.dns_name)) if r.alias is not None else (len(r.values), sum(len(v) for v in r.values))
+        k = 2 if change.action == "UPSERT" else 1
+        n, c = n + dn * k, c + dc * k
+    return n, c
+
+
+def _lock_record(s: CoreSettings, st: EndpointState, value: layout.LockValue) -> RecordSet:
+    return RecordSet(layout.lock_name(st.endpoint), "TXT", ttl=s.record_ttl, values=(value.render(),))
+
+
+def _next_batch(s: CoreSettings, st: EndpointState, now: float, notes: list[Note]) -> EndpointState:
+    """Submit the unit's next batch (after the INSYNC wait for a flip), or finish the unit."""
+    if not st.unit:
+        return _unit_done(s, st, notes)
+    planned = st.unit[0]
+    if planned.purpose in ("flip", "heal") and st.unsynced:
+        return replace(st, phase=Phase.INSYNC, inflight=None)
+    seen = st.lock_value
+    counter = (seen.counter if seen else 0) + 1
+    last = len(st.unit) == 1
+    lock = _lock_record(s, st, layout.LockValue(s.enactor_id, int(now) if last else int(now) + s.lock_ttl_s, counter))
+    changes = ((Change("DELETE", st.lock),) if st.lock is not None else ()) + (Change("CREATE", lock),)
+    changes += planned.changes
+    if planned.cas is not None:
+        changes += ((Change("DELETE", st.applied),) if st.applied is not None else ()) + (Change("CREATE", planned.cas),)
+    assert st.plan is not None
+    batch = SubmitBatch(changes, f"{s.enactor_id}@{counter}", planned.purpose, st.plan.version, last)
+    return replace(st, phase=Phase.BATCH, inflight=batch)
+
+
+def _unit_done(s: CoreSettings, st: EndpointState, notes: list[Note]) -> EndpointState:
+    if st.task is Task.WORK:
+        # The flip's own unit ends here; the clean-up takes the lock again (the window of October).
+        assert st.plan is not None
+        return replace(st, task=Task.CLEANUP, phase=Phase.LIST, acquired=False, done_version=max(st.done_version, st.plan.version))
+    return _finish_cleanup(st)
+
+
+def _on_accepted(s: CoreSettings, st: EndpointState, obs: BatchAccepted, notes: list[Note]) -> EndpointState:
+    batch, planned = st.inflight, st.unit[0]
+    assert batch is not None
+    lock = next(c.record for c in batch.changes if c.action == "CREATE" and c.record.name == layout.lock_name(st.endpoint))
+    applied = next(
+        (c.record for c in batch.changes if c.action == "CREATE" and c.record.name == layout.applied_name(st.endpoint)), st.applied
+    )
+    st = replace(st, lock=lock, applied=applied, losses=0, inflight=None, unit=st.unit[1:])
+    value = st.lock_value
+    if not st.acquired:
+        notes.append(_note(st, "lock_acquired", batch_id=batch.batch_id, holder=s.enactor_id, counter=value.counter if value else None))
+        st = replace(st, acquired=True)
+    info = dict(planned.info)
+    if planned.purpose == "build":
+        if obs.change_id:
+            st = replace(st, unsynced=(*st.unsynced, obs.change_id))
+        if not st.unit or st.unit[0].purpose != "build":
+            notes.append(_note(st, "tree_built", batch_id=batch.batch_id, tree_id=info.get("tree_id")))
+    elif planned.purpose in ("flip", "heal"):
+        assert st.plan is not None
+        st = replace(st, flip_failures=0, applied_version=st.plan.version)
+        notes.append(_note(st, "flipped", batch_id=batch.batch_id, **info))
+    else:
+        notes.append(_note(st, "cleanup_deleted", batch_id=batch.batch_id, records=len(planned.changes), **info))
+    if batch.releases_lock:
+        notes.append(_note(st, "lock_released", batch_id=batch.batch_id, holder=s.enactor_id))
+    return _next_batch(s, st, obs.now, notes)
+
+
+def _on_rejected(s: CoreSettings, st: EndpointState, obs: BatchRejected, notes: list[Note]) -> EndpointState:
+    batch, planned = st.inflight, st.unit[0]
+    assert batch is not None
+    cause = rejection_cause(st.endpoint, obs.messages)
+    st = replace(st, inflight=None, unit=(), acquired=False)
+    fields = {"batch_id": batch.batch_id, "cause": cause, "error_code": obs.error_code, "messages": obs.messages[:3]}
+    if planned.purpose == "cleanup":
+        notes.append(_note(st, "cleanup_aborted", **fields))
+        return _backoff(s, st, "lock_lost", notes) if cause == "lock" else _finish_cleanup(st)
+    if cause == "lock":
+        notes.append(_note(st, "lock_lost", **fields))
+        return _backoff(s, st, "lock_lost", notes)
+    if planned.purpose in ("flip", "heal"):
+        st = replace(st, flip_failures=min(st.flip_failures + 1, STUCK_AFTER))
+        notes.append(_note(st, "flip_failed", stuck=st.stuck, **fields))
+        return _backoff(s, st, "flip_failed", notes)
+    notes.append(_note(st, "build_failed", **fields))
+    return _backoff(s, st, "build_failed", notes)
+
+
+def rejection_cause(endpoint: str, messages: tuple[str, ...]) -> str:
+    """Which record a rejection is about: "lock" (someone else wrote the lock), "applied" (the
+    guard's compare-and-swap failed) or "other" (e.g. a rollback to a missing tree)."""
+    text = " ".join(messages)
+    if f"name='{layout.lock_name(endpoint)}'" in text:
+        return "lock"
+    if f"name='{layout.applied_name(endpoint)}'" in text:
+        return "applied"
+    return "other"
+
+
+def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note]) -> EndpointState:
+    if obs.ok:
+        return _next_batch(s, replace(st, unsynced=()), obs.now, notes)
+    notes.append(_note(st, "flip_deferred", reason="tree not INSYNC", changes=len(st.unsynced)))
+    return _backoff(s, replace(st, unit=(), acquired=False), "not_insync", notes)
+
+
+# --- waiting, failures, the kill switch -------------------------------------------------------
+
+
+def _on_woke(s: CoreSettings, st: EndpointState, obs: Woke, notes: list[Note]) -> EndpointState:
+    return replace(st, nap=None, phase=Phase.PLAN if st.task is Task.IDLE else Phase.LIST)
+
+
+def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: list[Note]) -> EndpointState:
+    if st.phase is Phase.SLEEP:
+        raise ProtocolError("RequestFailed does not answer Sleep")
+    notes.append(_note(st, "request_failed", request=st.phase.value, error=obs.error))
+    # After a lost SubmitBatch the outcome is unknown: the unit ends and the next listing decides.
+    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False), "request_failed", notes)
+
+
+def _on_frozen(s: CoreSettings, st: EndpointState, obs: Frozen, notes: list[Note]) -> EndpointState:
+    if not st.frozen:
+        notes.append(_note(st, "frozen", reason=obs.reason))
+    st = replace(st, frozen=True, task=Task.IDLE, plan=None, tree=None, unit=(), inflight=None, acquired=False, checked=False)
+    return replace(st, phase=Phase.SLEEP, nap=Sleep(s.poll_interval_s, False, "frozen"))
+
+
+def _poll(s: CoreSettings, st: EndpointState) -> EndpointState:
+    return replace(st, phase=Phase.SLEEP, nap=Sleep(s.poll_interval_s, False, "poll"))
+
+
+def _backoff(s: CoreSettings, st: EndpointState, reason: str, notes: list[Note]) -> EndpointState:
+    losses = min(st.losses + 1, s.max_losses)
+    seconds = min(s.backoff_cap_s, s.backoff_base_s * 2 ** (losses - 1))
+    st = replace(st, losses=losses, phase=Phase.SLEEP, nap=Sleep(seconds, True, reason))
+    notes.append(_note(st, "backoff", max_seconds=seconds, attempt=losses, reason=reason))
+    return st
+
+
+def _note(st: EndpointState, event: str, **fields: Any) -> Note:
+    base = {"endpoint": st.endpoint.rstrip("."), "plan_version": st.plan.version if st.plan else None,
+            "applied_version": st.applied_version}
+    return Note(event, tuple({**base, **fields}.items()))
+
+
+_ANSWERS: dict[Phase, type] = {
+    Phase.PLAN: PlanRead,
+    Phase.LIST: RecordsListed,
+    Phase.BATCH: BatchAccepted | BatchRejected,
+    Phase.INSYNC: Insync,
+    Phase.SLEEP: Woke,
+}
+_HANDLERS = {
+    PlanRead: _on_plan,
+    RecordsListed: _on_listed,
+    BatchAccepted: _on_accepted,
+    BatchRejected: _on_rejected,
+    Insync: _on_insync,
+    Woke: _on_woke,
+}
+
+
+# --- reading the outcome from a zone (for the runner's status and the model checker) ----------
+
+
+def is_flip(request: Request) -> bool:
+    return isinstance(request, SubmitBatch) and request.purpose in ("flip", "heal")
+
+
+def is_cleanup(request: Request) -> bool:
+    return isinstance(request, SubmitBatch) and request.purpose == "cleanup"

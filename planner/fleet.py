@@ -1,0 +1,330 @@
+"""The fleet: the region's DNS endpoints and the load balancers behind them, as the planner sees it.
+
+A fleet is one immutable value. The planner never edits it in place: every operator request
+makes a new fleet (`with_load_balancer`, `with_capacity`, `drain_az`, ...), which is validated as
+a whole, so a bad request leaves the old fleet untouched.
+
+Where a fleet comes from:
+- the demo fleet (planner/fleets/demo.toml), modelled on the talk: us-east-1, three AZs, the
+  DynamoDB endpoints (IPv4, dual-stack, FIPS) and fifteen load balancers of mixed sizes;
+- a fleet file (TOML or YAML) of the same shape;
+- `generate_fleet(n, seed)`, which builds larger fleets (up to 1,000 LBs) for benchmarks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from services.plan.model import RecordType
+from services.stack import ENACTORS
+
+LbState = Literal["active", "draining", "retired"]
+MAX_GENERATED_LBS = 1000
+DEMO_FLEET_PATH = Path(__file__).with_name("fleets") / "demo.toml"
+DEMO_REGION = "us-east-1"
+DEMO_AZS = tuple(az for _, az, _ in ENACTORS)
+
+
+class FleetError(ValueError):
+    """A fleet (or a change to one) is inconsistent. `errors` are (field path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]], source: str = "fleet"):
+        self.errors = errors
+        self.source = source
+        super().__init__(
+            f"{source} is invalid: " + "; ".join(f"{loc or '<root>'}: {msg}" for loc, msg in errors)
+        )
+
+
+class NotInFleet(LookupError):
+    """A request names a load balancer or AZ the fleet does not have."""
+
+
+class _Inconsistent(ValueError):
+    """Raised inside the model validator; carries field paths out through pydantic's error ctx."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{loc}: {msg}" for loc, msg in errors))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Endpoint(_Frozen):
+    """One DNS name customers use; it lives in its own hosted zone (by default, the name itself)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    hosted_zone: str = ""
+    record_types: tuple[RecordType, ...] = Field(min_length=1)
+
+    @field_validator("name", "hosted_zone")
+    @classmethod
+    def _dns_name(cls, v: str) -> str:
+        return v.lower().rstrip(".")
+
+    @field_validator("record_types")
+    @classmethod
+    def _distinct(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("record types must be distinct")
+        return tuple(sorted(v))
+
+    @model_validator(mode="after")
+    def _zone(self) -> Endpoint:
+        if not self.hosted_zone:
+            object.__setattr__(self, "hosted_zone", self.name)
+        elif self.name != self.hosted_zone and not self.name.endswith("." + self.hosted_zone):
+            raise ValueError(f"endpoint {self.name} is not inside its hosted zone {self.hosted_zone}")
+        return self
+
+
+class LoadBalancer(_Frozen):
+    """A load balancer serving one endpoint from one AZ. Capacity is in arbitrary units (think rps)."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    az: str = Field(min_length=1, max_length=32)
+    endpoint: str = Field(min_length=1, max_length=200)
+    ipv4: tuple[str, ...] = ()
+    ipv6: tuple[str, ...] = ()
+    capacity: int = Field(ge=0, le=10_000_000)
+    state: LbState = "active"
+
+    @field_validator("endpoint")
+    @classmethod
+    def _dns_name(cls, v: str) -> str:
+        return v.lower().rstrip(".")
+
+    @field_validator("ipv4")
+    @classmethod
+    def _v4(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(ipaddress.IPv4Address(a)) for a in v)
+
+    @field_validator("ipv6")
+    @classmethod
+    def _v6(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(ipaddress.IPv6Address(a)) for a in v)
+
+
+class Fleet(_Frozen):
+    region: str = Field(min_length=1, max_length=32)
+    azs: tuple[str, ...] = Field(min_length=1)
+    drained_azs: tuple[str, ...] = ()
+    endpoints: tuple[Endpoint, ...] = Field(min_length=1)
+    load_balancers: tuple[LoadBalancer, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Fleet:
+        errors = _consistency_errors(self)
+        if errors:
+            raise _Inconsistent(errors)
+        return self
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def lb(self, lb_id: str) -> LoadBalancer | None:
+        return next((b for b in self.load_balancers if b.id == lb_id), None)
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        name = name.lower().rstrip(".")
+        return next((e for e in self.endpoints if e.name == name), None)
+
+    def lbs_of(self, endpoint: str) -> tuple[LoadBalancer, ...]:
+        return tuple(b for b in self.load_balancers if b.endpoint == endpoint)
+
+    def serving(self, lb: LoadBalancer) -> bool:
+        """Whether the LB should take traffic: active, with capacity, in an AZ that is not drained."""
+        return lb.state == "active" and lb.capacity > 0 and lb.az not in self.drained_azs
+
+    # -- changes (each returns a new, validated fleet) --------------------------------------
+
+    def with_load_balancer(self, lb: LoadBalancer) -> Fleet:
+        if self.lb(lb.id) is not None:
+            raise FleetError([("id", f"load balancer {lb.id} already exists")])
+        return self._replace(load_balancers=(*self.load_balancers, lb))
+
+    def without_load_balancer(self, lb_id: str) -> Fleet:
+        self._require_lb(lb_id)
+        return self._replace(load_balancers=tuple(b for b in self.load_balancers if b.id != lb_id))
+
+    def with_lb_update(
+        self, lb_id: str, *, capacity: int | None = None, state: LbState | None = None
+    ) -> Fleet:
+        lb = self._require_lb(lb_id)
+        changes: dict[str, Any] = {}
+        if capacity is not None:
+            changes["capacity"] = capacity
+        if state is not None:
+            changes["state"] = state
+        updated = {**lb.model_dump(mode="json"), **changes}
+        return self._replace(load_balancers=[updated if b.id == lb_id else b for b in self.load_balancers])
+
+    def drain_az(self, az: str) -> Fleet:
+        self._require_az(az)
+        return self._replace(drained_azs=tuple(sorted({*self.drained_azs, az})))
+
+    def undrain_az(self, az: str) -> Fleet:
+        self._require_az(az)
+        return self._replace(drained_azs=tuple(a for a in self.drained_azs if a != az))
+
+    def _replace(self, **fields: Any) -> Fleet:
+        return validate_fleet({**self.model_dump(mode="json"), **_dump(fields)})
+
+    def _require_lb(self, lb_id: str) -> LoadBalancer:
+        lb = self.lb(lb_id)
+        if lb is None:
+            raise NotInFleet(f"no load balancer {lb_id!r} in the fleet")
+        return lb
+
+    def _require_az(self, az: str) -> None:
+        if az not in self.azs:
+            raise NotInFleet(f"no AZ {az!r} in the fleet (AZs: {', '.join(self.azs)})")
+
+
+def _dump(fields: dict[str, Any]) -> dict[str, Any]:
+    """Plain data for re-validation: models inside the given sequences become dicts."""
+    return {
+        k: [x.model_dump(mode="json") if isinstance(x, BaseModel) else x for x in v]
+        for k, v in fields.items()
+    }
+
+
+def _consistency_errors(fleet: Fleet) -> list[tuple[str, str]]:
+    """Cross-field rules pydantic cannot express per field; each error names where it is."""
+    errors: list[tuple[str, str]] = []
+    if len(set(fleet.azs)) != len(fleet.azs):
+        errors.append(("azs", "AZs must be distinct"))
+    for az in fleet.drained_azs:
+        if az not in fleet.azs:
+            errors.append(("drained_azs", f"{az} is not one of the fleet's AZs"))
+    names = [e.name for e in fleet.endpoints]
+    if len(set(names)) != len(names):
+        errors.append(("endpoints", "endpoint names must be distinct"))
+    endpoints = {e.name: e for e in fleet.endpoints}
+    seen_ids: set[str] = set()
+    for i, lb in enumerate(fleet.load_balancers):
+        where = f"load_balancers.{i}"
+        if lb.id in seen_ids:
+            errors.append((f"{where}.id", f"duplicate load balancer id {lb.id}"))
+        seen_ids.add(lb.id)
+        if lb.az not in fleet.azs:
+            errors.append((f"{where}.az", f"{lb.id}: AZ {lb.az} is not one of {', '.join(fleet.azs)}"))
+        ep = endpoints.get(lb.endpoint)
+        if ep is None:
+            errors.append((f"{where}.endpoint", f"{lb.id}: unknown endpoint {lb.endpoint}"))
+            continue
+        if "A" in ep.record_types and not lb.ipv4:
+            errors.append(
+                (f"{where}.ipv4", f"{lb.id}: endpoint {ep.name} serves A records, so it needs IPv4 addresses")
+            )
+        if "AAAA" in ep.record_types and not lb.ipv6:
+            errors.append(
+                (
+                    f"{where}.ipv6",
+                    f"{lb.id}: endpoint {ep.name} serves AAAA records, so it needs IPv6 addresses",
+                )
+            )
+    return errors
+
+
+def validate_fleet(data: Any, source: str = "fleet") -> Fleet:
+    """Build a fleet from plain data; any defect raises FleetError with field paths."""
+    try:
+        return Fleet.model_validate(data)
+    except ValidationError as exc:
+        errors: list[tuple[str, str]] = []
+        for e in exc.errors():
+            cause = (e.get("ctx") or {}).get("error")
+            if isinstance(cause, _Inconsistent):
+                errors += cause.errors
+            else:
+                errors.append((".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, ")))
+        raise FleetError(errors, source) from exc
+
+
+def load_fleet_file(path: Path | str) -> Fleet:
+    """Read a fleet from a .toml, .yaml or .yml file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise FleetError([("", f"cannot read it: {exc.strerror or exc}")], str(path)) from exc
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise FleetError([("", "unknown format: use a .toml, .yaml or .yml file")], str(path))
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise FleetError([("", f"not valid {path.suffix[1:].upper()}: {exc}")], str(path)) from exc
+    if not isinstance(data, dict):
+        raise FleetError(
+            [("", "the file must hold a mapping (region, azs, endpoints, load_balancers)")], str(path)
+        )
+    return validate_fleet(data, str(path))
+
+
+def demo_fleet() -> Fleet:
+    return load_fleet_file(DEMO_FLEET_PATH)
+
+
+# The generator reuses the demo's region, AZs and endpoints; only the load balancers multiply.
+_ENDPOINT_SHARE = (0.5, 0.35, 0.15)
+_AZ_SHARE = (0.4, 0.4, 0.2)
+_SIZES = (500, 1000, 2000, 4000, 8000)
+
+
+def generate_fleet(n: int, seed: int = 0) -> Fleet:
+    """A fleet of `n` load balancers (3..1000) spread over the demo's endpoints and AZs.
+
+    The same (n, seed) always gives the same fleet. Every endpoint has at least one LB in every
+    AZ once n allows it, so draining one AZ never empties an endpoint.
+    """
+    if not 3 <= n <= MAX_GENERATED_LBS:
+        raise FleetError([("lbs", f"must be between 3 and {MAX_GENERATED_LBS}, got {n}")], "generated fleet")
+    base = demo_fleet()
+    rng = random.Random(seed)
+    counts = _apportion(n, _ENDPOINT_SHARE)
+    lbs: list[dict[str, Any]] = []
+    for e_idx, (endpoint, count) in enumerate(zip(base.endpoints, counts, strict=True)):
+        per_az = _apportion(count, _AZ_SHARE)
+        for az, az_count in zip(base.azs, per_az, strict=True):
+            for k in range(az_count):
+                g = len(lbs)
+                lb: dict[str, Any] = {
+                    "id": f"gen-{e_idx}-{az}-{k:03d}",
+                    "az": az,
+                    "endpoint": endpoint.name,
+                    # Two addresses per LB from 10.64.0.0/16 and 2001:db8:0:a::/64, unique per LB.
+                    "ipv4": [str(ipaddress.IPv4Address(0x0A400000 + g * 2 + j)) for j in (0, 1)],
+                    "capacity": rng.choice(_SIZES),
+                }
+                if "AAAA" in endpoint.record_types:
+                    lb["ipv6"] = [
+                        str(ipaddress.IPv6Address((0x20010DB8 << 96) + (0xA << 64) + g * 2 + j))
+                        for j in (0, 1)
+                    ]
+                lbs.append(lb)
+    return validate_fleet({**base.model_dump(mode="json"), "load_balancers": lbs}, f"generated fleet of {n}")
+
+
+def _apportion(total: int, shares: tuple[float, ...]) -> list[int]:
+    """Split `total` by `shares`, every part at least 1 when total allows, summing exactly to total."""
+    parts = [max(1 if total >= len(shares) else 0, int(total * s)) for s in shares]
+    i = 0
+    while sum(parts) < total:
+        parts[i % len(parts)] += 1
+        i += 1
+    while sum(parts) > total:
+        j = max(range(len(parts)), key=lambda x: parts[x])
+        parts[j] -= 1
+    return parts

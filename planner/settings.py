@@ -1,0 +1,54 @@
+"""The planner's configuration: one settings object, from the environment and CLI flags.
+
+The plan store's bucket and region come from DNSCTL_BUCKET and DNSCTL_REGION (shared with the
+enactors); the planner's own settings from DNSCTL_PLANNER_<NAME>. Flags given to `dnsctl planner` override the environment. The API token is not a setting: it is
+read through services.auth so it never appears in a settings dump or a log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from planner.fleet import MAX_GENERATED_LBS
+from planner.planning import DEFAULT_MAX_CAPACITY_DROP
+from services.stack import DEFAULT_BUCKET, DEFAULT_REGION, Ports
+
+
+class PlannerSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DNSCTL_PLANNER_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    bucket: str = Field(
+        DEFAULT_BUCKET,
+        min_length=3,
+        max_length=63,
+        validation_alias=AliasChoices("bucket", "DNSCTL_BUCKET"),
+        description="S3 bucket of the plan store",
+    )
+    region: str = Field(
+        DEFAULT_REGION,
+        validation_alias=AliasChoices("region", "DNSCTL_REGION"),
+        description="Region whose plans this planner writes",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(Ports().planner, ge=1, le=65535)
+    plan_interval: float = Field(30.0, gt=0, description="Seconds between scheduled plans")
+    fleet_file: Path | None = Field(None, description="TOML or YAML fleet file; default: the demo fleet")
+    lbs: int | None = Field(None, ge=3, le=MAX_GENERATED_LBS, description="Generate a fleet of this many LBs")
+    seed: int = Field(0, description="Seed of the generated fleet and of the simulated traffic drift")
+    drift: float = Field(0.02, ge=0, le=0.2, description="Largest relative weight change per scheduled plan")
+    drift_bound: float = Field(
+        0.10, ge=0, le=0.5, description="How far drift may move an LB from its capacity share"
+    )
+    max_capacity_drop: float = Field(DEFAULT_MAX_CAPACITY_DROP, gt=0, le=1)
+    planner_id: str = Field("planner", description="Names this planner in logs and freeze markers")
+
+    @model_validator(mode="after")
+    def _one_fleet_source(self) -> PlannerSettings:
+        if self.fleet_file is not None and self.lbs is not None:
+            raise ValueError("give either a fleet file or --lbs, not both")
+        return self

@@ -1,0 +1,211 @@
+"""When each alarm's condition holds, from what the prober observed. Pure: observations and a
+timestamp in, conditions out; the little memory the rules need (consecutive empty probes, the
+highest plan version seen, since when an endpoint lags) lives in `Rules`.
+
+- RootAliasDangling: from Route 53 (the control API, never from DNS answers): a root alias of
+  the endpoint names a record that does not exist.
+- EnactorStuck: an enactor's /status says `stuck` (overall or for an endpoint), or an endpoint's
+  consecutive flip failures reached `stuck_after`.
+- StalePlanApplied: the plan version behind the endpoint's root (its tree's metadata) went below
+  the highest one this prober has seen, and the endpoint's `_applied` record does not say an
+  operator restored it (a `restore=` or `operator=` field), nor has an operator acknowledged it
+  through the API. It clears when the version is back at or above that mark.
+- EndpointEmpty: `empty_after` probes in a row answered with zero addresses (NOERROR or
+  NXDOMAIN) for a record type the root serves; it clears after `clear_after` probes in a row
+  with addresses. Timeouts and SERVFAIL say nothing either way.
+- PlanLagHigh: the newest published plan is `lag_versions` or more ahead of the endpoint's
+  applied version, or has been ahead at all for `lag_seconds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.dns.explain import EndpointView
+from services.prober.alarms import Condition
+from services.prober.sources import EnactorStatus, PlannerStatus
+
+RESTORE_FIELDS = ("restore", "operator", "restored_by")
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    stuck_after: int = 3
+    empty_after: int = 2
+    clear_after: int = 5
+    lag_versions: int = 5
+    lag_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One DNS question about an endpoint and what came back (rcode None: no answer in time)."""
+
+    endpoint: str
+    record_type: str
+    rcode: str | None
+    addresses: int
+    seconds: float
+
+
+def endpoint_key(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+@dataclass
+class Rules:
+    settings: RuleSettings = field(default_factory=RuleSettings)
+    _empty_run: dict[str, int] = field(default_factory=dict)
+    _full_run: dict[str, int] = field(default_factory=dict)
+    _empty_active: set[str] = field(default_factory=set)
+    _highest: dict[str, int] = field(default_factory=dict)
+    _lag_since: dict[str, float] = field(default_factory=dict)
+    _last_applied: dict[str, int] = field(default_factory=dict)
+
+    # -- Route 53 --------------------------------------------------------------------------------
+
+    def dangling(self, views: list[EndpointView]) -> dict[str, Condition]:
+        out = {}
+        for v in views:
+            missing = v.dangling
+            if missing:
+                trees = sorted({a.tree_id or a.target or "" for a in missing})
+                applied = f", _applied says plan {v.applied.version}" if v.applied else ""
+                out[endpoint_key(v.endpoint)] = Condition(
+                    detail=f"root {'/'.join(a.record_type for a in missing)} alias -> {', '.join(trees)}, which does not "
+                    f"exist: DNS answers NOERROR with zero addresses{applied}",
+                    facts=(("missing_tree", trees[0] if len(trees) == 1 else trees),),
+                )
+        return out
+
+    def acknowledge_restore(self, endpoint: str) -> None:
+        """An operator says the lower version is intended: it becomes the new mark."""
+        self._highest.pop(endpoint_key(endpoint), None)
+
+    def stale(self, views: list[EndpointView]) -> dict[str, Condition]:
+        out = {}
+        for v in views:
+            key = endpoint_key(v.endpoint)
+            version = v.active_version
+            if version is None:
+                continue
+            if _operator_restored(v):
+                self._highest[key] = version
+                continue
+            high = self._highest.get(key)
+            if high is None or version >= high:
+                self._highest[key] = version
+                continue
+            tree = v.active.tree_id if v.active else "?"
+            out[key] = Condition(
+                detail=f"applied plan went down from {high} to {version} (root -> {tree}) without an operator restore",
+                facts=(("applied_version", version), ("highest_version", high)),
+            )
+        return out
+
+    # -- DNS probes -----------------------------------------------------------------------------
+
+    def empty(self, probes: list[ProbeResult], served_types: dict[str, tuple[str, ...]]) -> tuple[dict[str, Condition], set[str]]:
+        """(conditions, endpoints evaluated). `served_types`: endpoint -> the root's record types."""
+        by_endpoint: dict[str, list[ProbeResult]] = {}
+        for p in probes:
+            by_endpoint.setdefault(endpoint_key(p.endpoint), []).append(p)
+        evaluated: set[str] = set()
+        for ep, results in by_endpoint.items():
+            types = served_types.get(ep, ())
+            known = [r for r in results if r.rcode in ("NOERROR", "NXDOMAIN") and r.record_type in types]
+            if not known:
+                continue
+            evaluated.add(ep)
+            empty = [r for r in known if r.addresses == 0]
+            if empty:
+                self._empty_run[ep] = self._empty_run.get(ep, 0) + 1
+                self._full_run[ep] = 0
+            else:
+                self._full_run[ep] = self._full_run.get(ep, 0) + 1
+                self._empty_run[ep] = 0
+            if ep in self._empty_active:
+                if self._full_run[ep] >= self.settings.clear_after:
+                    self._empty_active.discard(ep)
+            elif self._empty_run[ep] >= self.settings.empty_after:
+                self._empty_active.add(ep)
+        out = {}
+        for ep in self._empty_active:
+            types = "/".join(served_types.get(ep, ()))
+            out[ep] = Condition(detail=f"DNS returns zero addresses for {ep} ({types}) over {self._empty_run.get(ep, 0)} probes in a row")
+        return out, evaluated
+
+    # -- enactors and planner ------------------------------------------------------------------
+
+    def stuck(self, statuses: list[EnactorStatus]) -> tuple[dict[str, Condition], set[str]]:
+        out: dict[str, Condition] = {}
+        evaluated = set()
+        for s in statuses:
+            if not s.reachable:
+                continue
+            evaluated.add(s.enactor)
+            stuck_eps = [
+                e for e in s.endpoints if e.state == "stuck" or e.flip_failures >= self.settings.stuck_after
+            ]
+            if s.state != "stuck" and not stuck_eps:
+                continue
+            parts = [
+                f"{e.endpoint}: flip of plan {e.plan_version if e.plan_version is not None else '?'} failed "
+                f"{e.flip_failures} times in a row" + (f" ({e.last_error})" if e.last_error else "")
+                for e in stuck_eps
+            ]
+            out[s.enactor] = Condition(
+                detail=f"{s.enactor} is stuck" + (": " + "; ".join(parts) if parts else f" (state {s.state})"),
+                endpoints=tuple(e.endpoint for e in stuck_eps),
+                facts=(("flip_failures", max((e.flip_failures for e in stuck_eps), default=0)),),
+            )
+        return out, evaluated
+
+    def applied_version(self, view: EndpointView | None, endpoint: str, statuses: list[EnactorStatus]) -> int | None:
+        """The best knowledge of an endpoint's applied version: Route 53 first, then the enactors."""
+        candidates = []
+        if view is not None:
+            if view.applied is not None:
+                candidates.append(view.applied.version)
+            if view.active_version is not None:
+                candidates.append(view.active_version)
+        for s in statuses:
+            e = s.endpoint(endpoint) if s.reachable else None
+            if e is not None and e.applied_version is not None:
+                candidates.append(e.applied_version)
+        key = endpoint_key(endpoint)
+        if candidates:
+            self._last_applied[key] = max(candidates)
+        return self._last_applied.get(key)
+
+    def lag(
+        self, planner: PlannerStatus | None, views: list[EndpointView], statuses: list[EnactorStatus], now: float
+    ) -> tuple[dict[str, Condition], set[str]] | None:
+        """None when the planner cannot be read (PlanLagHigh keeps its state)."""
+        if planner is None or not planner.reachable or planner.newest_version is None:
+            return None
+        out: dict[str, Condition] = {}
+        evaluated = set()
+        for v in views:
+            key = endpoint_key(v.endpoint)
+            applied = self.applied_version(v, key, statuses)
+            if applied is None:
+                continue
+            evaluated.add(key)
+            behind = planner.newest_version - applied
+            if behind <= 0:
+                self._lag_since.pop(key, None)
+                continue
+            since = self._lag_since.setdefault(key, now)
+            if behind >= self.settings.lag_versions or now - since >= self.settings.lag_seconds:
+                out[key] = Condition(
+                    detail=f"applied plan {applied} is {behind} behind the newest plan {planner.newest_version} "
+                    f"(behind for {now - since:.0f}s)",
+                    facts=(("applied_version", applied), ("newest_version", planner.newest_version), ("lag", behind)),
+                )
+        return out, evaluated
+
+
+def _operator_restored(view: EndpointView) -> bool:
+    # AppliedValue keeps version and tree only; an operator's restore marks the record itself.
+    return any(f in view.applied_fields for f in RESTORE_FIELDS)

@@ -1,0 +1,211 @@
+"""The DNS server as a real process over real UDP and TCP, serving zones built in the emulator."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from collections import Counter
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from services.dns.loadgen import encode_query, run_udp
+from tests.dns.conftest import WEIGHTS, Served
+from tests.dns.dnsproc import wait_for
+from tests.dns.trees import HandZone, a_fleet
+
+DIG = shutil.which("dig")
+needs_dig = pytest.mark.skipif(DIG is None, reason="dig is not installed (Debian package bind9-dnsutils; .ci/run installs it)")
+
+
+def dig(served: Served, *args: str) -> str:
+    assert DIG is not None
+    out = subprocess.run(
+        [DIG, "@127.0.0.1", "-p", str(served.dns.port), "+time=2", "+tries=1", *args],
+        capture_output=True, text=True, timeout=10, check=True,
+    )
+    return out.stdout
+
+
+def test_a_and_aaaa_answers_match_the_records_over_udp_and_tcp(served: Served) -> None:
+    v4 = {a for lb in served.lbs for a in lb.ipv4}
+    v6 = {a for lb in served.lbs for a in lb.ipv6}
+    for tcp in (False, True):
+        a = served.dns.query(served.stable.endpoint, "A", tcp=tcp)
+        assert a.rcode() == dns.rcode.NOERROR and a.flags & dns.flags.AA
+        (rrset,) = a.answer
+        addresses = {r.to_text() for r in rrset}
+        assert len(addresses) == 2 and addresses <= v4
+        # Both addresses of one load balancer: one weighted member answers, whole.
+        assert any(addresses == set(lb.ipv4) for lb in served.lbs)
+        assert rrset.ttl == 60 and rrset.name.to_text() == served.stable.endpoint
+        aaaa = served.dns.query(served.stable.endpoint, "AAAA", tcp=tcp)
+        got6 = {r.to_text() for rrset in aaaa.answer for r in rrset}
+        assert got6 and got6 <= v6 and any(got6 == set(lb.ipv6) for lb in served.lbs)
+
+
+def test_each_lb_share_over_10000_queries_is_within_3_points_of_its_weight(served: Served) -> None:
+    owner = {a: lb.lb_id for lb in served.lbs for a in lb.ipv4}
+    counts: Counter[str] = Counter()
+
+    def tally(wire: bytes) -> None:
+        msg = dns.message.from_wire(wire)
+        first = next(iter(msg.answer[0])) if msg.answer else None
+        counts[owner.get(first.to_text(), "?") if first else "empty"] += 1
+
+    result = run_udp("127.0.0.1", served.dns.port, [encode_query(served.stable.endpoint, "A")], 10_000, window=32, timeout_s=2)
+    assert result.lost == 0, result
+    result = None  # the first run warms the server; the measured run keeps every answer
+    result = run_udp(
+        "127.0.0.1", served.dns.port, [encode_query(served.stable.endpoint, "A")], 10_000, window=32, timeout_s=2,
+        on_response=tally,
+    )
+    assert result.received == 10_000 and sum(counts.values()) == 10_000, (result, counts)
+    total = sum(WEIGHTS)
+    for lb in served.lbs:
+        share = counts[lb.lb_id] / 10_000
+        assert abs(share - lb.weight / total) <= 0.03, (lb.lb_id, share, lb.weight / total, counts)
+
+
+def test_nxdomain_with_soa_and_refused_outside_served_zones(served: Served) -> None:
+    nx = served.dns.query(f"nope.{served.stable.endpoint}", "A")
+    assert nx.rcode() == dns.rcode.NXDOMAIN and not nx.answer
+    assert [r.rdtype for r in nx.authority] == [dns.rdatatype.SOA]
+    refused = served.dns.query("example.com.", "A")
+    assert refused.rcode() == dns.rcode.REFUSED and not refused.flags & dns.flags.AA
+    # A zone that exists in Route 53 but is not served by this server (--zone) is foreign too.
+    assert served.dns.query("api.aws.", "A").rcode() == dns.rcode.REFUSED
+
+
+def test_dangling_root_is_noerror_with_zero_answers_and_soa_then_repaired(emulator, served: Served) -> None:
+    zone = HandZone(emulator.client("route53"), f"dangle.{served.parent}")
+    old = zone.build_tree(110, a_fleet(2, salt=9))
+    zone.flip(old)
+    wait_for(lambda: served.dns.addresses(zone.endpoint), 15, "the new zone to be served")
+    zone.delete_tree(old)  # the clean-up deletes the tree the root points at
+    reply = wait_for(
+        lambda: (r := served.dns.query(zone.endpoint, "A")).rcode() == dns.rcode.NOERROR and not r.answer and r,
+        15, "the root to dangle",
+    )
+    assert [r.rdtype for r in reply.authority] == [dns.rdatatype.SOA]
+    assert reply.authority[0].name.to_text() == zone.endpoint
+    assert served.dns.query(zone.endpoint, "AAAA").answer == []
+    fresh = zone.build_tree(146, a_fleet(3, salt=10))
+    zone.flip(fresh)
+    assert wait_for(lambda: served.dns.addresses(zone.endpoint), 15, "the repaired root to answer")
+
+
+@needs_dig
+def test_dig_shows_answers_and_the_empty_answer(emulator, served: Served) -> None:
+    out = dig(served, served.stable.endpoint, "AAAA")
+    assert "status: NOERROR" in out and "ANSWER: 2" in out and "flags: qr aa" in out
+    assert any(a in out for lb in served.lbs for a in lb.ipv6)
+    zone = HandZone(emulator.client("route53"), f"digdangle.{served.parent}")
+    tree = zone.build_tree(3, a_fleet(1, salt=11), types=("A",))
+    zone.flip(tree, types=("A",))
+    wait_for(lambda: served.dns.addresses(zone.endpoint), 15, "zone served")
+    # An IPv4-only name asked for AAAA: no error, zero answers (the talk's demonstration).
+    out = dig(served, zone.endpoint, "AAAA")
+    assert "status: NOERROR" in out and "ANSWER: 0" in out and "AUTHORITY: 1" in out and "SOA" in out
+    zone.delete_tree(tree)
+    wait_for(lambda: not served.dns.addresses(zone.endpoint), 15, "the root to dangle")
+    out = dig(served, zone.endpoint, "A")
+    assert "status: NOERROR" in out and "ANSWER: 0" in out and "AUTHORITY: 1" in out
+    assert "status: NXDOMAIN" in dig(served, f"nope.{zone.endpoint}", "A")
+    assert "status: REFUSED" in dig(served, "example.com", "A")
+    assert "ANSWER: 2" in dig(served, "+tcp", served.stable.endpoint, "A")
+
+
+def test_root_flip_is_served_after_the_next_refresh(emulator, served: Served) -> None:
+    zone = HandZone(emulator.client("route53"), f"flip.{served.parent}")
+    first = a_fleet(1, salt=12)
+    zone.flip(zone.build_tree(1, first))
+    wait_for(lambda: served.dns.addresses(zone.endpoint) == sorted(first[0].ipv4), 15, "first tree served")
+    second = a_fleet(1, salt=13)
+    zone.flip(zone.build_tree(2, second))
+    wait_for(lambda: served.dns.addresses(zone.endpoint) == sorted(second[0].ipv4), 15, "flipped tree served")
+
+
+def _fuzz_packets(rng: random.Random, valid: list[bytes]) -> bytes:
+    kind = rng.randrange(8)
+    base = bytearray(rng.choice(valid))
+    if kind == 0:
+        return rng.randbytes(rng.randrange(0, 600))
+    if kind == 1:
+        return bytes(base[: rng.randrange(0, len(base))])  # truncated
+    if kind == 2:
+        for _ in range(rng.randrange(1, 6)):
+            i = rng.randrange(len(base))
+            base[i] ^= 1 << rng.randrange(8)
+        return bytes(base)
+    if kind == 3:
+        base[2] |= 0x80  # a response: must not be answered
+        return bytes(base)
+    if kind == 4:
+        base[2] = (base[2] & 0x87) | (rng.choice([1, 2, 4, 5, 15]) << 3)  # other opcodes
+        return bytes(base)
+    if kind == 5:
+        # Counts that promise more records than the packet holds.
+        base[4:12] = rng.randbytes(8)
+        return bytes(base)
+    if kind == 6:
+        return bytes(base) + rng.randbytes(rng.randrange(1, 40))  # trailing junk
+    return rng.randbytes(12) + bytes(base[12:])
+
+
+def test_fuzz_never_crashes_the_server(served: Served) -> None:
+    seed = int(os.environ.get("DNS_FUZZ_SEED", random.randrange(1 << 30)))
+    print(f"fuzz seed {seed} (replay with DNS_FUZZ_SEED={seed})")
+    rng = random.Random(seed)
+    ep = served.stable.endpoint
+    valid = [
+        encode_query(ep, "A"), encode_query(ep, "AAAA"), encode_query(ep, "TXT"), encode_query(ep, "ANY"),
+        encode_query("example.com", "A"), encode_query(f"x.{ep}", "AXFR"), encode_query(ep, "TYPE65280"),
+        dns.message.make_query(ep, "A", rdclass="CH").to_wire(),
+        dns.message.make_query("version.bind.", "TXT", rdclass="CH").to_wire(),
+    ]
+    two = dns.message.make_query(ep, "A")
+    two.question.append(two.question[0])
+    valid.append(two.to_wire())
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setblocking(False)
+    deadline = time.monotonic() + 3.0
+    sent = 0
+    while time.monotonic() < deadline:
+        try:
+            udp.sendto(_fuzz_packets(rng, valid), ("127.0.0.1", served.dns.port))
+            sent += 1
+        except BlockingIOError:
+            pass
+        try:
+            while True:
+                udp.recv(65535)
+        except BlockingIOError:
+            pass
+        if sent % 200 == 0:
+            # TCP: garbage streams, lying length prefixes, half-sent messages.
+            with socket.create_connection(("127.0.0.1", served.dns.port), timeout=1) as tcp:
+                payload = _fuzz_packets(rng, valid)
+                prefix = rng.choice([len(payload), len(payload) + 5, 0, 65535, rng.randrange(65536)])
+                tcp.sendall(prefix.to_bytes(2, "big") + payload)
+                tcp.settimeout(0.05)
+                try:
+                    tcp.recv(65535)
+                except OSError:
+                    pass
+    udp.close()
+    assert sent > 1000
+    assert served.dns.process.proc.poll() is None, served.dns.process.output()[-3000:]
+    ok = served.dns.query(ep, "A")
+    assert ok.rcode() == dns.rcode.NOERROR and ok.answer
+    assert served.dns.query(ep, "A", tcp=True).answer
+    log = served.dns.process.output()
+    # Bad packets are the sender's problem; a failed answer or render would be ours.
+    assert "Traceback" not in log and "query_failed" not in log and "response_render_failed" not in log

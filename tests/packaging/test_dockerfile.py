@@ -1,0 +1,155 @@
+"""The Dockerfile's rules, checked without a Docker engine (none runs here; the image is not built
+by this suite): slim Python 3.11 base, runtime install without dev extras, a non-root user,
+`dnsctl` as the entry point, nothing secret in the image. The one part that can run here does:
+the build context the Dockerfile copies is assembled (honouring .dockerignore) and `pip wheel`
+builds the project from it exactly as the image's `pip install .` would.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT
+
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+SECRET_WORDS = re.compile(r"token|secret|password|passwd|credential|access_key|private_key", re.IGNORECASE)
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        word, _, rest = line.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def of(kind: str) -> list[str]:
+    return [args for word, args in instructions() if word == kind]
+
+
+def ignore_patterns() -> list[str]:
+    return [ln.strip() for ln in DOCKERIGNORE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def ignored(rel: str) -> bool:
+    parts = Path(rel).parts
+    for pattern in ignore_patterns():
+        bare = pattern.removeprefix("**/")
+        if pattern.startswith("**/"):
+            if any(fnmatch.fnmatch(p, bare) for p in parts):
+                return True
+        elif fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(parts[0], pattern):
+            return True
+    return False
+
+
+def copy_sources() -> list[str]:
+    sources = []
+    for args in of("COPY"):
+        words = [w for w in args.split() if not w.startswith("--")]
+        sources += words[:-1]
+    return sources
+
+
+def test_base_is_slim_python_311():
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", of("FROM")[0])
+    assert len(of("FROM")) == 1  # one stage, one image
+
+
+def test_runs_as_a_non_root_user():
+    users = of("USER")
+    assert users, "no USER instruction: the container would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    # The USER switch comes after every RUN, so nothing runs as root at container start.
+    words = [w for w, _ in instructions()]
+    assert words.index("USER") > max(i for i, w in enumerate(words) if w == "RUN")
+    assert any("useradd" in run and user in run for run in of("RUN"))
+
+
+def test_entrypoint_is_dnsctl_in_exec_form():
+    assert json.loads(of("ENTRYPOINT")[-1]) == ["dnsctl"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "dnsctl" in scripts
+
+
+def test_installs_the_project_without_dev_extras():
+    installs = [run for run in of("RUN") if "pip install" in run]
+    assert installs
+    for run in installs:
+        assert "[" not in run, f"extras installed in the image: {run}"
+        assert " -e " not in f" {run} ", "editable installs point at the build context"
+        assert "requirements" not in run
+
+
+def test_nothing_secret_is_baked_in():
+    for kind in ("ENV", "ARG", "LABEL"):
+        for args in of(kind):
+            names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", args) or args.split()[:1]
+            assert not any(SECRET_WORDS.search(n) for n in names), f"{kind} {args}"
+    for source in copy_sources():
+        assert not SECRET_WORDS.search(source) and not source.startswith(".env"), source
+    for must in (".env", ".dnsctl", ".venv", ".git"):
+        assert ignored(must), f".dockerignore must exclude {must}"
+    assert ignored("services/__pycache__/x.pyc")
+
+
+def test_every_copied_path_exists_and_is_in_the_build_context():
+    for source in copy_sources():
+        assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
+        assert not ignored(source), f"COPY {source}: excluded by .dockerignore"
+
+
+def _build_context(dest: Path) -> None:
+    for source in copy_sources():
+        path = ROOT / source
+        if path.is_file():
+            shutil.copy2(path, dest / source)
+            continue
+        for file in path.rglob("*"):
+            rel = file.relative_to(ROOT).as_posix()
+            if file.is_file() and not ignored(rel):
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, dest / rel)
+
+
+@pytest.mark.slow
+def test_the_image_install_step_builds_a_complete_package(tmp_path):
+    """`pip install .` from just the copied files yields the CLI and the data files it needs."""
+    context, out = tmp_path / "context", tmp_path / "wheels"
+    context.mkdir()
+    _build_context(context)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = out.glob("dnsctl-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "services/cli/main.py" in names
+    assert "planner/fleets/demo.toml" in names
+    assert not any(n.startswith("tests/") for n in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "dnsctl = services.cli.main:app" in zipfile.ZipFile(wheel).read(entry_points).decode()

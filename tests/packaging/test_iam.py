@@ -1,0 +1,179 @@
+"""Least privilege in deploy/aws/dnsctl.yaml: the exact actions and resources of every role, as
+CloudFormation would resolve them for a sample deployment, and their fit to the plan store's real
+key layout (services/plan/store.py)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+
+import pytest
+
+from services.plan.store import PlanStore
+from tests.packaging import cfn_template
+
+ZONES = ["Z0123456789ABCDEFGHIJ", "Z9876543210ZYXWVUTSRQ"]
+ENDPOINTS = ["dynamodb.us-east-1.api.aws", "dynamodb.us-east-1.amazonaws.com"]
+PARAMS = {
+    "HostedZoneIds": ZONES,
+    "EndpointNames": ENDPOINTS,
+    "VpcId": "vpc-0abc",
+    "SubnetA": "subnet-a",
+    "SubnetB": "subnet-b",
+    "SubnetC": "subnet-c",
+}
+BUCKET_ARN = f"arn:aws:s3:::{cfn_template.BUCKET}"
+PLANS = f"{BUCKET_ARN}/plans/us-east-1/*"
+CONTROL = f"{BUCKET_ARN}/control/us-east-1/*"
+ZONE_ARNS = tuple(sorted(f"arn:aws:route53:::hostedzone/{z}" for z in ZONES))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return cfn_template.load()
+
+
+@pytest.fixture(scope="module")
+def resolved(template) -> dict[str, Any]:
+    return cfn_template.Resolver(template, PARAMS).resolve(template["Resources"])
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    return tuple(sorted(value)) if isinstance(value, list) else (value,)
+
+
+def statements(resolved: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    props = resolved[role]["Properties"]
+    assert "ManagedPolicyArns" not in props, f"{role}: managed policies are not least privilege"
+    out = []
+    for policy in props.get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            entry = {"Effect": st["Effect"], "Action": _as_tuple(st["Action"]), "Resource": _as_tuple(st["Resource"])}
+            if "Condition" in st:
+                entry["Condition"] = st["Condition"]
+            out.append(entry)
+    return out
+
+
+def allow(action: str | tuple[str, ...], resource: str | tuple[str, ...], **condition: Any) -> dict[str, Any]:
+    entry = {"Effect": "Allow", "Action": _as_tuple(list(action) if isinstance(action, tuple) else action)}
+    entry["Resource"] = _as_tuple(list(resource) if isinstance(resource, tuple) else resource)
+    if condition:
+        entry["Condition"] = condition["condition"]
+    return entry
+
+
+def _same(actual: list[dict], expected: list[dict]) -> None:
+    key = lambda s: repr(sorted(s.items()))  # noqa: E731
+    assert sorted(actual, key=key) == sorted(expected, key=key)
+
+
+def test_planner_may_only_write_plans_and_the_freeze_marker(resolved):
+    _same(
+        statements(resolved, "PlannerTaskRole"),
+        [
+            allow(("s3:GetObject", "s3:PutObject"), (PLANS, CONTROL)),
+            allow("s3:DeleteObject", f"{BUCKET_ARN}/control/us-east-1/freeze.json"),
+            allow(("s3:ListBucket", "s3:GetBucketVersioning"), BUCKET_ARN),
+        ],
+    )
+
+
+def test_enactors_may_only_read_plans_and_change_the_named_zones(resolved):
+    names = sorted(ENDPOINTS + [f"*.{e}" for e in ENDPOINTS])
+    statements_ = statements(resolved, "EnactorTaskRole")
+    for st in statements_:
+        for values in st.get("Condition", {}).get("ForAllValues:StringLike", {}).values():
+            values.sort()
+    _same(
+        statements_,
+        [
+            allow("s3:GetObject", (PLANS, CONTROL)),
+            allow("s3:ListBucket", BUCKET_ARN),
+            allow(
+                "route53:ChangeResourceRecordSets",
+                ZONE_ARNS,
+                condition={"ForAllValues:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": names}},
+            ),
+            allow("route53:ListResourceRecordSets", ZONE_ARNS),
+            allow("route53:GetChange", "arn:aws:route53:::change/*"),
+            # IAM cannot scope this one; it is read-only (see the template's header).
+            allow("route53:ListHostedZonesByName", "*"),
+        ],
+    )
+
+
+def test_execution_role_only_pulls_the_image_writes_logs_and_reads_the_token(resolved):
+    acct, region = cfn_template.ACCOUNT, cfn_template.REGION
+    _same(
+        statements(resolved, "TaskExecutionRole"),
+        [
+            allow("ecr:GetAuthorizationToken", "*"),
+            allow(
+                ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"),
+                f"arn:aws:ecr:{region}:{acct}:repository/dnsctl",
+            ),
+            allow(
+                ("logs:CreateLogStream", "logs:PutLogEvents"),
+                (
+                    f"arn:aws:logs:{region}:{acct}:log-group:/dnsctl/{cfn_template.STACK}/planner:*",
+                    f"arn:aws:logs:{region}:{acct}:log-group:/dnsctl/{cfn_template.STACK}/enactor:*",
+                ),
+            ),
+            allow("secretsmanager:GetSecretValue", cfn_template.SECRET_ARN),
+        ],
+    )
+
+
+def test_only_ecs_tasks_of_this_account_assume_the_roles(resolved):
+    roles = [n for n, r in resolved.items() if r["Type"] == "AWS::IAM::Role"]
+    assert sorted(roles) == ["EnactorTaskRole", "PlannerTaskRole", "TaskExecutionRole"]
+    for name in roles:
+        (st,) = resolved[name]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert st["Principal"] == {"Service": "ecs-tasks.amazonaws.com"} and st["Action"] == "sts:AssumeRole", name
+        assert st["Condition"] == {"StringEquals": {"aws:SourceAccount": cfn_template.ACCOUNT}}, name
+
+
+def test_tasks_use_their_own_roles(resolved):
+    for name, res in resolved.items():
+        if res["Type"] != "AWS::ECS::TaskDefinition":
+            continue
+        role = "PlannerTaskRole" if name.startswith("Planner") else "EnactorTaskRole"
+        assert res["Properties"]["TaskRoleArn"].endswith(f"role/{cfn_template.STACK}-{role}"), name
+        assert res["Properties"]["ExecutionRoleArn"].endswith(f"role/{cfn_template.STACK}-TaskExecutionRole"), name
+
+
+def _allows(stmts: list[dict], action: str, resource: str) -> bool:
+    return any(
+        st["Effect"] == "Allow" and action in st["Action"] and any(fnmatchcase(resource, r) for r in st["Resource"]) for st in stmts
+    )
+
+
+def test_roles_fit_the_plan_stores_real_keys(resolved):
+    store = PlanStore(cfn_template.BUCKET, "us-east-1", s3=object())
+    obj = lambda key: f"{BUCKET_ARN}/{key}"  # noqa: E731
+    planner, enactor = statements(resolved, "PlannerTaskRole"), statements(resolved, "EnactorTaskRole")
+    for key in (store.key_for(1), store.key_for(146), store.pointer_key, store.freeze_key):
+        assert _allows(planner, "s3:PutObject", obj(key)), key
+        assert _allows(planner, "s3:GetObject", obj(key)), key
+        assert _allows(enactor, "s3:GetObject", obj(key)), key
+        assert not _allows(enactor, "s3:PutObject", obj(key)), key
+        assert not _allows(enactor, "s3:DeleteObject", obj(key)), key
+    assert _allows(planner, "s3:DeleteObject", obj(store.freeze_key))
+    assert not _allows(planner, "s3:DeleteObject", obj(store.key_for(1)))  # plans are never deleted
+    # Another region's plans are out of reach of both.
+    other = PlanStore(cfn_template.BUCKET, "eu-west-1", s3=object())
+    assert not _allows(planner, "s3:PutObject", obj(other.key_for(1)))
+    assert not _allows(enactor, "s3:GetObject", obj(other.key_for(1)))
+
+
+def test_no_task_role_has_a_wildcard_action_or_a_route53_write_outside_its_zones(resolved):
+    for role in ("PlannerTaskRole", "EnactorTaskRole"):
+        for st in statements(resolved, role):
+            assert not any("*" in a for a in st["Action"]), (role, st)
+            if st["Resource"] == ("*",):
+                assert st["Action"] == ("route53:ListHostedZonesByName",), (role, st)
+    planner, enactor = statements(resolved, "PlannerTaskRole"), statements(resolved, "EnactorTaskRole")
+    assert not any(a.startswith("route53:") for st in planner for a in st["Action"])
+    assert not _allows(enactor, "route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/ZOTHERZONE")
+    assert _allows(enactor, "route53:ChangeResourceRecordSets", f"arn:aws:route53:::hostedzone/{ZONES[1]}")

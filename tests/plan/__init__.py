@@ -1,0 +1,1 @@
+"""Tests of the plan format and the plan store."""

@@ -1,0 +1,1 @@
+"""Tests of the planner: fleet, planning, schedule, REST API and CLI."""
