@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -293,7 +293,7 @@ def create_app(
         lifted = planner.thaw(body.by if body else "api")
         return {"frozen": False, "lifted": lifted.model_dump() if lifted else None}
 
-    @app.get("/v1/planner/status", tags=["planner"], status_code=status.HTTP_200_OK)
+    @app.get("/v1/planner/status", tags=["planner"])
     def planner_status() -> dict[str, Any]:
         """Frozen or not, newest version, next scheduled run, queued slow-lane changes, store health."""
         return planner.status()

@@ -108,6 +108,7 @@ class Planner:
             self._ensure_bucket()
             yield
         except StoreUnavailable as exc:
+            self._bucket_ready = False  # S3 may come back empty (or the bucket may be gone): check again
             self.metrics.store_errors.labels("unavailable").inc()
             if self.store_error is None:
                 self.log.warning(
@@ -200,14 +201,18 @@ class Planner:
         baseline = self._baseline()
         endpoints = endpoints if endpoints is not None else endpoint_plans(fleet, self.drift.factors())
 
-        def make(version: int) -> Plan:
+        def build(version: int) -> Plan:
             return Plan.build(
                 region=fleet.region, version=version, endpoints=endpoints, reason=reason[:500], lane=lane
             )
 
-        violations = safety_violations(
-            baseline, make((baseline.version if baseline else 0) + 1), self.settings.max_capacity_drop
-        )
+        candidate = build((baseline.version if baseline else 0) + 1)
+
+        def make(version: int) -> Plan:
+            # Usually the store asks for exactly the version checked; building 1,000 LBs twice is not free.
+            return candidate if version == candidate.version else build(version)
+
+        violations = safety_violations(baseline, candidate, self.settings.max_capacity_drop)
         if violations and not force:
             self._refuse(
                 "unsafe", _unsafe_message(violations), reason=reason, lane=lane, violations=violations

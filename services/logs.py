@@ -21,11 +21,19 @@ import structlog
 _SECRET_MARKERS = ("token", "secret", "password", "authorization", "credential", "access_key")
 _seq = itertools.count(1)
 _seq_lock = threading.Lock()
+_identity: dict[str, Any] = {}
 
 
 def _add_sequence(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     with _seq_lock:
         event["seq"] = next(_seq)
+    return event
+
+
+def _add_identity(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    # A processor, not contextvars: worker threads (uvicorn, the DNS server) must carry it too.
+    for key, value in _identity.items():
+        event.setdefault(key, value)
     return event
 
 
@@ -48,6 +56,7 @@ def configure(process: str, stream: TextIO | None = None, level: str | None = No
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+            _add_identity,
             _add_sequence,
             _redact,
             structlog.processors.format_exc_info,
@@ -57,8 +66,8 @@ def configure(process: str, stream: TextIO | None = None, level: str | None = No
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(process=process, pid=os.getpid())
+    _identity.clear()
+    _identity.update(process=process, pid=os.getpid())
 
 
 def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:

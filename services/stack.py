@@ -72,7 +72,7 @@ def services(
     specs.append(
         ServiceSpec(
             "dns",
-            ("dns", "--host", host, "--port", str(ports.dns)),
+            ("dns", "--host", host, "--port", str(ports.dns), "--refresh-ms", "250"),
             ports.dns,
             None,
             env=dict(common),
@@ -81,10 +81,14 @@ def services(
         )
     )
     dns_host = peer.get("dns", host)
+    # The prober reads the planner (PlanLagHigh) and every enactor (EnactorStuck); it tolerates them being down.
+    watched = ["--planner", f"http://{peer.get('planner', host)}:{ports.planner}"]
+    for (name, _, _), port in zip(ENACTORS, ports.enactors, strict=True):
+        watched += ["--enactor", f"http://{peer.get(name, host)}:{port}"]
     specs.append(
         ServiceSpec(
             "prober",
-            ("prober", "--host", host, "--port", str(ports.prober), "--dns", f"{dns_host}:{ports.dns}"),
+            ("prober", "--host", host, "--port", str(ports.prober), "--dns", f"{dns_host}:{ports.dns}", *watched),
             ports.prober,
             "/healthz",
             env=dict(common),

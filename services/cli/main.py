@@ -27,12 +27,13 @@ def _register() -> None:
     from services.cli import (  # noqa: F401 - imported for registration
         dns_cmd,
         emulator_cmd,
+        enactor_cmd,
         planner_cmd,
         timeline_cmd,
         up_cmd,
     )
 
-    for module in (dns_cmd, emulator_cmd, planner_cmd, timeline_cmd, up_cmd):
+    for module in (dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, timeline_cmd, up_cmd):
         module.register(app)
 
 

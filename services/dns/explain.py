@@ -128,11 +128,16 @@ def is_endpoint_zone(zone: ServedZone) -> bool:
     return layout.lock_name(zone.name) in zone.rrsets or layout.applied_name(zone.name) in zone.rrsets
 
 
-def endpoint_view(snapshot: Snapshot, zone: ServedZone) -> EndpointView:
+def endpoint_view(snapshot: Snapshot, zone: ServedZone, record_type: str | None = None) -> EndpointView:
+    """The endpoint's state; its trees are walked for `record_type` (default: the root's first)."""
     endpoint = zone.name
     lz = layout.read_endpoint(endpoint, zone.zone)
     root = tuple(_alias_view(zone, endpoint, r) for r in lz.roots)
     rollback = tuple(_alias_view(zone, endpoint, r) for r in lz.rollbacks)
+    if record_type is not None:
+        # The walked type first; the views of the other types stay listed after it.
+        root = tuple(sorted(root, key=lambda a: a.record_type != record_type))
+        rollback = tuple(sorted(rollback, key=lambda a: a.record_type != record_type))
     return EndpointView(
         endpoint=endpoint,
         zone_id=zone.zone_id,

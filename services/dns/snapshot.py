@@ -276,6 +276,15 @@ def load_snapshot(
     return Snapshot.of(zones.values(), loaded_at=time.time(), generation=previous.generation + 1)
 
 
+def _apex_of(served: ServedZone) -> dict[str, str]:
+    """What the apex's A/AAAA records point at: "type" -> alias target, or the values."""
+    out = {}
+    for rtype in ("A", "AAAA"):
+        for r in served.rrsets.get(served.name, {}).get(rtype, ()):
+            out[rtype] = r.alias.dns_name if r.alias else " ".join(r.values)
+    return out
+
+
 class SnapshotRefresher:
     """Keeps `current` fresh from Route 53 in a daemon thread; `current` is None until the first
     successful read. Listeners are called (in the refresher thread) after every swap."""
@@ -288,6 +297,7 @@ class SnapshotRefresher:
         only: tuple[str, ...] = (),
         page_size: int | None = None,
         list_interval_s: float = DEFAULT_LIST_INTERVAL_S,
+        log_root_changes: bool = True,
         name: str = "route53-snapshot",
     ):
         self._client_factory = client_factory
@@ -295,6 +305,7 @@ class SnapshotRefresher:
         self.only = only
         self.page_size = page_size
         self.list_interval_s = list_interval_s
+        self.log_root_changes = log_root_changes
         self._listings: list[ZoneListing] | None = None
         self._listed_at = 0.0
         self.current: Snapshot | None = None
@@ -361,11 +372,16 @@ class SnapshotRefresher:
             return
         for name, served in new.zones.items():
             before = old.zones.get(name)
-            if before is not served:
-                self._zone_errors_logged.discard(name)
-                self._log.info("snapshot_zone_changed", zone=name, records=len(served.zone), generation=new.generation)
+            if before is served:
+                continue
+            self._zone_errors_logged.discard(name)
+            if before is None:
+                self._log.info("snapshot_zone_added", zone=name, records=len(served.zone), root=_apex_of(served))
+            elif self.log_root_changes and _apex_of(before) != _apex_of(served):
+                # Every batch rewrites the lock record; only what the apex answers with is news.
+                self._log.info("snapshot_root_changed", zone=name, root=_apex_of(served), was=_apex_of(before))
         for name in old.zones.keys() - new.zones.keys():
-            self._log.info("snapshot_zone_gone", zone=name, generation=new.generation)
+            self._log.info("snapshot_zone_gone", zone=name)
 
     def _run(self) -> None:
         client = None

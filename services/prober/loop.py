@@ -10,6 +10,7 @@ evaluates the rules (rules.py) and logs each alarm transition once (alarms.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -69,6 +70,7 @@ class Prober:
             interval_s=settings.route53_refresh_s,
             only=settings.zones,
             list_interval_s=settings.route53_list_s,
+            log_root_changes=False,  # the DNS server logs those; the prober logs alarms
             name="prober-route53",
         )
         self.rules = Rules(settings.rules)
@@ -88,6 +90,8 @@ class Prober:
     # -- running ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # httpx logs every request at INFO; polling four services each second would drown the alarms.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.refresher.start()
         sources = asyncio.create_task(self._poll_sources())
         self._log.info(

@@ -18,8 +18,9 @@ of anomaly:
 The first anomaly of an endpoint is its cause; later anomalies of the same endpoint are marked
 as following from it. Events that only show the damage (EndpointEmpty, EnactorStuck and
 PlanLagHigh alarms, further failed flips, empty probe answers) are marked as effects of the
-endpoint's cause, never as anomalies of their own. `refused_stale` is the guard doing its job
-and `alarm_cleared` a recovery; both are marked so a reader sees the story end.
+endpoint's cause, never as anomalies of their own. `refused_stale`, and a flip or clean-up
+rejected by the guard's compare-and-swap (cause "applied"), are the guard doing its job, and
+`alarm_cleared` a recovery; they are marked so a reader sees the story end.
 
 Event and field names are the ones the enactor (enactor/runner.py), the prober and the planner
 log; they are gathered in the tables below so a rename is a one-line change here.
@@ -38,6 +39,9 @@ CLEANUP_DELETED = "cleanup_deleted"
 FLIP_FAILED = "flip_failed"
 REFUSED_STALE = "refused_stale"
 CLEANUP_ABORTED = "cleanup_aborted"
+# A batch rejected because the `_applied` record changed (enactor/protocol.py rejection_cause):
+# the guard's compare-and-swap doing its job, not a failure.
+GUARD_CAUSE = "applied"
 ALARM_FIRED = frozenset({"alarm_fired", "alarm_raised"})
 ALARM_CLEARED = frozenset({"alarm_cleared", "alarm_resolved"})
 
@@ -113,6 +117,9 @@ class Analysis:
     def effects_of(self, anomaly_id: str) -> list[int]:
         return [i for i, m in sorted(self.marks.items()) if m.role == "effect" and m.anomaly == anomaly_id]
 
+    def recoveries_of(self, anomaly_id: str) -> list[int]:
+        return [i for i, m in sorted(self.marks.items()) if m.role == "recovered" and m.anomaly == anomaly_id]
+
 
 @dataclass
 class _EndpointState:
@@ -122,6 +129,7 @@ class _EndpointState:
     active_version: int | None = None
     cause: str | None = None
     flip_failed: bool = False
+    recovered: bool = False
 
 
 def tree_id(value: Any) -> str | None:
@@ -232,6 +240,10 @@ def analyse(events: Sequence[Event]) -> Analysis:
                     flag(event, "stale_flip", f"{who} flipped {endpoint} to plan {version} over newer plan {st.newest_version} (flipped in by {st.newest_by})")
                 elif applied is not None and applied > version:
                     flag(event, "stale_flip", f"{who} flipped {endpoint} to plan {version} although plan {applied} was applied")
+            if event.index not in marks and st.cause is not None and not st.recovered:
+                # The first good flip after the damage: the endpoint is served from a live tree again.
+                st.recovered = True
+                marks[event.index] = Mark("recovered", st.cause, f"flipped to plan {version}: the root points at a live tree again")
             if version is not None and (st.newest_version is None or version > st.newest_version):
                 st.newest_version, st.newest_by = version, who
             st.active_tree = tree_id(event.str_field(*FLIP_TREE_FIELDS))
@@ -246,6 +258,8 @@ def analyse(events: Sequence[Event]) -> Analysis:
             if hit_tree or hit_version:
                 what = f"tree {st.active_tree}" if st.active_tree else "the tree"
                 flag(event, "active_tree_deleted", f"{who}'s clean-up deleted {what} (plan {st.active_version}) that the root of {endpoint} points at")
+        elif event.name == FLIP_FAILED and event.fields.get("cause") == GUARD_CAUSE:
+            marks[event.index] = Mark("guard", None, "the guard's compare-and-swap refused a flip: the applied version moved")
         elif event.name == FLIP_FAILED:
             st = state(endpoint)
             if not st.flip_failed:
@@ -267,7 +281,7 @@ def analyse(events: Sequence[Event]) -> Analysis:
             marks[event.index] = Mark("recovered", state(endpoint).cause, f"{alarm_name(event) or 'alarm'} cleared")
         elif event.name == REFUSED_STALE:
             marks[event.index] = Mark("guard", None, "the guard refused a stale plan")
-        elif event.name == CLEANUP_ABORTED and event.fields.get("cause") == "applied":
+        elif event.name == CLEANUP_ABORTED and event.fields.get("cause") == GUARD_CAUSE:
             marks[event.index] = Mark("guard", None, "the guard aborted a clean-up: the active tree changed under it")
         elif is_empty_answer(event):
             effect(event, "empty answer")

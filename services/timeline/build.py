@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.timeline.anomalies import Analysis, analyse
-from services.timeline.collapse import MIN_REPEATS, Row, collapse
+from services.timeline.collapse import MIN_REPEATS, EventRow, Row, collapse
 from services.timeline.events import Event, Merged, read_logs
 from services.timeline.links import ENACTOR_EVENTS, PUBLISHED, Link, find_links
 
@@ -47,7 +47,10 @@ def lane_order(events: Sequence[Event]) -> tuple[str, ...]:
 
 def build(merged: Merged, *, fold: bool = True, min_repeats: int = MIN_REPEATS) -> Timeline:
     analysis = analyse(merged.events)
-    rows = collapse(merged.events, analysis.marks, min_repeats=min_repeats if fold else 10**9)
+    if fold:
+        rows = collapse(merged.events, analysis.marks, min_repeats=min_repeats)
+    else:
+        rows = [EventRow(e, analysis.marks.get(e.index)) for e in merged.events]
     links = find_links(merged.events, analysis)
     return Timeline(merged, analysis, tuple(rows), tuple(links), lane_order(merged.events))
 

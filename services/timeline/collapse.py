@@ -16,8 +16,15 @@ never hides that something went on after the cause.
 
 A run is a block of 1..MAX_PERIOD tokens repeated at least MIN_REPEATS times in a row: 40 lock
 contention events (period 1), or an enactor's plan_seen -> ... -> flipped -> cleanup_deleted
-cycle applied to 35 plans of a burst, or a stuck enactor's lock_acquired -> flip_failed ->
-backoff loop. The folded row takes the place of the run's first event.
+cycle applied to 35 plans of a burst, or a stuck enactor's lock_attempt -> flip_failed ->
+backoff loop. Then what is left of routine work (ROUTINE: plan_seen, flipped, up_to_date, ...,
+at info level and unmarked) is merged with the runs beside it into one row per stretch of at
+least ROUTINE_MIN events: three enactors competing for the same plans do not repeat in a neat
+cycle, but nothing in that stretch needs reading one event at a time. Lock contention (warning
+level) and everything unknown stay visible. A folded row takes the place of its first event.
+
+Streams are per lane and per subject: the endpoint, or the zone a DNS server or the emulator
+talks about.
 """
 
 from __future__ import annotations
@@ -42,6 +49,16 @@ SALIENT_FIELDS = (
     "alarm", "answers", "answer_count", "addresses", "address_count", "rcode", "record_type", "type", "zone",
     "cause", "error_code", "reason", "stuck", "healed", "lane", "state", "status", "verdict", "request", "forced",
 )  # fmt: skip
+# Work an enactor, the DNS server or the emulator does all day; a longer stretch of it, with no
+# mark and no warning, is one row ("×24 routine events (flipped ×3, ...) plans 3..9").
+ROUTINE = frozenset(
+    {
+        "plan_seen", "up_to_date", "lock_attempt", "lock_acquired", "lock_released", "tree_built",
+        "propagation_wait_started", "propagation_insync", "flipped", "cleanup_deleted", "cleanup_skipped",
+        "snapshot_loaded", "snapshot_zone_changed", "route53_change_applied", "plan_published",
+    }
+)  # fmt: skip
+ROUTINE_MIN = 6
 MAX_PERIOD = 20  # an enactor's whole apply cycle (plan_seen .. lock_released) fits
 MIN_REPEATS = 3  # two repetitions read fine; from three on, a run is noise
 
@@ -73,6 +90,7 @@ class CollapsedRow:
     events: tuple[Event, ...]
     period: int  # events per repetition: 1 for "×40 lock contention", more for a repeated cycle
     mark: Mark | None = None
+    routine: bool = False  # a stretch of routine work rather than one thing repeated
 
     @property
     def lane(self) -> str:
@@ -88,7 +106,7 @@ class CollapsedRow:
 
     @property
     def count(self) -> int:
-        """Repetitions: events for period 1, cycles otherwise."""
+        """Repetitions: events for period 1 and routine stretches, cycles otherwise."""
         return len(self.events) // self.period
 
     @property
@@ -97,7 +115,9 @@ class CollapsedRow:
 
     @property
     def name(self) -> str:
-        """'lock contention', 'probe', or 'cycles' for a repeated block of events."""
+        """'lock contention', 'probe', 'cycles' for a repeated block of events, or 'routine'."""
+        if self.routine:
+            return "routine events"
         if self.period > 1:
             return "cycles"
         return FAMILIES.get(self.first.name, self.first.name)
@@ -105,7 +125,7 @@ class CollapsedRow:
     @property
     def salient(self) -> str:
         """What every repetition says ('answers=3 record_type=A'); empty for families and cycles."""
-        if self.period > 1 or self.first.name in FAMILIES:
+        if self.routine or self.period > 1 or self.first.name in FAMILIES:
             return ""
         return " ".join(f"{k}={_text(self.first.fields[k])}" for k in SALIENT_FIELDS if k in self.first.fields)
 
@@ -122,6 +142,10 @@ class CollapsedRow:
     def counts(self) -> dict[str, int]:
         return dict(Counter(e.name for e in self.events))
 
+    def tally(self) -> str:
+        """'flipped ×3, up_to_date ×4, ...', most frequent first."""
+        return ", ".join(f"{name} ×{n}" for name, n in Counter(e.name for e in self.events).most_common())
+
     @property
     def versions(self) -> list[int]:
         return sorted({v for e in self.events if (v := e.int_field("plan_version")) is not None})
@@ -129,7 +153,9 @@ class CollapsedRow:
     def describe(self) -> str:
         """'×40 lock contention (lock_lost ×20, backoff ×20) plan 110 between t1 and t2'."""
         kinds = ""
-        if self.period > 1:
+        if self.routine:
+            kinds = " (" + self.tally() + ")"
+        elif self.period > 1:
             kinds = f" of {self.cycle}"
         elif len(self.counts) > 1:
             kinds = " (" + ", ".join(f"{name} ×{n}" for name, n in self.counts.items()) + ")"
@@ -205,8 +231,46 @@ def _runs(tokens: Sequence[tuple | None], min_repeats: int) -> list[tuple[int, i
     return runs
 
 
+def _is_routine(event: Event, mark: Mark | None) -> bool:
+    return mark is None and event.name in ROUTINE and event.level in ("debug", "info")
+
+
+def _segments(stream: Sequence[Event], marks: dict[int, Mark], min_repeats: int) -> list[tuple[int, int, int]]:
+    """The stream cut into (start, length, period): folded runs, single events (period 0), and
+    stretches of routine work (period -1) merged from the two."""
+    tokens = [signature(e, marks.get(e.index)) for e in stream]
+    pieces, i = [], 0
+    for start, length, period in _runs(tokens, min_repeats):
+        pieces += [(j, 1, 0) for j in range(i, start)]
+        pieces.append((start, length, period))
+        i = start + length
+    pieces += [(j, 1, 0) for j in range(i, len(stream))]
+
+    out: list[tuple[int, int, int]] = []
+    group: list[tuple[int, int, int]] = []
+
+    def flush() -> None:
+        size = sum(length for _, length, _ in group)
+        if len(group) > 1 and size >= ROUTINE_MIN:
+            out.append((group[0][0], size, -1))
+        else:
+            out.extend(group)
+        group.clear()
+
+    for piece in pieces:
+        start, length, _ = piece
+        if all(_is_routine(e, marks.get(e.index)) for e in stream[start : start + length]):
+            group.append(piece)
+        else:
+            flush()
+            out.append(piece)
+    flush()
+    return out
+
+
 def collapse(events: Sequence[Event], marks: dict[int, Mark], min_repeats: int = MIN_REPEATS) -> list[Row]:
-    """The timeline's rows: events, with every run of `min_repeats` or more repetitions folded."""
+    """The timeline's rows: events, with every run of `min_repeats` or more repetitions folded,
+    and every longer stretch of routine work of one lane on one endpoint summed up in one row."""
     # An anomaly is a chapter break: no run folds what happened before it with what came after.
     streams: dict[tuple[str, str | None, int], list[Event]] = defaultdict(list)
     chapter = 0
@@ -214,15 +278,16 @@ def collapse(events: Sequence[Event], marks: dict[int, Mark], min_repeats: int =
         mark = marks.get(event.index)
         if mark is not None and mark.role in ("cause", "anomaly"):
             chapter += 1
-        streams[(event.lane, event.endpoint, chapter)].append(event)
+        streams[(event.lane, event.subject, chapter)].append(event)
     folded: dict[int, Row] = {}  # first event's index -> its row
     hidden: set[int] = set()
     for stream in streams.values():
-        tokens = [signature(e, marks.get(e.index)) for e in stream]
-        for start, length, period in _runs(tokens, min_repeats):
+        for start, length, period in _segments(stream, marks, min_repeats):
+            if period == 0:
+                continue
             members = tuple(stream[start : start + length])
             # Every repetition carries the same marks; the row shows the first one of a cycle.
-            mark = next((m for e in members[:period] if (m := marks.get(e.index)) is not None), None)
-            folded[members[0].index] = CollapsedRow(members, period, mark)
+            mark = next((m for e in members[: max(period, 1)] if (m := marks.get(e.index)) is not None), None)
+            folded[members[0].index] = CollapsedRow(members, max(period, 1), mark, routine=period < 0)
             hidden.update(e.index for e in members[1:])
     return [folded.get(e.index) or EventRow(e, marks.get(e.index)) for e in events if e.index not in hidden]

@@ -60,6 +60,11 @@ class Event:
         return normalise_endpoint(self.fields.get("endpoint"))
 
     @property
+    def subject(self) -> str | None:
+        """The DNS name the event is about: its endpoint, or the zone a DNS server or the emulator names."""
+        return self.endpoint or normalise_endpoint(self.fields.get("zone")) or self.str_field("zone_id")
+
+    @property
     def endpoints(self) -> tuple[str, ...]:
         """Every endpoint the event names: `endpoint`, and an `endpoints` list (the prober's alarms)."""
         names = [self.endpoint] + [normalise_endpoint(v) for v in _as_list(self.fields.get("endpoints"))]
@@ -187,25 +192,37 @@ def parse_line(text: str, source: str = "", line: int = 0, default_process: str 
     pid = data.get("pid") if isinstance(data.get("pid"), int) and not isinstance(data.get("pid"), bool) else None
     level = data.get("level") if isinstance(data.get("level"), str) else "info"
     fields = {k: v for k, v in data.items() if k not in ENVELOPE}
-    return Event(ts=ts, process=process or "unknown", seq=seq, name=name, level=level, pid=pid, fields=fields, source=source, line=line)
+    return Event(ts=ts, process=process, seq=seq, name=name, level=level, pid=pid, fields=fields, source=source, line=line)
 
 
 def parse_lines(lines: Iterable[str], source: str = "", default_process: str = "") -> LogFile:
+    """The events of one log file, and how many of its lines were something else.
+
+    logs.py binds process and pid with structlog's contextvars, which a thread other than the one
+    that called configure() does not see (a server's request threads), so some events come
+    without them. They belong to the process whose events surround them in the same file.
+    """
     events: list[Event] = []
     skipped = 0
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
-        event = parse_line(text, source, number, default_process)
+        event = parse_line(text, source, number)
         if event is None:
             skipped += 1
         else:
             events.append(event)
+    current = next(((e.process, e.pid) for e in events if e.process), (default_process or "unknown", None))
+    for i, event in enumerate(events):
+        if event.process:
+            current = (event.process, event.pid if event.pid is not None else current[1])
+        else:
+            events[i] = replace(event, process=current[0], pid=event.pid if event.pid is not None else current[1])
     return LogFile(path=source, events=tuple(events), skipped_lines=skipped)
 
 
 def read_log(path: Path) -> LogFile:
-    """Read one JSON-lines log; events without `process` are named after the file (enactor-a.log)."""
+    """Read one JSON-lines log; a file with no `process` anywhere is named after itself (enactor-a.log)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return parse_lines(handle, source=str(path), default_process=path.stem)

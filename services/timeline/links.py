@@ -18,7 +18,7 @@ from typing import Literal
 
 from services.timeline.anomalies import FLIPPED, Analysis
 from services.timeline.collapse import signature
-from services.timeline.events import Event, normalise_endpoint
+from services.timeline.events import Event
 
 PUBLISHED = "plan_published"
 PLAN_SEEN = "plan_seen"
@@ -35,11 +35,6 @@ class Link:
     src: int  # event indices in the merged timeline
     dst: int
     kind: Kind
-
-
-def subject(event: Event) -> str | None:
-    """The DNS name an event is about: its endpoint, or the zone a DNS server reloaded."""
-    return event.endpoint or normalise_endpoint(event.fields.get("zone"))
 
 
 def observer_lanes(events: Sequence[Event]) -> set[str]:
@@ -64,7 +59,7 @@ def find_links(events: Sequence[Event], analysis: Analysis) -> list[Link]:
             links.append(Link(published[version], e.index, "plan"))
         if e.name == FLIPPED and e.endpoint is not None:
             pending_flip[e.endpoint] = (e.index, set())
-        elif e.lane in observers and (name := subject(e)) is not None:
+        elif e.lane in observers and (name := e.subject) is not None:
             said = signature(e, None)
             changed = last_said.get((e.lane, name), ()) != said
             last_said[(e.lane, name)] = said

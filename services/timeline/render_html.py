@@ -48,6 +48,7 @@ h1 { font-size: 19px; margin: 0 0 6px 0; }
 .verdict .cause { color: #b0191a; font-weight: 700; font-size: 14px; }
 .verdict .follow { color: #b0191a; margin-left: 18px; font-size: 13px; }
 .verdict a { color: inherit; }
+.verdict .recovered { color: #23803a; margin-left: 18px; font-size: 13px; }
 .verdict .effects { color: #b35c00; margin-left: 18px; font-size: 13px; }
 .legend { font-size: 12px; color: #444; margin: 4px 0; }
 .legend span { margin-right: 16px; white-space: nowrap; }
@@ -149,6 +150,9 @@ def _header(timeline: Timeline) -> str:
             if effects:
                 listed = ", ".join(f"{what} ×{n}" for what, n in effects.most_common())
                 out.append(f"<div class='effects'>↳ effects of {_esc(cause.id)}: {_esc(listed)}</div>")
+            for index in analysis.recoveries_of(cause.id):
+                r = events[index]
+                out.append(f"<div class='recovered'>✔ recovered · {_esc(r.ts_text)} · {_esc(r.process)} · {_esc(analysis.marks[index].note)}</div>")
         out.append("</div>")
     else:
         out.append("<div class='verdict ok'>no anomaly found: no stale flip, no deleted active tree, no dangling root, no failed flip</div>")
@@ -218,12 +222,15 @@ def render(timeline: Timeline) -> str:
         svg.append(f"<text class='gap' x='8' y='{by + GAP_H / 2 + 4:.1f}'>… {seconds:.1f} s later …</text>")
 
     row_of = timeline.row_of()
+    drawn: set[tuple[int, int, str]] = set()
     for link in timeline.links:
         src_e, dst_e = timeline.events[link.src], timeline.events[link.dst]
         r1, r2 = row_of.get(link.src), row_of.get(link.dst)
-        # Time goes down: a target folded into a run that began earlier has no arrow.
-        if r1 is None or r2 is None or r2 <= r1:
+        # An arrow starts at an event the reader sees (not one folded deep inside a run that
+        # began earlier) and, time going down, ends below it; one arrow per pair of rows.
+        if r1 is None or r2 is None or r2 <= r1 or timeline.rows[r1].first.index != link.src or (r1, r2, link.kind) in drawn:
             continue
+        drawn.add((r1, r2, link.kind))
         c, w, dash, marker_id = LINK_STYLES[link.kind]
         x1, y1, x2, y2 = life_x[src_e.lane], ys[r1], life_x[dst_e.lane], ys[r2]
         dash_attr = f" stroke-dasharray='{dash}'" if dash else ""

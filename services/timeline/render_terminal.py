@@ -57,6 +57,9 @@ def headline(timeline: Timeline) -> Panel:
         if effects:
             listed = ", ".join(f"{what} ×{n}" for what, n in effects.most_common())
             lines.append(Text(f"  effects of {cause.id}: {listed}", style="yellow"))
+        for index in analysis.recoveries_of(cause.id):
+            r = events[index]
+            lines.append(Text(f"  recovered {r.ts_text} [{r.process}] {analysis.marks[index].note}", style="green"))
     return Panel(Group(*lines), title="the anomaly, apart from its effects", border_style="red")
 
 

@@ -59,7 +59,11 @@ def test_times_out_while_the_batch_is_still_pending(aws_like_emulator, unique, m
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"prop-{unique}")
     r53 = aws_clients.route53_client()
     domain = f"slow-{unique}.example.com"
-    zone = r53.create_hosted_zone(Name=domain, CallerReference=unique)["HostedZone"]["Id"]
+    created = r53.create_hosted_zone(Name=domain, CallerReference=unique)
+    zone = created["HostedZone"]["Id"]
+    # Let the zone's creation propagate first: a PriorRequestNotComplete on the batch would be a
+    # throttle to botocore's adaptive mode, whose slowed-down client could poll only after the delay.
+    assert wait_insync(r53, [created["ChangeInfo"]["Id"]], timeout_s=30, poll_s=0.1).insync
     cid = _batch(r53, zone, domain, ["t-slow"])
     before = _waits("timeout")
 

@@ -9,8 +9,8 @@ The benchmark uses the same builder.
 from __future__ import annotations
 
 import uuid
-from ipaddress import IPv6Address
 from dataclasses import dataclass
+from ipaddress import IPv6Address
 from typing import Any
 
 from enactor import layout

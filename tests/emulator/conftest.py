@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from tests.conftest import Emulator, start_emulator
 
-NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1}, s3={"addressing_style": "path"})
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1}, s3={"addressing_style": "path"})
 
 
 def client(emu: Emulator, service: str, config: Config = NO_RETRIES) -> Any:

@@ -35,7 +35,7 @@ def make_plan(version: int, endpoints: list[EndpointPlan]) -> Plan:
 
 
 def empty_zone(name: str, zone_id: str) -> IndexedZone:
-    soa = RecordSet(name, "SOA", ttl=900, values=(f"ns-1.awsdns-1.com. awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400",))
+    soa = RecordSet(name, "SOA", ttl=900, values=("ns-1.awsdns-1.com. awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400",))
     ns = RecordSet(name, "NS", ttl=172800, values=("ns-1.awsdns-1.com.",))
     return IndexedZone.of(Zone.of(name, [soa, ns], zone_id=zone_id))
 

@@ -125,4 +125,7 @@ def test_logs_token_and_image(resolved):
         env = {e["Name"]: e["Value"] for e in container["Environment"]}
         assert "DNSCTL_API_TOKEN" not in env and "AWS_ENDPOINT_URL" not in env, name  # real AWS, no override
         assert env["DNSCTL_BUCKET"] == cfn_template.BUCKET and env["DNSCTL_REGION"] == "us-east-1", name
+        if name.startswith("enactor-"):
+            # Three enactors share the account's 5 requests/s; each paces itself below a third.
+            assert 3 * float(env["DNSCTL_ROUTE53_RPS"]) <= 5, name
         assert "healthz" in " ".join(container["HealthCheck"]["Command"]), name

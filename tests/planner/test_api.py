@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -413,4 +412,4 @@ def test_a_bad_fleet_file_stops_the_planner_with_a_clear_error(tmp_path):
     )
     assert run.returncode == 2
     assert str(path) in run.stderr and "endpoints.0.record_types" in run.stderr
-    assert json.dumps("Traceback") not in run.stderr and "Traceback" not in run.stderr
+    assert "Traceback" not in run.stderr

@@ -105,7 +105,7 @@ def race(writer: LogWriter | None = None, *, guarded: bool = False, contention: 
             w.at(ti, "enactor-c", "lock_lost", level="warning", endpoint=ep, plan_version=110, applied_version=109, batch_id=f"c-x{i}", cause="lock", error_code="InvalidChangeBatch", messages=["Tried to delete resource record set [name='_lock.dynamodb.us-east-1.api.aws.', type='TXT'] but the values provided do not match the current values"])
         else:
             w.at(ti, "enactor-c", "lock_lost", level="warning", endpoint=ep, plan_version=110, applied_version=109, holder="enactor-a", expires=1760942900 + i)
-        w.at(ti + 0.001, "enactor-c", "backoff", endpoint=ep, plan_version=110, applied_version=109, max_seconds=min(5.0, 0.05 * 2**i), attempt=i + 1, reason="lock_lost")
+        w.at(ti + 0.001, "enactor-c", "backoff", endpoint=ep, plan_version=110, applied_version=109, max_seconds=min(5.0, 0.05 * 2 ** min(i, 10)), attempt=i + 1, reason="lock_lost")
     versions = list(range(111, 146))
     step = contention * 0.2 / len(versions)
     for k, v in enumerate(versions):

@@ -1,0 +1,50 @@
+"""The enactor's HTTP API (FastAPI): health, status and metrics of one enactor process.
+
+    GET /healthz   200 while the process runs (its workers never die; see enactor/runner.py)
+    GET /status    JSON: enactor, az, version_guard, frozen, state, and per endpoint the applied
+                   version, plan in hand, lock holder and expiry, backoff, consecutive flip
+                   failures, last error and state (idle, working, backing_off, stuck, frozen)
+    GET /metrics   Prometheus text: this runner's registry plus the process-wide one (AWS
+                   throttles, Route 53 pacing, propagation waits)
+
+Nothing here mutates anything; the chaos routes that will set enactor/faults.py must require the
+bearer token (services/auth.py) and exist only with --allow-chaos.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from enactor.runner import Runner
+
+
+def create_app(runner: Runner) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+
+    app = FastAPI(title=f"dnsctl enactor {runner.settings.enactor_id}", lifespan=lifespan)
+    app.state.runner = runner
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "enactor": runner.settings.enactor_id, "az": runner.settings.az}
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return runner.status()
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        body = generate_latest(runner.metrics.registry) + generate_latest(REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return app

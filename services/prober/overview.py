@@ -1,0 +1,145 @@
+"""What `dnsctl status` shows: one row per endpoint and one per enactor, from every source at once.
+
+Per endpoint: the active plan version and tree, the rollback target, the lock holder and expiry
+(all from Route 53 alone), the newest published plan (planner), the lag, and how many addresses
+the data plane returns right now (a real DNS query). Per enactor: its state and, per endpoint,
+its applied version and failed flips. Active alarms come from the prober when it runs. A source
+that cannot be read shows as unreachable; it never makes the view fail.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from services.cli.client import ServiceError, service_client
+from services.dns.explain import EndpointView, endpoint_views, view_to_json
+from services.dns.snapshot import load_snapshot
+from services.prober.rules import endpoint_key
+from services.prober.sources import EnactorStatus, PlannerStatus, parse_enactor_status, parse_planner_status
+
+
+@dataclass(frozen=True)
+class Sources:
+    planner_url: str
+    enactor_urls: tuple[tuple[str, str], ...]  # (service name, url)
+    dns: tuple[str, int]
+    prober_url: str | None
+    zones: tuple[str, ...] = ()
+    timeout_s: float = 2.0
+
+
+def dns_addresses(server: tuple[str, int], name: str, rtype: str, timeout_s: float) -> int | None:
+    """Addresses the data plane returns now; None when it does not answer."""
+    query = dns.message.make_query(name, dns.rdatatype.from_text(rtype))
+    try:
+        reply = dns.query.udp(query, server[0], port=server[1], timeout=timeout_s)
+    except (dns.exception.DNSException, OSError):
+        return None
+    return sum(len(r) for r in reply.answer if r.rdtype == query.question[0].rdtype)
+
+
+def _get(service: str, url: str, path: str, timeout_s: float) -> tuple[Any, str | None]:
+    try:
+        return service_client(service, url, timeout_s).get(path), None
+    except ServiceError as exc:
+        return None, str(exc)
+
+
+def fetch_planner(sources: Sources) -> PlannerStatus:
+    body, error = _get("planner", sources.planner_url, "/v1/planner/status", sources.timeout_s)
+    return parse_planner_status(body, sources.planner_url) if error is None else PlannerStatus(sources.planner_url, False, error=error)
+
+
+def fetch_enactors(sources: Sources) -> list[EnactorStatus]:
+    out = []
+    for name, url in sources.enactor_urls:
+        body, error = _get(name, url, "/status", sources.timeout_s)
+        status = parse_enactor_status(body, url) if error is None else EnactorStatus(url, False, name, error=error)
+        out.append(replace(status, enactor=name) if status.enactor == url else status)
+    return out
+
+
+def endpoint_row(view: EndpointView, planner: PlannerStatus, enactors: list[EnactorStatus], addresses: dict[str, int | None],
+                 now: float) -> dict[str, Any]:
+    ep = endpoint_key(view.endpoint)
+    active = view.active_version
+    applied = max(
+        [v for v in (active, view.applied.version if view.applied else None) if v is not None]
+        + [e.applied_version for s in enactors if s.reachable and (e := s.endpoint(ep)) and e.applied_version is not None],
+        default=None,
+    )
+    newest = planner.newest_version if planner.reachable else None
+    lock = view.lock
+    return {
+        "endpoint": ep,
+        "active_version": active,
+        "tree": view.root[0].tree_id or view.root[0].target if view.root else None,
+        "dangling": [a.tree_id or a.target for a in view.dangling],
+        "rollback_tree": view.rollback_tree.tree_id if view.rollback_tree else None,
+        "rollback_version": view.rollback_tree.plan_version if view.rollback_tree else None,
+        "lock_holder": lock.holder if lock else None,
+        "lock_expires": lock.expires if lock else None,
+        "lock_expired": (lock.expires <= now) if lock else None,
+        "applied_version": applied,
+        "newest_version": newest,
+        "lag": (newest - applied) if newest is not None and applied is not None else None,
+        "addresses": addresses,
+        "route53": view_to_json(view),
+    }
+
+
+def enactor_row(status: EnactorStatus) -> dict[str, Any]:
+    return {
+        "enactor": status.enactor,
+        "url": status.url,
+        "reachable": status.reachable,
+        "state": status.state,
+        "mode": status.mode,
+        "error": status.error,
+        "endpoints": [
+            {"endpoint": e.endpoint, "applied_version": e.applied_version, "state": e.state,
+             "flip_failures": e.flip_failures, "plan_version": e.plan_version, "lock_holder": e.lock_holder,
+             "lock_expires": e.lock_expires, "last_error": e.last_error}
+            for e in status.endpoints
+        ],
+    }
+
+
+def gather(sources: Sources, route53: Any) -> dict[str, Any]:
+    """Everything `dnsctl status` shows, as JSON-ready data."""
+    now = time.time()
+    route53_error = None
+    try:
+        views = endpoint_views(load_snapshot(route53, only=sources.zones))
+    except Exception as exc:  # noqa: BLE001 - shown in the view, not raised
+        views, route53_error = [], f"{type(exc).__name__}: {exc}"[:300]
+    planner = fetch_planner(sources)
+    enactors = fetch_enactors(sources)
+    rows = []
+    for v in views:
+        types = v.record_types or ("A",)
+        addresses = {t: dns_addresses(sources.dns, v.endpoint, t, min(1.0, sources.timeout_s)) for t in types}
+        rows.append(endpoint_row(v, planner, enactors, addresses, now))
+    alarms = None
+    prober_error = None
+    if sources.prober_url:
+        body, prober_error = _get("prober", sources.prober_url, "/v1/alarms", sources.timeout_s)
+        alarms = body.get("alarms") if isinstance(body, dict) else None
+    return {
+        "at": now,
+        "route53_error": route53_error,
+        "planner": {"url": planner.url, "reachable": planner.reachable, "newest_version": planner.newest_version,
+                    "frozen": planner.frozen, "error": planner.error},
+        "dns": f"{sources.dns[0]}:{sources.dns[1]}",
+        "endpoints": rows,
+        "enactors": [enactor_row(s) for s in enactors],
+        "alarms": alarms,
+        "prober_error": prober_error,
+    }
