@@ -98,7 +98,9 @@ def main() -> int:
         )
         wait_until(lambda: addresses(dns_port, zone.endpoint), 30, "the DNS server to serve the zone")
 
-        print(f"machine: {os.cpu_count()} cores; server: 1 process; endpoint with {args.lbs} weighted LBs (A+AAAA)")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine: {os.cpu_count()} cores, load average {load}; server: 1 process; "
+              f"endpoint with {args.lbs} weighted LBs (A+AAAA)")
         queries = [encode_query(zone.endpoint, "A"), encode_query(zone.endpoint, "AAAA")]
         run_processes("127.0.0.1", dns_port, queries, 2_000, 1, window=args.window)  # warm-up
         for generators in sorted({1, args.generators}):

@@ -15,9 +15,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from planner.burst import burst_router
 from planner.fleet import (
     Fleet,
     FleetError,
@@ -196,7 +197,9 @@ def create_app(
 
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:
-        return Response(generate_latest(planner.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # The process-wide registry holds the AWS client metrics (throttles, rate-limit waits).
+        body = generate_latest(planner.metrics.registry) + generate_latest(REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     # -- fleet --------------------------------------------------------------------------------
 
@@ -298,4 +301,5 @@ def create_app(
         """Frozen or not, newest version, next scheduled run, queued slow-lane changes, store health."""
         return planner.status()
 
+    app.include_router(burst_router(planner, settings.allow_chaos, guarded))
     return app

@@ -282,6 +282,12 @@ class Planner:
             self.metrics.queued_changes.set(len(self.slow_lane.pending()))
             return plan
 
+    def burst_run(self, k: int, n: int) -> Plan:
+        """Plan k of n of a chaos burst (planner/burst.py): drift the traffic a step and publish at once."""
+        with self._lock, self.using_store():
+            self.drift.advance(b.id for b in self.fleet.load_balancers)
+            return self._publish(self.fleet, reason=f"burst {k}/{n}", lane="fast", force=False)
+
     def restore(self, version: int, reason: str, *, force: bool) -> Plan:
         """Publish plan `version`'s content as a new version and adopt the fleet it describes."""
         with self._lock, self.using_store():

@@ -46,6 +46,7 @@ class PlannerSettings(BaseSettings):
     )
     max_capacity_drop: float = Field(DEFAULT_MAX_CAPACITY_DROP, gt=0, le=1)
     planner_id: str = Field("planner", description="Names this planner in logs and freeze markers")
+    allow_chaos: bool = Field(False, description="Enable the chaos routes (the race lab's plan burst, planner/burst.py)")
 
     @model_validator(mode="after")
     def _one_fleet_source(self) -> PlannerSettings:

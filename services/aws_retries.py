@@ -13,9 +13,9 @@ The settings are boto3's standard ones, so operators configure dnsctl like any A
 
 When neither is set, each client keeps the attempts its caller asked for.
 
-Every throttling response (any code botocore classifies as throttling, plus PriorRequestNotComplete)
-is counted in `dnsctl_aws_throttles_total` and logged as one `aws_throttled` event, whether or not
-botocore then retries it.
+Every throttling response (any code botocore classifies as throttling: Throttling,
+PriorRequestNotComplete, SlowDown, ...) is counted in `dnsctl_aws_throttles_total` and logged as
+one `aws_throttled` event, whether or not botocore then retries it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ DEFAULT_RETRY_MODE = "adaptive"
 
 AWS_THROTTLES = Counter(
     "dnsctl_aws_throttles",
-    "Throttling responses from AWS (Throttling, PriorRequestNotComplete, SlowDown, ...), by service, operation and code.",
+    "Throttling responses from AWS (Throttling, PriorRequestNotComplete, SlowDown, ...) by service, operation and code.",
     ["service", "operation", "code"],
 )
 

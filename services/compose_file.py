@@ -6,8 +6,8 @@ table renders. The compose stack is the `dnsctl up` stack in containers: the sam
 same subcommands and flags, ports and settings. Only what containers need on top is added here,
 and it is declared in one place (`container_env`):
 
-- services bind 0.0.0.0 and find each other by service name (the emulator at `emulator`, the DNS
-  server at `dns`);
+- services bind 0.0.0.0 and find each other by service name (the emulator at `emulator`, the
+  planner at `planner`, the DNS server at `dns`, ...);
 - clients of the emulator get the same placeholder credentials `dnsctl up` gives its children
   (the emulator accepts any; real ones must never be sent to it) and the API token from the
   host's DNSCTL_API_TOKEN, which compose refuses to run without; nothing secret is in the image;
@@ -27,14 +27,13 @@ from typing import Any
 import yaml
 
 from services.auth import TOKEN_ENV
-from services.stack import Ports, ServiceSpec, services
+from services.stack import EMULATOR_CREDENTIALS, Ports, ServiceSpec, services
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_PATH = ROOT / "docker-compose.yml"
 IMAGE = "dnsctl:local"
 BIND_HOST = "0.0.0.0"
 PUBLISH_HOST = "127.0.0.1"
-EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dnsctl-local", "AWS_SECRET_ACCESS_KEY": "dnsctl-local", "AWS_DEFAULT_REGION": "us-east-1"}
 TOKEN_REQUIRED = "${" + TOKEN_ENV + ":?set " + TOKEN_ENV + " to a long random string before docker compose up (see README)}"
 HEADER = (
     "# Generated from services/stack.py by `python -m services.compose_file`; do not edit by hand.\n"
@@ -44,8 +43,9 @@ HEADER = (
 
 
 def container_specs(ports: Ports = Ports()) -> list[ServiceSpec]:
-    """The stack's services as they run in containers: all interfaces, peers by service name."""
-    return services(ports, host=BIND_HOST, emulator_host="emulator", service_host={"dns": "dns"})
+    """The stack's services as they run in containers: all interfaces, every peer by its service name."""
+    names = [spec.name for spec in services(ports)]
+    return services(ports, host=BIND_HOST, emulator_host="emulator", service_host={name: name for name in names})
 
 
 def container_env(spec: ServiceSpec) -> dict[str, str]:
@@ -70,21 +70,27 @@ def _healthcheck(spec: ServiceSpec) -> dict[str, Any]:
     return {"test": ["CMD", "python", "-c", probe], "interval": "2s", "timeout": "3s", "retries": 30, "start_period": "5s"}
 
 
+def _condition(dependency: ServiceSpec) -> str:
+    return "service_completed_successfully" if dependency.oneshot else "service_healthy"
+
+
 def render(ports: Ports = Ports()) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for spec in container_specs(ports):
-        service: dict[str, Any] = {
-            "build": ".",
-            "image": IMAGE,
-            "command": list(spec.args),
-            "ports": _published(spec),
-        }
+    specs = container_specs(ports)
+    by_name = {spec.name: spec for spec in specs}
+    for spec in specs:
+        service: dict[str, Any] = {"build": ".", "image": IMAGE, "command": list(spec.args)}
+        if spec.oneshot:
+            service["restart"] = "no"
+        else:
+            service["ports"] = _published(spec)
         env = container_env(spec)
         if env:
             service["environment"] = env
-        service["healthcheck"] = _healthcheck(spec)
+        if not spec.oneshot:
+            service["healthcheck"] = _healthcheck(spec)
         if spec.depends_on:
-            service["depends_on"] = {dep: {"condition": "service_healthy"} for dep in spec.depends_on}
+            service["depends_on"] = {dep: {"condition": _condition(by_name[dep])} for dep in spec.depends_on}
         out[spec.name] = service
     return {"services": out}
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 DEFAULT_BUCKET = "dnsctl-plans"
 DEFAULT_REGION = "us-east-1"
+# The emulator takes any credentials; these placeholders keep real ones from ever being sent to it.
+EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dnsctl-local", "AWS_SECRET_ACCESS_KEY": "dnsctl-local", "AWS_DEFAULT_REGION": "us-east-1"}
 ENACTORS = (("enactor-a", "use1-az1", 8081), ("enactor-b", "use1-az2", 8082), ("enactor-c", "use1-az4", 8083))
 
 
@@ -32,6 +34,7 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     protocol: str = "tcp"  # "udp+tcp" for the DNS server
+    oneshot: bool = False  # runs to completion (exit 0) before its dependents start; no port, no health route
 
 
 def services(
@@ -56,19 +59,33 @@ def services(
         ServiceSpec("emulator", ("emulator", "--host", host, "--port", str(ports.emulator)), ports.emulator, "/moto-api/"),
         ServiceSpec(
             "planner",
-            ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s)),
+            ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s))
+            + (("--allow-chaos",) if allow_chaos else ()),
             ports.planner,
             "/healthz",
             env=dict(common),
             depends_on=("emulator",),
         ),
     ]
+    # Bootstrap: the hosted zones of the fleet's endpoints must exist before any enactor works.
+    # On AWS the CloudFormation stack creates them; locally this one-shot does, with the same code.
+    specs.append(
+        ServiceSpec(
+            "zones",
+            ("zones", "ensure", "--planner", f"http://{peer.get('planner', host)}:{ports.planner}"),
+            0,
+            None,
+            env=dict(common),
+            depends_on=("planner",),
+            oneshot=True,
+        )
+    )
     for (name, az, _), port in zip(ENACTORS, ports.enactors, strict=True):
         args = ["enactor", "--id", name, "--az", az, "--host", host, "--port", str(port)]
         args.append("--version-guard" if version_guard else "--no-version-guard")
         if allow_chaos:
             args.append("--allow-chaos")
-        specs.append(ServiceSpec(name, tuple(args), port, "/healthz", env=dict(common), depends_on=("emulator", "planner")))
+        specs.append(ServiceSpec(name, tuple(args), port, "/healthz", env=dict(common), depends_on=("planner", "zones")))
     specs.append(
         ServiceSpec(
             "dns",

@@ -45,7 +45,7 @@ def port_free(host: str, port: int, protocol: str = "tcp") -> bool:
 
 
 def check_ports(specs: list[ServiceSpec], host: str) -> None:
-    taken = [s for s in specs if not port_free(host, s.port, s.protocol)]
+    taken = [s for s in specs if not s.oneshot and not port_free(host, s.port, s.protocol)]
     if taken:
         detail = ", ".join(f"{s.name} needs {host}:{s.port}" for s in taken)
         raise PortInUse(
@@ -104,10 +104,22 @@ class Supervisor:
                 start_new_session=True,  # its own process group, so a stop reaches its children too
             )
         child = Child(spec, process, log_path)
+        if spec.oneshot:
+            self._wait_done(child, health_timeout_s)
+            return child
         self.children.append(child)
         self._write_stack_file()
         self.wait_healthy(child, health_timeout_s)
         return child
+
+    def _wait_done(self, child: Child, timeout_s: float) -> None:
+        try:
+            code = child.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stop_process_group(child.process)
+            raise ServiceFailed(f"{child.spec.name} did not finish in {timeout_s:.0f}s:\n{tail(child.log_path)}") from None
+        if code != 0:
+            raise ServiceFailed(f"{child.spec.name} failed with code {code}:\n{tail(child.log_path)}")
 
     def wait_healthy(self, child: Child, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -17,7 +17,7 @@ from services.route53.records import normalise_name
 class ZoneNotFound(LookupError):
     def __init__(self, name: str):
         super().__init__(
-            f"no public hosted zone named {name} (create it with `dnsctl up`, which calls ensure_zones, "
+            f"no public hosted zone named {name} (create it with `dnsctl zones ensure --endpoint NAME` (`dnsctl up` does it for the fleet), "
             "or with `aws route53 create-hosted-zone`)"
         )
         self.name = name

@@ -37,6 +37,11 @@ def register(app: typer.Typer) -> None:
             "--prior-request-check/--no-prior-request-check",
             help="Refuse a change to a zone whose previous change is PENDING (PriorRequestNotComplete).",
         ),
+        switch_interval: float | None = typer.Option(
+            None,
+            min=1e-6,
+            help="Python thread switch interval in seconds (default 0.005); lower it to make races between requests more likely.",
+        ),
         max_record_sets_per_zone: int = typer.Option(
             10000, min=1, help="Record-set quota per hosted zone (Route 53's default is 10,000)."
         ),
@@ -48,6 +53,10 @@ def register(app: typer.Typer) -> None:
         from services.route53.engine import Limits
 
         configure(process="emulator")
+        if switch_interval is not None:
+            import sys
+
+            sys.setswitchinterval(switch_interval)
         serve(
             EmulatorConfig(
                 host=host,

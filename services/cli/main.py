@@ -31,9 +31,10 @@ def _register() -> None:
         planner_cmd,
         timeline_cmd,
         up_cmd,
+        zones_cmd,
     )
 
-    for module in (dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, timeline_cmd, up_cmd):
+    for module in (dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, timeline_cmd, up_cmd, zones_cmd):
         module.register(app)
 
 

@@ -76,6 +76,7 @@ def planner(
     fleet_file: Path | None = typer.Option(None, help="Fleet file (.toml, .yaml); default: the demo fleet."),
     lbs: int | None = typer.Option(None, help="Generate a fleet of N load balancers (3..1000) instead."),
     seed: int | None = typer.Option(None, help="Seed of the generated fleet and of the traffic drift."),
+    allow_chaos: bool = typer.Option(False, "--allow-chaos", help="Enable the chaos routes (plan bursts for the race lab)."),
 ) -> None:
     """Run the planner: REST API (OpenAPI at /docs), metrics, and a plan every --plan-interval seconds."""
     import uvicorn
@@ -93,6 +94,7 @@ def planner(
         "fleet_file": fleet_file,
         "lbs": lbs,
         "seed": seed,
+        "allow_chaos": allow_chaos or None,
     }
     try:
         settings = PlannerSettings(**{k: v for k, v in overrides.items() if v is not None})

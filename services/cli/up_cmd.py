@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from services import auth
-from services.stack import Ports, services
-from services.supervisor import PortInUse, ServiceFailed, Supervisor, check_ports, read_stack_file, stop_process_group
+from services.stack import EMULATOR_CREDENTIALS, Ports, services
+from services.supervisor import PortInUse, ServiceFailed, Supervisor, check_ports, read_stack_file, stop_process_group, tail
 
 console = Console()
 
@@ -63,7 +63,7 @@ def up(
     base_env = {"DNSCTL_STATE_DIR": str(state_dir)}
     if emulator:
         # The emulator accepts any credentials; real ones must never be sent to it.
-        base_env.update({"AWS_ACCESS_KEY_ID": "dnsctl-local", "AWS_SECRET_ACCESS_KEY": "dnsctl-local", "AWS_DEFAULT_REGION": "us-east-1"})
+        base_env.update(EMULATOR_CREDENTIALS)
         base_env["AWS_ENDPOINT_URL"] = f"http://{host}:{ports.emulator}"
         os.environ.pop("AWS_PROFILE", None)
     # This process is a client of the stack too (zone bootstrap, live view): same settings as the children.
@@ -82,10 +82,11 @@ def up(
             if stopping["now"]:
                 break
             child = sup.start(spec)
+            if spec.oneshot:
+                console.print(f"[green]done[/green] {spec.name:<10} {tail(child.log_path, 1)}")
+                continue
             where = f"udp+tcp {host}:{spec.port}" if spec.protocol != "tcp" else child.url(host)
             console.print(f"[green]up[/green] {spec.name:<10} {where}  (log {child.log_path})")
-            if spec.name == "planner":
-                _ensure_zones(child.url(host))
         if not stopping["now"]:
             console.print(f"API token in {auth.token_path()}; logs in {sup.log_dir}. Ctrl-C stops everything.")
             _watch(sup, host, ports, duration, live, stopping)
@@ -120,16 +121,6 @@ def _registered_commands() -> list[str]:
     from services.cli.main import app
 
     return [c.name or c.callback.__name__ for c in app.registered_commands] + [g.name for g in app.registered_groups]
-
-
-def _ensure_zones(planner_url: str) -> None:
-    """Create the hosted zones of the fleet's endpoints before any enactor starts (idempotent)."""
-    from services.zones import ensure_zones
-
-    fleet = httpx.get(planner_url + "/v1/fleet", timeout=10).json()
-    names = [e["name"] for e in fleet.get("endpoints", [])]
-    created = ensure_zones(names)
-    console.print(f"[green]zones[/green]     {len(names)} endpoints ({len(created)} created)")
 
 
 def _watch(sup: Supervisor, host: str, ports: Ports, duration: float, live: bool, stopping: dict) -> None:

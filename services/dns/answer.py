@@ -121,7 +121,8 @@ def _delegation(zone: ServedZone, name: str) -> str | None:
     if not zone.delegations:
         return None
     labels = name[: -len(zone.name)].split(".")[:-1] if name != zone.name else []
-    for i in range(len(labels)):
+    # The cut nearest the apex wins: everything below it belongs to the delegated zone.
+    for i in reversed(range(len(labels))):
         candidate = ".".join(labels[i:]) + "." + zone.name
         if candidate in zone.delegations:
             return candidate
@@ -203,13 +204,13 @@ def resolve(snapshot: Snapshot, qname: str, qtype: str, rng: RandomSource) -> An
                 return Answer(Rcode.NOERROR, tuple(answers), authority, authoritative=False, zone=zone.name, path=tuple(path))
             types = zone.rrsets.get(name)
             if types is None:
-                star = _wildcard(zone, name)
+                star = None if name in zone.nonterminals else _wildcard(zone, name)
                 if star is not None:
                     path.append(Step("wildcard", name, star))
                     types = zone.rrsets[star]
                     lookup = star
                 elif name in zone.nonterminals:
-                    return _nodata(zone, answers, path)
+                    return _nodata(zone, answers, path)  # exists, owns nothing: no wildcard either
                 else:
                     return Answer(Rcode.NXDOMAIN, tuple(answers), (_soa(zone),), zone=zone.name, path=tuple(path))
             else:

@@ -162,7 +162,7 @@ class WireHandler:
         self._decide = getattr(responder, "decide", None)
         self._build = getattr(responder, "build", None)
         self._parsed: dict[bytes, tuple[dns.message.Message, int | None]] = {}
-        self._rendered: dict[tuple[bytes, object], bytes] = {}
+        self._rendered: dict[tuple[str, bytes, object], bytes] = {}
         self._log = get_logger(component="dns")
         self._reasons_logged: set[str] = set()
 
@@ -218,7 +218,7 @@ class WireHandler:
             decision = self._decide(query)
         except Exception as exc:  # noqa: BLE001
             return self._failed(_with_id(query, data), exc, transport)
-        key = (body, decision)
+        key = (transport, body, decision)  # UDP replies may be truncated, TCP ones never
         wire = self._rendered.get(key)
         if wire is None:
             try:

@@ -6,9 +6,10 @@ query never waits for a refresh and never sees a half-read zone. A refresh that 
 last good snapshot (the data plane keeps serving, as Route 53's does when its control plane is
 sick), logs the failure once and counts it.
 
-Route 53's control API allows five requests per second per account, and every Route 53 client
-of a process is paced by services/rate_limit.py: with many zones a refresh takes longer than the
-interval, and the interval is then simply the time a full read takes.
+Route 53's control API allows five requests per second per account (DNSCTL_ROUTE53_RPS), and
+every Route 53 client of a process is paced by services/rate_limit.py. The refresher counts the
+requests each refresh makes and waits long enough to stay within that rate by itself: with many
+zones the effective interval grows (zones / rate), and it says so once in the log.
 
 Paged reads are not atomic: if a change batch lands between two pages, an alias may appear to
 point at a record that the next page no longer has. A zone read over several pages that shows a
@@ -27,12 +28,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.logs import get_logger
+from services.rate_limit import RateLimitSettings
 from services.route53.records import RecordSet, Zone, normalise_name
 
 DEFAULT_REFRESH_S = 0.25
 # New hosted zones are noticed this often; every zone's records are read every refresh. Route 53
 # allows 5 control-API requests per second per account, so the listing is not repeated each time.
 DEFAULT_LIST_INTERVAL_S = 5.0
+# The share of the account's Route 53 request rate (DNSCTL_ROUTE53_RPS) a refresher may use, so
+# the client-side limiter never has to hold it back and other work in the process is not starved.
+ROUTE53_SHARE = 0.9
 # Route 53's SOA minimum when a zone has no SOA record (it always has one on AWS).
 DEFAULT_NEGATIVE_TTL = 900
 
@@ -44,6 +49,7 @@ REFRESH_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 SNAPSHOT_AGE = Gauge("dnsctl_snapshot_age_seconds", "Seconds since the served snapshot was read from Route 53")
+INTERVAL = Gauge("dnsctl_snapshot_interval_seconds", "Effective time between Route 53 reads (interval or rate budget)")
 BAD_SOA = Counter("dnsctl_snapshot_invalid_soa_total", "Zone reads whose SOA record was not a valid SOA (default used)")
 ZONES_SERVED = Gauge("dnsctl_snapshot_zones", "Hosted zones in the served snapshot")
 
@@ -306,6 +312,10 @@ class SnapshotRefresher:
         self.page_size = page_size
         self.list_interval_s = list_interval_s
         self.log_root_changes = log_root_changes
+        self.rate_budget_rps = RateLimitSettings.from_env().rps
+        self._requests = 0
+        self._avg_requests: float | None = None
+        self._slowed = False
         self._listings: list[ZoneListing] | None = None
         self._listed_at = 0.0
         self.current: Snapshot | None = None
@@ -375,20 +385,51 @@ class SnapshotRefresher:
             if before is served:
                 continue
             self._zone_errors_logged.discard(name)
+            endpoint = name.rstrip(".")
             if before is None:
-                self._log.info("snapshot_zone_added", zone=name, records=len(served.zone), root=_apex_of(served))
+                self._log.info("snapshot_zone_added", zone=name, endpoint=endpoint, records=len(served.zone),
+                               root=_apex_of(served))
             elif self.log_root_changes and _apex_of(before) != _apex_of(served):
                 # Every batch rewrites the lock record; only what the apex answers with is news.
-                self._log.info("snapshot_root_changed", zone=name, root=_apex_of(served), was=_apex_of(before))
+                root = _apex_of(served)
+                first = next(iter(root.values()), "")
+                self._log.info("snapshot_root_changed", zone=name, endpoint=endpoint, root=root, was=_apex_of(before),
+                               tree_id=first.split(".", 1)[0] if first.startswith("t-") else None)
         for name in old.zones.keys() - new.zones.keys():
             self._log.info("snapshot_zone_gone", zone=name)
+
+    def _count_request(self, **_: Any) -> None:
+        self._requests += 1
+
+    def _pause_after(self, elapsed: float, requests: int) -> float:
+        """Seconds to wait before the next refresh: the interval, stretched so that this
+        process's reads stay within its share of Route 53's per-account request rate."""
+        # A running average: the occasional ListHostedZones should not flip the decision back and forth.
+        self._avg_requests = requests if self._avg_requests is None else 0.8 * self._avg_requests + 0.2 * requests
+        budget_s = self._avg_requests / (self.rate_budget_rps * ROUTE53_SHARE)
+        cycle = max(self.interval_s, budget_s)
+        INTERVAL.set(cycle)
+        slowed = budget_s > self.interval_s
+        if slowed != self._slowed:
+            self._slowed = slowed
+            self._log.info(
+                "snapshot_refresh_slowed" if slowed else "snapshot_refresh_on_time",
+                interval_ms=int(self.interval_s * 1000),
+                effective_interval_ms=int(cycle * 1000),
+                requests_per_refresh=round(self._avg_requests, 2),
+                route53_rps=self.rate_budget_rps,
+            )
+        return max(0.0, cycle - elapsed)
 
     def _run(self) -> None:
         client = None
         while not self._stop.is_set():
             started = time.monotonic()
+            self._requests = 0
             try:
-                client = client or self._client_factory()
+                if client is None:
+                    client = self._client_factory()
+                    client.meta.events.register("before-send.route-53", self._count_request)
                 self.refresh_once(client)
                 REFRESHES.labels("ok").inc()
                 if self._failing:
@@ -402,7 +443,7 @@ class SnapshotRefresher:
                     self._log.warning("snapshot_refresh_failed", error=str(exc)[:300], kept_generation=self.generation)
             if self.current is not None:
                 SNAPSHOT_AGE.set(max(0.0, time.time() - self.current.loaded_at))
-            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
+            self._stop.wait(self._pause_after(time.monotonic() - started, self._requests))
 
     @property
     def generation(self) -> int:

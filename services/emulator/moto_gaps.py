@@ -47,10 +47,11 @@ Robustness and limits
 16. /moto-api/reset did not know about the store -> resetting moto resets the store too.
 
 S3
-17. If-None-Match: * and If-Match on PutObject (and If-Match on DeleteObject, If-None-Match on
-    CompleteMultipartUpload) were checked, then written, without a lock, so two racing writers
-    could both "win" -> one lock per (bucket, key) around every object write, so exactly one
-    conditional writer wins and the others get 412 PreconditionFailed.
+17. moto honours If-None-Match: * and If-Match on PutObject (and If-Match on DeleteObject,
+    If-None-Match on CompleteMultipartUpload), but checks and then writes without a lock: with
+    the thread switch interval at 1 us, 2-3 of 40 rounds of six racing writers had two winners
+    -> one lock per (bucket, key) around every object write, so exactly one conditional writer
+    wins and the others get 412 PreconditionFailed.
 """
 
 from __future__ import annotations

@@ -136,9 +136,9 @@ class Prober:
     def _note_source(self, name: str, up: bool, error: str | None, before) -> None:
         SOURCE_UP.labels(name).set(1 if up else 0)
         was_up = None if before is None else before.reachable
-        if was_up is None and not up or was_up is True and not up:
+        if not up and was_up is not False:
             self._log.warning("prober_source_unreachable", source=name, error=error)
-        elif was_up is False and up:
+        elif up and was_up is False:
             self._log.info("prober_source_reachable", source=name)
 
     # -- one round -------------------------------------------------------------------------------
@@ -203,11 +203,12 @@ class Prober:
                 ALARM_ACTIVE.labels(a.alarm, a.subject).set(1)
                 self._log.warning(
                     "alarm_fired", alarm=a.alarm, rank=a.rank, detail=a.condition.detail,
-                    caused_by=causes.get((a.alarm, a.subject)), **{kind: a.subject},
+                    caused_by=causes.get((a.alarm, a.subject)), endpoints=list(a.endpoints), **{kind: a.subject},
                 )
             else:
                 ALARM_ACTIVE.labels(a.alarm, a.subject).set(0)
-                self._log.info("alarm_cleared", alarm=a.alarm, rank=a.rank, active_s=round(t.at - a.since, 3), **{kind: a.subject})
+                self._log.info("alarm_cleared", alarm=a.alarm, rank=a.rank, active_s=round(t.at - a.since, 3),
+                               endpoints=list(a.endpoints), **{kind: a.subject})
 
     async def _probe(self, endpoint: str, rtype: str, now: float) -> ProbeResult:
         host, port = self.settings.dns

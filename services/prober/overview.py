@@ -125,7 +125,7 @@ def gather(sources: Sources, route53: Any) -> dict[str, Any]:
     rows = []
     for v in views:
         types = v.record_types or ("A",)
-        addresses = {t: dns_addresses(sources.dns, v.endpoint, t, min(1.0, sources.timeout_s)) for t in types}
+        addresses = {t: dns_addresses(sources.dns, v.endpoint, t, min(0.5, sources.timeout_s)) for t in types}
         rows.append(endpoint_row(v, planner, enactors, addresses, now))
     alarms = None
     prober_error = None

@@ -14,6 +14,7 @@ from botocore.retries.standard import (
 )
 from prometheus_client import REGISTRY
 
+from enactor.propagation import wait_insync
 from services import aws_clients
 from services.aws_retries import RetryConfigInvalid, RetrySettings, retry_settings
 
@@ -84,15 +85,18 @@ def test_prior_request_not_complete_is_retried_until_the_change_is_insync(aws_li
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_like_emulator.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"prnc-{unique}")
     r53 = aws_clients.route53_client()
-    zone = r53.create_hosted_zone(Name=f"prnc-{unique}.example.com", CallerReference=unique)["HostedZone"]["Id"]
+    created = r53.create_hosted_zone(Name=f"prnc-{unique}.example.com", CallerReference=unique)
+    zone = created["HostedZone"]["Id"]
+    # The zone's creation is itself a change, PENDING for the delay. Let it propagate first: a
+    # refusal of the first batch would make botocore's adaptive mode slow this client down,
+    # and a slowed-down second batch could arrive after the first had propagated.
+    assert wait_insync(r53, [created["ChangeInfo"]["Id"]], timeout_s=30, poll_s=0.1).insync
 
     def create(label: str) -> dict:
         record = {"Name": f"{label}.prnc-{unique}.example.com", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}
         return r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": record}]})
 
     before = _throttles("PriorRequestNotComplete", "ChangeResourceRecordSets")
-    # The zone's creation is itself a change that stays PENDING for the delay, so even the first
-    # batch may be refused; the second one certainly is, because the first is PENDING.
     first = create("one")
     assert first["ChangeInfo"]["Status"] == "PENDING"
     second = create("two")

@@ -163,6 +163,14 @@ def test_cname_followed_inside_zone_and_wildcard_synthesised() -> None:
     assert [(r.type, r.value) for r in ans.answers] == [("CNAME", f"host.{EP}"), ("A", "10.2.2.2")]
     wild = resolve(snap, f"x.y.wild.{EP}", "A", random.Random(0))
     assert [(r.name, r.value) for r in wild.answers] == [(f"x.y.wild.{EP}", "10.3.3.3")]
+    # A name that exists (here as an empty non-terminal) is never answered by a wildcard.
+    deeper = snapshot_with(
+        RecordSet(f"*.w.{EP}", "A", ttl=10, values=("10.3.3.3",)),
+        RecordSet(f"a.b.w.{EP}", "A", ttl=10, values=("10.4.4.4",)),
+    )
+    ent = resolve(deeper, f"b.w.{EP}", "A", random.Random(0))
+    assert ent.rcode is Rcode.NOERROR and ent.answers == ()
+    assert [r.value for r in resolve(deeper, f"c.w.{EP}", "A", random.Random(0)).answers] == ["10.3.3.3"]
 
 
 def test_alias_loop_is_servfail_not_a_hang() -> None:
@@ -174,10 +182,13 @@ def test_alias_loop_is_servfail_not_a_hang() -> None:
 
 
 def test_delegation_below_apex_is_a_referral() -> None:
-    snap = snapshot_with(RecordSet(f"sub.{EP}", "NS", ttl=300, values=("ns1.example.net.",)))
-    ans = resolve(snap, f"host.sub.{EP}", "A", random.Random(0))
+    snap = snapshot_with(
+        RecordSet(f"sub.{EP}", "NS", ttl=300, values=("ns1.example.net.",)),
+        RecordSet(f"deep.sub.{EP}", "NS", ttl=300, values=("ns2.example.net.",)),
+    )
+    ans = resolve(snap, f"host.deep.sub.{EP}", "A", random.Random(0))
     assert ans.rcode is Rcode.NOERROR and not ans.authoritative
-    assert [(r.type, r.value) for r in ans.authority] == [("NS", "ns1.example.net.")]
+    assert [(r.name, r.type, r.value) for r in ans.authority] == [(f"sub.{EP}", "NS", "ns1.example.net.")]
 
 
 def test_invalid_soa_falls_back_to_a_valid_default() -> None:

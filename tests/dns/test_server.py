@@ -12,11 +12,13 @@ from collections import Counter
 
 import dns.flags
 import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
 
 from services.dns.loadgen import encode_query, run_udp
+from services.route53.records import Change, RecordSet
 from tests.dns.conftest import WEIGHTS, Served
 from tests.dns.dnsproc import wait_for
 from tests.dns.trees import HandZone, a_fleet
@@ -209,3 +211,16 @@ def test_fuzz_never_crashes_the_server(served: Served) -> None:
     log = served.dns.process.output()
     # Bad packets are the sender's problem; a failed answer or render would be ours.
     assert "Traceback" not in log and "query_failed" not in log and "response_render_failed" not in log
+
+
+def test_an_answer_too_big_for_udp_is_truncated_and_whole_over_tcp(served: Served) -> None:
+    name = f"big.{served.stable.endpoint}"
+    values = tuple(f'"{i:02d}{"x" * 200}"' for i in range(12))
+    served.stable.apply(Change("UPSERT", RecordSet(name, "TXT", ttl=30, values=values)))
+    query = dns.message.make_query(name, "TXT")  # no EDNS: 512 bytes at most over UDP
+    wait_for(lambda: dns.query.tcp(query, "127.0.0.1", port=served.dns.port, timeout=2).answer, 15, "the record served")
+    for _ in range(2):  # twice: a memoised reply must not cross from one transport to the other
+        udp = dns.query.udp(query, "127.0.0.1", port=served.dns.port, timeout=2)
+        assert udp.flags & dns.flags.TC and not udp.answer
+        tcp = dns.query.tcp(query, "127.0.0.1", port=served.dns.port, timeout=2)
+        assert not tcp.flags & dns.flags.TC and len(tcp.answer[0]) == 12

@@ -64,3 +64,12 @@ def throttled_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emu
     emu = start_emulator(tmp_path_factory, "--throttle", "--throttle-rate", "2", "--throttle-burst", "5")
     yield emu
     emu.process.stop()
+
+
+@pytest.fixture(scope="module")
+def racy_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """Threads switch every microsecond, so unlocked check-then-write code loses races visibly
+    (stock moto's S3 conditional PUT lets two writers win a few rounds in 40 this way)."""
+    emu = start_emulator(tmp_path_factory, "--switch-interval", "0.000001")
+    yield emu
+    emu.process.stop()

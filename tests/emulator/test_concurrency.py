@@ -1,7 +1,8 @@
 """Conformance under contention: the lock record and S3 conditional writes have exactly one winner.
 
 These are the promises the enactor's lock and the plan store rest on; stock moto let all three
-contenders for one TXT lock "win" 200 rounds out of 200.
+contenders for one TXT lock "win" 200 rounds out of 200. The emulator here switches threads every
+microsecond, so unlocked check-then-write code would lose these races visibly.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tests.emulator.conftest import client
+from tests.emulator.conftest import client, new_zone
 
 CONTENDERS = 3
 ROUNDS = 200
 
 
-def test_three_contenders_for_one_txt_lock_have_exactly_one_winner_per_round(emulator, r53, zone):
+def test_three_contenders_for_one_txt_lock_have_exactly_one_winner_per_round(racy_emulator, unique):
     """AWS: DELETE-old + CREATE-new in one batch is a compare-and-swap; only one of equal bids wins."""
-    zone_id, name = zone
+    r53 = client(racy_emulator, "route53")
+    zone_id, name = new_zone(r53, unique, "lock")
     lock = f"_lock.{name}"
 
     def rr(value: str) -> dict[str, Any]:
@@ -29,7 +31,7 @@ def test_three_contenders_for_one_txt_lock_have_exactly_one_winner_per_round(emu
         HostedZoneId=zone_id,
         ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": rr("round-0")}]},
     )
-    clients = [client(emulator, "route53") for _ in range(CONTENDERS)]  # one connection pool each
+    clients = [client(racy_emulator, "route53") for _ in range(CONTENDERS)]  # one connection pool each
     bids: list[list[str]] = [
         [f"round-{rnd + 1} holder-{me}" for me in range(CONTENDERS)] for rnd in range(ROUNDS)
     ]
@@ -103,12 +105,13 @@ def _race(n: int, attempt: Any) -> list[str]:
     return outcomes
 
 
-def test_s3_if_none_match_has_exactly_one_winner(emulator, s3, unique):
+def test_s3_if_none_match_has_exactly_one_winner(racy_emulator, unique):
     """AWS S3: PutObject with If-None-Match: * succeeds for one writer; the others get 412 PreconditionFailed."""
+    s3 = client(racy_emulator, "s3")
     bucket = f"cond-{unique}"
     s3.create_bucket(Bucket=bucket)
-    writers = [client(emulator, "s3") for _ in range(6)]
-    for rnd in range(25):
+    writers = [client(racy_emulator, "s3") for _ in range(6)]
+    for rnd in range(40):
         key = f"plans/{rnd:04}.json"
         outcomes = _race(
             6,
@@ -121,13 +124,14 @@ def test_s3_if_none_match_has_exactly_one_winner(emulator, s3, unique):
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == f"writer {winner}".encode()
 
 
-def test_s3_if_match_has_exactly_one_winner(emulator, s3, unique):
+def test_s3_if_match_has_exactly_one_winner(racy_emulator, unique):
     """AWS S3: PutObject with If-Match: <etag> succeeds for one writer of those holding that etag."""
+    s3 = client(racy_emulator, "s3")
     bucket = f"cas-{unique}"
     s3.create_bucket(Bucket=bucket)
-    writers = [client(emulator, "s3") for _ in range(6)]
+    writers = [client(racy_emulator, "s3") for _ in range(6)]
     s3.put_object(Bucket=bucket, Key="latest", Body=b"v0")
-    for rnd in range(25):
+    for rnd in range(40):
         etag = s3.head_object(Bucket=bucket, Key="latest")["ETag"]
         outcomes = _race(
             6,

@@ -74,17 +74,17 @@ def test_compose_runs_the_same_services_as_dnsctl_up():
     host, specs = _up_specs()
     compose = _checked_in()["services"]
     assert list(compose) == [s.name for s in specs]
-    assert {"emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"} == set(compose)
+    assert {"emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"} == set(compose)
     ports = {s.name: s.port for s in specs}
 
     def in_container(value: str) -> str:
         # The only differences allowed: bind to all interfaces, reach peers by service name.
         if value == host:
             return compose_file.BIND_HOST
-        if value == f"http://{host}:{ports['emulator']}":
-            return f"http://emulator:{ports['emulator']}"
-        if value == f"{host}:{ports['dns']}":
-            return f"dns:{ports['dns']}"
+        for name, port in ports.items():
+            for local, container in ((f"http://{host}:{port}", f"http://{name}:{port}"), (f"{host}:{port}", f"{name}:{port}")):
+                if value == local:
+                    return container
         return value
 
     for spec in specs:
@@ -95,9 +95,17 @@ def test_compose_runs_the_same_services_as_dnsctl_up():
             env.update(compose_file.EMULATOR_CREDENTIALS)
             env[TOKEN_ENV] = compose_file.TOKEN_REQUIRED
         assert service.get("environment", {}) == env, spec.name
+        oneshots = {s.name for s in specs if s.oneshot}
+        conditions = {
+            d: {"condition": "service_completed_successfully" if d in oneshots else "service_healthy"} for d in spec.depends_on
+        }
+        assert service.get("depends_on", {}) == conditions, spec.name
+        if spec.oneshot:
+            # A bootstrap job: no port, no health check, never restarted.
+            assert "ports" not in service and "healthcheck" not in service and service["restart"] == "no", spec.name
+            continue
         protocols = ["udp", "tcp"] if spec.protocol == "udp+tcp" else ["tcp"]
         assert service["ports"] == [f"127.0.0.1:{spec.port}:{spec.port}/{p}" for p in protocols], spec.name
-        assert service.get("depends_on", {}) == {d: {"condition": "service_healthy"} for d in spec.depends_on}, spec.name
         probe = " ".join(service["healthcheck"]["test"])
         target = f"'127.0.0.1', {spec.port}" if spec.health_path is None else f"http://127.0.0.1:{spec.port}{spec.health_path}"
         assert target in probe, spec.name
@@ -146,10 +154,13 @@ def test_docker_compose_resolves_the_same_services_and_health_gates():
     resolved = yaml.safe_load(proc.stdout)["services"]
     assert set(resolved) == set(_checked_in()["services"])
     assert resolved["planner"]["environment"][TOKEN_ENV] == "test-token-not-a-secret"
+    oneshots = {name for name, service in resolved.items() if service.get("restart") == "no"}
+    assert oneshots == {"zones"}
     for name, service in resolved.items():
-        assert "healthcheck" in service, name
-        for dep in service.get("depends_on", {}).values():
-            assert dep["condition"] == "service_healthy", name
+        assert ("healthcheck" in service) == (name not in oneshots), name
+        for dep_name, dep in service.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dep_name in oneshots else "service_healthy"
+            assert dep["condition"] == expected, name
 
 
 @needs_compose

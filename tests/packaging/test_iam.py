@@ -177,3 +177,24 @@ def test_no_task_role_has_a_wildcard_action_or_a_route53_write_outside_its_zones
     assert not any(a.startswith("route53:") for st in planner for a in st["Action"])
     assert not _allows(enactor, "route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/ZOTHERZONE")
     assert _allows(enactor, "route53:ChangeResourceRecordSets", f"arn:aws:route53:::hostedzone/{ZONES[1]}")
+
+
+def test_every_route53_call_of_the_enactor_is_granted(resolved):
+    """Route 53 operations named in the enactor's code (and the zone look-up it uses) must all be
+    allowed to the enactor role, so a new call cannot ship without its permission."""
+    import inspect
+    import re
+
+    import botocore.session
+    from botocore import xform_name
+
+    from services import zones
+    from tests.processes import ROOT
+
+    model = botocore.session.get_session().get_service_model("route53")
+    snake = {xform_name(op): op for op in model.operation_names}
+    sources = [f.read_text() for f in sorted((ROOT / "enactor").glob("*.py"))] + [inspect.getsource(zones.find_zone_id)]
+    used = {snake[name] for text in sources for name in re.findall(r"\b([a-z][a-z0-9_]+)\b", text) if name in snake}
+    assert {"ChangeResourceRecordSets", "ListResourceRecordSets", "GetChange", "ListHostedZonesByName"} <= used
+    granted = {a.removeprefix("route53:") for st in statements(resolved, "EnactorTaskRole") for a in st["Action"]}
+    assert used <= granted, f"the enactor calls Route 53 operations its role lacks: {sorted(used - granted)}"

@@ -61,6 +61,11 @@ def test_stuck_legacy_enactor_is_ranked_below_the_dangling_root_and_all_clear_af
         wait_for(lambda: endpoint_zone(client, zone_id, ep).active_version == 2, 30, "plan 2 applied")
         dns_server = start_dns(tmp_path, "--zone", ep, "--refresh-ms", "100", zone=ep)
         processes.append(dns_server)
+        # The data plane answers with the applied plan: one of its load balancers' addresses each time.
+        targets = {t.ipv4 for t in plan(2).endpoints[0].targets if t.weight > 0}
+        seen = {tuple(dns_server.addresses(ep)) for _ in range(50)}
+        assert seen <= targets and len(seen) > 1, (seen, targets)
+        assert dns_server.query(ep, "AAAA").answer == []  # an IPv4-only plan: NOERROR, no AAAA
         port = free_port()
         prober = ManagedProcess(
             "prober", ["prober", "--port", str(port), "--dns", f"127.0.0.1:{dns_server.port}", "--zone", ep,
