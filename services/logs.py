@@ -49,7 +49,7 @@ def configure(process: str, stream: TextIO | None = None, level: str | None = No
     level_name = (level or os.environ.get("DNSCTL_LOG_LEVEL", "INFO")).upper()
     logging.basicConfig(stream=stream or sys.stdout, level=getattr(logging, level_name, logging.INFO), format="%(message)s")
     # uvicorn and botocore have their own loggers; keep them quiet unless debugging.
-    for noisy in ("botocore", "boto3", "urllib3", "uvicorn.access", "apscheduler", "werkzeug"):
+    for noisy in ("botocore", "boto3", "urllib3", "httpx", "httpcore", "uvicorn.access", "apscheduler", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

@@ -193,7 +193,7 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 typer.echo(json.dumps(report, indent=2))
             else:
-                console.print(_status_tables(report))
+                console.print(status_tables(report))
             return
         try:
             if as_json:
@@ -203,10 +203,10 @@ def register(app: typer.Typer) -> None:
             else:
                 from rich.live import Live
 
-                with Live(_status_tables(gather(sources, client)), console=console, auto_refresh=False) as live:
+                with Live(status_tables(gather(sources, client)), console=console, auto_refresh=False) as live:
                     while True:
                         time.sleep(interval)
-                        live.update(_status_tables(gather(sources, client)), refresh=True)
+                        live.update(status_tables(gather(sources, client)), refresh=True)
         except KeyboardInterrupt:
             pass
 
@@ -303,7 +303,7 @@ def _short(tree_id: str) -> str:
     return tree_id[:10] + "…" if tree_id.startswith("t-") and len(tree_id) > 12 else tree_id
 
 
-def _status_tables(report: dict) -> Group:
+def status_tables(report: dict) -> Group:
     now = report["at"]
     planner = report["planner"]
     newest = planner["newest_version"] if planner["reachable"] else None

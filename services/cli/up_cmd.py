@@ -132,16 +132,16 @@ def _watch(sup: Supervisor, host: str, ports: Ports, duration: float, live: bool
     if interactive:
         from rich.live import Live
 
-        with Live(render_stack(sup, host, ports), console=console, refresh_per_second=2) as view:
+        with Live(render_stack(sup, host, ports), console=console, refresh_per_second=1) as view:
             while not stopping["now"] and not (duration and time.monotonic() - started > duration):
-                time.sleep(0.5)
+                time.sleep(1.0)
                 _restart_check(sup)
                 view.update(render_stack(sup, host, ports))
         return
     while not stopping["now"] and not (duration and time.monotonic() - started > duration):
         time.sleep(0.5)
         _restart_check(sup)
-        if live and time.monotonic() - last_print > 5:
+        if live and time.monotonic() - last_print > 10:
             console.print(render_stack(sup, host, ports))
             last_print = time.monotonic()
 

@@ -7,6 +7,7 @@ DNS queries to the data plane (dnspython, and `dig` for the evidence a person wo
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -152,6 +153,29 @@ class Control:
         addresses = sum(1 for f in records if len(f) >= 5 and f[3] == rtype)
         command = " ".join(cmd[:6])
         return Answer(rcode, addresses, via="dig", text=f"$ {command}\n{out.strip()}")
+
+    # -- the logs (the operators' API) -----------------------------------------------------------
+
+    def log_size(self, service: str) -> int:
+        path = self.stack.logs.get(service)
+        return path.stat().st_size if path is not None and path.exists() else 0
+
+    def events(self, service: str, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON events `service` logged after byte offset `since` (other lines are skipped)."""
+        path = self.stack.logs.get(service)
+        if path is None or not path.exists():
+            return []
+        with open(path, "rb") as fh:
+            fh.seek(since)
+            data = fh.read()
+        out = []
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue  # a line being written right now, or not ours
+        return out
 
     # -- the prober ----------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ class RaceAborted(RuntimeError):
 class RaceSettings:
     burst_every_ms: int = 250
     burst_for_s: float = 3.0
-    window_ms: int = 1500  # enactor-a's added Route 53 latency in act 4: the width of the window
+    flip_delay_s: float = 1.5  # act 4: how long enactor-a and -c hold back a flip (chaos delay_before_flip)
     settle_timeout_s: float = 20.0
     aftermath_timeout_s: float = 15.0
     aftermath_hold_s: float = 3.0  # after the aftermath settles, watch this long: does it stay so?
@@ -218,30 +218,56 @@ class Race:
             lambda: self._broken(run) or self._converged(newest, (A, B)), s.settle_timeout_s,
         )
 
+    def _in_flip_delay(self, enactor: str, since: int) -> set[str]:
+        """Endpoints where `enactor` logged that it is holding back a flip (chaos delay_before_flip)."""
+        return {
+            e.get("endpoint") for e in self.c.events(enactor, since)
+            if e.get("event") == "fault_injected" and e.get("fault") == "delay_before_flip"
+        }
+
     def _window(self, run: RaceRun) -> None:
         c, s = self.c, self.s
+        names = {e.name for e in c.endpoints()}
+        c.pause(B)
         c.pause(C)
         # A paused enactor finishes the backoff sleep it is in; wait until none is sleeping.
         self._wait(run, "enactor-c to stop at the pause", lambda: self._all_endpoints(C, lambda e: not e.get("backoff_s")), 15)
-        c.chaos(C, lock_failures=0, backoff_multiplier=0.001)
-        c.pause(B)
-        c.chaos(A, route53_latency_ms=s.window_ms)
+        c.chaos(A, delay_before_flip_s=s.flip_delay_s)
+        c.chaos(C, lock_failures=0, delay_before_flip_s=s.flip_delay_s, backoff_multiplier=0.01)
+        since_a, since_c = c.log_size(A), c.log_size(C)
         run.window_version = v = c.publish("race: the newer plan enactor-a applies and cleans up after (plan 145)")
-        self._say(run, f"enactor-b paused; enactor-a's Route 53 calls take {s.window_ms} ms more; plan {v} published")
+        self._say(run, f"enactor-b and -c paused; enactor-a holds back each flip {s.flip_delay_s:g} s; plan {v} published")
 
-        def a_flipped() -> bool:
-            return self._all_endpoints(A, lambda e: ((e.get("last_flip") or {}).get("plan_version") or 0) >= v)
+        # Pausing enactor-a while it holds back its flip stops it right after the flip, before the
+        # clean-up lists the zone: the window of 20 October, held open.
+        self._wait(run, f"enactor-a to hold back its flip of plan {v}", lambda: self._in_flip_delay(A, since_a) >= names, s.settle_timeout_s, 0.05)
+        c.pause(A)
+        if self._wait(run, f"enactor-a to flip plan {v}", lambda: self._all_endpoints(A, lambda e: (e.get("last_flip") or {}).get("plan_version") == v),
+                      s.flip_delay_s + s.settle_timeout_s, 0.05):
+            self._say(run, f"enactor-a flipped plan {v} and stopped before its clean-up lists the zone (paused)", A)
 
-        calls = 8  # list, build, INSYNC wait, flip, with room for a lost lock on the way
-        if self._wait(run, f"enactor-a to flip plan {v}", a_flipped, calls * s.window_ms / 1000 + s.settle_timeout_s, 0.02):
-            self._say(run, f"enactor-a flipped plan {v} on every endpoint; its clean-up is still to list the zone", A)
         c.resume(C)
-        self._say(run, f"enactor-c resumes with plan {run.stale_version} in hand, and its lock attempts succeed again", C)
+        self._say(run, f"enactor-c resumes with plan {run.stale_version} in hand; its lock attempts succeed again", C)
 
-        def settled() -> bool:
-            return self._all_endpoints(A, lambda e: e.get("task") == "idle") and self._all_endpoints(C, lambda e: e.get("task") == "idle")
+        def c_decided() -> bool:
+            # Legacy: it holds back a flip of its stale plan; guarded: it looked and went idle.
+            return self._in_flip_delay(C, since_c) >= names or self._all_endpoints(
+                C, lambda e: e.get("task") == "idle" and (e.get("done_version") or 0) >= v)
 
-        self._wait(run, "enactor-a's clean-up and enactor-c to finish", settled, 6 * s.window_ms / 1000 + s.settle_timeout_s)
+        self._wait(run, "enactor-c to flip its plan or refuse it", c_decided, s.settle_timeout_s, 0.05)
+        c.pause(C)  # it finishes the flip it holds back, and stops before it looks at anything newer
+        stale = run.stale_version
+
+        def c_done() -> bool:
+            return self._all_endpoints(C, lambda e: (e.get("last_flip") or {}).get("plan_version") == stale or e.get("task") == "idle")
+
+        self._wait(run, "enactor-c to finish what it does", c_done, s.flip_delay_s + s.settle_timeout_s, 0.05)
+        flipped = [n for n, e in c.endpoint_status(C).items() if (e.get("last_flip") or {}).get("plan_version") == stale]
+        if flipped:
+            self._say(run, f"enactor-c flipped {len(flipped)} endpoint(s) to its stale plan {stale}, over plan {v} (paused now)", C)
+        c.resume(A)
+        self._say(run, "enactor-a resumes: its clean-up lists the zone now", A)
+        self._wait(run, "enactor-a's clean-up to finish", lambda: self._all_endpoints(A, lambda e: e.get("task") == "idle"), s.settle_timeout_s)
 
     def _aftermath(self, run: RaceRun) -> None:
         c, s = self.c, self.s

@@ -99,7 +99,7 @@ def _check_batch(s: p.CoreSettings, before: p.EndpointState, batch: p.SubmitBatc
                     assert layout.role_of(c.record.name, EP)[1] not in keep
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data(), guard=st.booleans(), sizes=st.lists(st.sampled_from([1, 2, 5, 120, 260]), min_size=1, max_size=4))
 def test_any_observation_sequence(data, guard, sizes):
     s = p.CoreSettings("enactor-a", version_guard=guard, keep_plans=1, lock_ttl_s=30)
@@ -155,7 +155,7 @@ def _invariants(w: World, seen: dict) -> None:
     assert active == applied, "the root serves another version than the applied record says"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_guarded_system_invariants_in_any_interleaving(data):
     s = [p.CoreSettings(f"enactor-{x}", version_guard=True, keep_plans=1, lock_ttl_s=20) for x in "abc"]
