@@ -31,6 +31,7 @@ from enactor.faults import Faults
 from enactor.metrics import EnactorMetrics
 from enactor.propagation import wait_insync
 from enactor.settings import EnactorSettings
+from services.dns.snapshot import read_zone
 from services.logs import get_logger
 from services.plan.model import Plan, PlanInvalid
 from services.plan.store import PlanStore, StoreError
@@ -168,18 +169,12 @@ class Route53Zone:
         return self._call("get_change", Id=Id)
 
     def _list_all(self) -> tuple[tuple[RecordSet, ...], int]:
-        records: list[RecordSet] = []
-        start: dict[str, str] = {}
-        pages = 0
-        while True:
-            page = self._call("list_resource_record_sets", HostedZoneId=self.zone_id, MaxItems=str(LIST_PAGE), **start)
-            pages += 1
-            records += [RecordSet.from_boto(r) for r in page.get("ResourceRecordSets", [])]
-            if not page.get("IsTruncated"):
-                return tuple(records), pages
-            start = {"StartRecordName": page["NextRecordName"], "StartRecordType": page["NextRecordType"]}
-            if page.get("NextRecordIdentifier"):
-                start["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+        zone, pages = read_zone(self, self.zone_id, self.endpoint, LIST_PAGE)
+        return tuple(zone), pages
+
+    def list_resource_record_sets(self, **kwargs: Any) -> dict[str, Any]:
+        """ListResourceRecordSets, counted (read_zone pages through this object)."""
+        return self._call("list_resource_record_sets", **kwargs)
 
     def _lock_record(self) -> RecordSet | None:
         name = layout.lock_name(self.endpoint)

@@ -143,7 +143,8 @@ def parse_change(raw: Any, position: int) -> Change:
             raise _null(f"{where}.resourceRecordSet.aliasTarget.dNSName")
         alias = AliasTarget(
             dns_name=str(a["DNSName"]),
-            hosted_zone_id=str(a["HostedZoneId"]),
+            # Route 53 stores and answers the bare id, whether or not "/hostedzone/" was sent.
+            hosted_zone_id=str(a["HostedZoneId"]).rstrip("/").rsplit("/", 1)[-1],
             evaluate_target_health=str(a.get("EvaluateTargetHealth", False)).lower() == "true",
         )
     values: list[str] = []

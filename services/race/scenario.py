@@ -246,8 +246,10 @@ class Race:
                       s.flip_delay_s + s.settle_timeout_s, 0.05):
             self._say(run, f"enactor-a flipped plan {v} and stopped before its clean-up lists the zone (paused)", A)
 
+        in_hand = sorted({e.get("plan_in_hand") for e in c.endpoint_status(C).values()} - {None})
         c.resume(C)
-        self._say(run, f"enactor-c resumes with plan {run.stale_version} in hand; its lock attempts succeed again", C)
+        holding = f"plan {', '.join(map(str, in_hand))} in hand" if in_hand else "no plan in hand"
+        self._say(run, f"enactor-c resumes with {holding} (plan {v} is the newest); its lock attempts succeed again", C)
 
         def c_decided() -> bool:
             # Legacy: it holds back a flip of its stale plan; guarded: it looked and went idle.

@@ -14,10 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from services import auth
-from services.stack import ENACTORS, Ports, services
+from services.stack import EMULATOR_CREDENTIALS, ENACTORS, Ports, ServiceSpec, services
 from services.supervisor import Supervisor, port_free, read_stack_file
 
 # Settings of a private race stack's enactors, and why:
@@ -36,7 +34,6 @@ RACE_ENACTOR_ENV = {
 RACE_ROUTE53_ENV = {"DNSCTL_ROUTE53_RPS": "200"}
 # The planner publishes only when the script says so (plan 1 at start, then bursts).
 RACE_PLAN_INTERVAL_S = 3600.0
-EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dnsctl-local", "AWS_SECRET_ACCESS_KEY": "dnsctl-local", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 class StackError(RuntimeError):
@@ -125,29 +122,24 @@ def start_private(state_dir: Path, *, version_guard: bool, host: str = "127.0.0.
         state_dir=state_dir,
         supervisor=sup,
     )
-    by_name = {s.name: s for s in specs}
-    # In dependency order, each group started at once: Python processes take seconds to start
-    # on a busy machine, and the enactors need the zones the planner's fleet names.
-    groups = [("emulator",), ("planner", "dns"), tuple(n for n, _, _ in ENACTORS) + ("prober",)]
     try:
-        for group in groups:
-            with ThreadPoolExecutor(len(group)) as pool:
-                for name, child in zip(group, pool.map(lambda n: sup.start(by_name[n]), group), strict=True):
-                    stack.logs[name] = child.log_path
-            if "planner" in group:
-                _ensure_zones(stack.planner)
+        for level in _levels(specs):
+            # Each level started at once: Python processes take seconds to start on a busy machine.
+            with ThreadPoolExecutor(len(level)) as pool:
+                for spec, child in zip(level, pool.map(sup.start, level), strict=True):
+                    stack.logs[spec.name] = child.log_path
     except Exception:
         sup.stop_all()
         raise
     return stack
 
 
-def _ensure_zones(planner_url: str) -> None:
-    """The fleet's hosted zones must exist before the enactors look for them (as `dnsctl up` does)."""
-    from services.zones import ensure_zones
-
-    fleet = httpx.get(planner_url + "/v1/fleet", timeout=10).json()
-    ensure_zones([e["name"] for e in fleet.get("endpoints", [])])
+def _levels(specs: list[ServiceSpec]) -> list[list[ServiceSpec]]:
+    """The services grouped by dependency depth: every service after all it depends on."""
+    depth: dict[str, int] = {}
+    for spec in specs:  # services() lists them in start order: dependencies first
+        depth[spec.name] = 1 + max((depth.get(d, -1) for d in spec.depends_on), default=-1)
+    return [[s for s in specs if depth[s.name] == k] for k in range(max(depth.values()) + 1)]
 
 
 def attach(state_dir: Path) -> RaceStack:

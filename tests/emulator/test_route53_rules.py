@@ -255,11 +255,12 @@ def test_alias_target_must_exist_but_may_be_deleted_later(r53, zone):
         zone_id,
         ("CREATE", rrs(f"leaf.{name}", "A", "10.0.0.1")),
         ("CREATE", alias_rrs(f"tree.{name}", f"leaf.{name}", zone_id, sid="lb-1", weight=5)),
-        ("CREATE", alias_rrs(name, f"tree.{name}", zone_id)),
+        ("CREATE", alias_rrs(name, f"tree.{name}", f"/hostedzone/{zone_id}")),
     )
     change(r53, zone_id, ("DELETE", alias_rrs(f"tree.{name}", f"leaf.{name}", zone_id, sid="lb-1", weight=5)))
     root = [r for r in records(r53, zone_id) if r["Name"] == name and r["Type"] == "A"]
     assert root[0]["AliasTarget"]["DNSName"] == f"tree.{name}"  # dangling, as on AWS
+    assert root[0]["AliasTarget"]["HostedZoneId"] == zone_id  # Route 53 answers the bare zone id
 
 
 def test_cname_exclusivity_and_value_checks(r53, zone):

@@ -1,7 +1,7 @@
 """Synthetic logs in exactly the format services/logs.py writes, on a virtual clock.
 
 Each process gets its own file, pid and `seq` counter; a line is the event's own fields, then
-event, pid, process, level, ts (isoformat UTC with "Z"), seq: the key order of logs.py's
+event, level, ts (isoformat UTC with "Z"), process, pid, seq: the key order of logs.py's
 processor chain (test_events checks this against a real logs.py subprocess). The scenarios
 replay the October race (legacy) and the same script with the guard on.
 """
@@ -34,7 +34,7 @@ class LogWriter:
         if process.startswith("enactor"):
             fields = {"enactor": process, **fields}  # the runner binds its id first
         ts = (self.start + timedelta(seconds=t)).isoformat().replace("+00:00", "Z")
-        record = {**fields, "event": event, "pid": self.pids[process], "process": process, "level": level, "ts": ts, "seq": next(self.seqs[process])}
+        record = {**fields, "event": event, "level": level, "ts": ts, "process": process, "pid": self.pids[process], "seq": next(self.seqs[process])}
         self.lines.setdefault(process, []).append((t, json.dumps(record)))
         return record
 
