@@ -7,8 +7,8 @@
     GET /metrics   Prometheus text: this runner's registry plus the process-wide one (AWS
                    throttles, Route 53 pacing, propagation waits)
 
-Nothing here mutates anything; the chaos routes that will set enactor/faults.py must require the
-bearer token (services/auth.py) and exist only with --allow-chaos.
+    /v1/chaos      the race lab's fault injection (enactor/chaos.py): bearer token required,
+                   refused (403) unless the enactor runs with --allow-chaos
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from enactor.chaos import chaos_router
 from enactor.runner import Runner
 
 
@@ -47,4 +48,5 @@ def create_app(runner: Runner) -> FastAPI:
         body = generate_latest(runner.metrics.registry) + generate_latest(REGISTRY)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(chaos_router(runner.faults, allow_chaos=runner.settings.allow_chaos, enactor_id=runner.settings.enactor_id))
     return app

@@ -101,8 +101,11 @@ def explore(
         fresh = tuple(v for v in violations if v.invariant not in found)
         if not fresh:
             return
-        cx = Counterexample("safety", fresh, concrete_labels(world, sym, states, parent, via, i, label),
-                            time.perf_counter() - started, len(states))
+        labels = concrete_labels(world, sym, states, parent, via, i, label)
+        concrete = tuple(v for v in safety_violations(world, inv, labels) if v.invariant in {f.invariant for f in fresh})
+        if not concrete:
+            raise RuntimeError(f"the concrete run of a counterexample does not break {fresh[0].invariant}: symmetry reduction is not exact here")
+        cx = Counterexample("safety", concrete, labels, time.perf_counter() - started, len(states))
         for v in fresh:
             found.setdefault(v.invariant, cx)
         result.counterexamples.append(cx)
@@ -124,7 +127,7 @@ def explore(
             result.frontier += 1
             continue
         for label in world.labels(s):
-            t, move = world.apply(s, label)
+            t, move, _ = world.apply(s, label)
             result.transitions += 1
             violations: tuple[Violation, ...] = ()
             if move is not None and move.zone is not None:
@@ -158,12 +161,29 @@ def explore(
         result.stuck_states = len(stuck)
         if stuck:
             first = stuck[0]
-            why = _progress_violation(world, states[first])
-            cx = Counterexample("progress", why, concrete_labels(world, sym, states, parent, via, first, None),
-                                time.perf_counter() - started, len(states))
+            labels = concrete_labels(world, sym, states, parent, via, first, None)
+            end = world.initial
+            for label in labels:
+                end = world.apply(end, label)[0]
+            cx = Counterexample("progress", _progress_violation(world, end), labels, time.perf_counter() - started, len(states))
             result.counterexamples.append(cx)
     result.elapsed_s = time.perf_counter() - started
     return result
+
+
+def safety_violations(world: World, inv: Invariants, labels: list[Label]) -> tuple[Violation, ...]:
+    """What the last step of the run `labels` breaks (its batch, or the state it reaches)."""
+    state = world.initial
+    found: tuple[Violation, ...] = inv.of_state(state) if not labels else ()
+    for n, label in enumerate(labels):
+        t, move, _ = world.apply(state, label)
+        if n == len(labels) - 1:
+            if move is not None and move.zone is not None:
+                j = label[1] % world.n_endpoints
+                found += inv.of_batch(state.zones[j], move.zone, j)
+            found += inv.of_state(t)
+        state = t
+    return found
 
 
 def _chain(parent, i: int) -> list[int]:
@@ -202,7 +222,7 @@ def _follow(world: World, sym: Symmetry, state: State, label: Label, ok, same_ki
     if same_kind is not None:
         candidates = [x for x in candidates if x[0] == same_kind[0] and x[2:] == same_kind[2:]]
     for cand in candidates:
-        t, _ = world.apply(state, cand)
+        t = world.apply(state, cand)[0]
         if ok(t):
             return t, cand
     raise RuntimeError(f"symmetry reduction is not exact here: no renaming of {label} reproduces the explored step")
@@ -266,7 +286,7 @@ def random_walks(world: World, walks: int, seed: int, length: int | None = None)
         for _ in range(length):
             options = list(world.labels(state))
             label = options[rng.randrange(len(options))]
-            t, move = world.apply(state, label)
+            t, move, _ = world.apply(state, label)
             result.transitions += 1
             labels.append(label)
             violations: tuple[Violation, ...] = ()

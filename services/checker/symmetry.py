@@ -18,43 +18,15 @@ check that both give the same verdicts.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
-from typing import Any
 
-from services.checker.world import State, World
+from services.checker.world import State, World, rewrite_strings
 from services.route53.engine import IndexedZone
 from services.route53.records import Zone
 
 # "enactor-b" as a whole word, and the letter of a checker tree id ("t-bp3", "i-bp3-0").
 _NAMES = re.compile(r"(?<![a-z0-9])(?:(enactor-)([a-z])(?![a-z0-9])|([ti]-)([a-z])(?=p\d))")
-_FIELDS: dict[type, tuple[str, ...] | None] = {}
-
-
-def _fields_of(t: type) -> tuple[str, ...] | None:
-    names = _FIELDS.get(t, ())
-    if names == ():
-        names = tuple(f.name for f in dataclasses.fields(t)) if dataclasses.is_dataclass(t) else None
-        _FIELDS[t] = names
-    return names
-
-
-def _walk(obj: Any, rename_str) -> Any:
-    t = type(obj)
-    if t is str:
-        return rename_str(obj)
-    if t is tuple:
-        items = tuple(_walk(x, rename_str) for x in obj)
-        return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
-    names = _fields_of(t)
-    if not names:
-        return obj  # numbers, enums, plans (no enactor inside), None
-    values = [getattr(obj, n) for n in names]
-    renamed = [_walk(v, rename_str) for v in values]
-    if all(a is b for a, b in zip(renamed, values, strict=True)):
-        return obj
-    return t(**dict(zip(names, renamed, strict=True)))
 
 
 class Symmetry:
@@ -83,14 +55,25 @@ class Symmetry:
 
     def canonical(self, state: State) -> State:
         zones, machines = state.zones, state.machines
-        best = (zones, machines)
+        best_z, best_m = zones, machines
         for i in range(1, len(self.perms)):
-            candidate = self._renamed(zones, machines, i)
-            if candidate < best:
-                best = candidate
-        if best[1] is machines:
+            zmemo = self._zones[i]
+            try:
+                z = tuple([zmemo[x] for x in zones])
+            except KeyError:
+                z = self._renamed(zones, machines, i)[0]
+            if z > best_z:
+                continue  # the zones decide: no need to rename the machines
+            mmemo = self._machines[i]
+            try:
+                m = tuple([mmemo[machines[q]] for q in self._sources[i]])
+            except KeyError:
+                m = self._renamed(zones, machines, i)[1]
+            if z < best_z or m < best_m:
+                best_z, best_m = z, m
+        if best_m is machines and best_z is zones:
             return state
-        return State(state.published, state.expiries, state.losses, state.flipped, best[0], best[1])
+        return State(state.published, state.expiries, state.losses, state.flipped, best_z, best_m)
 
     def rename(self, state: State, i: int) -> State:
         zones, machines = self._renamed(state.zones, state.machines, i)
@@ -132,13 +115,13 @@ class Symmetry:
 
     def _rename_machine(self, mid: int, i: int) -> int:
         st = self.world.machine(mid)
-        renamed = _walk(st, self._rename_str(i))
+        renamed = rewrite_strings(st, self._rename_str(i))
         return mid if renamed is st else self.world.machines.add(renamed)
 
     def _rename_zone(self, zid: int, i: int) -> int:
         izone = self.world.zone(zid)
         rename = self._rename_str(i)
-        records = [_walk(r, rename) for r in izone.zone]
+        records = [rewrite_strings(r, rename) for r in izone.zone]
         if all(a is b for a, b in zip(records, izone.zone, strict=True)):
             return zid
         zone = Zone.of(izone.zone.name, records, zone_id=izone.zone.zone_id)

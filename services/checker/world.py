@@ -15,15 +15,19 @@ A transition is one of:
   ends. A batch that opens a unit may instead lose its lock attempt as if another writer had
   taken the lock (bounded: `Bounds.lock_losses`), the runner's `lose_lock_attempts` fault.
 
-Time. Sleeps are abstract: a sleeping machine may wake at any later step, so backoff lengths and
+Time. The clock stands still at 2025-10-20T06:48:00Z. Only differences of time steer the core
+(a lock is expired when its expiry is not after now; a new lease runs now + TTL), so "the clock
+moves one lock TTL on" is modelled as "every lease, in Route 53 and in every machine's memory,
+ages by one TTL" (bounded: `Bounds.lease_expiries`): a held lease expires, a released one
+already was. Tree metadata keeps the creation time it would have had before the jump: content
+only, it steers nothing, and the space stays small. Sleeps are abstract: a sleeping machine may wake at any later step, so backoff lengths and
 delays are every possible interleaving rather than numbers. Waking is invisible to everyone else
 and commutes with every other step, and an awake machine may still wait any number of steps
 before it acts, so a machine is woken in the same transition that put it to sleep: the states
 where it sleeps and where it is awake but idle would only double the space. The core runs with
 one backoff length (base = cap: its loss counter then has two values instead of eight that the
-checker could not tell apart). The clock stands still at 2025-10-20T06:48:00Z except for lease expiries, each
-of which moves it one lock TTL on: a lock released by its holder is free at once (its expiry is
-"now"), a held one only after an expiry.
+checker could not tell apart). A lock released by its holder is free at once (its expiry is "now"), a held
+one only after a lease expiry.
 
 Tree ids. The core accepts the caller's fresh tree id; the checker names a tree
 "t-<enactor letter>p<plan version>" (one tree per machine and plan; a numbered suffix if that
@@ -32,8 +36,10 @@ name is taken), readable in traces and renamed with the enactor under symmetry.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -42,7 +48,7 @@ from enactor import protocol as default_core
 from planner.fleet import Fleet, validate_fleet
 from planner.planning import build_plan
 from services.plan.model import Plan
-from services.route53.engine import IndexedZone, Route53Error, apply_batch
+from services.route53.engine import IndexedZone, Route53Error, apply_batch, same_record_set
 from services.route53.listing import sort_key
 from services.route53.records import AliasTarget, Change, RecordSet, Zone, normalise_name
 
@@ -114,7 +120,7 @@ class State(NamedTuple):
     """One global state; every field is an int or a tuple of interned ids, so it hashes fast."""
 
     published: int  # plans 1..published are in the store
-    expiries: int  # lease expiries spent (the clock is T0 + expiries * LOCK_TTL_S)
+    expiries: int  # lease expiries spent
     losses: int  # injected lock losses spent
     flipped: int  # bit j: a flip was accepted on endpoint j in this run
     zones: tuple[int, ...]  # interned zone per endpoint
@@ -244,6 +250,50 @@ def damage_batches(core, settings, endpoint: str, zone_id: str, plans: tuple[Pla
     return [tuple(build_changes), delete]
 
 
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _fields_of(t: type) -> tuple[str, ...] | None:
+    names = _FIELDS.get(t, ())
+    if names == ():
+        names = tuple(f.name for f in dataclasses.fields(t)) if dataclasses.is_dataclass(t) else None
+        _FIELDS[t] = names
+    return names
+
+
+def rewrite_strings(obj: Any, fn: Callable[[str], str]) -> Any:
+    """`obj` (a frozen value of the core or the engine) with every string inside rewritten by `fn`.
+
+    Walks dataclasses and tuples generically, so a field the core adds later is covered too;
+    returns the same object when nothing changed (cheap identity checks, shared memory).
+    """
+    t = type(obj)
+    if t is str:
+        return fn(obj)
+    if t is tuple:
+        items = tuple(rewrite_strings(x, fn) for x in obj)
+        return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
+    names = _fields_of(t)
+    if not names:
+        return obj  # numbers, enums, pydantic plans (no enactor or time inside), None
+    values = [getattr(obj, n) for n in names]
+    new = [rewrite_strings(v, fn) for v in values]
+    if all(a is b for a, b in zip(new, values, strict=True)):
+        return obj
+    return t(**dict(zip(names, new, strict=True)))
+
+
+_EXPIRES = re.compile(r"(?<![a-z])expires=(\d+)")
+
+
+def age_lease(text: str) -> str:
+    """A lock value one lease older: its expiry one TTL earlier, but never before the model's
+    clock (an expired lease is expired; the counter keeps every lock value distinct)."""
+    if "expires=" not in text:
+        return text
+    return _EXPIRES.sub(lambda m: f"expires={max(int(m.group(1)) - LOCK_TTL_S, T0)}", text)
+
+
 def forget_dead(st: Any) -> Any:
     """The machine state with the facts it will re-read before using them set to their defaults.
 
@@ -292,6 +342,12 @@ class World:
         self._moves: dict[tuple, Move] = {}
         self._listings: dict[int, tuple[RecordSet, ...]] = {}
         self._views: dict[int, layout.EndpointZone] = {}
+        self._names: dict[tuple, tuple[str, str, str]] = {}
+        self._aged_zones: dict[int, int] = {}
+        self._held: dict[int, bool] = {}
+        self._fresh_base: dict[int, tuple[int] | None] = {}
+        self._lock_keys = tuple((layout.lock_name(ep), "TXT", None) for ep in self.endpoints)
+        self._aged_machines: dict[int, int] = {}
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -340,7 +396,7 @@ class World:
     # -- transitions -----------------------------------------------------------------------
 
     def now(self, state: State) -> int:
-        return T0 + state.expiries * LOCK_TTL_S
+        return T0
 
     def labels(self, state: State) -> Iterator[Label]:
         """Every transition enabled in `state`, in a fixed order (random walks depend on it)."""
@@ -357,32 +413,89 @@ class World:
                     yield ("step", k, LOSE_LOCK)
 
     def _lease_held(self, state: State) -> bool:
-        now = self.now(state)
         for j, zid in enumerate(state.zones):
-            lock = self.view(zid, j).lock_value
-            if lock is not None and lock.expires > now:
+            held = self._held.get(zid)
+            if held is None:
+                lock = self.view(zid, j).lock_value
+                held = self._held[zid] = lock is not None and lock.expires > T0
+            if held:
                 return True
         return False
 
-    def apply(self, state: State, label: Label) -> tuple[State, Move | None]:
-        """The state after `label`, and the machine step it was (None for planner and clock)."""
+    def apply(self, state: State, label: Label) -> tuple[State, Move | None, tuple[tuple[int, Move], ...]]:
+        """The state after `label`, the machine step it was (None for the planner and the clock),
+        and the batches that step doomed, rejected at once: (machine index, move) each."""
         published, expiries, losses, flipped, zones, machines = state
         kind = label[0]
         if kind == "publish":
-            return State(published + 1, expiries, losses, flipped, zones, machines), None
+            return State(published + 1, expiries, losses, flipped, zones, machines), None, ()
         if kind == "expire":
-            return State(published, expiries + 1, losses, flipped, zones, machines), None
+            zones = tuple(self._aged(self._aged_zones, z, self._age_zone) for z in zones)
+            machines = tuple(self._aged(self._aged_machines, m, self._age_machine) for m in machines)
+            return State(published, expiries + 1, losses, flipped, zones, machines), None, ()
         k, choice = label[1], label[2]
         move = self.move(state, k, choice)
         machines = machines[:k] + (move.machine,) + machines[k + 1 :]
         if choice == LOSE_LOCK:
             losses += 1
+        knocked: tuple[tuple[int, Move], ...] = ()
         if move.zone is not None:
             j = k % self.n_endpoints
             zones = zones[:j] + (move.zone,) + zones[j + 1 :]
             if move.flip:
                 flipped |= 1 << j
-        return State(published, expiries, losses, flipped, zones, machines), move
+            new = State(published, expiries, losses, flipped, zones, machines)
+            knocked = self._doomed(new, j, k)
+            if knocked:
+                ms = list(machines)
+                for k2, m2 in knocked:
+                    ms[k2] = m2.machine
+                machines = tuple(ms)
+        return State(published, expiries, losses, flipped, zones, machines), move, knocked
+
+    def _doomed(self, state: State, j: int, writer: int) -> tuple[tuple[int, Move], ...]:
+        """Batches of other machines on endpoint j that the zone's new lock has doomed, rejected.
+
+        A batch whose lock preamble no longer matches the zone can only be rejected, whenever it is
+        submitted (lock values never repeat), and its rejection changes no zone and reads nothing
+        else: so it happens at once, in the same transition as the write that doomed it.
+        """
+        out = []
+        current = self.zone(state.zones[j]).zone.records.get(self._lock_keys[j])
+        for e in range(self.n_enactors):
+            k2 = e * self.n_endpoints + j
+            if k2 == writer:
+                continue
+            st = self.machine(state.machines[k2])
+            if st.phase != "batch":
+                continue
+            first = st.inflight.changes[0]
+            if first.action == "DELETE":
+                doomed = current is None or not same_record_set(current, first.record)
+            else:
+                doomed = current is not None
+            if doomed:
+                out.append((k2, self.move(state, k2)))
+        return tuple(out)
+
+    @staticmethod
+    def _aged(memo: dict[int, int], i: int, compute: Callable[[int], int]) -> int:
+        out = memo.get(i)
+        if out is None:
+            out = memo[i] = compute(i)
+        return out
+
+    def _age_zone(self, zid: int) -> int:
+        izone = self.zone(zid)
+        records = [rewrite_strings(r, age_lease) for r in izone.zone]
+        if all(a is b for a, b in zip(records, izone.zone, strict=True)):
+            return zid
+        return self.intern_zone(IndexedZone.of(Zone.of(izone.zone.name, records, zone_id=izone.zone.zone_id)))
+
+    def _age_machine(self, mid: int) -> int:
+        st = self.machine(mid)
+        aged = rewrite_strings(st, age_lease)
+        return mid if aged is st else self.machines.add(aged)
 
     def move(self, state: State, k: int, choice: str = "") -> Move:
         mid = state.machines[k]
@@ -393,11 +506,11 @@ class World:
         if phase == "plan":
             key = (mid, "plan", state.published)
         elif phase == "list":
-            key = (mid, "list", zid, state.expiries, self.fresh_tree_id(state, k))
+            key = (mid, "list", zid, self.fresh_tree_id(state, k))
         elif phase == "batch":
-            key = (mid, "batch", zid, state.expiries, choice)
+            key = (mid, "batch", zid, choice)
         else:
-            key = (mid, phase.value, state.expiries)
+            key = (mid, phase.value)
         move = self._moves.get(key)
         if move is None:
             move = self._moves[key] = self._compute_move(state, k, st, choice, key)
@@ -405,25 +518,39 @@ class World:
 
     def fresh_tree_id(self, state: State, k: int) -> str | None:
         """The id for a tree this listing may start: None when the machine keeps its tree in hand."""
-        st = self.machine(state.machines[k])
-        if st.task != "work" or st.plan is None or (st.tree is not None and st.tree.version == st.plan.version):
-            return None
+        mid = state.machines[k]
+        if mid in self._fresh_base:
+            if self._fresh_base[mid] is None:
+                return None
+        else:
+            st = self.machine(mid)
+            if st.task != "work" or st.plan is None or (st.tree is not None and st.tree.version == st.plan.version):
+                self._fresh_base[mid] = None
+                return None
+            self._fresh_base[mid] = (st.plan.version,)
+        version = self._fresh_base[mid][0]
         e, j = divmod(k, self.n_endpoints)
-        base = f"t-{chr(ord('a') + e)}p{st.plan.version}"
         names = self.zone(state.zones[j]).names
         held = {
             t.tree_id
             for i in range(self.n_enactors)
             if (t := self.machine(state.machines[i * self.n_endpoints + j]).tree) is not None
         }
-        ep = self.endpoints[j]
         n = 0
         while True:
-            candidate = base if n == 0 else f"{base}g{n}"
-            taken = candidate in held or layout.tree_name(ep, candidate) in names or layout.meta_name(ep, candidate) in names
-            if not taken:
+            candidate, top, meta = self._tree_names(e, j, version, n)
+            if candidate not in held and top not in names and meta not in names:
                 return candidate
             n += 1
+
+    def _tree_names(self, e: int, j: int, version: int, n: int) -> tuple[str, str, str]:
+        key = (e, j, version, n)
+        out = self._names.get(key)
+        if out is None:
+            tree_id = f"t-{chr(ord('a') + e)}p{version}" + (f"g{n}" if n else "")
+            ep = self.endpoints[j]
+            out = self._names[key] = (tree_id, layout.tree_name(ep, tree_id), layout.meta_name(ep, tree_id))
+        return out
 
     def _compute_move(self, state: State, k: int, st: Any, choice: str, key: tuple) -> Move:
         core = self.core

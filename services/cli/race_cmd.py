@@ -88,9 +88,6 @@ def race(
         run = Race(control, settings, on_moment=moment).run()
         evidence = gather(control, run)
         verdict = judge(evidence)
-    except (StackError, RaceAborted, ServiceFailed, ServiceError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
         if as_json:
             out = {
                 **verdict.as_dict(),
@@ -107,6 +104,9 @@ def race(
             _print(evidence, verdict)
         if keep_stack and stack.private:
             _hold(stack)
+    except (StackError, RaceAborted, ServiceFailed, ServiceError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
     finally:
         if stack is not None and stack.private:
             stack.stop()

@@ -8,13 +8,20 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import typer
 from rich.console import Console
 
 from services import auth
 from services.stack import EMULATOR_CREDENTIALS, Ports, services
-from services.supervisor import PortInUse, ServiceFailed, Supervisor, check_ports, read_stack_file, stop_process_group, tail
+from services.supervisor import (
+    PortInUse,
+    ServiceFailed,
+    Supervisor,
+    check_ports,
+    read_stack_file,
+    stop_process_group,
+    tail,
+)
 
 console = Console()
 

@@ -1,31 +1,36 @@
 """The scripted replay of 20 October 2025 on a live stack (the same script in both modes).
 
 Theory of operation. The outage needed three things at once: an enactor holding a plan it had
-judged fresh long ago, a planner publishing plan after plan meanwhile, and that enactor getting
-the lock exactly between another enactor's flip of a much newer plan and that enactor's clean-up
-(which deletes trees of plans "significantly older" than the one it just flipped). The script
-makes each of them happen on purpose with the chaos controls, then lets the real processes do
-the rest:
+judged fresh long ago, a planner publishing plan after plan meanwhile, and that enactor's flip
+landing between another enactor's flip of a much newer plan and that enactor's clean-up (which
+deletes trees of plans "significantly older" than the one it just flipped), with nobody flipping
+anything newer before the clean-up ran. The script makes each of them happen on purpose with the
+chaos controls (enactor/chaos.py, planner/burst.py), then lets the real processes do the rest:
 
-  1. settle     every endpoint serves the newest plan; the prober sees addresses everywhere
-  2. fall behind enactor-a and -b are paused for a moment, so enactor-c alone reads the next
-                plan (v_c) and judges it fresh; from then on enactor-c loses every lock attempt
-                (chaos lock_failures) and backs off, keeping v_c in hand
-  3. burst      enactor-a and -b run again while the planner publishes a plan every X ms for Y s;
-                they apply them, clean up old trees (keep_plans 2), contend for the lock
-  4. the window enactor-c is paused and its lock attempts are allowed to succeed again;
-                enactor-b is paused (out of the picture, as on 20 October); enactor-a's Route 53
-                calls get slow (route53_latency_ms = window) and the next plan v_a is published.
-                The moment enactor-a has flipped v_a, enactor-c resumes: it lists the zone
-                (enactor-a released the lock with its flip), and its clean-up has not listed yet
-  5. aftermath  chaos cleared everywhere, one more plan published, and the stack is watched
+  1. settle      every endpoint serves the newest plan; the prober sees addresses everywhere
+  2. fall behind enactor-a and -b are paused for a moment, so enactor-c alone reads the next plan
+                 (v_c) and judges it fresh; from then on enactor-c loses every lock attempt
+                 (lock_failures) and backs off, keeping v_c in hand
+  3. burst       enactor-a and -b run again while the planner publishes a plan every X ms for
+                 Y s; they apply them, clean up old trees, contend for the lock
+  4. the window  enactor-b and -c are paused; enactor-c's lock attempts may succeed again; every
+                 flip of enactor-a and -c is held back a moment (delay_before_flip), and the
+                 next plan v_a is published. Pausing an enactor while it holds back a flip stops
+                 it right after that flip, before its next request, so the script can order the
+                 steps exactly, as on 20 October:
+                   enactor-a flips v_a, and stops before its clean-up lists the zone;
+                   enactor-c resumes, lists (the lock is free), builds v_c's tree, flips it,
+                   and stops before it looks at anything newer;
+                   enactor-a resumes: its clean-up lists the zone and deletes old trees
+  5. aftermath   chaos cleared everywhere, one more plan published, and the stack is watched
 
 Legacy: enactor-c never checks again that v_c is fresh, flips the root to it, and enactor-a's
-clean-up, listing after that flip, deletes v_c's tree: the root dangles, DNS answers NOERROR
-with zero addresses, and every later flip fails because it must point the rollback at the
-missing tree. Guarded: enactor-c checks v_c after every listing and refuses it (refused_stale);
-nothing dangles. Legacy may also break during the burst on its own, when enactor-b flips a plan
-several versions stale (the same mechanism); the script then skips to the aftermath.
+clean-up, threshold v_a - keep_plans, deletes v_c's tree under the root: the root dangles, DNS
+answers NOERROR with zero addresses, and every later flip fails because it must point the
+rollback at the tree the root names, which is gone. Guarded: enactor-c checks v_c after every
+listing and refuses it (refused_stale), and a clean-up never deletes the active tree; nothing
+dangles. Legacy may also break during the burst on its own, when enactor-b flips a plan several
+versions stale (the same mechanism); the script then goes straight to the aftermath.
 
 Every wait is bounded; a wait that times out is a moment of its own and the race goes on, so
 the verdict is always built from what happened, never from what the script hoped for.
@@ -75,10 +80,9 @@ class RaceRun:
     t0: float
     moments: list[Moment] = field(default_factory=list)
     stale_version: int | None = None  # v_c
-    burst_versions: tuple[int, int] | None = None
     window_version: int | None = None  # v_a
     final_version: int | None = None
-    broke_early: bool = False
+    broke_early: bool = False  # legacy broke during the burst, before act 4
     log_offsets: dict[str, int] = field(default_factory=dict)
     prober_empty_seconds_before: float = 0.0
     watch: Watch | None = None
@@ -112,8 +116,7 @@ class Race:
                 if done():
                     return True
             except Exception as exc:  # noqa: BLE001 - a status read failing now is retried until the deadline
-                last = f"{type(exc).__name__}: {exc}"
-                self.log.debug("race_wait_retry", what=what, error=last[:200])
+                self.log.debug("race_wait_retry", what=what, error=f"{type(exc).__name__}: {exc}"[:200])
             time.sleep(interval_s)
         run.timed_out.append(what)
         self._say(run, f"gave up waiting ({timeout_s:.0f}s) for {what}")
@@ -208,9 +211,6 @@ class Race:
         self._say(run, f"planner burst: a plan every {s.burst_every_ms} ms for {s.burst_for_s:g} s", "planner")
         self._wait(run, "the burst to end", lambda: not (c.burst_status() or {}).get("running"), s.burst_for_s + 10)
         report = c.burst_status() or {}
-        versions = report.get("versions") or []
-        if versions:
-            run.burst_versions = (versions[0], versions[1])
         newest = c.newest_version() or 0
         self._say(run, f"burst over: {report.get('published', 0)} plans published, newest {newest}", "planner")
         self._wait(
@@ -273,6 +273,11 @@ class Race:
 
     def _aftermath(self, run: RaceRun) -> None:
         c, s = self.c, self.s
+        if run.watch and run.watch.dangling():
+            # The DNS server reads Route 53 every 250 ms: dig once it serves what Route 53 holds.
+            watch = run.watch
+            self._wait(run, "the data plane to serve the damage",
+                       lambda: all(watch.snapshot()[n].first_empty is not None for n in watch.dangling()), 5)
         run.dig_after_damage = self._dig_all()
         empty = sorted({name for name, _, a in run.dig_after_damage if a.empty})
         if empty:
