@@ -10,8 +10,27 @@
 The enactors serve the routes of enactor/chaos.py, the planner those of planner/burst.py; both
 refuse unless started with --allow-chaos (`dnsctl up` does) and require the API token. Each
 service is found as every CLI command finds it (services/cli/client.py: --url, DNSCTL_<NAME>_URL,
-or the stack's default port). With `dnsctl up --no-version-guard`, these commands replay the
-October race by hand; `dnsctl race` scripts the same steps.
+or the stack's default port).
+
+The October race by hand, on `dnsctl up --no-version-guard` (the steps `dnsctl race` scripts, see
+services/race/scenario.py; a 20 s hold on each flip leaves time to type):
+
+    dnsctl chaos enactor-a --pause; dnsctl chaos enactor-b --pause
+    dnsctl chaos enactor-c --lock-failures 1000000      # from now on it loses every lock attempt
+    dnsctl plan trigger --reason "the plan enactor-c holds on to"
+    dnsctl chaos enactor-a --resume; dnsctl chaos enactor-b --resume
+    dnsctl chaos planner --burst-every-ms 250 --burst-for-s 3
+    dnsctl chaos enactor-b --pause; dnsctl chaos enactor-c --pause
+    dnsctl chaos enactor-a --delay-before-flip 20
+    dnsctl chaos enactor-c --lock-failures 0 --delay-before-flip 20
+    dnsctl plan trigger --reason "plan 145"
+    dnsctl chaos enactor-a --pause      # while it holds back its flip: it stops after the flip
+    dnsctl chaos enactor-c --resume     # it flips its stale plan in (20 s later) ...
+    dnsctl chaos enactor-c --pause      # ... while holding it back: it stops after that flip
+    dnsctl chaos enactor-a --resume     # its clean-up deletes the tree the root now serves
+    dnsctl chaos clear; dnsctl plan trigger
+    dig @127.0.0.1 -p 8053 dynamodb.us-east-1.amazonaws.com A    # NOERROR, no addresses
+    dnsctl status; dnsctl timeline --stack; dnsctl repair dynamodb.us-east-1.amazonaws.com --break-lock
 """
 
 from __future__ import annotations
