@@ -42,6 +42,7 @@ class Run:
     signature: bool | None
     state_dir: Path
     note: str = ""
+    early: bool = False  # legacy broke during the burst, before the scripted window
 
 
 def one(mode: str, index: int, base: Path) -> Run:
@@ -60,7 +61,7 @@ def one(mode: str, index: int, base: Path) -> Run:
     signature = mode == "off" and all(c["ok"] for c in out["checks"])
     failed = [c["label"] for c in out["checks"] if not c["ok"]]
     return Run(mode, index, seconds, result.returncode, out["broken"], out["passed"], signature, state_dir,
-               "; ".join(failed + out.get("timed_out", [])))
+               "; ".join(failed + out.get("timed_out", [])), bool(out.get("broke_during_burst")))
 
 
 def main() -> None:
@@ -97,6 +98,7 @@ def main() -> None:
         line = f"{name:<22} broke {broke}/{n}"
         if mode == "off":
             line += f"   full October signature {sum(1 for r in runs if r.signature)}/{n}"
+            line += f" (during the burst {sum(1 for r in runs if r.early)}, in the scripted window {sum(1 for r in runs if r.broken and not r.early)})"
         line += f"   passed its checks {passed}/{n}   errors {errors}"
         line += f"   run time median {statistics.median(secs):.1f} s, max {max(secs):.1f} s"
         print(line)

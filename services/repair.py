@@ -36,7 +36,7 @@ from services.plan.model import EndpointPlan, Plan, PlanInvalid, Target
 from services.plan.store import PlanStore, StoreError
 from services.route53.engine import same_record_set
 from services.route53.records import AliasTarget, Change, RecordSet
-from services.zones import zone_id_for
+from services.zones import ZoneNotFound, find_zone_id
 
 HOLDER = "dnsctl-repair"
 INSYNC_TIMEOUT_S = 45.0
@@ -105,9 +105,15 @@ def intact_trees(view: layout.EndpointZone) -> list[layout.TreeInZone]:
 
 
 def read_view(route53, endpoint: str) -> tuple[str, layout.EndpointZone]:
-    zone_id = zone_id_for(endpoint, route53)
-    zone, _ = read_zone(route53, zone_id, layout.root_name(endpoint))
-    return zone_id, layout.read_endpoint(endpoint, zone)
+    """The endpoint's hosted zone (named like it, or like one of its parents) and its layout."""
+    labels = layout.root_name(endpoint).rstrip(".").split(".")
+    for k in range(len(labels) - 1):
+        name = ".".join(labels[k:])
+        zone_id = find_zone_id(name, route53)
+        if zone_id is not None:
+            zone, _ = read_zone(route53, zone_id, layout.root_name(name))
+            return zone_id, layout.read_endpoint(endpoint, zone)
+    raise ZoneNotFound(layout.root_name(endpoint))
 
 
 def plan_of_tree(view: layout.EndpointZone, tree: layout.TreeInZone, hosted_zone: str) -> EndpointPlan:
@@ -174,7 +180,10 @@ def prepare(
     if tree is not None:
         version = tree.version or 0
         target = Chosen(tree.tree_id, version, False, why)
-        ep_plan = plan_of_tree(view, tree, ep_name.rstrip("."))
+        try:
+            ep_plan = plan_of_tree(view, tree, ep_name.rstrip("."))
+        except ValueError as exc:
+            raise RepairError(f"tree {tree.tree_id} cannot be read back as a plan ({exc}): choose another with --to-version") from exc
         changes: tuple[Change, ...] = ()
     else:
         plan = _plan_from_store(store, to_version)

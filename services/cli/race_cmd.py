@@ -94,6 +94,7 @@ def race(
                 "moments": [{"t": m.t, "who": m.who, "text": m.text, "kind": m.kind} for m in evidence.moments],
                 "stale_flips": evidence.stale_flips,
                 "logs": str(evidence.log_dir) if evidence.log_dir else None,
+                "broke_during_burst": run.broke_early,
                 "duration_s": evidence.duration_s,
                 "timed_out": evidence.timed_out,
                 "stack": _describe_stack(stack),

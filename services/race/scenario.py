@@ -29,8 +29,8 @@ clean-up, threshold v_a - keep_plans, deletes v_c's tree under the root: the roo
 answers NOERROR with zero addresses, and every later flip fails because it must point the
 rollback at the tree the root names, which is gone. Guarded: enactor-c checks v_c after every
 listing and refuses it (refused_stale), and a clean-up never deletes the active tree; nothing
-dangles. Legacy may also break during the burst on its own, when enactor-b flips a plan several
-versions stale (the same mechanism); the script then goes straight to the aftermath.
+dangles. Legacy may also break during the burst on its own, when enactor-a or -b flips a plan
+several versions stale (the same mechanism); the script then goes straight to the aftermath.
 
 Every wait is bounded; a wait that times out is a moment of its own and the race goes on, so
 the verdict is always built from what happened, never from what the script hoped for.
@@ -156,7 +156,7 @@ class Race:
                 self._window(run)
             else:
                 run.broke_early = True
-                self._say(run, "a root dangles already: enactor-b flipped a stale plan during the burst")
+                self._say(run, "a root dangles already: a stale plan was flipped in during the burst and its tree cleaned up")
             self._aftermath(run)
         return run
 
