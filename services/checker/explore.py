@@ -61,6 +61,7 @@ class Result:
     counterexamples: list[Counterexample] = field(default_factory=list)
     walks: int = 0
     seed: int | None = None
+    explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
 
     @property
     def counterexample(self) -> Counterexample | None:
@@ -77,6 +78,7 @@ def explore(
     stop_at_first: bool = True,
     check_progress: bool = True,
     on_level: Callable[[int, int], None] | None = None,
+    keep_states: bool = False,
 ) -> Result:
     """Breadth-first over every reachable state within world.bounds."""
     started = time.perf_counter()
@@ -153,6 +155,8 @@ def explore(
                 src.append(i)
                 dst.append(n)
     result.states = len(states)
+    if keep_states:
+        result.explored = states
     result.depth = max(depth) if len(depth) else 0
     result.exhausted = not stop
     if result.exhausted and check_progress:
@@ -267,6 +271,30 @@ def _progress_violation(world: World, state: State) -> tuple[Violation, ...]:
             ep = world.endpoints[j].rstrip(".")
             out.append(Violation(PROGRESS, ep, f"{ep} serves {serving}; no continuation without new plans brings it to plan {state.published}"))
     return tuple(out)
+
+
+def progress_from(world: World, state: State, limit: int = 300_000) -> tuple[bool | None, int]:
+    """Whether some continuation from `state` without new plans reaches a goal state:
+    (True / False, states looked at), or (None, ...) when `limit` states did not settle it."""
+    sym = Symmetry(world, world.bounds.symmetry)
+    inv = Invariants(world)
+    start = sym.canonical(state)
+    seen = {start}
+    todo = [start]
+    while todo:
+        s = todo.pop()
+        if inv.goal(s):
+            return True, len(seen)
+        for label in world.labels(s):
+            if label[0] == "publish":
+                continue
+            c = sym.canonical(world.apply(s, label)[0])
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+        if len(seen) > limit:
+            return None, len(seen)
+    return False, len(seen)
 
 
 def random_walks(world: World, walks: int, seed: int, length: int | None = None) -> Result:

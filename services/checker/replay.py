@@ -108,8 +108,8 @@ def _comparable(records, endpoint: str) -> frozenset:
 
 
 class Replayer:
-    def __init__(self, bounds: Bounds, labels: list[Label], *, core: types.ModuleType = default_core,
-                 route53=None, s3=None, echo: Callable[[str], None] = print):
+    def __init__(self, bounds: Bounds, labels: list[Label], *, continuation: list[Label] = (),
+                 core: types.ModuleType = default_core, route53=None, s3=None, echo: Callable[[str], None] = print):
         if route53 is None or s3 is None:
             from services.aws_clients import route53_client, s3_client
 
@@ -117,7 +117,8 @@ class Replayer:
             s3 = s3 or s3_client()
         self.world = World(bounds, core)
         self.core = core
-        self.labels = labels
+        self.labels = list(labels)
+        self.continuation = list(continuation)
         self.route53 = route53
         self.s3 = s3
         self.echo = echo
@@ -196,9 +197,15 @@ class Replayer:
         machines = [core.start(world.endpoints[k % world.n_endpoints], self.zone_ids[k % world.n_endpoints])[0]
                     for k in range(len(world.initial.machines))]
         model = world.initial
+        if not all(self._zone_agrees(model, j) for j in range(world.n_endpoints)):
+            raise ReplayDiverged("the start state in Route 53 differs from the model's")
         published = model.published
         expiries = 0
-        for n, label in enumerate(self.labels, start=1):
+        for n, label in enumerate(self.labels + self.continuation, start=1):
+            if n == len(self.labels) + 1:
+                self.echo("  then every enactor in turn, without new plans:")
+            if label not in set(world.labels(model)):
+                raise ReplayDiverged(f"step {n}: {label} cannot happen in the model at that point (was the file edited?)")
             step = trace.describe(world, model, label, n)
             after, move, knocked = world.apply(model, label)
             now = float(T0 + expiries * LOCK_TTL_S)

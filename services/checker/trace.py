@@ -22,7 +22,7 @@ from services.dns.answer import resolve
 from services.dns.snapshot import Snapshot
 
 FORMAT = "dnsctl-check/1"
-CONTINUATION_ROUNDS = 3
+MAX_ROUNDS = 8
 
 
 @dataclass
@@ -287,7 +287,7 @@ class Report:
         for s in self.final:
             out += ["  " + line for line in summary_lines(s)]
         if self.continuation:
-            out.append(f"A continuation without new plans ({len(self.continuation)} steps, every enactor in turn) changes nothing that matters:")
+            out.append(f"Every enactor in turn, without new plans ({len(self.continuation)} steps): the fleet goes in circles")
             for step in self.continuation:
                 out.append(f"  {step.n:>{width}}. {step.text}")
             for s in self.after_continuation:
@@ -312,16 +312,30 @@ class Report:
         }
 
 
-def report(world: World, cx: Counterexample) -> Report:
+def stuck_loop(world: World, state: State, first: int) -> tuple[list[Step], State]:
+    """Every enactor in turn, round after round, until a round ends where an earlier one ended
+    (the fleet is going in circles) or MAX_ROUNDS: what "stuck" looks like."""
+    labels: list[Label] = []
+    seen = {state}
+    end = state
+    for _ in range(MAX_ROUNDS):
+        for k in range(len(state.machines)):
+            labels.append(("step", k, ""))
+            end = world.apply(end, labels[-1])[0]
+        if end in seen:
+            break
+        seen.add(end)
+    return run(world, labels, state, first)
+
+
+def report(world: World, cx: Counterexample, stuck: bool = False) -> Report:
+    """`stuck`: also show a continuation (set when Progress fails from the counterexample's end)."""
     steps, state = run(world, cx.labels)
     final = [endpoint_summary(world, state, j) for j in range(world.n_endpoints)]
     continuation: list[Step] = []
     after = []
-    if cx.kind == "progress":
-        labels = []
-        for _ in range(CONTINUATION_ROUNDS):
-            labels += [("step", k, "") for k in range(len(state.machines))]
-        continuation, end = run(world, labels, state, first=len(steps) + 1)
+    if cx.kind == "progress" or stuck:
+        continuation, end = stuck_loop(world, state, first=len(steps) + 1)
         after = [endpoint_summary(world, end, j) for j in range(world.n_endpoints)]
     return Report(world.bounds, world.core.__name__, cx, steps, continuation, final, after)
 
@@ -334,7 +348,8 @@ class TraceFileError(ValueError):
     """A --replay file that is not a counterexample written by `dnsctl check --json`."""
 
 
-def read_json(path: Path) -> tuple[Bounds, list[Label], dict[str, Any]]:
+def read_json(path: Path) -> tuple[Bounds, list[Label], list[Label], dict[str, Any]]:
+    """(bounds, the steps' labels, the continuation's labels, the whole document)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -343,7 +358,17 @@ def read_json(path: Path) -> tuple[Bounds, list[Label], dict[str, Any]]:
         raise TraceFileError(f"{path}: not a counterexample written by `dnsctl check --json` (format {FORMAT})")
     try:
         bounds = Bounds(**data["bounds"])
-        labels = [tuple(s["label"]) for s in data["steps"]]
+        labels = [_label(s["label"]) for s in data["steps"]]
+        continuation = [_label(s["label"]) for s in data.get("continuation", [])]
     except (KeyError, TypeError, ValueError) as exc:
         raise TraceFileError(f"{path}: malformed counterexample: {exc}") from exc
-    return bounds, labels, data
+    return bounds, labels, continuation, data
+
+
+def _label(raw: Any) -> Label:
+    label = tuple(raw)
+    if label in (PUBLISH, EXPIRE) or (
+        len(label) == 3 and label[0] == "step" and isinstance(label[1], int) and label[1] >= 0 and label[2] in ("", LOSE_LOCK)
+    ):
+        return label
+    raise ValueError(f"not a step: {raw!r}")

@@ -8,30 +8,36 @@ machines are `EndpointState` values of the protocol core, the zones are the Rout
 
 A transition is one of:
 - the planner publishes the next plan (built by planner/planning.py from a small fleet);
-- the clock jumps past every lock lease (bounded: `Bounds.lease_expiries`);
+- a lease expiry (bounded: `Bounds.lease_expiries`), see Time below;
 - one machine's outstanding request is carried out and its answer fed to the core's `step`:
   ReadNewestPlan reads the newest published plan, ListRecords lists the zone in Route 53's
-  order, SubmitBatch is applied by the engine (accepted or rejected as Route 53 would), Sleep
-  ends. A batch that opens a unit may instead lose its lock attempt as if another writer had
-  taken the lock (bounded: `Bounds.lock_losses`), the runner's `lose_lock_attempts` fault.
+  order, SubmitBatch is applied by the engine (accepted or rejected as Route 53 would). A batch
+  that opens a unit may instead lose its lock attempt, as if another writer had just taken the
+  lock (bounded: `Bounds.lock_losses`; the runner's `lose_lock_attempts` fault).
 
 Time. The clock stands still at 2025-10-20T06:48:00Z. Only differences of time steer the core
-(a lock is expired when its expiry is not after now; a new lease runs now + TTL), so "the clock
-moves one lock TTL on" is modelled as "every lease, in Route 53 and in every machine's memory,
-ages by one TTL" (bounded: `Bounds.lease_expiries`): a held lease expires, a released one
-already was. Tree metadata keeps the creation time it would have had before the jump: content
-only, it steers nothing, and the space stays small. Sleeps are abstract: a sleeping machine may wake at any later step, so backoff lengths and
-delays are every possible interleaving rather than numbers. Waking is invisible to everyone else
-and commutes with every other step, and an awake machine may still wait any number of steps
-before it acts, so a machine is woken in the same transition that put it to sleep: the states
-where it sleeps and where it is awake but idle would only double the space. The core runs with
-one backoff length (base = cap: its loss counter then has two values instead of eight that the
-checker could not tell apart). A lock released by its holder is free at once (its expiry is "now"), a held
-one only after a lease expiry.
+(a lock is expired when its expiry is not after now; a new lease runs until now + TTL), so "the
+clock moves one lock TTL on" is modelled as "every lease, in Route 53 and in every machine's
+memory, ages by one TTL": a held lease expires, a released one already has (a released lock's
+expiry is "now"). Tree metadata keeps its creation time: content only, it steers nothing.
+
+Three exact reductions keep the space small (World(reduce=False) turns them off; the tests show
+they change no verdict and no reachable zone):
+- Sleeps are abstract: a sleeping machine may wake at any later step, so backoff lengths and
+  delays are every interleaving rather than numbers. Waking is invisible to others and commutes
+  with every step, and an awake machine may still wait any number of steps before it acts, so
+  a machine wakes in the same transition that put it to sleep. The core runs with one backoff
+  length (base = cap): its loss counter then changes nothing but log notes.
+- A machine waiting for a plan or a listing forgets what the next listing overwrites before
+  anything reads it (`forget_dead`).
+- A batch whose lock preamble no longer matches the zone is rejected in the transition that
+  changed the lock (`World._doomed`): it could only ever be rejected.
+A step of a counterexample is therefore one request of one enactor, its sleep included, plus
+the rejections of batches it doomed.
 
 Tree ids. The core accepts the caller's fresh tree id; the checker names a tree
 "t-<enactor letter>p<plan version>" (one tree per machine and plan; a numbered suffix if that
-name is taken), readable in traces and renamed with the enactor under symmetry.
+name is taken), readable in traces and renamed with the enactor under symmetry (symmetry.py).
 """
 
 from __future__ import annotations
@@ -317,9 +323,12 @@ class World:
     core and the engine are pure, so the same inputs give the same outputs.
     """
 
-    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core):
+    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True):
         self.bounds = bounds
         self.core = core
+        # reduce=False turns off the three exact reductions (waking at once, forgetting dead facts,
+        # rejecting doomed batches at once): slower, for the tests that show they change nothing.
+        self.reduce = reduce
         self.n_enactors = bounds.enactors
         self.n_endpoints = bounds.endpoints
         self.enactor_ids = tuple(enactor_id(i) for i in range(bounds.enactors))
@@ -445,7 +454,7 @@ class World:
             if move.flip:
                 flipped |= 1 << j
             new = State(published, expiries, losses, flipped, zones, machines)
-            knocked = self._doomed(new, j, k)
+            knocked = self._doomed(new, j, k) if self.reduce else ()
             if knocked:
                 ms = list(machines)
                 for k2, m2 in knocked:
@@ -586,13 +595,13 @@ class World:
             obs = core.Woke(float(now))
         new, after, notes = core.step(self.settings[e], st, obs)
         nap = None
-        if isinstance(after, core.Sleep):
+        if isinstance(after, core.Sleep) and self.reduce:
             # Waking changes nothing anyone else can see and commutes with every other step, and a
             # woken machine may still wait any number of steps before it acts: so it wakes at once.
             nap = after
             new, _, more = core.step(self.settings[e], new, core.Woke(float(now)))
             notes += more
-        return Move(self.machines.add(forget_dead(new)), zone_after, request, obs, notes, outcome, bool(core.is_flip(request)), nap)
+        return Move(self.machines.add(forget_dead(new) if self.reduce else new), zone_after, request, obs, notes, outcome, bool(core.is_flip(request)), nap)
 
     def _lost_lock_messages(self, izone: IndexedZone, batch: Any) -> tuple[str, ...]:
         """Route 53's answer to `batch` had another writer just taken the lock: the engine applies

@@ -26,6 +26,7 @@ def _register() -> None:
     # One line per command module; each module defines register(app).
     from services.cli import (  # noqa: F401 - imported for registration
         chaos_cmd,
+        check_cmd,
         dns_cmd,
         emulator_cmd,
         enactor_cmd,
@@ -37,7 +38,7 @@ def _register() -> None:
         zones_cmd,
     )
 
-    for module in (chaos_cmd, dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, race_cmd, repair_cmd, timeline_cmd, up_cmd, zones_cmd):
+    for module in (chaos_cmd, check_cmd, dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, race_cmd, repair_cmd, timeline_cmd, up_cmd, zones_cmd):
         module.register(app)
 
 

@@ -1,0 +1,93 @@
+"""`dnsctl check` as a real process: both modes at the default bounds, the JSON counterexample,
+its replay against the emulator through boto3 and the DNS data plane, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.processes import ROOT
+
+EP = "dynamodb.us-east-1.api.aws"
+
+
+def dnsctl(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_guarded_core_holds_at_the_default_bounds():
+    run = dnsctl("check")
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "guarded core (enactor.protocol), 3 enactors x 1 endpoint" in out
+    assert "all of them" in out and "states/s" in out
+    assert "invariants hold in every explored state and step: NoEmptyAnswer, NeverDeleteActive, Monotonic" in out
+    assert "Progress holds" in out and "no counterexample" in out
+
+
+def test_legacy_counterexample_replays_on_the_emulator_and_shows_through_dns(emulator, tmp_path):
+    path = tmp_path / "race.json"
+    run = dnsctl("check", "--guard", "off", "--json", str(path))
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "time to first counterexample" in run.stdout
+    assert f"flips the root of {EP} to plan 1" in run.stdout and "while plan 4 is active" in run.stdout
+    assert "Progress is broken too" in run.stdout
+    data = json.loads(path.read_text())
+    assert data["format"] == "dnsctl-check/1" and data["bounds"]["guard"] is False
+    assert {"NoEmptyAnswer", "NeverDeleteActive"} <= set(data["invariants"])
+    assert [s["n"] for s in data["steps"]] == list(range(1, len(data["steps"]) + 1))
+    assert data["final"][0]["dns"]["addresses"] == []
+
+    replay = dnsctl("check", "--replay", str(path), env=emulator.env())
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "every step did on Route 53 what it did in the model" in replay.stdout
+    assert "DIFFERS" not in replay.stdout
+    assert f"{EP} (zone " in replay.stdout and "(MISSING); A -> NOERROR with 0 addresses" in replay.stdout
+    # The replay deleted the hosted zone it made (without --keep-replay).
+    zone_id = re.search(r"\(zone (\w+)\)", replay.stdout).group(1)
+    with pytest.raises(ClientError, match="NoSuchHostedZone"):
+        emulator.client("route53").get_hosted_zone(Id=zone_id)
+
+
+def test_expect_violation_and_bad_input():
+    run = dnsctl("check", "--guard", "off", "--expect-violation", "--max-depth", "15")
+    assert run.returncode == 0, run.stdout + run.stderr
+    bad = dnsctl("check", "--enactors", "0")
+    assert bad.returncode == 2 and "--enactors must be" in bad.stderr
+    bad = dnsctl("check", "--guard", "maybe")
+    assert bad.returncode == 2 and "use on or off" in bad.stderr
+    missing = dnsctl("check", "--replay", "/nonexistent/race.json")
+    assert missing.returncode == 2 and "cannot read a counterexample" in missing.stderr
+
+
+def test_replay_refuses_a_file_that_is_not_a_counterexample(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"format": "something-else"}))
+    run = dnsctl("check", "--replay", str(path))
+    assert run.returncode == 2 and "not a counterexample written by `dnsctl check --json`" in run.stderr
+    path.write_text(json.dumps({"format": "dnsctl-check/1", "bounds": {"enactors": 3}, "steps": [{"label": ["step", 99, "x"]}]}))
+    run = dnsctl("check", "--replay", str(path))
+    assert run.returncode == 2 and "malformed counterexample" in run.stderr
+
+
+def test_random_walks_from_the_command_line_are_seeded():
+    a = dnsctl("check", "--guard", "off", "--random", "40", "--seed", "5")
+    b = dnsctl("check", "--guard", "off", "--random", "40", "--seed", "5")
+    assert a.returncode == b.returncode == 1, a.stdout + a.stderr
+    assert "random walks (seed 5)" in a.stdout and "Counterexample (safety" in a.stdout
+    # Everything but the timings is the same: the walk that met the race and every step of it.
+    assert a.stdout.split("Counterexample")[1] == b.stdout.split("Counterexample")[1]
+    assert re.search(r", walk (\d+)", a.stdout).group(1) == re.search(r", walk (\d+)", b.stdout).group(1)

@@ -1,0 +1,138 @@
+"""The checker's world model: plans from the planner, symmetry, lease ageing, and the exactness of
+the reductions (waking at once, forgetting dead facts, rejecting doomed batches at once)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enactor import layout
+from enactor import protocol as p
+from services.checker.explore import explore, random_walks
+from services.checker.symmetry import Symmetry
+from services.checker.world import T0, Bounds, BoundsError, World, age_lease, rewrite_strings
+from services.plan.model import Plan
+
+SMALL = dict(enactors=2, plans=3, keep_plans=1)
+
+
+def test_plans_are_the_planners_and_differ_from_version_to_version():
+    world = World(Bounds(plans=4, endpoints=2, lbs=3))
+    assert [plan.version for plan in world.plans] == [1, 2, 3, 4]
+    for plan in world.plans:
+        assert Plan.from_json(plan.to_json()) == plan  # a valid, checksummed plan
+        assert [e.name + "." for e in plan.endpoints] == sorted(world.endpoints)
+    weights = [tuple(t.weight for e in plan.endpoints for t in e.targets) for plan in world.plans]
+    assert all(a != b for a, b in itertools.pairwise(weights))
+
+
+def test_bounds_are_checked_with_a_clear_message():
+    with pytest.raises(BoundsError, match="--enactors must be"):
+        Bounds(enactors=0)
+    with pytest.raises(BoundsError, match="--start must be one of clean, damaged"):
+        Bounds(start="october")
+    with pytest.raises(BoundsError, match="damaged start needs --plans >= 2"):
+        Bounds(start="damaged", plans=1)
+
+
+def test_the_damaged_start_is_octobers_end_state():
+    world = World(Bounds(start="damaged"))
+    state = world.initial
+    view = world.view(state.zones[0], 0)
+    assert view.dangling and view.active_version is None
+    assert view.applied_value.version == 4 == state.published
+    rollback = view.tree(view.rollback_targets()["A"])
+    assert rollback is not None and rollback.complete and rollback.version == 3
+
+
+def _walk_states(world: World, seed: int, steps: int):
+    rng = random.Random(seed)
+    state = world.initial
+    out = [state]
+    for _ in range(steps):
+        labels = list(world.labels(state))
+        state = world.apply(state, labels[rng.randrange(len(labels))])[0]
+        out.append(state)
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), steps=st.integers(0, 60), guard=st.booleans())
+def test_every_renaming_of_a_state_has_the_same_canonical_form(seed, steps, guard):
+    world = World(Bounds(guard=guard))
+    sym = Symmetry(world)
+    state = _walk_states(world, seed, steps)[-1]
+    canonical = sym.canonical(state)
+    for i in range(len(sym.perms)):
+        renamed = sym.rename(state, i)
+        assert sym.canonical(renamed) == canonical
+        # A renaming moves names, never facts: the zones read the same through the layout.
+        for j, (a, b) in enumerate(zip(state.zones, renamed.zones, strict=True)):
+            va, vb = world.view(a, j), world.view(b, j)
+            assert (va.active_version, va.dangling, sorted(t.version or 0 for t in va.trees)) == (
+                vb.active_version, vb.dangling, sorted(t.version or 0 for t in vb.trees))
+
+
+def test_rewrite_strings_keeps_enums_and_unchanged_objects():
+    state, _ = p.start("dynamodb.us-east-1.api.aws", "Z1")
+    assert rewrite_strings(state, lambda s: s) is state
+    renamed = rewrite_strings(state, lambda s: s.upper() if s.startswith("dynamodb") else s)
+    assert renamed.phase is p.Phase.PLAN and renamed.endpoint == "DYNAMODB.US-EAST-1.API.AWS."
+
+
+def test_ageing_a_lease_expires_held_locks_and_only_touches_expiries():
+    held = layout.LockValue("enactor-a", T0 + 60, 7).render()
+    released = layout.LockValue("enactor-b", T0, 8).render()
+    aged = layout.LockValue.parse(age_lease(held))
+    assert aged == layout.LockValue("enactor-a", T0, 7) and aged.expires <= T0
+    assert age_lease(released) == released  # already expired: never before the model's clock
+    meta = layout.AppliedValue(3, "t-ap3").render()
+    assert age_lease(meta) == meta
+
+
+def _zone_facts(world: World, states) -> set:
+    """What the zones say, independent of names: per endpoint (root plan, dangling, trees' plans)."""
+    out = set()
+    for state in states:
+        facts = []
+        for j, zid in enumerate(state.zones):
+            view = world.view(zid, j)
+            facts.append((view.active_version, view.dangling, tuple(sorted((t.version or 0, t.complete) for t in view.trees)),
+                          view.applied_version()))
+        out.add(tuple(facts))
+    return out
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_the_reductions_change_no_verdict_and_no_reachable_zone(guard):
+    runs = {}
+    for reduce, symmetry in ((True, True), (False, True), (True, False)):
+        world = World(Bounds(guard=guard, symmetry=symmetry, **SMALL), reduce=reduce)
+        result = explore(world, stop_at_first=False, keep_states=True)
+        assert result.exhausted
+        runs[(reduce, symmetry)] = (
+            result,
+            sorted({v.invariant for c in result.counterexamples for v in c.violations}),
+            _zone_facts(world, result.explored),
+        )
+    (full, verdict, zones), (unreduced, verdict_u, zones_u), (asym, verdict_a, zones_a) = runs.values()
+    assert verdict == verdict_u == verdict_a
+    assert zones == zones_u == zones_a
+    assert full.states < unreduced.states and full.states < asym.states
+    if not guard:
+        assert "NoEmptyAnswer" in verdict and "Progress" in verdict
+    else:
+        assert verdict == []
+
+
+def test_random_walks_are_deterministic_for_a_seed():
+    a = random_walks(World(Bounds(guard=False)), 40, seed=5)
+    b = random_walks(World(Bounds(guard=False)), 40, seed=5)
+    assert a.counterexample is not None, "40 random walks should meet the race at the default bounds"
+    assert (a.walks, a.states, a.transitions, a.counterexample.labels) == (b.walks, b.states, b.transitions, b.counterexample.labels)
+    c = random_walks(World(Bounds(guard=False)), 40, seed=6)
+    assert (c.walks, c.transitions) != (a.walks, a.transitions) or c.counterexample.labels != a.counterexample.labels
