@@ -13,6 +13,9 @@ Rules for this file:
   the tree in hand), never a copy of the zone.
 - The machine does not know which enactor it is beyond its id in the settings, nor how many
   others exist: it only ever learns about them through the zone.
+- `lock_verdict`, `chunk_batches` and `next_batch` are public because the operator's repair
+  tool (services/repair.py) builds its own unit from them: a repair speaks this same lock
+  protocol instead of a copy of it.
 
 Theory of operation
 ===================
@@ -432,7 +435,7 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
         heal = zone.dangling
         if not (v >= applied if heal else v > applied):
             return _drop_plan(s, st, notes)
-    lock = _lock_verdict(s, zone, obs.now)
+    lock = lock_verdict(s, zone, obs.now)
     if lock == "held":
         held = zone.lock_value
         notes.append(_note(st, "lock_lost", holder=held.holder if held else None, expires=held.expires if held else None))
@@ -443,14 +446,14 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
     wanted = tree_records(s, st.endpoint, st.zone_id, st.plan.endpoint, tree)
     missing = tuple(_create_or_fix(r, index) for r in wanted if not _present(r, index))
     flip = _flip(s, st, zone, tree, heal)
-    unit = _chunk(s, st, "build", missing, None, (("tree_id", tree.tree_id),))
+    unit = chunk_batches(s, st, "build", missing, None, (("tree_id", tree.tree_id),))
     if flip is not None:
         unit += (flip,)
     if unit:
         held = zone.lock_value
         notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
     st = replace(st, tree=tree, unit=unit, acquired=False)
-    return _next_batch(s, st, obs.now, notes)
+    return next_batch(s, st, obs.now, notes)
 
 
 def _drop_plan(s: CoreSettings, st: EndpointState, notes: list[Note]) -> EndpointState:
@@ -460,7 +463,7 @@ def _drop_plan(s: CoreSettings, st: EndpointState, notes: list[Note]) -> Endpoin
     return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=max(st.done_version, applied, v))
 
 
-def _lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
+def lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
     """free: no lock (CREATE); mine; expired (take over by deleting its exact value); held."""
     if zone.lock is None:
         return "free"
@@ -659,7 +662,7 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
     leaves = [r for r in zone.leaves if r.name not in used]
     if not doomed and not leaves:
         return _finish_cleanup(st)
-    lock = _lock_verdict(s, zone, obs.now)
+    lock = lock_verdict(s, zone, obs.now)
     if lock == "held":
         held = zone.lock_value
         notes.append(_note(st, "lock_lost", holder=held.holder if held else None, expires=held.expires if held else None))
@@ -669,11 +672,11 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
     cas = zone.applied if s.version_guard else None
     unit = tuple(
         replace(p, info=_cleanup_info(p.changes, st.endpoint, versions))
-        for p in _chunk(s, st, "cleanup", changes, cas, ())
+        for p in chunk_batches(s, st, "cleanup", changes, cas, ())
     )
     held = zone.lock_value
     notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
-    return _next_batch(s, replace(st, unit=unit, acquired=False), obs.now, notes)
+    return next_batch(s, replace(st, unit=unit, acquired=False), obs.now, notes)
 
 
 def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str, int | None]) -> tuple[tuple[str, Any], ...]:
@@ -689,7 +692,7 @@ def _finish_cleanup(st: EndpointState) -> EndpointState:
 # --- batches --------------------------------------------------------------------------------
 
 
-def _chunk(
+def chunk_batches(
     s: CoreSettings, st: EndpointState, purpose: Purpose, changes: tuple[Change, ...], cas: RecordSet | None, info
 ) -> tuple[Planned, ...]:
     """Split changes, in order, into batches that fit Route 53's limits with the preamble added."""
@@ -737,7 +740,7 @@ def _lock_record(s: CoreSettings, st: EndpointState, value: layout.LockValue) ->
     return RecordSet(layout.lock_name(st.endpoint), "TXT", ttl=s.record_ttl, values=(value.render(),))
 
 
-def _next_batch(s: CoreSettings, st: EndpointState, now: float, notes: list[Note]) -> EndpointState:
+def next_batch(s: CoreSettings, st: EndpointState, now: float, notes: list[Note]) -> EndpointState:
     """Submit the unit's next batch (after the INSYNC wait for a flip), or finish the unit."""
     if not st.unit:
         return _unit_done(s, st, notes)
@@ -791,7 +794,7 @@ def _on_accepted(s: CoreSettings, st: EndpointState, obs: BatchAccepted, notes: 
         notes.append(_note(st, "cleanup_deleted", batch_id=batch.batch_id, records=len(planned.changes), **info))
     if batch.releases_lock:
         notes.append(_note(st, "lock_released", batch_id=batch.batch_id, holder=s.enactor_id))
-    return _next_batch(s, st, obs.now, notes)
+    return next_batch(s, st, obs.now, notes)
 
 
 def _on_rejected(s: CoreSettings, st: EndpointState, obs: BatchRejected, notes: list[Note]) -> EndpointState:
@@ -827,7 +830,7 @@ def rejection_cause(endpoint: str, messages: tuple[str, ...]) -> str:
 
 def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note]) -> EndpointState:
     if obs.ok:
-        return _next_batch(s, replace(st, unsynced=()), obs.now, notes)
+        return next_batch(s, replace(st, unsynced=()), obs.now, notes)
     notes.append(_note(st, "flip_deferred", reason="tree not INSYNC", changes=len(st.unsynced)))
     return _backoff(s, replace(st, unit=(), acquired=False), "not_insync", notes)
 

@@ -200,7 +200,7 @@ def prepare(
             for r in built if r.key not in present or not same_record_set(present[r.key], r)
         )
 
-    lock_verdict = p._lock_verdict(settings, view, now)
+    lock_verdict = p.lock_verdict(settings, view, now)
     breaks_lock = lock_verdict == "held"
     if breaks_lock and not break_lock:
         raise LockHeld(view.lock_value, now)  # type: ignore[arg-type]
@@ -211,8 +211,8 @@ def prepare(
         lock=view.lock, applied=view.applied, applied_version=view.applied_version() or 0,
     )
     # The core's batching and preamble for the repair's unit: the build (if any), then the flip.
-    unit = p._chunk(settings, state, "build", changes, None, (("tree_id", target.tree_id),)) + (flip,)
-    state = p._next_batch(settings, replace(state, unit=unit, acquired=False), now, [])
+    unit = p.chunk_batches(settings, state, "build", changes, None, (("tree_id", target.tree_id),)) + (flip,)
+    state = p.next_batch(settings, replace(state, unit=unit, acquired=False), now, [])
     return RepairPlan(ep_name, zone_id, view, target, settings, state, lock_verdict, breaks_lock, _preview(settings, state, now), now)
 
 
