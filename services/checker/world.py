@@ -151,7 +151,6 @@ class Move:
     notes: tuple
     outcome: str  # "accepted" | "rejected" | "lost_lock" | "" (not a batch)
     flip: bool  # the request was a flip (or heal) batch
-    nap: Any = None  # the Sleep the step ended in (the machine is woken at once, see the module doc)
 
 
 @dataclass
@@ -354,8 +353,10 @@ class World:
         self._names: dict[tuple, tuple[str, str, str]] = {}
         self._aged_zones: dict[int, int] = {}
         self._held: dict[int, bool] = {}
-        self._fresh_base: dict[int, tuple[int] | None] = {}
+        self._fresh_version: dict[int, int | None] = {}  # machine -> plan of the tree it may start
         self._lock_keys = tuple((layout.lock_name(ep), "TXT", None) for ep in self.endpoints)
+        # One tuple per label, shared by every state that stores it (breadth-first keeps millions).
+        self._step_labels = tuple((("step", k, ""), ("step", k, LOSE_LOCK)) for k in range(bounds.enactors * bounds.endpoints))
         self._aged_machines: dict[int, int] = {}
         self.initial = self._initial()
 
@@ -405,6 +406,7 @@ class World:
     # -- transitions -----------------------------------------------------------------------
 
     def now(self, state: State) -> int:
+        """The model's clock in `state`: it stands still (see Time in the module doc)."""
         return T0
 
     def labels(self, state: State) -> Iterator[Label]:
@@ -415,11 +417,12 @@ class World:
             yield EXPIRE
         can_lose = state.losses < self.bounds.lock_losses
         for k, mid in enumerate(state.machines):
-            yield ("step", k, "")
+            step, lose = self._step_labels[k]
+            yield step
             if can_lose:
                 st = self.machine(mid)
                 if st.phase == "batch" and not st.acquired:
-                    yield ("step", k, LOSE_LOCK)
+                    yield lose
 
     def _lease_held(self, state: State) -> bool:
         for j, zid in enumerate(state.zones):
@@ -484,7 +487,10 @@ class World:
             else:
                 doomed = current is not None
             if doomed:
-                out.append((k2, self.move(state, k2)))
+                move = self.move(state, k2)
+                if move.outcome != "rejected":
+                    raise RuntimeError(f"a batch the checker took for doomed was {move.outcome or 'not submitted'}: {move.request}")
+                out.append((k2, move))
         return tuple(out)
 
     @staticmethod
@@ -528,16 +534,13 @@ class World:
     def fresh_tree_id(self, state: State, k: int) -> str | None:
         """The id for a tree this listing may start: None when the machine keeps its tree in hand."""
         mid = state.machines[k]
-        if mid in self._fresh_base:
-            if self._fresh_base[mid] is None:
-                return None
-        else:
+        version = self._fresh_version.get(mid, -1)
+        if version == -1:
             st = self.machine(mid)
-            if st.task != "work" or st.plan is None or (st.tree is not None and st.tree.version == st.plan.version):
-                self._fresh_base[mid] = None
-                return None
-            self._fresh_base[mid] = (st.plan.version,)
-        version = self._fresh_base[mid][0]
+            keeps = st.task != "work" or st.plan is None or (st.tree is not None and st.tree.version == st.plan.version)
+            version = self._fresh_version[mid] = None if keeps else st.plan.version
+        if version is None:
+            return None
         e, j = divmod(k, self.n_endpoints)
         names = self.zone(state.zones[j]).names
         held = {
@@ -594,14 +597,13 @@ class World:
         else:
             obs = core.Woke(float(now))
         new, after, notes = core.step(self.settings[e], st, obs)
-        nap = None
         if isinstance(after, core.Sleep) and self.reduce:
             # Waking changes nothing anyone else can see and commutes with every other step, and a
             # woken machine may still wait any number of steps before it acts: so it wakes at once.
-            nap = after
             new, _, more = core.step(self.settings[e], new, core.Woke(float(now)))
             notes += more
-        return Move(self.machines.add(forget_dead(new) if self.reduce else new), zone_after, request, obs, notes, outcome, bool(core.is_flip(request)), nap)
+        new = forget_dead(new) if self.reduce else new
+        return Move(self.machines.add(new), zone_after, request, obs, notes, outcome, bool(core.is_flip(request)))
 
     def _lost_lock_messages(self, izone: IndexedZone, batch: Any) -> tuple[str, ...]:
         """Route 53's answer to `batch` had another writer just taken the lock: the engine applies
@@ -617,9 +619,6 @@ class World:
         raise AssertionError("a batch whose lock preamble matched an outsider's lock was accepted")
 
     # -- reading states --------------------------------------------------------------------
-
-    def newest(self, state: State) -> int:
-        return state.published
 
     def who(self, k: int) -> tuple[str, str]:
         """(enactor id, endpoint without the final dot) of machine index k."""

@@ -170,7 +170,7 @@ def _replay(path: Path, keep: bool) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from services.checker import trace
-    from services.checker.replay import Replayer, ReplayDiverged
+    from services.checker.replay import ReplayDiverged, Replayer
     from services.checker.world import BoundsError
     from services.logs import configure
     from services.plan.store import StoreError

@@ -36,6 +36,9 @@ ANSWERS = Gauge("dnsctl_probe_answers", "Addresses in the latest DNS answer", ["
 EMPTY_SECONDS = Counter(
     "dnsctl_probe_empty_seconds_total", "Seconds during which the endpoint answered with zero addresses", ["endpoint", "type"]
 )
+EMPTY_PROBES = Counter(
+    "dnsctl_probe_empty_total", "Probes answered with zero addresses (NOERROR or NXDOMAIN)", ["endpoint", "type"]
+)
 PROBE_SECONDS = Histogram(
     "dnsctl_probe_seconds", "DNS probe round-trip time", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 )
@@ -230,8 +233,10 @@ class Prober:
         self._last_probe_time[key] = now
         if rcode is not None:
             ANSWERS.labels(endpoint, rtype).set(count)
-            if count == 0 and rcode in ("NOERROR", "NXDOMAIN") and previous is not None:
-                EMPTY_SECONDS.labels(endpoint, rtype).inc(max(0.0, now - previous))
+            if count == 0 and rcode in ("NOERROR", "NXDOMAIN"):
+                EMPTY_PROBES.labels(endpoint, rtype).inc()
+                if previous is not None:
+                    EMPTY_SECONDS.labels(endpoint, rtype).inc(max(0.0, now - previous))
         return ProbeResult(endpoint, rtype, rcode, count, seconds)
 
     def acknowledge_restore(self, endpoint: str, by: str) -> None:

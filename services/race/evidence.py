@@ -42,6 +42,7 @@ class Evidence:
     refused_stale: int  # enactor-c's refused_stale events
     stale_flips: list[str]  # the timeline's stale_flip anomalies, summed up
     prober_empty_seconds: float  # growth of dnsctl_probe_empty_seconds_total during the race
+    prober_empty_probes: float  # growth of dnsctl_probe_empty_total (every empty probe) during the race
     witness_answers: int
     witness_empty: int
     final_version: int | None
@@ -135,6 +136,7 @@ def gather(control: Control, run: RaceRun) -> Evidence:
         refused_stale=sum(1 for e in events.get(C, []) if e.get("event") == "refused_stale"),
         stale_flips=[],
         prober_empty_seconds=round(c.prober_metric("dnsctl_probe_empty_seconds_total") - run.prober_empty_seconds_before, 3),
+        prober_empty_probes=c.prober_metric("dnsctl_probe_empty_total") - run.prober_empty_probes_before,
         witness_answers=sum(w.answers for w in witness.values()),
         witness_empty=sum(w.empty for w in witness.values()),
         final_version=run.final_version,

@@ -85,6 +85,7 @@ class RaceRun:
     broke_early: bool = False  # legacy broke during the burst, before act 4
     log_offsets: dict[str, int] = field(default_factory=dict)
     prober_empty_seconds_before: float = 0.0
+    prober_empty_probes_before: float = 0.0
     watch: Watch | None = None
     timed_out: list[str] = field(default_factory=list)
     t0_wall: float = field(default_factory=time.time)
@@ -183,6 +184,7 @@ class Race:
         if active:
             raise RaceAborted(f"alarms are active before the race ({', '.join(a['alarm'] for a in active)}): repair the stack first")
         run.prober_empty_seconds_before = c.prober_metric("dnsctl_probe_empty_seconds_total")
+        run.prober_empty_probes_before = c.prober_metric("dnsctl_probe_empty_total")
         run.log_offsets = {name: path.stat().st_size for name, path in c.stack.logs.items() if path.exists()}
 
     def _fall_behind(self, run: RaceRun) -> None:

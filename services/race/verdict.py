@@ -62,7 +62,9 @@ def _names(items) -> str:
 
 def judge(ev: Evidence) -> Verdict:
     empty = ev.empty_digs()
-    broken = bool(empty or ev.witness_empty or ev.prober_empty_seconds > 0 or ev.dangling_seen or ev.fired("EndpointEmpty"))
+    broken = bool(
+        empty or ev.witness_empty or ev.prober_empty_probes > 0 or ev.prober_empty_seconds > 0 or ev.dangling_seen or ev.fired("EndpointEmpty")
+    )
     mode = "guarded" if ev.version_guard else "legacy"
     if mode == "legacy":
         end_empty = {n for n, _, _ in ev.empty_digs("end")}
@@ -97,8 +99,8 @@ def judge(ev: Evidence) -> Verdict:
             Check("enactor-c refused its stale plan (refused_stale)", ev.refused_stale > 0, f"{ev.refused_stale} refused_stale events in enactor-c's log"),
             Check(
                 "the prober recorded not a single empty-answer probe",
-                ev.prober_empty_seconds == 0 and not ev.fired("EndpointEmpty"),
-                f"dnsctl_probe_empty_seconds_total grew by {ev.prober_empty_seconds:g} s; EndpointEmpty fired "
+                ev.prober_empty_probes == 0 and ev.prober_empty_seconds == 0 and not ev.fired("EndpointEmpty"),
+                f"{ev.prober_empty_probes:g} empty probes (dnsctl_probe_empty_total); EndpointEmpty fired "
                 f"{len(ev.fired('EndpointEmpty'))} times",
             ),
             Check(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 
@@ -67,6 +68,8 @@ def test_alarms_fire_once_and_clear_once_across_a_break_and_a_repair(emulator, t
         metrics = httpx.get(f"{url}/metrics").text
         assert f'dnsctl_probe_answers{{endpoint="{ep}",type="A"}} 0.0' in metrics
         assert f'dnsctl_alarm_active{{alarm="RootAliasDangling",subject="{ep}"}} 1.0' in metrics
+        empty_probes = re.search(rf'dnsctl_probe_empty_total{{endpoint="{re.escape(ep)}",type="A"}} ([0-9.]+)', metrics)
+        assert empty_probes and float(empty_probes.group(1)) >= 1, "every empty probe is counted"
         wait_for(lambda: f'dnsctl_probe_empty_seconds_total{{endpoint="{ep}",type="A"}}' in httpx.get(f"{url}/metrics").text,
                  5, "empty seconds to be counted")
         rounds = httpx.get(f"{url}/healthz").json()["rounds"]

@@ -20,7 +20,7 @@ def evidence(**over) -> Evidence:
         alarms_active=[],
         refused_stale=0,
         stale_flips=[],
-        prober_empty_seconds=4.2,
+        prober_empty_seconds=4.2, prober_empty_probes=7,
         witness_answers=100,
         witness_empty=30,
         final_version=16,
@@ -42,7 +42,7 @@ def test_legacy_passes_only_with_every_sign_of_the_outage():
     ):
         assert not judge(evidence(**missing)).passed, missing
     clean = judge(evidence(dig_after_damage=[(EP, "A", Answer("NOERROR", 2))], dig_at_end=[(EP, "A", Answer("NOERROR", 2))],
-                           dangling_seen=[], dangling_at_end=[], alarms_fired=[], prober_empty_seconds=0, witness_empty=0))
+                           dangling_seen=[], dangling_at_end=[], alarms_fired=[], prober_empty_seconds=0, prober_empty_probes=0, witness_empty=0))
     assert not clean.broken and not clean.passed
 
 
@@ -54,7 +54,7 @@ def test_a_timeout_or_servfail_is_not_an_empty_answer():
 def test_guarded_passes_only_if_nothing_ever_answered_empty():
     ok = dict(
         version_guard=True, dig_after_damage=[(EP, "A", Answer("NOERROR", 2))], dig_at_end=[(EP, "A", Answer("NOERROR", 2))],
-        dangling_at_end=[], dangling_seen=[], alarms_fired=[], refused_stale=3, prober_empty_seconds=0.0,
+        dangling_at_end=[], dangling_seen=[], alarms_fired=[], refused_stale=3, prober_empty_seconds=0.0, prober_empty_probes=0,
         witness_empty=0, final_versions={EP: 16},
     )
     v = judge(evidence(**ok))
