@@ -45,5 +45,5 @@ def test_guard_holds_on_the_same_script(tmp_path):
     assert out["returncode"] == 0 and out["passed"] is True
     refused = checks["enactor-c refused its stale plan (refused_stale)"]["detail"]
     assert int(refused.split()[0]) > 0
-    assert "grew by 0 s; EndpointEmpty fired 0 times" in checks["the prober recorded not a single empty-answer probe"]["detail"]
+    assert "0 empty probes (dnsctl_probe_empty_total); EndpointEmpty fired 0 times" in checks["the prober recorded not a single empty-answer probe"]["detail"]
     assert not [m for m in out["moments"] if m["kind"] in ("cause", "anomaly")]
