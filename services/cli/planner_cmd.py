@@ -310,17 +310,31 @@ def fleet_undrain_az(
 # -- the kill switch ----------------------------------------------------------------------------
 
 
+DirectOpt = typer.Option(
+    False,
+    "--direct",
+    help="Write the freeze marker straight to S3 (DNSCTL_BUCKET, AWS settings): works with no planner running.",
+)
+
+
 def freeze(
     reason: str = typer.Option(..., "--reason", help="Why (shown in status and logs)."),
     by: str | None = typer.Option(None, help="Who (default: user@host)."),
     as_json: bool = JsonOpt,
     url: str | None = UrlOpt,
+    direct: bool = DirectOpt,
 ) -> None:
     """Kill switch: stop all publishing (and enactors) until `dnsctl thaw`."""
-    with cli_errors():
-        state = service_client("planner", url).post(
-            "/v1/planner/freeze", {"reason": reason, "by": by or _who()}
-        )
+    if direct:
+        store = _direct_store()
+        already = _direct(store.freeze_state)
+        marker = already or _direct(lambda: store.freeze(reason, by or _who()))
+        state = {"frozen": True, "newly_frozen": already is None, **marker.model_dump()}
+    else:
+        with cli_errors():
+            state = service_client("planner", url).post(
+                "/v1/planner/freeze", {"reason": reason, "by": by or _who()}
+            )
     if as_json:
         _print_json(state)
     elif state["newly_frozen"]:
@@ -333,10 +347,18 @@ def thaw(
     by: str | None = typer.Option(None, help="Who (default: user@host)."),
     as_json: bool = JsonOpt,
     url: str | None = UrlOpt,
+    direct: bool = DirectOpt,
 ) -> None:
     """Lift the freeze: publishing resumes with the next plan."""
-    with cli_errors():
-        result = service_client("planner", url).post("/v1/planner/thaw", {"by": by or _who()})
+    if direct:
+        store = _direct_store()
+        marker = _direct(store.freeze_state)
+        if marker is not None:
+            _direct(lambda: store.thaw(by or _who()))
+        result = {"frozen": False, "lifted": marker.model_dump() if marker else None}
+    else:
+        with cli_errors():
+            result = service_client("planner", url).post("/v1/planner/thaw", {"by": by or _who()})
     if as_json:
         _print_json(result)
     elif result["lifted"]:
@@ -344,6 +366,26 @@ def thaw(
         console.print(f"thawed (was frozen by {lifted['by']} at {lifted['at']}: {lifted['reason']})")
     else:
         console.print("not frozen; nothing to do")
+
+
+def _direct_store():
+    """The plan store itself: the kill switch must not depend on the planner being up."""
+    import os
+
+    from services.plan.store import PlanStore
+    from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
+
+    return PlanStore(os.environ.get("DNSCTL_BUCKET", DEFAULT_BUCKET), os.environ.get("DNSCTL_REGION", DEFAULT_REGION))
+
+
+def _direct(call):
+    from services.plan.store import StoreError
+
+    try:
+        return call()
+    except StoreError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -137,3 +137,32 @@ def test_help_everywhere():
     ):
         run = dnsctl(*args, "--help")
         assert run.returncode == 0 and "Usage" in run.stdout, args
+
+
+def test_freeze_and_thaw_direct_work_with_no_planner_running(emulator, unique):
+    """The kill switch must not depend on the planner: --direct writes the S3 marker itself."""
+    from services.plan.store import PlanStore
+
+    bucket = f"direct-freeze-{unique}"
+    store = PlanStore(bucket, "us-east-1")
+    store.ensure_bucket()
+    env_bucket = {"DNSCTL_BUCKET": bucket}
+    os.environ.update(env_bucket)
+    try:
+        frozen = json.loads(ok(dnsctl("freeze", "--direct", "--reason", "hands off", "--by", "sre", "--json")))
+        assert frozen["frozen"] and frozen["newly_frozen"] and frozen["reason"] == "hands off"
+        marker = store.freeze_state()
+        assert marker is not None and marker.by == "sre"
+        again = json.loads(ok(dnsctl("freeze", "--direct", "--reason", "twice", "--json")))
+        assert not again["newly_frozen"] and again["reason"] == "hands off"  # the first freeze is kept
+        thawed = json.loads(ok(dnsctl("thaw", "--direct", "--json")))
+        assert thawed["lifted"]["reason"] == "hands off"
+        assert store.freeze_state() is None
+        # With S3 unreachable: a clear error, exit 1, nothing written.
+        os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"
+        failed = dnsctl("freeze", "--direct", "--reason", "x")
+        assert failed.returncode == 1 and "127.0.0.1" in failed.stderr
+    finally:
+        os.environ["AWS_ENDPOINT_URL"] = emulator.url
+        os.environ.pop("DNSCTL_BUCKET", None)
+    assert store.freeze_state() is None
