@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -90,7 +91,7 @@ def up(
                 break
             child = sup.start(spec)
             if spec.oneshot:
-                console.print(f"[green]done[/green] {spec.name:<10} {tail(child.log_path, 1)}")
+                console.print(f"[green]done[/green] {spec.name:<10} {_summary(tail(child.log_path, 1))}")
                 continue
             where = f"udp+tcp {host}:{spec.port}" if spec.protocol != "tcp" else child.url(host)
             console.print(f"[green]up[/green] {spec.name:<10} {where}  (log {child.log_path})")
@@ -128,6 +129,16 @@ def _registered_commands() -> list[str]:
     from services.cli.main import app
 
     return [c.name or c.callback.__name__ for c in app.registered_commands] + [g.name for g in app.registered_groups]
+
+
+def _summary(line: str) -> str:
+    """A one-shot's last log event in words ("zones_ready endpoints=3 created=3")."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return line
+    skip = {"event", "level", "ts", "process", "pid", "seq"}
+    return " ".join([str(event.get("event", ""))] + [f"{k}={v}" for k, v in event.items() if k not in skip])
 
 
 def _watch(sup: Supervisor, host: str, ports: Ports, duration: float, live: bool, stopping: dict) -> None:
