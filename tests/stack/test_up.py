@@ -46,6 +46,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stop_stack(proc: subprocess.Popen, state_dir: Path) -> None:
+    """Even when an assertion failed: ask `dnsctl up` to stop, and stop its children by process
+    group if it cannot (each child runs in its own group, so killing `up` alone would orphan them)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    stack_file = state_dir / "stack.json"
+    if stack_file.exists():
+        for svc in json.loads(stack_file.read_text())["services"].values():
+            try:
+                os.killpg(svc["pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _env() -> dict[str, str]:
     # The stack brings its own emulator; nothing from the test session's settings leaks in.
     return {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "DNSCTL_API_TOKEN", "DNSCTL_BUCKET")}
@@ -79,8 +97,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _stop_stack(proc, state_dir)
     assert proc.returncode == 0, out
     for name in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"):
         assert f"up {name}" in " ".join(out.split()) or f"up {name}" in out, out
