@@ -141,9 +141,12 @@ def service_client(service: str, url: str | None = None, timeout_s: float = 30.0
 
 @contextmanager
 def cli_errors() -> Iterator[None]:
-    """Print a ServiceError as one red line on stderr and exit with status 1 (no traceback)."""
+    """Print a ServiceError (or a plan store error, for commands that work on S3 directly) as one
+    red line on stderr and exit with status 1 (no traceback)."""
+    from services.plan.store import StoreError
+
     try:
         yield
-    except ServiceError as exc:
+    except (ServiceError, StoreError) as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc

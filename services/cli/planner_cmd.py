@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.client import cli_errors, err_console, service_client
+from services.plan.store import PlanStore
 from services.supervisor import port_free
 
 console = Console()
@@ -326,9 +327,10 @@ def freeze(
 ) -> None:
     """Kill switch: stop all publishing (and enactors) until `dnsctl thaw`."""
     if direct:
-        store = _direct_store()
-        already = _direct(store.freeze_state)
-        marker = already or _direct(lambda: store.freeze(reason, by or _who()))
+        store = PlanStore.from_env()
+        with cli_errors():
+            already = store.freeze_state()
+            marker = already or store.freeze(reason, by or _who())
         state = {"frozen": True, "newly_frozen": already is None, **marker.model_dump()}
     else:
         with cli_errors():
@@ -351,10 +353,11 @@ def thaw(
 ) -> None:
     """Lift the freeze: publishing resumes with the next plan."""
     if direct:
-        store = _direct_store()
-        marker = _direct(store.freeze_state)
-        if marker is not None:
-            _direct(lambda: store.thaw(by or _who()))
+        store = PlanStore.from_env()
+        with cli_errors():
+            marker = store.freeze_state()
+            if marker is not None:
+                store.thaw(by or _who())
         result = {"frozen": False, "lifted": marker.model_dump() if marker else None}
     else:
         with cli_errors():
@@ -366,26 +369,6 @@ def thaw(
         console.print(f"thawed (was frozen by {lifted['by']} at {lifted['at']}: {lifted['reason']})")
     else:
         console.print("not frozen; nothing to do")
-
-
-def _direct_store():
-    """The plan store itself: the kill switch must not depend on the planner being up."""
-    import os
-
-    from services.plan.store import PlanStore
-    from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
-
-    return PlanStore(os.environ.get("DNSCTL_BUCKET", DEFAULT_BUCKET), os.environ.get("DNSCTL_REGION", DEFAULT_REGION))
-
-
-def _direct(call):
-    from services.plan.store import StoreError
-
-    try:
-        return call()
-    except StoreError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
 
 
 def register(app: typer.Typer) -> None:

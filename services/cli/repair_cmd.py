@@ -42,8 +42,6 @@ def repair(
     from services.logs import configure
     from services.plan.store import PlanStore
     from services.repair import LockHeld, RepairError, describe_change, execute, prepare
-    from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
-
     if newest and to_version is not None:
         raise typer.BadParameter("give --newest or --to-version, not both")
     log_dir = auth.state_dir() / "logs"
@@ -53,7 +51,7 @@ def repair(
     except OSError:
         configure(process="repair", stream=open(os.devnull, "w"))  # noqa: SIM115 - no state dir to log into
     route53 = route53_client()
-    store = PlanStore(bucket or os.environ.get("DNSCTL_BUCKET", DEFAULT_BUCKET), region or os.environ.get("DNSCTL_REGION", DEFAULT_REGION))
+    store = PlanStore.from_env(bucket, region)
     try:
         plan = prepare(route53, endpoint, to_version=to_version, break_lock=break_lock, store=store)
     except RepairError as exc:

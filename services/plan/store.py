@@ -23,6 +23,7 @@ Theory of operation:
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from botocore.exceptions import (
 from pydantic import BaseModel, ConfigDict
 
 from services.plan.model import Plan, PlanInvalid, canonical_json
+from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
 
 PUBLISH_ATTEMPTS = 50
 _POINTER_ATTEMPTS = 10
@@ -86,6 +88,14 @@ def _status(exc: ClientError) -> int:
 
 
 class PlanStore:
+    @classmethod
+    def from_env(cls, bucket: str | None = None, region: str | None = None) -> PlanStore:
+        """The store the processes use: DNSCTL_BUCKET / DNSCTL_REGION unless given, else the defaults."""
+        return cls(
+            bucket or os.environ.get("DNSCTL_BUCKET", DEFAULT_BUCKET),
+            region or os.environ.get("DNSCTL_REGION", DEFAULT_REGION),
+        )
+
     def __init__(self, bucket: str, region: str, s3=None):
         if s3 is None:
             from services.aws_clients import s3_client
