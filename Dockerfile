@@ -12,6 +12,8 @@ WORKDIR /src
 # Runtime dependencies only: the project itself, without the test extras.
 COPY pyproject.toml README.md ./
 COPY services ./services
+COPY cli ./cli
+COPY lab ./lab
 COPY planner ./planner
 COPY enactor ./enactor
 RUN pip install . \

@@ -21,7 +21,7 @@ test: install
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check planner enactor services tests benchmarks
+	$(BIN)/ruff check planner enactor services cli lab tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/emulator_bench.py

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services.checker.explore import explore, random_walks  # noqa: E402
-from services.checker.world import Bounds, World  # noqa: E402
+from lab.checker.explore import explore, random_walks  # noqa: E402
+from lab.checker.world import Bounds, World  # noqa: E402
 
 
 def describe(b: Bounds) -> str:

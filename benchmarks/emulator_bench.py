@@ -161,7 +161,7 @@ def main() -> None:
             [
                 env_python,
                 "-m",
-                "services.cli.main",
+                "cli.main",
                 "emulator",
                 "--port",
                 str(p1),

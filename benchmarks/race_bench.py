@@ -48,7 +48,7 @@ class Run:
 def one(mode: str, index: int, base: Path) -> Run:
     state_dir = base / f"{mode}-{index:02d}"
     started = time.monotonic()
-    cmd = [sys.executable, "-m", "services.cli.main", "race", "--guard", mode, "--json", "--state-dir", str(state_dir)]
+    cmd = [sys.executable, "-m", "cli.main", "race", "--guard", mode, "--json", "--state-dir", str(state_dir)]
     try:
         result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     except subprocess.TimeoutExpired:

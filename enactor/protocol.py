@@ -14,7 +14,7 @@ Rules for this file:
 - The machine does not know which enactor it is beyond its id in the settings, nor how many
   others exist: it only ever learns about them through the zone.
 - `lock_verdict`, `chunk_batches` and `next_batch` are public because the operator's repair
-  tool (services/repair.py) builds its own unit from them: a repair speaks this same lock
+  tool (lab/repair.py) builds its own unit from them: a repair speaks this same lock
   protocol instead of a copy of it.
 
 Theory of operation

@@ -96,7 +96,7 @@ class Supervisor:
         env = {**os.environ, **self.base_env, **spec.env, "PYTHONUNBUFFERED": "1"}
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli.main", *spec.args],
+                [sys.executable, "-m", "cli.main", *spec.args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -48,7 +48,7 @@ class ManagedProcess:
         full_env = {**os.environ, **(env or {})}
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", *args],
+            [sys.executable, "-m", "cli.main", *args],
             cwd=ROOT,
             env=full_env,
             stdout=self._log,

@@ -18,7 +18,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from services.cli.client import ServiceError, service_client
+from cli.client import ServiceError, service_client
 from services.dns.explain import EndpointView, endpoint_views, view_to_json
 from services.dns.snapshot import load_snapshot
 from services.prober.rules import endpoint_key

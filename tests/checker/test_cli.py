@@ -19,7 +19,7 @@ EP = "dynamodb.us-east-1.api.aws"
 
 def dnsctl(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from enactor import protocol
-from services.checker import trace
-from services.checker.explore import explore, progress_from
-from services.checker.invariants import MONOTONIC, NEVER_DELETE_ACTIVE, NO_EMPTY_ANSWER, PROGRESS
-from services.checker.world import Bounds, World
+from lab.checker import trace
+from lab.checker.explore import explore, progress_from
+from lab.checker.invariants import MONOTONIC, NEVER_DELETE_ACTIVE, NO_EMPTY_ANSWER, PROGRESS
+from lab.checker.world import Bounds, World
 from tests.checker import mutants
 
 EP = "dynamodb.us-east-1.api.aws"

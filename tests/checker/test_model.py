@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from enactor import layout
 from enactor import protocol as p
-from services.checker.explore import explore, random_walks
-from services.checker.symmetry import Symmetry
-from services.checker.world import T0, Bounds, BoundsError, World, age_lease, rewrite_strings
+from lab.checker.explore import explore, random_walks
+from lab.checker.symmetry import Symmetry
+from lab.checker.world import T0, Bounds, BoundsError, World, age_lease, rewrite_strings
 from services.plan.model import Plan
 
 SMALL = dict(enactors=2, plans=3, keep_plans=1)

@@ -14,7 +14,7 @@ from tests.processes import ROOT, free_port
 
 def dnsctl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "cli.main", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
         env={**__import__("os").environ, "COLUMNS": "200"},
     )
 

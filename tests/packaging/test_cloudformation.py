@@ -96,7 +96,7 @@ def test_task_commands_match_the_local_stack(resolved):
 def test_task_commands_parse_with_the_real_cli(resolved):
     """Every option the tasks pass exists: click parses all arguments (failing on an unknown
     option with exit code 2) before it acts on the trailing --help."""
-    from services.cli.main import app
+    from cli.main import app
 
     group = typer.main.get_command(app)
     missing = []

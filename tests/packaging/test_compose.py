@@ -24,14 +24,14 @@ from tests.processes import ROOT
 
 
 def _up_default(name: str):
-    from services.cli.up_cmd import up
+    from cli.up_cmd import up
 
     default = inspect.signature(up).parameters[name].default
     return getattr(default, "default", default)  # typer.Option(...) wraps the default
 
 
 def _up_specs():
-    """The specs `dnsctl up` starts when run without options (see services/cli/up_cmd.py)."""
+    """The specs `dnsctl up` starts when run without options (see cli/up_cmd.py)."""
     ports = Ports(
         emulator=_up_default("emulator_port"),
         planner=_up_default("planner_port"),

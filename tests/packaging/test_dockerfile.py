@@ -148,8 +148,8 @@ def test_the_image_install_step_builds_a_complete_package(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = out.glob("dnsctl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "services/cli/main.py" in names
+    assert "cli/main.py" in names
     assert "planner/fleets/demo.toml" in names
     assert not any(n.startswith("tests/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "dnsctl = services.cli.main:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "dnsctl = cli.main:app" in zipfile.ZipFile(wheel).read(entry_points).decode()

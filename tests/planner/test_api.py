@@ -397,7 +397,7 @@ def test_a_bad_fleet_file_stops_the_planner_with_a_clear_error(tmp_path):
         [
             sys.executable,
             "-m",
-            "services.cli.main",
+            "cli.main",
             "planner",
             "--port",
             str(free_port()),

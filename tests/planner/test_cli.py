@@ -32,7 +32,7 @@ def dnsctl(*args: str, url: str | None = None, token: str | None = TOKEN) -> sub
     if url:
         env["DNSCTL_PLANNER_URL"] = url
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -22,7 +22,7 @@ AZS = ("use1-az1", "use1-az2", "use1-az4")
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout_s: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
     full = {**os.environ, "DNSCTL_API_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout_s, input=stdin,
     )
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.race.control import Answer
-from services.race.evidence import Evidence
-from services.race.verdict import judge
+from lab.race.control import Answer
+from lab.race.evidence import Evidence
+from lab.race.verdict import judge
 
 EP = "dynamodb.us-east-1.amazonaws.com"
 

@@ -57,7 +57,7 @@ def down(url: str) -> bool:
 
 
 def test_repair_heals_a_broken_legacy_stack_with_all_enactors_stopped(tmp_path):
-    cmd = [sys.executable, "-m", "services.cli.main", "race", "--guard", "off", "--json", "--keep-stack", "--state-dir", str(tmp_path / "stack")]
+    cmd = [sys.executable, "-m", "cli.main", "race", "--guard", "off", "--json", "--keep-stack", "--state-dir", str(tmp_path / "stack")]
     err = open(tmp_path / "race.err", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True,
                             env={**os.environ, "DNSCTL_API_TOKEN": TOKEN})

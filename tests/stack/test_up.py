@@ -19,7 +19,7 @@ from tests.processes import ROOT, free_port, free_port_udp_tcp
 
 def _up_args(state_dir: Path, ports: dict[str, int], duration: float) -> list[str]:
     return [
-        sys.executable, "-m", "services.cli.main", "up",
+        sys.executable, "-m", "cli.main", "up",
         "--emulator-port", str(ports["emulator"]),
         "--planner-port", str(ports["planner"]),
         "--enactor-ports", ",".join(str(ports[f"enactor-{x}"]) for x in "abc"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from services.timeline.events import Event, LogFile, merge
+from lab.timeline.events import Event, LogFile, merge
 from tests.timeline.race_logs import START
 
 EP = "dynamodb.us-east-1.api.aws"

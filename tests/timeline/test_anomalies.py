@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.timeline.anomalies import analyse, deleted_trees, deleted_versions, tree_id
+from lab.timeline.anomalies import analyse, deleted_trees, deleted_versions, tree_id
 from tests.timeline.events_builder import EP, EP6, Events
 
 

@@ -17,7 +17,7 @@ from tests.timeline.race_logs import ENDPOINT, race
 
 def dnsctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "timeline", *args],
+        [sys.executable, "-m", "cli.main", "timeline", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

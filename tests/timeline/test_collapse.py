@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.timeline.anomalies import analyse
-from services.timeline.collapse import CollapsedRow, EventRow, collapse
+from lab.timeline.anomalies import analyse
+from lab.timeline.collapse import CollapsedRow, EventRow, collapse
 from tests.timeline.events_builder import EP, EP6, Events
 
 

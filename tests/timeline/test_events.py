@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.timeline.events import LogUnreadable, merge, parse_line, parse_lines, read_log, read_logs
+from lab.timeline.events import LogUnreadable, merge, parse_line, parse_lines, read_log, read_logs
 from tests.processes import ROOT
 from tests.timeline.race_logs import LogWriter
 

@@ -3,9 +3,9 @@ a cause to what follows from it."""
 
 from __future__ import annotations
 
-from services.timeline.anomalies import analyse
-from services.timeline.build import lane_order
-from services.timeline.links import find_links, observer_lanes
+from lab.timeline.anomalies import analyse
+from lab.timeline.build import lane_order
+from lab.timeline.links import find_links, observer_lanes
 from tests.timeline.events_builder import EP, EP6, Events
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from services.timeline.build import build
-from services.timeline.events import read_logs
-from services.timeline.render_html import render as render_html
-from services.timeline.render_json import to_json
-from services.timeline.render_terminal import render as render_terminal
+from lab.timeline.build import build
+from lab.timeline.events import read_logs
+from lab.timeline.render_html import render as render_html
+from lab.timeline.render_json import to_json
+from lab.timeline.render_terminal import render as render_terminal
 from tests.timeline.race_logs import ENDPOINT, race
 
 EXTERNAL = re.compile(r"https?://|<script|<link|@import|<img|<iframe|src=|url\((?!#)", re.IGNORECASE)

@@ -1,0 +1,212 @@
+"""`dnsctl check`: model-check the enactor's protocol core, print a shortest counterexample,
+write it as JSON, or replay one against Route 53 (the emulator) and the DNS data plane."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+HELP = """Explore every interleaving of the enactors (the real core, enactor/protocol.py), the planner
+publishing plans, lock losses and lease expiry, against the real Route 53 change engine, and
+check NoEmptyAnswer, NeverDeleteActive, Monotonic (guarded) and Progress.
+
+Breadth-first with state hashing and symmetry reduction, so the first counterexample is a
+shortest one. Exit status: 0 no counterexample, 1 counterexample found (inverted by
+--expect-violation), 2 bad usage or input. With --replay: 0 when Route 53 did at every step
+what the model did, 1 when it did not.
+
+The model (see lab/checker/world.py): sleeps and backoffs are abstract (any sleeping
+enactor may wake at any later step); the clock stands still except for lease expiries, each of
+which ages every lock lease by one TTL; a lock loss is an outside writer taking the lock just
+before an enactor's first batch of a unit (the runner's lose_lock_attempts fault). Default
+bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4 published by the planner at
+any moment, keep_plans 2 (a flip of plan 4 cleans up trees of plans below 2, so the race of
+20 October is inside the bounds), at most 1 lease expiry and 1 lock loss. The guarded core
+exhausts these in about 20-30 s on 2 cores; larger bounds grow fast: use --random for them.
+"""
+
+
+def _on_off(value: str, flag: str) -> bool:
+    v = value.strip().lower()
+    if v in ("on", "true", "yes", "1"):
+        return True
+    if v in ("off", "false", "no", "0"):
+        return False
+    raise typer.BadParameter(f"{value!r}: use on or off", param_hint=flag)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("check", help=HELP)
+    def check(
+        guard: str = typer.Option("on", "--guard", help="on: the guarded core (the fix); off: legacy, as in October 2025."),
+        enactors: int = typer.Option(3, "--enactors", help="Enactors (interchangeable: explored up to renaming)."),
+        plans: int = typer.Option(4, "--plans", help="Plans the planner publishes (versions 1..N), at any moment."),
+        endpoints: int = typer.Option(1, "--endpoints", help="Endpoints, each its own hosted zone and lock."),
+        lbs: int = typer.Option(2, "--lbs", help="Load balancers per endpoint in the planner's fleet."),
+        keep_plans: int = typer.Option(2, "--keep-plans", help="The core's keep_plans: clean-up keeps the last N plans' trees."),
+        lease_expiries: int = typer.Option(1, "--lease-expiries", help="How often the clock may jump past every lock lease."),
+        lock_losses: int = typer.Option(1, "--lock-losses", help="How many lock attempts an outside writer may win."),
+        start: str = typer.Option(
+            "clean", "--start",
+            help="clean: empty zones, no plan yet. damaged: October's end state (plans published, the root's tree deleted).",
+        ),
+        max_depth: int = typer.Option(None, "--max-depth", help="Stop exploring at this many steps (default: exhaust).", show_default=False),
+        symmetry: str = typer.Option("on", "--symmetry", help="off: explore every renaming of the enactors too (slower)."),
+        keep_going: bool = typer.Option(False, "--keep-going", help="Do not stop at the first counterexample; report one per invariant."),
+        json_file: Path = typer.Option(None, "--json", help="Write the (first) counterexample to this file as JSON.", show_default=False),
+        replay_file: Path = typer.Option(
+            None, "--replay", show_default=False,
+            help="Replay a counterexample written by --json against Route 53 (AWS_ENDPOINT_URL) with boto3, then ask the DNS data plane.",
+        ),
+        keep_replay: bool = typer.Option(False, "--keep-replay", help="Leave the replay's hosted zones and bucket in place for inspection."),
+        random_walks: int = typer.Option(None, "--random", help="Run N seeded random walks instead of exhausting.", show_default=False),
+        seed: int = typer.Option(0, "--seed", help="Seed of --random (the same seed gives the same walks)."),
+        walk_length: int = typer.Option(None, "--walk-length", help="Steps per random walk (default --max-depth or 100).", show_default=False),
+        expect_violation: bool = typer.Option(False, "--expect-violation", help="Exit 0 only if a counterexample is found (for CI runs of legacy)."),
+    ) -> None:
+        from lab.checker.world import Bounds, BoundsError
+
+        if replay_file is not None:
+            _replay(replay_file, keep_replay)
+            return
+        try:
+            bounds = Bounds(
+                guard=_on_off(guard, "--guard"),
+                enactors=enactors,
+                plans=plans,
+                endpoints=endpoints,
+                lbs=lbs,
+                keep_plans=keep_plans,
+                lease_expiries=lease_expiries,
+                lock_losses=lock_losses,
+                start=start,
+                max_depth=max_depth,
+                symmetry=_on_off(symmetry, "--symmetry"),
+            )
+        except BoundsError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        if random_walks is not None and (random_walks < 1 or (walk_length is not None and walk_length < 1)):
+            typer.echo("error: --random and --walk-length must be at least 1", err=True)
+            raise typer.Exit(2)
+        found = _check(bounds, keep_going, json_file, random_walks, seed, walk_length)
+        raise typer.Exit(_status(found, expect_violation))
+
+
+def _status(found: bool, expect_violation: bool) -> int:
+    return 0 if found == expect_violation else 1
+
+
+def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, seed: int, walk_length: int | None) -> bool:
+    from lab.checker import trace
+    from lab.checker.explore import explore, progress_from, random_walks
+    from lab.checker.invariants import PROGRESS
+    from lab.checker.world import World
+
+    world = World(bounds)
+    echo = typer.echo
+    b = bounds
+    echo(
+        f"dnsctl check: {b.mode} core ({world.core.__name__}), {b.enactors} enactor{'s' if b.enactors != 1 else ''} x "
+        f"{b.endpoints} endpoint{'s' if b.endpoints != 1 else ''} ({b.lbs} LBs each), plans 1..{b.plans}, keep_plans {b.keep_plans}, "
+        f"lease expiries <= {b.lease_expiries}, lock losses <= {b.lock_losses}, start {b.start}, "
+        f"symmetry {'on' if b.symmetry else 'off'}" + (f", max depth {b.max_depth}" if b.max_depth else "")
+    )
+    if walks is not None:
+        result = random_walks(world, walks, seed, walk_length)
+        echo(
+            f"{result.walks} random walk{'s' if result.walks != 1 else ''} (seed {seed}): {result.states:,} distinct states, "
+            f"{result.transitions:,} steps in {result.elapsed_s:.2f} s ({result.states_per_s:,.0f} states/s)"
+        )
+    else:
+        result = explore(world, stop_at_first=not keep_going)
+        complete = "all of them" if result.exhausted and not result.frontier else (
+            f"cut at depth {b.max_depth}: {result.frontier:,} states not expanded" if result.frontier else "stopped at the first counterexample")
+        echo(
+            f"explored {result.states:,} states ({result.transitions:,} transitions, depth {result.depth}) in "
+            f"{result.elapsed_s:.2f} s: {result.states_per_s:,.0f} states/s; {complete}"
+        )
+    cxs = result.counterexamples
+    if not cxs:
+        if walks is not None:
+            echo("no counterexample on these walks (random walks check NoEmptyAnswer, NeverDeleteActive and Monotonic, not Progress)")
+        else:
+            held = "NoEmptyAnswer, NeverDeleteActive" + (", Monotonic" if b.guard else "")
+            echo(f"invariants hold in every explored state and step: {held}")
+            if result.progress_checked:
+                note = f" ({result.frontier:,} unexpanded states at the depth bound counted as able to)" if result.frontier else ""
+                echo(f"Progress holds: from every one of the {result.states:,} states, with the planner stopped, some continuation "
+                     f"brings every endpoint to the newest plan{note}")
+            echo("no counterexample")
+        return False
+    first = cxs[0]
+    echo(f"time to first counterexample: {first.found_after_s:.2f} s ({first.states_when_found:,} states explored)"
+         + (f", walk {first.walk}" if first.walk is not None else ""))
+    stuck = False
+    if first.kind == "safety" and PROGRESS not in {v.invariant for c in cxs for v in c.violations}:
+        end = world.initial
+        for label in first.labels:
+            end = world.apply(end, label)[0]
+        can, seen = progress_from(world, end)
+        if can is False:
+            stuck = True
+            echo(f"and from its end no continuation without new plans reaches the newest plan on every endpoint "
+                 f"({seen:,} states looked at): Progress is broken too")
+    for i, cx in enumerate(cxs):
+        report = trace.report(world, cx, stuck=stuck and i == 0)
+        echo("")
+        for line in report.lines():
+            echo(line)
+        if i == 0 and json_file is not None:
+            trace.write_json(json_file, report)
+            echo(f"\ncounterexample written to {json_file}; replay it with: dnsctl check --replay {json_file}")
+    return True
+
+
+def _replay(path: Path, keep: bool) -> None:
+    """Exit 0 when Route 53 did at every step what the model did (the run is reproduced)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lab.checker import trace
+    from lab.checker.replay import ReplayDiverged, Replayer
+    from lab.checker.world import BoundsError
+    from services.logs import configure
+    from services.plan.store import StoreError
+
+    configure(process="check", stream=sys.stderr, level="WARNING")  # boto3 pacing notes are not the story
+
+    try:
+        bounds, labels, continuation, data = trace.read_json(path)
+    except (trace.TraceFileError, BoundsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if data.get("core") != "enactor.protocol":
+        typer.echo(f"error: {path} is a counterexample of {data.get('core')!r}, not of enactor.protocol; replay it from Python with that core", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"replaying {len(labels) + len(continuation)} steps of a {bounds.mode} counterexample ({', '.join(data.get('invariants', []))}) against Route 53 with boto3")
+    replayer = None
+    try:
+        replayer = Replayer(bounds, labels, continuation=continuation)
+        result = replayer.run()
+    except ReplayDiverged as exc:
+        typer.echo(f"the replay diverged from the model: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except (ClientError, BotoCoreError, StoreError) as exc:
+        typer.echo(f"error: Route 53 / S3: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        if replayer is not None and not keep:
+            replayer.cleanup()
+    typer.echo("every step did on Route 53 what it did in the model")
+    typer.echo("The endpoints as the DNS server reads them, answered by the data plane (services/dns/answer.py):")
+    for end in result.endpoints:
+        answer = f"{end.rcode} with {len(end.addresses)} address{'es' if len(end.addresses) != 1 else ''}"
+        if end.addresses:
+            answer += f" ({', '.join(end.addresses)})"
+        root = f"root -> {end.root_tree}" + ("" if end.root_tree_exists else " (MISSING)") if end.root_tree else "no root"
+        share = f"; {end.missing_share:.0%} of answers end at a missing record" if end.missing_share else ""
+        typer.echo(f"  {end.endpoint} (zone {end.zone_id}): {root}; A -> {answer}{share}")
+    if keep:
+        typer.echo(f"left in place: hosted zones {', '.join(e.zone_id for e in result.endpoints)}, bucket {result.bucket}")

@@ -1,0 +1,172 @@
+"""`dnsctl race`: replay the race of 20 October 2025 on a live stack and print the verdict.
+
+By default it starts a private stack on free ports (emulator, planner, three enactors, DNS
+server, prober, as `dnsctl up` runs them), in legacy mode unless --guard on, runs the scripted
+scenario (lab/race/scenario.py), prints the key moments and the verdict, and stops the
+stack. Its logs stay in the state directory for `dnsctl timeline`. --attach runs the same script
+against the stack `dnsctl up` runs (whose enactors must allow chaos, as `dnsctl up` makes them).
+
+Exit status: 0 when the mode did what it must (legacy broke the October way, or the guard
+held), 1 when it did not, 2 when the race could not run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+if not console.is_terminal:
+    console = Console(width=200)  # piped or captured: do not squeeze the key moments to 80 columns
+err = Console(stderr=True)
+
+_STYLE = {"cause": "bold red", "anomaly": "red", "alarm": "yellow", "guard": "green", "script": "cyan"}
+
+
+def race(
+    guard: str = typer.Option(
+        None, "--guard", help="on: the version guard (the fix); off: legacy, as on 20 October. Default: off, or the attached stack's mode."
+    ),
+    attach: bool = typer.Option(False, "--attach", help="Race on the stack `dnsctl up` runs (see --state-dir) instead of a private one."),
+    state_dir: Path = typer.Option(
+        None, "--state-dir", help="Private stack: where its token and logs go (default: a new temp dir). --attach: the stack's (default .dnsctl).",
+        show_default=False,
+    ),
+    burst_every_ms: int = typer.Option(250, min=10, help="The planner's burst: a plan every this many ms ..."),
+    burst_for_s: float = typer.Option(3.0, min=0.1, max=600, help="... for this many seconds."),
+    flip_delay_s: float = typer.Option(1.5, min=0.1, max=60, help="How long enactor-a and -c hold back a flip in the last act."),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict, checks and key moments as JSON."),
+    keep_stack: bool = typer.Option(
+        False, "--keep-stack", help="Keep the private stack running after the verdict (to look around, or repair it) until Ctrl-C."
+    ),
+) -> None:
+    """Replay 20 October on real processes: enactor-c falls behind, a burst of plans, the clean-up race."""
+    from cli.client import ServiceError
+    from lab.race.control import Control
+    from lab.race.evidence import gather
+    from lab.race.scenario import Race, RaceAborted, RaceSettings
+    from lab.race.stack import StackError, start_private
+    from lab.race.stack import attach as attach_stack
+    from lab.race.verdict import judge
+    from services.logs import configure
+    from services.supervisor import ServiceFailed
+
+    if guard not in (None, "on", "off"):
+        raise typer.BadParameter("give on or off", param_hint="--guard")
+    settings = RaceSettings(burst_every_ms=burst_every_ms, burst_for_s=burst_for_s, flip_delay_s=flip_delay_s)
+    say = (lambda text: None) if as_json else (lambda text: console.print(text, highlight=False))
+    stack = None
+    try:
+        if attach:
+            stack = attach_stack(state_dir or Path(".dnsctl"))
+            say(f"attached to the stack in {stack.state_dir}")
+        else:
+            where = (state_dir or Path(tempfile.mkdtemp(prefix="dnsctl-race-"))).resolve()
+            mode = "guarded" if guard == "on" else "legacy"
+            say(f"starting a private {mode} stack in {where} ...")
+            stack = start_private(where, version_guard=guard == "on")
+        log_path = stack.state_dir / "logs" / "race.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        configure(process="race", stream=open(log_path, "a", buffering=1))  # noqa: SIM115 - the process's log for its lifetime
+        stack.logs["race"] = log_path
+        control = Control(stack)
+        if guard is not None:
+            running = control.status(next(iter(control.enactors))).get("version_guard")
+            if running is not None and running != (guard == "on"):
+                which = "guarded" if running else "legacy"
+                raise StackError(f"the attached stack runs {which} enactors; drop --guard or restart it (`dnsctl up --{'no-' if not running else ''}version-guard`)")
+
+        def moment(m) -> None:
+            say(f"[dim]{m.t:6.2f}s[/dim] [cyan]{m.who:<10}[/cyan] {m.text}")
+
+        run = Race(control, settings, on_moment=moment).run()
+        evidence = gather(control, run)
+        verdict = judge(evidence)
+        if as_json:
+            out = {
+                **verdict.as_dict(),
+                "moments": [{"t": m.t, "who": m.who, "text": m.text, "kind": m.kind} for m in evidence.moments],
+                "stale_flips": evidence.stale_flips,
+                "logs": str(evidence.log_dir) if evidence.log_dir else None,
+                "broke_during_burst": run.broke_early,
+                "duration_s": evidence.duration_s,
+                "timed_out": evidence.timed_out,
+                "stack": _describe_stack(stack),
+            }
+            sys.stdout.write(json.dumps(out, indent=2) + "\n")
+            sys.stdout.flush()
+        else:
+            _print(evidence, verdict)
+        if keep_stack and stack.private:
+            _hold(stack)
+    except (StackError, RaceAborted, ServiceFailed, ServiceError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    finally:
+        if stack is not None and stack.private:
+            stack.stop()
+    raise typer.Exit(0 if verdict.passed else 1)
+
+
+def _describe_stack(stack) -> dict:
+    import os
+
+    pids = {c.spec.name: c.process.pid for c in stack.supervisor.children} if stack.supervisor else {}
+    return {
+        "private": stack.private,
+        "state_dir": str(stack.state_dir),
+        "emulator": os.environ.get("AWS_ENDPOINT_URL"),
+        "planner": stack.planner,
+        "enactors": stack.enactors,
+        "prober": stack.prober,
+        "dns": f"{stack.dns[0]}:{stack.dns[1]}",
+        "pids": pids,
+    }
+
+
+def _hold(stack) -> None:
+    """Keep the private stack up until SIGINT/SIGTERM; say how to reach it."""
+    import signal
+    import threading
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    d = _describe_stack(stack)
+    err.print(
+        f"stack kept running: AWS_ENDPOINT_URL={d['emulator']} DNSCTL_STATE_DIR={d['state_dir']} "
+        f"DNSCTL_PLANNER_URL={d['planner']} dns {d['dns']}. Ctrl-C stops it.",
+        highlight=False, soft_wrap=True,
+    )
+    done.wait()
+
+
+def _print(evidence, verdict) -> None:
+    table = Table(title="key moments", title_justify="left", show_edge=False)
+    for col in ("t", "who", "what"):
+        table.add_column(col, justify="right" if col == "t" else "left")
+    for m in evidence.moments:
+        style = _STYLE.get(m.kind, "")
+        table.add_row(f"{m.t:.2f}s", m.who, f"[{style}]{m.text}[/{style}]" if style else m.text)
+    console.print(table)
+    shown = next((a for _, _, a in evidence.empty_digs() if a.text), None)
+    if shown is not None:
+        console.print(shown.text, highlight=False)
+    colour = "green" if verdict.passed else "red"
+    console.print(f"\n[bold {colour}]VERDICT ({verdict.mode}): {verdict.headline}[/bold {colour}]")
+    for c in verdict.checks:
+        console.print(f"  [{'green' if c.ok else 'red'}]{'✓' if c.ok else '✗'}[/] {c.label}: {c.detail}", highlight=False)
+    if evidence.timed_out:
+        console.print(f"[yellow]waits that timed out: {'; '.join(evidence.timed_out)}[/yellow]")
+    if evidence.log_dir is not None:
+        console.print(f"this race's logs: {evidence.log_dir}  (dnsctl timeline {evidence.log_dir}/*.log --html race.html)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("race")(race)

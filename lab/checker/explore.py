@@ -1,0 +1,338 @@
+"""Breadth-first exploration of a World, the Progress check on the explored graph, random walks.
+
+Breadth-first: states are expanded in order of depth, every successor is reduced to its
+canonical form (symmetry.py) and looked up in one dict, so no state is expanded twice, and the
+first violation found is at the least depth there is: a shortest counterexample.
+
+Progress ("once the planner stops, some continuation brings every endpoint to the newest plan")
+is a property of the whole graph. Every edge but the planner's publications is kept; after the
+space is exhausted, backward reachability from the goal states (every endpoint serving the
+newest published plan) marks every state that can still get there; any state left unmarked is
+a violation, and the first one in breadth-first order has a shortest path. States cut off by
+--max-depth are counted as able to progress (they were not explored), and the result says so.
+
+Random walks (--random N --seed S) follow one seeded random choice per step from the initial
+state for bounds too large to exhaust; the same seed gives the same walks and the same answer.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lab.checker.invariants import PROGRESS, Invariants, Violation
+from lab.checker.symmetry import Symmetry
+from lab.checker.world import Label, State, World
+
+DEFAULT_WALK_LENGTH = 100
+
+
+@dataclass
+class Counterexample:
+    """A run from the initial state that breaks an invariant, in concrete enactor names."""
+
+    kind: str  # "safety" | "progress"
+    violations: tuple[Violation, ...]
+    labels: list[Label]
+    found_after_s: float
+    states_when_found: int
+    walk: int | None = None  # random walks: which walk (0-based)
+
+    @property
+    def invariants(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(v.invariant for v in self.violations))
+
+
+@dataclass
+class Result:
+    world: World
+    method: str  # "exhaustive" | "random"
+    states: int = 0
+    transitions: int = 0
+    elapsed_s: float = 0.0
+    exhausted: bool = False  # every reachable state (within --max-depth) was expanded
+    depth: int = 0  # deepest level reached
+    frontier: int = 0  # states not expanded because of --max-depth
+    progress_checked: bool = False
+    stuck_states: int = 0  # states from which the goal cannot be reached
+    counterexamples: list[Counterexample] = field(default_factory=list)
+    walks: int = 0
+    seed: int | None = None
+    explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
+
+    @property
+    def counterexample(self) -> Counterexample | None:
+        return self.counterexamples[0] if self.counterexamples else None
+
+    @property
+    def states_per_s(self) -> float:
+        return self.states / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def explore(
+    world: World,
+    *,
+    stop_at_first: bool = True,
+    check_progress: bool = True,
+    on_level: Callable[[int, int], None] | None = None,
+    keep_states: bool = False,
+) -> Result:
+    """Breadth-first over every reachable state within world.bounds."""
+    started = time.perf_counter()
+    bounds = world.bounds
+    sym = Symmetry(world, bounds.symmetry)
+    canonical = sym.canonical
+    inv = Invariants(world)
+    n_ep = world.n_endpoints
+    result = Result(world, "exhaustive")
+
+    init = canonical(world.initial)
+    index: dict[State, int] = {init: 0}
+    states: list[State] = [init]
+    parent = array("i", [-1])
+    via: list[Label | None] = [None]
+    depth = array("i", [0])
+    src, dst = array("I"), array("I")
+    frontier = bytearray(1)
+    found: dict[str, Counterexample] = {}
+
+    def record(i: int, label: Label | None, violations: tuple[Violation, ...]) -> None:
+        fresh = tuple(v for v in violations if v.invariant not in found)
+        if not fresh:
+            return
+        labels = concrete_labels(world, sym, states, parent, via, i, label)
+        concrete = tuple(v for v in safety_violations(world, inv, labels) if v.invariant in {f.invariant for f in fresh})
+        if not concrete:
+            raise RuntimeError(f"the concrete run of a counterexample does not break {fresh[0].invariant}: symmetry reduction is not exact here")
+        cx = Counterexample("safety", concrete, labels, time.perf_counter() - started, len(states))
+        for v in fresh:
+            found.setdefault(v.invariant, cx)
+        result.counterexamples.append(cx)
+
+    record(0, None, inv.of_state(init))
+    head, level = 0, 0
+    stop = bool(found) and stop_at_first
+    while head < len(states) and not stop:
+        i = head
+        head += 1
+        s = states[i]
+        d = depth[i]
+        if d > level:
+            level = d
+            if on_level is not None:
+                on_level(level, len(states))
+        if bounds.max_depth is not None and d >= bounds.max_depth:
+            frontier[i] = 1
+            result.frontier += 1
+            continue
+        for label in world.labels(s):
+            t, move, _ = world.apply(s, label)
+            result.transitions += 1
+            violations: tuple[Violation, ...] = ()
+            if move is not None and move.zone is not None:
+                j = label[1] % n_ep
+                violations = inv.of_batch(s.zones[j], move.zone, j)
+            c = canonical(t)
+            n = index.get(c)
+            if n is None:
+                n = len(states)
+                index[c] = n
+                states.append(c)
+                parent.append(i)
+                via.append(label)
+                depth.append(d + 1)
+                frontier.append(0)
+                violations += inv.of_state(c)
+            if violations:
+                record(i, label, violations)
+                if stop_at_first:
+                    stop = True
+                    break
+            if label[0] != "publish":
+                src.append(i)
+                dst.append(n)
+    result.states = len(states)
+    if keep_states:
+        result.explored = states
+    result.depth = max(depth) if len(depth) else 0
+    result.exhausted = not stop
+    if result.exhausted and check_progress:
+        stuck = _stuck_states(states, src, dst, frontier, inv)
+        result.progress_checked = True
+        result.stuck_states = len(stuck)
+        if stuck:
+            first = stuck[0]
+            labels = concrete_labels(world, sym, states, parent, via, first, None)
+            end = world.initial
+            for label in labels:
+                end = world.apply(end, label)[0]
+            cx = Counterexample("progress", _progress_violation(world, end), labels, time.perf_counter() - started, len(states))
+            result.counterexamples.append(cx)
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def safety_violations(world: World, inv: Invariants, labels: list[Label]) -> tuple[Violation, ...]:
+    """What the last step of the run `labels` breaks (its batch, or the state it reaches)."""
+    state = world.initial
+    found: tuple[Violation, ...] = inv.of_state(state) if not labels else ()
+    for n, label in enumerate(labels):
+        t, move, _ = world.apply(state, label)
+        if n == len(labels) - 1:
+            if move is not None and move.zone is not None:
+                j = label[1] % world.n_endpoints
+                found += inv.of_batch(state.zones[j], move.zone, j)
+            found += inv.of_state(t)
+        state = t
+    return found
+
+
+def _chain(parent, i: int) -> list[int]:
+    out = [i]
+    while parent[i] >= 0:
+        i = parent[i]
+        out.append(i)
+    return out[::-1]
+
+
+def concrete_labels(world: World, sym: Symmetry, states, parent, via, i: int, last: Label | None) -> list[Label]:
+    """The path to canonical state i (then `last`) as one run of the world with fixed names.
+
+    Each stored label was taken from a canonical state; renamed runs mix names. From the real
+    initial state, every step picks the transition whose successor has the next canonical form
+    (the stored label first: it is the right one whenever no renaming happened on the way).
+    """
+    chain = _chain(parent, i)
+    labels = [via[n] for n in chain[1:]]
+    targets = [states[n] for n in chain[1:]]
+    run: list[Label] = []
+    state = world.initial
+    for label, target in zip(labels, targets, strict=True):
+        state, chosen = _follow(world, sym, state, label, lambda t, target=target: sym.canonical(t) == target)
+        run.append(chosen)
+    if last is not None:
+        wanted = sym.canonical(world.apply(states[i], last)[0])
+        _, chosen = _follow(world, sym, state, last, lambda t: sym.canonical(t) == wanted, same_kind=last)
+        run.append(chosen)
+    return run
+
+
+def _follow(world: World, sym: Symmetry, state: State, label: Label, ok, same_kind: Label | None = None):
+    enabled = list(world.labels(state))
+    candidates = ([label] if label in enabled else []) + [x for x in enabled if x != label]
+    if same_kind is not None:
+        candidates = [x for x in candidates if x[0] == same_kind[0] and x[2:] == same_kind[2:]]
+    for cand in candidates:
+        t = world.apply(state, cand)[0]
+        if ok(t):
+            return t, cand
+    raise RuntimeError(f"symmetry reduction is not exact here: no renaming of {label} reproduces the explored step")
+
+
+def _stuck_states(states, src, dst, frontier, inv: Invariants) -> list[int]:
+    """Indices (ascending, so breadth-first order) of states that cannot reach a goal state
+    without new plans. Reverse adjacency in compressed rows, then one backward sweep."""
+    n = len(states)
+    good = bytearray(n)
+    for i, s in enumerate(states):
+        if frontier[i] or inv.goal(s):
+            good[i] = 1
+    start = array("I", bytes(4 * (n + 1)))
+    for d in dst:
+        start[d + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = array("I", start)
+    preds = array("I", bytes(4 * len(dst)))
+    for s_, d in zip(src, dst, strict=True):
+        preds[fill[d]] = s_
+        fill[d] += 1
+    todo = [i for i in range(n) if good[i]]
+    while todo:
+        d = todo.pop()
+        for k in range(start[d], start[d + 1]):
+            p = preds[k]
+            if not good[p]:
+                good[p] = 1
+                todo.append(p)
+    return [i for i in range(n) if not good[i]]
+
+
+def _progress_violation(world: World, state: State) -> tuple[Violation, ...]:
+    out = []
+    for j, zid in enumerate(state.zones):
+        view = world.view(zid, j)
+        if view.active_version != state.published:
+            serving = "nothing (the root dangles)" if view.dangling else (
+                f"plan {view.active_version}" if view.active_version is not None else "nothing (no root yet)")
+            ep = world.endpoints[j].rstrip(".")
+            out.append(Violation(PROGRESS, ep, f"{ep} serves {serving}; no continuation without new plans brings it to plan {state.published}"))
+    return tuple(out)
+
+
+def progress_from(world: World, state: State, limit: int = 300_000) -> tuple[bool | None, int]:
+    """Whether some continuation from `state` without new plans reaches a goal state:
+    (True / False, states looked at), or (None, ...) when `limit` states did not settle it."""
+    sym = Symmetry(world, world.bounds.symmetry)
+    inv = Invariants(world)
+    start = sym.canonical(state)
+    seen = {start}
+    todo = [start]
+    while todo:
+        s = todo.pop()
+        if inv.goal(s):
+            return True, len(seen)
+        for label in world.labels(s):
+            if label[0] == "publish":
+                continue
+            c = sym.canonical(world.apply(s, label)[0])
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+        if len(seen) > limit:
+            return None, len(seen)
+    return False, len(seen)
+
+
+def random_walks(world: World, walks: int, seed: int, length: int | None = None) -> Result:
+    """`walks` seeded random runs of `length` steps; stops at the first violation."""
+    started = time.perf_counter()
+    length = length or world.bounds.max_depth or DEFAULT_WALK_LENGTH
+    sym = Symmetry(world, world.bounds.symmetry)
+    inv = Invariants(world)
+    rng = random.Random(seed)
+    seen: set[State] = set()
+    result = Result(world, "random", seed=seed)
+    n_ep = world.n_endpoints
+    for w in range(walks):
+        state = world.initial
+        seen.add(sym.canonical(state))
+        labels: list[Label] = []
+        for _ in range(length):
+            options = list(world.labels(state))
+            label = options[rng.randrange(len(options))]
+            t, move, _ = world.apply(state, label)
+            result.transitions += 1
+            labels.append(label)
+            violations: tuple[Violation, ...] = ()
+            if move is not None and move.zone is not None:
+                j = label[1] % n_ep
+                violations = inv.of_batch(state.zones[j], move.zone, j)
+            violations += inv.of_state(t)
+            seen.add(sym.canonical(t))
+            state = t
+            if violations:
+                result.counterexamples.append(
+                    Counterexample("safety", violations, labels, time.perf_counter() - started, len(seen), walk=w)
+                )
+                break
+        result.walks = w + 1
+        result.depth = max(result.depth, len(labels))
+        if result.counterexamples:
+            break
+    result.states = len(seen)
+    result.elapsed_s = time.perf_counter() - started
+    return result
