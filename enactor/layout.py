@@ -7,19 +7,26 @@ the model checker) names records through this module, so the layout is written d
     rollback.<endpoint>.             A/AAAA  ALIAS -> previously active tree
     _lock.<endpoint>.                TXT     "holder=<id> expires=<epoch> counter=<n>"
     _applied.<endpoint>.             TXT     "version=<n> tree=<tree id>"      (guarded mode's CAS word)
-    t-<uuid>.<endpoint>.             A/AAAA  weighted ALIAS, SetIdentifier=<lb id> or <interior id>
-    i-<uuid>-<k>.<endpoint>.         A/AAAA  weighted ALIAS (interior level, fleets > 100 LBs)
-    leaf-<lb id>-<digest>.<endpoint>. A/AAAA  the load balancer's addresses (shared by trees)
-    _meta.t-<uuid>.<endpoint>.       TXT     "plan=<v>" "created=<iso>" "pages=<n>" "types=A,AAAA" "lb=<id> az=<az> weight=<w> leaf=<name>" ...
-    p<k>._meta.t-<uuid>.<endpoint>.  TXT     further "lb=..." members of big trees (pages 1..n-1)
+    t-<uuid>.<endpoint>.             A/AAAA  weighted ALIAS to nodes, SetIdentifier=<node label>  (fresh per plan)
+    n-<digest>.<endpoint>.           A/AAAA  a content-named node shared by trees (enactor/tree.py): weighted
+                                             ALIAS to nodes, or at the bottom weighted *value* sets, one per LB,
+                                             SetIdentifier=<lb id>@<az>, Weight=<lb weight>, the LB's addresses
+    _meta.t-<uuid>.<endpoint>.       TXT     "plan=<v>" "created=<iso>" "types=A,AAAA" "lbs=<n>"
 
 Tree names keep the talk's fresh UUIDs (a new plan never edits a live tree), but every tree has
-a metadata record beside it so an operator can explain it from Route 53 alone.
+a metadata record beside it, and its nodes name every LB (id, AZ, weight, addresses), so an
+operator can explain it from Route 53 alone: `read_endpoint` walks each tree from its top and
+reads its members back into `TreeMeta.members`.
 
-Big trees page their metadata: one TXT record set must fit one change batch (1,000 values,
-32,000 characters), so members beyond the first page go to `p<k>` records directly below the
-metadata name. Page 0 (the metadata name itself) is written last and says how many pages there
-are, so its presence marks a tree as complete; `read_endpoint` checks the rest.
+Older writers (and some test fixtures) used a second layout, still read here: per-tree interior
+sets `i-<uuid>-<k>`, shared leaves `leaf-<lb id>-<digest>` holding an LB's addresses, and
+metadata listing every member ("lb=<id> az=<az> weight=<w> leaf=<name>"), paged in big trees
+(one TXT record set must fit one change batch, so members beyond the first page go to `p<k>`
+records directly below the metadata name).
+
+In both layouts the metadata record (page 0) is written last, so its presence marks a tree as
+complete; `read_endpoint` checks the rest by walking the tree. Records shared between trees
+(nodes, leaves) belong to no tree: clean-up deletes one when no retained tree reaches it.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ META_LABEL = "_meta"
 TREE_PREFIX = "t-"
 INTERIOR_PREFIX = "i-"
 LEAF_PREFIX = "leaf-"
+NODE_PREFIX = "n-"
 META_PAGE_PREFIX = "p"
 TXT_STRING_MAX = 255  # DNS character-string limit; longer TXT text is split into several strings
 TXT_TTL = 60
@@ -79,6 +87,17 @@ def meta_page_name(endpoint: str, tree_id: str, page: int) -> str:
 def interior_name(endpoint: str, tree_id: str, path: str) -> str:
     """An interior weighted set of tree "t-<uuid>": "i-<uuid>-<path>" (path like "0" or "2-17")."""
     return normalise_name(f"{INTERIOR_PREFIX}{tree_id[len(TREE_PREFIX):]}-{path}.{endpoint}")
+
+
+def node_name(endpoint: str, digest: str) -> str:
+    """A shared tree node, named by a digest of its content (enactor/tree.py)."""
+    return normalise_name(f"{NODE_PREFIX}{digest}.{endpoint}")
+
+
+def split_set_identifier(sid: str) -> tuple[str, str]:
+    """A bottom node member's SetIdentifier "<lb id>@<az>" -> (lb id, az)."""
+    lb_id, _, az = sid.rpartition("@")
+    return (lb_id, az) if lb_id else (sid, "")
 
 
 def leaf_name(endpoint: str, lb_id: str, addresses: tuple[str, ...]) -> str:
@@ -160,7 +179,9 @@ class MetaMember:
     lb_id: str
     az: str
     weight: int
-    leaf: str
+    leaf: str  # the record name holding its addresses (a leaf, or a bottom node)
+    ipv4: tuple[str, ...] = ()  # read back from a bottom node (empty for the older layout)
+    ipv6: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +197,7 @@ class TreeMeta:
     members: tuple[MetaMember, ...]
     pages: int = 1
     record_types: tuple[str, ...] = ()
+    lb_count: int | None = None  # "lbs=<n>": the shared-node layout (members are read from the nodes)
 
     def _header(self) -> list[str]:
         values = [quote_txt(f"plan={self.plan_version}"), quote_txt(f"created={self.created_at}")]
@@ -183,6 +205,8 @@ class TreeMeta:
             values.append(quote_txt(f"pages={self.pages}"))
         if self.record_types:
             values.append(quote_txt(f"types={','.join(self.record_types)}"))
+        if self.lb_count is not None:
+            values.append(quote_txt(f"lbs={self.lb_count}"))
         return values
 
     @staticmethod
@@ -208,13 +232,13 @@ class TreeMeta:
                 size = 0
             chunks[-1].append(value)
             size += len(value)
-        header = TreeMeta(self.plan_version, self.created_at, self.members, len(chunks), self.record_types)._header()
+        header = TreeMeta(self.plan_version, self.created_at, self.members, len(chunks), self.record_types, self.lb_count)._header()
         return (tuple(header + chunks[0]), *(tuple(c) for c in chunks[1:]))
 
     @classmethod
     def parse(cls, values: tuple[str, ...]) -> TreeMeta | None:
         """Values of page 0, optionally followed by the values of the other pages."""
-        version, created, members, pages, types = None, "", [], 1, ()
+        version, created, members, pages, types, count = None, "", [], 1, (), None
         for raw in values:
             text = unquote_txt(raw)
             f = parse_fields(text)
@@ -227,18 +251,20 @@ class TreeMeta:
                     pages = int(f["pages"])
                 elif text.startswith("types="):
                     types = tuple(t for t in f["types"].split(",") if t)
+                elif text.startswith("lbs="):
+                    count = int(f["lbs"])
                 elif "lb" in f:
                     members.append(MetaMember(f["lb"], f.get("az", ""), int(f.get("weight", "0")), f.get("leaf", "")))
             except ValueError:
                 return None
         if version is None or pages < 1:
             return None
-        return cls(version, created, tuple(sorted(members, key=lambda m: m.lb_id)), pages, types)
+        return cls(version, created, tuple(sorted(members, key=lambda m: m.lb_id)), pages, types, count)
 
 
 # -- reading an endpoint's records back ------------------------------------------------------
 
-Role = str  # "root" | "rollback" | "lock" | "applied" | "top" | "interior" | "meta" | "leaf" | "other"
+Role = str  # "root" | "rollback" | "lock" | "applied" | "top" | "interior" | "meta" | "leaf" | "node" | "other"
 
 
 def role_of(name: str, endpoint: str) -> tuple[Role, str | None]:
@@ -262,6 +288,8 @@ def role_of(name: str, endpoint: str) -> tuple[Role, str | None]:
         return "interior", TREE_PREFIX + uuid_part
     if len(labels) == 1 and labels[0].startswith(LEAF_PREFIX):
         return "leaf", None
+    if len(labels) == 1 and labels[0].startswith(NODE_PREFIX):
+        return "node", None
     if len(labels) == 2 and labels[0] == META_LABEL and labels[1].startswith(TREE_PREFIX):
         return "meta", labels[1]
     if len(labels) == 3 and labels[1] == META_LABEL and labels[0].startswith(META_PAGE_PREFIX) and labels[2].startswith(TREE_PREFIX):
@@ -273,15 +301,18 @@ def role_of(name: str, endpoint: str) -> tuple[Role, str | None]:
 class TreeInZone:
     """One tree as found in the zone: every record of it, what its metadata says, and whether it is whole.
 
-    `records` are in deletion order: metadata page 0 first (so a partly deleted tree reads as
-    incomplete at once), then the top set, interior sets and the other metadata pages.
+    `records` are the tree's own records, in deletion order: metadata page 0 first (so a partly
+    deleted tree reads as incomplete at once), then the top set, the older layout's interior sets
+    and the other metadata pages. Shared nodes and leaves are not among them (see `leaves`).
+    For the shared-node layout, `meta.members` is read back from the tree's bottom nodes.
     """
 
     tree_id: str
     records: tuple[RecordSet, ...]
     meta: TreeMeta | None
     complete: bool
-    leaves: frozenset[str]  # leaf names its aliases point at
+    leaves: frozenset[str]  # the shared names (nodes, leaves) the tree reaches
+    record_types: tuple[str, ...] = ()  # the types its top actually holds
 
     @property
     def version(self) -> int | None:
@@ -298,7 +329,8 @@ class EndpointZone:
     roots: tuple[RecordSet, ...]  # the root's record sets, by type (A before AAAA)
     rollbacks: tuple[RecordSet, ...]
     trees: tuple[TreeInZone, ...]  # by tree id
-    leaves: tuple[RecordSet, ...]
+    leaves: tuple[RecordSet, ...]  # shared records: nodes (and the older layout's leaves)
+    record_count: int = 0  # every record set listed, SOA and NS included (what the zone quota counts)
 
     @property
     def lock_value(self) -> LockValue | None:
@@ -356,7 +388,9 @@ def read_endpoint(endpoint: str, records: Iterable[RecordSet]) -> EndpointZone:
     by_role: dict[str, list[RecordSet]] = {}
     tree_records: dict[str, list[RecordSet]] = {}
     index: dict[tuple[str, str], list[RecordSet]] = {}
+    count = 0
     for r in records:
+        count += 1
         role, tree_id = role_of(r.name, endpoint)
         index.setdefault((r.name, r.type), []).append(r)
         if tree_id is not None:
@@ -376,7 +410,8 @@ def read_endpoint(endpoint: str, records: Iterable[RecordSet]) -> EndpointZone:
         roots=tuple(sorted((r for r in by_role.get("root", ()) if r.type in address), key=lambda r: r.type)),
         rollbacks=tuple(sorted((r for r in by_role.get("rollback", ()) if r.type in address), key=lambda r: r.type)),
         trees=trees,
-        leaves=tuple(sorted(by_role.get("leaf", ()))),
+        leaves=tuple(sorted([*by_role.get("leaf", ()), *by_role.get("node", ())])),
+        record_count=count,
     )
 
 
@@ -387,50 +422,87 @@ def _tree_in_zone(endpoint: str, tree_id: str, recs: list[RecordSet], index) -> 
     pages = sorted((r for r in recs if role_of(r.name, endpoint)[0] == "meta" and r.name != page0), key=lambda r: r.name)
     if head:
         meta = TreeMeta.parse(head[0].values + tuple(v for p in pages for v in p.values))
-    leaves = frozenset(r.alias.dns_name for r in recs if r.alias and role_of(r.alias.dns_name, endpoint)[0] == "leaf")
+    top = tree_name(endpoint, tree_id)
+    top_types = tuple(sorted({r.type for r in recs if r.name == top and r.type in ("A", "AAAA")}))
+    types = (meta.record_types if meta and meta.record_types else ()) or top_types
+    walks = {rt: _walk(endpoint, tree_id, rt, index) for rt in types}
+    reached = frozenset().union(*(w.shared for w in walks.values())) if walks else frozenset()
 
     def order(r: RecordSet) -> tuple[int, str, str, str]:
         rank = 0 if r.name == page0 else {"top": 1, "interior": 2}.get(role_of(r.name, endpoint)[0], 3)
         return (rank, r.name, r.type, r.set_identifier or "")
 
-    complete = meta is not None and _whole(endpoint, tree_id, meta, pages, index)
-    return TreeInZone(tree_id, tuple(sorted(recs, key=order)), meta, complete, leaves)
+    complete = False
+    if meta is not None and types and all(w.ok for w in walks.values()):
+        complete = _pages_whole(endpoint, tree_id, meta, pages)
+        lbs = [set(w.members) for w in walks.values()]
+        if meta.lb_count is not None:
+            members = _members_of(walks)
+            complete = complete and all(s == lbs[0] for s in lbs) and len(lbs[0]) == meta.lb_count
+            meta = TreeMeta(meta.plan_version, meta.created_at, members, meta.pages, types, meta.lb_count)
+        else:
+            complete = complete and all(s == {m.lb_id for m in meta.members} for s in lbs)
+    return TreeInZone(tree_id, tuple(sorted(recs, key=order)), meta, complete, reached, top_types)
 
 
-def _whole(endpoint: str, tree_id: str, meta: TreeMeta, pages: list[RecordSet], index) -> bool:
-    """Every declared page is there, and each record type's weighted sets reach a leaf for every member."""
-    if {p.name for p in pages} != {meta_page_name(endpoint, tree_id, k) for k in range(1, meta.pages)}:
-        return False
-    top = tree_name(endpoint, tree_id)
-    types = meta.record_types or tuple(t for (n, t) in index if n == top)
-    if not types:
-        return False
-    wanted = {m.lb_id for m in meta.members}
-    for rtype in types:
-        bottom: set[str] = set()
-        todo, seen = [top], set()
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                return False  # a cycle is no tree
-            seen.add(name)
-            members = index.get((name, rtype), [])
-            if not members:
-                return False
-            for m in members:
-                if m.alias is None or m.set_identifier is None:
-                    return False
-                target = m.alias.dns_name
-                role, owner = role_of(target, endpoint)
-                if role == "interior" and owner == tree_id:
-                    todo.append(target)
-                elif role == "leaf":
-                    leaf = index.get((target, rtype), [])
-                    if not leaf or leaf[0].alias is not None or not leaf[0].values:
-                        return False
-                    bottom.add(m.set_identifier)
+@dataclass(slots=True)
+class _Walk:
+    ok: bool
+    shared: set[str]
+    members: dict[str, RecordSet]  # lb id -> the record holding its addresses (bottom member or leaf)
+    via: dict[str, RecordSet]  # lb id -> the weighted record that names it (older layout: its alias)
+
+
+def _walk(endpoint: str, tree_id: str, rtype: str, index) -> _Walk:
+    """Follow one record type's weighted sets from the tree's top down to the LBs' addresses."""
+    walk = _Walk(True, set(), {}, {})
+    todo, seen = [tree_name(endpoint, tree_id)], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue  # identical groups share one node; a cycle cannot arise from content names
+        seen.add(name)
+        members = index.get((name, rtype), [])
+        if not members or any(m.set_identifier is None for m in members):
+            walk.ok = False
+            continue
+        for m in members:
+            if m.alias is None:
+                lb_id = split_set_identifier(m.set_identifier)[0]
+                walk.members[lb_id], walk.via[lb_id] = m, m  # a bottom node's member: the LB itself
+                continue
+            target = m.alias.dns_name
+            role, owner = role_of(target, endpoint)
+            if role == "node" or (role == "interior" and owner == tree_id):
+                if role == "node":
+                    walk.shared.add(target)
+                todo.append(target)
+            elif role == "leaf":
+                walk.shared.add(target)
+                leaf = index.get((target, rtype), [])
+                if not leaf or leaf[0].alias is not None or not leaf[0].values:
+                    walk.ok = False
                 else:
-                    return False
-        if bottom != wanted:
-            return False
-    return True
+                    walk.members[m.set_identifier], walk.via[m.set_identifier] = leaf[0], m
+            else:
+                walk.ok = False
+    return walk
+
+
+def _members_of(walks: dict[str, _Walk]) -> tuple[MetaMember, ...]:
+    out: dict[str, MetaMember] = {}
+    for rtype, walk in sorted(walks.items()):
+        for lb_id, r in walk.members.items():
+            az = split_set_identifier(r.set_identifier or "")[1]
+            m = out.get(lb_id) or MetaMember(lb_id, az, r.weight or 0, r.name)
+            if rtype == "A":
+                m = MetaMember(m.lb_id, m.az, m.weight, m.leaf, tuple(r.values), m.ipv6)
+            else:
+                m = MetaMember(m.lb_id, m.az, m.weight, m.leaf, m.ipv4, tuple(r.values))
+            out[lb_id] = m
+    return tuple(sorted(out.values(), key=lambda m: m.lb_id))
+
+
+def _pages_whole(endpoint: str, tree_id: str, meta: TreeMeta, pages: list[RecordSet]) -> bool:
+    """Every declared metadata page is there."""
+    return {p.name for p in pages} == {meta_page_name(endpoint, tree_id, k) for k in range(1, meta.pages)}

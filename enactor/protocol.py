@@ -84,6 +84,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from enactor import layout
+from enactor import tree as tree_shape
 from services.plan.model import EndpointPlan, Plan
 from services.route53.engine import DEFAULT_LIMITS, Limits, same_record_set
 from services.route53.records import AliasTarget, Change, RecordSet, normalise_name
@@ -112,8 +113,8 @@ class CoreSettings:
     backoff_cap_s: float = 10.0
     poll_interval_s: float = 1.0
     record_ttl: int = 60
-    meta_page_members: int = 100
     limits: Limits = DEFAULT_LIMITS
+    shape: tree_shape.Shape = tree_shape.Shape()
 
     def __post_init__(self) -> None:
         if not self.enactor_id or any(c.isspace() or c in '="\\' for c in self.enactor_id):
@@ -122,8 +123,8 @@ class CoreSettings:
             raise ValueError("keep_plans must be at least 1 (the active tree's predecessor is the rollback target)")
         if self.lock_ttl_s < 1 or self.backoff_base_s <= 0 or self.backoff_cap_s < self.backoff_base_s:
             raise ValueError("lock_ttl_s >= 1 and 0 < backoff_base_s <= backoff_cap_s are required")
-        if self.poll_interval_s <= 0 or self.meta_page_members < 1:
-            raise ValueError("poll_interval_s > 0 and meta_page_members >= 1 are required")
+        if self.poll_interval_s <= 0:
+            raise ValueError("poll_interval_s > 0 is required")
 
     @property
     def max_losses(self) -> int:
@@ -205,6 +206,7 @@ class RecordsListed:
     records: tuple[RecordSet, ...]
     now: float
     fresh_tree_id: str | None = None  # "t-<hex>" to use if this listing starts a new tree
+    quota: int | None = None  # the zone's record-set quota (GetHostedZoneLimit MAX_RRSETS_BY_ZONE), if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,78 +503,14 @@ def _create_or_fix(record: RecordSet, index: dict) -> Change:
 
 
 def tree_records(s: CoreSettings, endpoint: str, zone_id: str, ep: EndpointPlan, tree: TreeInHand) -> tuple[RecordSet, ...]:
-    """Every record of `tree` in build order: leaves, interior sets bottom-up, top sets, metadata (page 0 last)."""
+    """Every record of `tree` in build order: shared nodes bottom-up (enactor/tree.py), the fresh
+    top, then the metadata record last (its presence marks the tree complete)."""
     types = tuple(sorted(ep.record_types))
-    leaves: list[RecordSet] = []
-    members: list[layout.MetaMember] = []
-    leaf_of: dict[str, str] = {}
-    for t in sorted(ep.targets, key=lambda t: t.lb_id):
-        addresses = {"A": tuple(sorted(t.ipv4)), "AAAA": tuple(sorted(t.ipv6))}
-        leaf = layout.leaf_name(endpoint, t.lb_id, tuple(a for rt in types for a in addresses[rt]))
-        leaf_of[t.lb_id] = leaf
-        members.append(layout.MetaMember(t.lb_id, t.az, t.weight, leaf))
-        leaves += [RecordSet(leaf, rt, ttl=s.record_ttl, values=addresses[rt]) for rt in types]
-    sets: list[RecordSet] = []
-    for rt in types:
-        items = [(m.lb_id, m.weight, leaf_of[m.lb_id]) for m in members]
-        sets += weighted_sets(endpoint, zone_id, tree.tree_id, rt, items, s.limits.max_weighted_per_name_type)
+    records = tree_shape.build(endpoint, zone_id, ep, layout.tree_name(endpoint, tree.tree_id), s.record_ttl, s.shape)
     created = datetime.fromtimestamp(tree.created, UTC).isoformat(timespec="seconds")
-    meta = layout.TreeMeta(tree.version, created, tuple(members), 1, types)
-    # A page must fit one batch beside the preamble: a quarter of the character budget leaves room.
-    pages = meta.render_paged(s.meta_page_members, s.limits.max_value_chars_per_batch // 4)
-    meta_records = [
-        RecordSet(layout.meta_page_name(endpoint, tree.tree_id, k), "TXT", ttl=s.record_ttl, values=values)
-        for k, values in enumerate(pages)
-    ]
-    return tuple(leaves + sets + meta_records[1:] + meta_records[:1])
-
-
-def weighted_sets(
-    endpoint: str, zone_id: str, tree_id: str, rtype: str, items: list[tuple[str, int, str]], fanout: int
-) -> list[RecordSet]:
-    """The weighted alias sets of one record type, bottom-up, ending with the top set at the tree name.
-
-    `items` are (set identifier, weight, target name). Over `fanout` members a level of interior
-    sets is added; an interior member's weight is its group's total, scaled to fit 255 when it
-    does not (so a load balancer's share along its path is kept up to that rounding).
-    """
-    out: list[RecordSet] = []
-    depth = 0
-    while len(items) > fanout:
-        groups = _balanced(items, fanout)
-        parents: list[tuple[str, int]] = []
-        for k, group in enumerate(groups):
-            name = layout.interior_name(endpoint, tree_id, f"{depth}-{k}")
-            out += [_member(name, rtype, sid, w, target, zone_id) for sid, w, target in group]
-            parents.append((name, sum(w for _, w, _ in group)))
-        weights = _scaled([w for _, w in parents])
-        items = [(name.split(".", 1)[0], w, name) for (name, _), w in zip(parents, weights, strict=True)]
-        depth += 1
-    top = layout.tree_name(endpoint, tree_id)
-    out += [_member(top, rtype, sid, w, target, zone_id) for sid, w, target in items]
-    return out
-
-
-def _member(name: str, rtype: str, sid: str, weight: int, target: str, zone_id: str) -> RecordSet:
-    return RecordSet(name, rtype, alias=AliasTarget(target, zone_id), set_identifier=sid, weight=weight)
-
-
-def _balanced(items: list, size: int) -> list[list]:
-    count = -(-len(items) // size)
-    base, extra = divmod(len(items), count)
-    out, i = [], 0
-    for k in range(count):
-        n = base + (1 if k < extra else 0)
-        out.append(items[i : i + n])
-        i += n
-    return out
-
-
-def _scaled(totals: list[int]) -> list[int]:
-    top = max(totals, default=0)
-    if top <= 255:
-        return list(totals)
-    return [max(1, round(255 * t / top)) if t > 0 else 0 for t in totals]
+    meta = layout.TreeMeta(tree.version, created, (), 1, types, lb_count=len(ep.targets))
+    meta_record = RecordSet(layout.meta_name(endpoint, tree.tree_id), "TXT", ttl=s.record_ttl, values=meta.render_values())
+    return (*records, meta_record)
 
 
 # --- the flip ---------------------------------------------------------------------------------
@@ -627,7 +565,8 @@ def _guarded_rollback(zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -
     if not intact:
         return {}
     best = max(intact, key=lambda t: (t.version or 0, t.tree_id))
-    types = best.meta.record_types if best.meta and best.meta.record_types else ("A", "AAAA")
+    # The types the tree actually serves (its top's records), never a guess.
+    types = best.record_types or (best.meta.record_types if best.meta else ())
     return {rt: layout.tree_name(zone.endpoint, best.tree_id) for rt in types}
 
 
@@ -681,7 +620,7 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
 
 def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str, int | None]) -> tuple[tuple[str, Any], ...]:
     trees = sorted({tid for c in changes if (tid := layout.role_of(c.record.name, endpoint)[1]) is not None})
-    leaves = sorted({c.record.name for c in changes if layout.role_of(c.record.name, endpoint)[0] == "leaf"})
+    leaves = sorted({c.record.name for c in changes if layout.role_of(c.record.name, endpoint)[0] in ("leaf", "node")})
     return (("trees", tuple(trees)), ("tree_versions", tuple(versions.get(t) for t in trees)), ("leaves", len(leaves)))
 
 
