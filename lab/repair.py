@@ -120,9 +120,13 @@ def plan_of_tree(view: layout.EndpointZone, tree: layout.TreeInZone, hosted_zone
     """What an intact tree serves, read back from Route 53 alone: its metadata and its leaves."""
     assert tree.meta is not None
     leaves = {(r.name, r.type): r for r in view.leaves}
-    types = tree.meta.record_types or tuple(sorted({r.type for r in tree.records if r.name == layout.tree_name(view.endpoint, tree.tree_id)}))
+    types = tree.meta.record_types or tree.record_types
     targets = []
     for m in tree.meta.members:
+        if tree.meta.lb_count is not None:
+            # Shared-node layout: the walk read each LB's addresses from its bottom node.
+            targets.append(Target(lb_id=m.lb_id, az=m.az, weight=m.weight, ipv4=m.ipv4, ipv6=m.ipv6))
+            continue
         v4 = leaves.get((m.leaf, "A"))
         v6 = leaves.get((m.leaf, "AAAA"))
         targets.append(Target(lb_id=m.lb_id, az=m.az, weight=m.weight, ipv4=v4.values if v4 else (), ipv6=v6.values if v6 else ()))

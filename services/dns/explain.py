@@ -101,7 +101,8 @@ def tree_view(snapshot: Snapshot, zone: ServedZone, layout_zone: layout.Endpoint
     if not alias.exists:
         return TreeView(tree_id, alias.target, False, meta, complete=complete)
     by_leaf = {normalise_name(m.leaf): m for m in meta.members} if meta else {}
-    lbs = [_lb_share(leaf, by_leaf) for leaf in leaf_distribution(snapshot, alias.target, alias.record_type)]
+    by_lb = {m.lb_id: m for m in meta.members} if meta else {}
+    lbs = [_lb_share(leaf, by_leaf, by_lb) for leaf in leaf_distribution(snapshot, alias.target, alias.record_type)]
     merged: dict[str, LbShare] = {}
     for lb in lbs:
         prior = merged.get(lb.lb_id)
@@ -111,13 +112,14 @@ def tree_view(snapshot: Snapshot, zone: ServedZone, layout_zone: layout.Endpoint
     return TreeView(tree_id, alias.target, True, meta, tuple(sorted(merged.values(), key=lambda s: s.lb_id)), complete)
 
 
-def _lb_share(leaf: WeightedLeaf, by_leaf: dict[str, layout.MetaMember]) -> LbShare:
-    member = by_leaf.get(leaf.name)
+def _lb_share(leaf: WeightedLeaf, by_leaf: dict[str, layout.MetaMember], by_lb: dict[str, layout.MetaMember]) -> LbShare:
+    # The bottom-level SetIdentifier names the load balancer: "<lb id>@<az>" in a shared bottom
+    # node (many LBs under one name), the bare id above an older layout's leaf.
+    lb_id, az = layout.split_set_identifier(leaf.via[-1]) if leaf.via else (leaf.name, "")
+    member = by_lb.get(lb_id) if not leaf.missing and leaf.name.startswith(layout.NODE_PREFIX) else by_leaf.get(leaf.name)
     if member is not None:
         return LbShare(member.lb_id, member.az, member.weight, leaf.probability, leaf.name, leaf.values, leaf.missing)
-    # No metadata for this leaf: the bottom-level SetIdentifier is the load balancer's id.
-    lb_id = leaf.via[-1] if leaf.via else leaf.name
-    return LbShare(lb_id, "", None, leaf.probability, leaf.name, leaf.values, leaf.missing)
+    return LbShare(lb_id, az, None, leaf.probability, leaf.name, leaf.values, leaf.missing)
 
 
 def is_endpoint_zone(zone: ServedZone) -> bool:

@@ -22,7 +22,7 @@ from services.zones import ensure_zones, find_zone_id
 from tests.enactor.world import World, empty_zone, endpoint_plan, make_plan
 from tests.race.lab import run_cli
 
-ORDER = {"leaf": 0, "interior": 1, "top": 2, "meta": 3, "rollback": 4, "root": 5, "lock": 6, "applied": 6}
+ORDER = {"leaf": 0, "node": 0, "interior": 1, "top": 2, "meta": 3, "rollback": 4, "root": 5, "lock": 6, "applied": 6}
 
 
 @dataclass
@@ -68,7 +68,8 @@ def broken(request, emulator, unique, tmp_path) -> Broken:
         world.publish(plan(endpoint, v))
         world.run_idle("enactor-a", root)
     made = [r for r in world.zones[root].zone if layout.role_of(r.name, root)[0] in ORDER and r.type not in ("SOA", "NS")]
-    made.sort(key=lambda r: ORDER[layout.role_of(r.name, root)[0]])
+    # Bottom nodes (addresses) before the nodes aliasing them: Route 53 checks alias targets in order.
+    made.sort(key=lambda r: (ORDER[layout.role_of(r.name, root)[0]], r.alias is not None))
     b = Broken(endpoint, zone_id, client, store.bucket,
                {**emulator.env(), "DNSCTL_BUCKET": store.bucket, "DNSCTL_REGION": "us-east-1", "DNSCTL_STATE_DIR": str(tmp_path)})
     b.change([Change("CREATE", r) for r in made])
