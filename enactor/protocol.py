@@ -328,10 +328,13 @@ class EndpointState:
     acquired: bool = False  # a batch of the current unit was accepted: we hold the lock
     unsynced: tuple[str, ...] = ()  # change ids of build batches not yet known INSYNC
     losses: int = 0  # consecutive failures, capped at settings.max_losses (the backoff exponent)
-    flip_failures: int = 0  # consecutive failed flips, capped at STUCK_AFTER
+    flip_failures: int = 0  # consecutive failed builds and flips, capped at STUCK_AFTER
     nap: Sleep | None = None
     rejected: str | None = None  # key of the last plan rejected (logged once)
     frozen: bool = False
+    refused_version: int = 0  # newest plan version Route 53 refused (or that cannot fit): never retried
+    reread: bool = False  # guarded: after this backoff, read the newest plan before listing again
+    salvage: bool = False  # this clean-up only removes what a refused build left (half-built trees, orphans)
 
     @property
     def stuck(self) -> bool:
@@ -385,13 +388,15 @@ def _on_plan(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note
     if st.frozen:
         st = replace(st, frozen=False)
         notes.append(_note(st, "unfrozen"))
+    if st.task is Task.WORK:
+        return _on_reread(s, st, obs, notes)
     if obs.invalid is not None:
         if st.rejected != obs.invalid.key:
             st = replace(st, rejected=obs.invalid.key)
             notes.append(_note(st, "plan_rejected", key=obs.invalid.key, reason=obs.invalid.reason))
         return _poll(s, st)
     plan = obs.plan
-    if plan is None or plan.version <= st.done_version:
+    if plan is None or plan.version <= st.done_version or plan.version <= st.refused_version:
         return _poll(s, st)
     ep = plan.endpoint(st.endpoint)
     if ep is None:
@@ -406,6 +411,20 @@ def _on_plan(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note
     st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, phase=Phase.LIST, checked=False, unit=())
     notes.append(_note(st, "plan_seen", done_version=st.done_version))
     return st
+
+
+def _on_reread(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note]) -> EndpointState:
+    """Guarded, after a rejection's backoff: a newer valid plan replaces the one in hand."""
+    assert st.plan is not None
+    st = replace(st, reread=False, phase=Phase.LIST)
+    plan = obs.plan
+    if plan is None or plan.version <= st.plan.version or plan.version <= st.refused_version:
+        return st
+    ep = plan.endpoint(st.endpoint)
+    if ep is None or not ep.targets:
+        return st
+    notes.append(_note(st, "plan_superseded", newer_version=plan.version))
+    return replace(st, plan=PlanInHand(plan.version, ep), tree=None, checked=False, unit=())
 
 
 # --- listing: the freshness check, the lock, then the unit's batches --------------------------
@@ -434,7 +453,10 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
             if v <= applied:
                 return _drop_plan(s, st, notes)
     else:
-        heal = zone.dangling
+        # Heal a root that dangles, or that lost a type the applied plan serves (hand deletion,
+        # a wiped zone restored in part): the plan in hand may then be the applied one.
+        unserved = applied > 0 and any(rt not in zone.root_targets() for rt in st.plan.endpoint.record_types)
+        heal = zone.dangling or unserved
         if not (v >= applied if heal else v > applied):
             return _drop_plan(s, st, notes)
     lock = lock_verdict(s, zone, obs.now)
@@ -449,6 +471,25 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
     missing = tuple(_create_or_fix(r, index) for r in wanted if not _present(r, index))
     flip = _flip(s, st, zone, tree, heal)
     unit = chunk_batches(s, st, "build", missing, None, (("tree_id", tree.tree_id),))
+    # The zone quota: never start a tree that cannot fit. Guarded, older retained trees (never
+    # the active, rollback or applied one) are cleaned first, in this same unit.
+    quota = obs.quota or s.limits.max_record_sets_per_zone
+    need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
+    if need > 0:
+        keep = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t} | {tree.tree_id}
+        keep |= {layout.tree_id_of(c.record.alias.dns_name, st.endpoint) for c in (flip.changes if flip else ()) if c.record.alias}
+        if zone.applied_value is not None:
+            keep.add(zone.applied_value.tree_id)
+        trim = _trim(zone, keep, wanted, need) if s.version_guard else None
+        if trim is None:
+            return refuse_plan(s, st, "plan_too_large", "zone_quota", notes, records=zone.record_count, quota=quota,
+                               creates=need + quota - zone.record_count)
+        cas = zone.applied if zone.applied is not None else None
+        versions = {t.tree_id: t.version for t in zone.trees}
+        unit = tuple(
+            replace(p, info=_cleanup_info(p.changes, st.endpoint, versions))
+            for p in chunk_batches(s, st, "cleanup", trim, cas, ())
+        ) + unit
     if flip is not None:
         unit += (flip,)
     if unit:
@@ -458,11 +499,26 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
     return next_batch(s, st, obs.now, notes)
 
 
+def _trim(zone: layout.EndpointZone, keep: set, wanted: tuple[RecordSet, ...], need: int) -> tuple[Change, ...] | None:
+    """DELETEs that free at least `need` record sets: orphans, then unkept trees oldest first;
+    None when even all of them would not free enough."""
+    candidates = sorted((t for t in zone.trees if t.tree_id not in keep), key=lambda t: (t.version is not None, t.version or 0, t.tree_id))
+    doomed: list[layout.TreeInZone] = []
+    for k in range(len(candidates) + 1):
+        doomed = candidates[:k]
+        orphans = _orphans(zone, {t.tree_id for t in doomed}, wanted)
+        if sum(len(t.records) for t in doomed) + len(orphans) >= need:
+            return tuple(Change("DELETE", r) for t in doomed for r in t.records) + tuple(Change("DELETE", r) for r in orphans)
+    return None
+
+
 def _drop_plan(s: CoreSettings, st: EndpointState, notes: list[Note]) -> EndpointState:
     assert st.plan is not None
     v, applied = st.plan.version, st.applied_version
     notes.append(_note(st, "refused_stale" if v < applied else "up_to_date"))
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=max(st.done_version, applied, v))
+    # Only the plan looked at is done: a (too high, hand-edited or restored) `_applied` must not
+    # make this machine skip newer plans for ever.
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=max(st.done_version, v))
 
 
 def lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
@@ -522,7 +578,10 @@ def _flip(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, tree: T
     target = layout.tree_name(st.endpoint, tree.tree_id)
     roots = {r.type: r for r in zone.roots}
     types = tuple(sorted(st.plan.endpoint.record_types))
-    if all(roots.get(rt) is not None and roots[rt].alias is not None and roots[rt].alias.dns_name == target for rt in types):
+    # Served state is the plan, per type: a type the plan dropped loses its root and rollback in
+    # the flip itself, when the new tree goes live for the others (it then answers no records).
+    dropped = tuple(Change("DELETE", r) for r in (*zone.roots, *zone.rollbacks) if r.type not in types)
+    if not dropped and all(roots.get(rt) is not None and roots[rt].alias is not None and roots[rt].alias.dns_name == target for rt in types):
         return None
     changes: list[Change] = []
     rollback_to: dict[str, str] = {}
@@ -538,6 +597,7 @@ def _flip(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, tree: T
         if to is not None and to != target:
             rollback_to[rt] = to
             changes.append(Change("UPSERT", RecordSet(layout.rollback_name(st.endpoint), rt, alias=AliasTarget(to, st.zone_id))))
+    changes += dropped
     cas = None
     if s.version_guard:
         value = layout.AppliedValue(tree.version, tree.tree_id)
@@ -575,8 +635,11 @@ def _guarded_rollback(zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -
 
 def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: RecordsListed, notes: list[Note]) -> EndpointState:
     referenced = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t}
-    if s.version_guard:
-        applied = zone.applied_value
+    applied = zone.applied_value
+    if st.salvage:
+        # After a refusal: only what no plan will ever use, whatever the versions.
+        threshold, protected = None, referenced | ({applied.tree_id} if applied else set())
+    elif s.version_guard:
         if applied is None:
             notes.append(_note(st, "cleanup_skipped", reason="no applied-version record to compare-and-swap"))
             return _finish_cleanup(st)
@@ -590,15 +653,11 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
     doomed = []
     for t in zone.trees:
         if t.version is not None:
-            if t.version < threshold and t.tree_id not in protected:
+            if threshold is not None and t.version < threshold and t.tree_id not in protected:
                 doomed.append(t)
         elif t.tree_id not in referenced and t.tree_id not in protected:
             doomed.append(t)  # no metadata: a build that never finished
-    if not doomed and not zone.leaves:
-        return _finish_cleanup(st)
-    doomed_ids = {t.tree_id for t in doomed}
-    used = set().union(*(t.leaves for t in zone.trees if t.tree_id not in doomed_ids))
-    leaves = [r for r in zone.leaves if r.name not in used]
+    leaves = _orphans(zone, {t.tree_id for t in doomed}, ())
     if not doomed and not leaves:
         return _finish_cleanup(st)
     lock = lock_verdict(s, zone, obs.now)
@@ -608,7 +667,7 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
         return _backoff(s, st, "lock_lost", notes)
     versions = {t.tree_id: t.version for t in doomed}
     changes = tuple(Change("DELETE", r) for t in doomed for r in t.records) + tuple(Change("DELETE", r) for r in leaves)
-    cas = zone.applied if s.version_guard else None
+    cas = zone.applied if s.version_guard and zone.applied is not None else None
     unit = tuple(
         replace(p, info=_cleanup_info(p.changes, st.endpoint, versions))
         for p in chunk_batches(s, st, "cleanup", changes, cas, ())
@@ -618,6 +677,12 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
     return next_batch(s, replace(st, unit=unit, acquired=False), obs.now, notes)
 
 
+def _orphans(zone: layout.EndpointZone, doomed: set[str], wanted: tuple[RecordSet, ...]) -> list[RecordSet]:
+    """Shared records (nodes, leaves) no tree but the doomed reaches and the tree being built does not need."""
+    used = set().union(*(t.leaves for t in zone.trees if t.tree_id not in doomed), {r.name for r in wanted})
+    return [r for r in zone.leaves if r.name not in used]
+
+
 def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str, int | None]) -> tuple[tuple[str, Any], ...]:
     trees = sorted({tid for c in changes if (tid := layout.role_of(c.record.name, endpoint)[1]) is not None})
     leaves = sorted({c.record.name for c in changes if layout.role_of(c.record.name, endpoint)[0] in ("leaf", "node")})
@@ -625,7 +690,7 @@ def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str
 
 
 def _finish_cleanup(st: EndpointState) -> EndpointState:
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False)
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False, salvage=False)
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -738,21 +803,26 @@ def _on_accepted(s: CoreSettings, st: EndpointState, obs: BatchAccepted, notes: 
 
 def _on_rejected(s: CoreSettings, st: EndpointState, obs: BatchRejected, notes: list[Note]) -> EndpointState:
     batch, planned = st.inflight, st.unit[0]
-    assert batch is not None
+    assert batch is not None and st.plan is not None
     cause = rejection_cause(st.endpoint, obs.messages)
+    refusal = None if cause != "other" else refusal_reason(obs.error_code, obs.messages)
     st = replace(st, inflight=None, unit=(), acquired=False)
     fields = {"batch_id": batch.batch_id, "cause": cause, "error_code": obs.error_code, "messages": obs.messages[:3]}
-    if planned.purpose == "cleanup":
+    if planned.purpose == "cleanup" and st.task is Task.CLEANUP:
         notes.append(_note(st, "cleanup_aborted", **fields))
         return _backoff(s, st, "lock_lost", notes) if cause == "lock" else _finish_cleanup(st)
+    # Guarded: whatever went wrong, look for a newer plan before trying again.
+    st = replace(st, reread=s.version_guard)
     if cause == "lock":
         notes.append(_note(st, "lock_lost", **fields))
         return _backoff(s, st, "lock_lost", notes)
+    if refusal is not None:
+        return refuse_plan(s, st, "plan_refused_by_route53", refusal, notes, **fields)
+    st = replace(st, flip_failures=min(st.flip_failures + 1, STUCK_AFTER))
     if planned.purpose in ("flip", "heal"):
-        st = replace(st, flip_failures=min(st.flip_failures + 1, STUCK_AFTER))
         notes.append(_note(st, "flip_failed", stuck=st.stuck, **fields))
         return _backoff(s, st, "flip_failed", notes)
-    notes.append(_note(st, "build_failed", **fields))
+    notes.append(_note(st, "build_failed", stuck=st.stuck, **fields))
     return _backoff(s, st, "build_failed", notes)
 
 
@@ -767,6 +837,40 @@ def rejection_cause(endpoint: str, messages: tuple[str, ...]) -> str:
     return "other"
 
 
+# Route 53's words for a batch it refuses for its content, whatever the zone holds: trying the
+# same plan again can only fail again. (A missing alias target, a record that already exists or
+# is not found are about the zone as it is now: another listing decides.)
+_PERMANENT = (
+    ("MAX_RRSETS_BY_ZONE", "zone_quota"),
+    ("Duplicate Resource Record", "duplicate_address"),
+    ("LabelTooLong", "label_too_long"),
+    ("DomainNameTooLong", "name_too_long"),
+    ("Invalid Resource Record", "invalid_value"),
+    ("FATAL problem", "invalid_name"),
+    ("Exceeded limit on number of weighted", "weighted_limit"),
+    ("limit of", "batch_limit"),
+    ("character limit", "batch_limit"),
+)
+
+
+def refusal_reason(error_code: str, messages: tuple[str, ...]) -> str | None:
+    """Why Route 53 permanently refuses a batch of this plan's content, or None (try again)."""
+    text = " ".join(messages)
+    for needle, reason in _PERMANENT:
+        if needle in text:
+            return reason
+    return "invalid_input" if error_code == "InvalidInput" else None
+
+
+def refuse_plan(s: CoreSettings, st: EndpointState, event: str, reason: str, notes: list[Note], **fields: Any) -> EndpointState:
+    """Mark the plan in hand as refused for this endpoint (never retried; the last good tree
+    keeps serving), then clean up whatever its build left behind and go on to newer plans."""
+    assert st.plan is not None
+    st = replace(st, refused_version=max(st.refused_version, st.plan.version), reread=False)
+    notes.append(_note(st, event, reason=reason, **fields))
+    return replace(st, task=Task.CLEANUP, phase=Phase.LIST, unit=(), acquired=False, salvage=True, tree=None)
+
+
 def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note]) -> EndpointState:
     if obs.ok:
         return next_batch(s, replace(st, unsynced=()), obs.now, notes)
@@ -778,7 +882,8 @@ def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note
 
 
 def _on_woke(s: CoreSettings, st: EndpointState, obs: Woke, notes: list[Note]) -> EndpointState:
-    return replace(st, nap=None, phase=Phase.PLAN if st.task is Task.IDLE else Phase.LIST)
+    reread = st.task is Task.IDLE or (st.task is Task.WORK and st.reread)
+    return replace(st, nap=None, phase=Phase.PLAN if reread else Phase.LIST)
 
 
 def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: list[Note]) -> EndpointState:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enactor import layout
 from enactor import protocol as p
 from services.plan.model import EndpointPlan, Plan, Target
-from services.route53.engine import IndexedZone, Route53Error, apply_batch
+from services.route53.engine import DEFAULT_LIMITS, IndexedZone, Limits, Route53Error, apply_batch
 from services.route53.records import RecordSet, Zone
 
 
@@ -58,6 +58,7 @@ class World:
     submitted: list[tuple[str, p.SubmitBatch, bool]] = field(default_factory=list)
     frozen: str | None = None
     change_seq: int = 0
+    limits: Limits = DEFAULT_LIMITS  # Route 53's quotas as the engine enforces them
 
     def __post_init__(self) -> None:
         for i, ep in enumerate(self.endpoints):
@@ -89,7 +90,7 @@ class World:
             return p.RecordsListed(tuple(self.zones[ep].zone), self.now)
         if isinstance(req, p.SubmitBatch):
             try:
-                self.zones[ep] = apply_batch(self.zones[ep], req.changes)
+                self.zones[ep] = apply_batch(self.zones[ep], req.changes, self.limits)
             except Route53Error as exc:
                 self.submitted.append((enactor, req, False))
                 return p.BatchRejected(tuple(getattr(exc, "messages", [exc.message])), exc.code, self.now)
