@@ -45,6 +45,9 @@ Robustness and limits
 15. No throttling -> optional token bucket per account on the Route 53 API (off by default;
     10 requests/s, burst 50 when on), answering HTTP 400 Throttling "Rate exceeded".
 16. /moto-api/reset did not know about the store -> resetting moto resets the store too.
+18. GetHostedZoneLimit was not implemented -> MAX_RRSETS_BY_ZONE answers the store's record-set
+    quota (Settings.limits: 10,000 by default, `dnsctl emulator --max-record-sets-per-zone`) and the zone's count; the
+    enactor reads it to keep a tree that cannot fit out of the zone.
 
 S3
 17. moto honours If-None-Match: * and If-Match on PutObject (and If-Match on DeleteObject,
@@ -105,6 +108,8 @@ def install(settings: Settings | None = None) -> Route53Store:
 # --- Route 53 -----------------------------------------------------------------------------
 
 _RRSET_PATH = re.compile(r"^/2013-04-01/hostedzone/([^/]+)/rrset/?$")
+_LIMIT_PATH = re.compile(r"^/2013-04-01/hostedzonelimit/([^/]+)/([^/]+)/?$")
+ZONE_LIMIT_TYPES = ("MAX_RRSETS_BY_ZONE", "MAX_VPCS_ASSOCIATED_BY_ZONE")
 
 
 def _zone_id(raw: Any) -> str:
@@ -124,6 +129,9 @@ class RecordSetPaths:
 
     def handle(self, method: str, path: str, args: Any, body: bytes) -> wire.Response | None:
         """The response for a record-set request, or None when the request is not one."""
+        limit = _LIMIT_PATH.match(path) if method == "GET" else None
+        if limit is not None:
+            return self.zone_limit(limit.group(1), limit.group(2))
         match = _RRSET_PATH.match(path)
         if match is None or method not in ("GET", "POST"):
             return None
@@ -149,6 +157,20 @@ class RecordSetPaths:
         self._log.info("route53_change_applied", zone_id=zone_id, change_id=info.id, changes=len(changes))
         return wire.change_response(info, self.store.status(info))
 
+    def zone_limit(self, zone_id: str, limit_type: str) -> wire.Response:
+        """GetHostedZoneLimit (gap 18)."""
+        if limit_type not in ZONE_LIMIT_TYPES:
+            return wire.route53_error(
+                "InvalidInput", f"1 validation error detected: Value '{limit_type}' at 'type' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: [{', '.join(ZONE_LIMIT_TYPES)}]")
+        if not self.store.has_zone(zone_id):
+            return wire.route53_error("NoSuchHostedZone", f"No hosted zone found with ID: {zone_id}")
+        if limit_type == "MAX_RRSETS_BY_ZONE":
+            value, count = self.store.settings.limits.max_record_sets_per_zone, self.store.record_count(zone_id)
+        else:
+            value, count = 300, 0
+        return wire.zone_limit_response(limit_type, value, count)
+
     def list(self, zone_id: str, args: Any) -> wire.Response:
         max_items = wire.parse_max_items(args.get("maxitems"), MAX_ITEMS)
         page = self.store.page(
@@ -164,6 +186,7 @@ class RecordSetPaths:
 def _patch_route53(store: Route53Store) -> None:
     from moto.core.responses import ActionResult
     from moto.route53 import models as r53_models
+    from moto.route53 import urls as r53_urls
     from moto.route53.exceptions import Route53ClientError
     from moto.route53.responses import Route53
 
@@ -277,6 +300,8 @@ def _patch_route53(store: Route53Store) -> None:
     Route53.change_resource_record_sets = refuse_unrouted  # type: ignore[method-assign]
     Route53.list_resource_record_sets = refuse_unrouted  # type: ignore[method-assign]
     Route53._dispatch = guarded_dispatch  # type: ignore[method-assign]
+    # Gap 18: moto routes no hostedzonelimit path; answered in guarded_dispatch (RecordSetPaths).
+    r53_urls.url_paths[r"{0}/(?P<api_version>[\d_-]+)/hostedzonelimit/(?P<zone_id>[^/]+)/(?P<limit_type>[^/]+)$"] = Route53.dispatch
     r53_models.FakeZone.resource_record_set_count = property(
         lambda zone: store.record_count(zone.resource_id)
     )  # type: ignore[assignment]

@@ -242,3 +242,11 @@ def list_response(page: Page, max_items: int) -> Response:
             body.append(f"<NextRecordIdentifier>{escape(page.next_identifier)}</NextRecordIdentifier>")
     body.append(f"<MaxItems>{max_items}</MaxItems></ListResourceRecordSetsResponse>")
     return _ok("".join(body))
+
+
+def zone_limit_response(limit_type: str, value: int, count: int) -> Response:
+    """GetHostedZoneLimit's answer: the limit and how much of it the zone uses."""
+    return _ok(
+        f'<?xml version="1.0"?>\n<GetHostedZoneLimitResponse xmlns="{XMLNS}"><Limit><Type>{escape(limit_type)}</Type>'
+        f"<Value>{value}</Value></Limit><Count>{count}</Count></GetHostedZoneLimitResponse>"
+    )
