@@ -23,6 +23,7 @@ class EnactorMetrics:
         self.backoff_seconds = Counter("dnsctl_enactor_backoff_seconds", "Seconds slept in backoff (after jitter)", ["endpoint"], registry=r)
         self.stale_refused = Counter("dnsctl_enactor_stale_plans_refused", "Plans found stale after a listing and not applied", ["endpoint"], registry=r)
         self.plans_rejected = Counter("dnsctl_enactor_plans_rejected", "Invalid plans (schema, checksum, empty endpoint) never applied", ["endpoint"], registry=r)
+        self.plans_refused = Counter("dnsctl_enactor_plans_refused", "Plan versions Route 53 refused for their content, or that cannot fit the zone quota (never retried)", ["endpoint", "reason"], registry=r)
         self.flips = Counter("dnsctl_enactor_flips", "Flips of the root alias accepted (heals included)", ["endpoint"], registry=r)
         self.flip_failures = Counter("dnsctl_enactor_flip_failures", "Flip batches rejected for another reason than the lock", ["endpoint"], registry=r)
         self.cleanup_records = Counter("dnsctl_enactor_cleanup_records_deleted", "Records deleted by clean-up", ["endpoint"], registry=r)

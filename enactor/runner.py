@@ -41,6 +41,7 @@ from services.zones import find_zone_id
 LIST_PAGE = 300
 LIST_ATTEMPTS = 3
 MESSAGE_CHARS = 500
+QUOTA_MAX_AGE_S = 300.0  # the zone quota changes only when an operator raises it
 
 
 class InconsistentListing(Exception):
@@ -132,6 +133,22 @@ class Route53Zone:
         self.metrics = metrics
         self.faults = faults
         self._multi_page = False
+        self._quota: tuple[float, int | None] | None = None
+
+    def quota(self) -> int | None:
+        """The zone's record-set quota (GetHostedZoneLimit MAX_RRSETS_BY_ZONE), read at most every
+        QUOTA_MAX_AGE_S; None when it cannot be read (the core then assumes Route 53's default)."""
+        now = time.monotonic()
+        if self._quota is not None and now - self._quota[0] < QUOTA_MAX_AGE_S:
+            return self._quota[1]
+        try:
+            reply = self._call("get_hosted_zone_limit", Type="MAX_RRSETS_BY_ZONE", HostedZoneId=self.zone_id)
+            value: int | None = int(reply["Limit"]["Value"])
+        except (ClientError, BotoCoreError, InjectedRoute53Error, KeyError, ValueError) as exc:
+            get_logger().warning("zone_quota_unknown", endpoint=self.endpoint.rstrip("."), error=_describe(exc))
+            value = None
+        self._quota = (now, value)
+        return value
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         latency, fail = self.faults.route53_fault()
@@ -220,6 +237,7 @@ class EndpointStatus:
     last_error: str | None = None
     backoff_s: float = 0.0
     last_flip: dict[str, Any] | None = None
+    blocked: dict[str, Any] | None = None  # the newest plan Route 53 refused (or that cannot fit), until a newer flips
     updated: float = field(default_factory=time.time)
 
 
@@ -271,7 +289,7 @@ class EndpointWorker:
                 return p.Insync(result.insync, time.time())
             if isinstance(request, p.ListRecords):
                 records = self.zone.snapshot()
-                return p.RecordsListed(records, time.time(), fresh_tree_id="t-" + uuid.uuid4().hex)
+                return p.RecordsListed(records, time.time(), fresh_tree_id="t-" + uuid.uuid4().hex, quota=self.zone.quota())
             assert isinstance(request, p.SubmitBatch)
             frozen = runner.plans.frozen()
             if frozen is not None:
@@ -339,9 +357,15 @@ class EndpointWorker:
             elif event == "plan_rejected":
                 m.plans_rejected.labels(label).inc()
                 updates["last_error"] = f"plan rejected: {note.get('key')}: {note.get('reason')}"
+            elif event in ("plan_refused_by_route53", "plan_too_large"):
+                m.plans_refused.labels(label, str(note.get("reason"))).inc()
+                updates["blocked"] = {"event": event, "plan_version": note.get("plan_version"), "reason": note.get("reason"),
+                                      "messages": _loggable(note.get("messages") or ())}
+                updates["last_error"] = f"{event}: plan {note.get('plan_version')}: {note.get('reason')}"[:MESSAGE_CHARS]
             elif event == "flipped":
                 m.flips.labels(label).inc()
                 updates["consecutive_flip_failures"] = 0
+                updates["blocked"] = None
                 updates["last_flip"] = {k: _loggable(v) for k, v in note.fields if k != "endpoint"}
             elif event == "flip_failed":
                 m.flip_failures.labels(label).inc()
@@ -350,6 +374,8 @@ class EndpointWorker:
             elif event == "cleanup_deleted":
                 m.cleanup_records.labels(label).inc(note.get("records") or 0)
             elif event in ("request_failed", "build_failed", "cleanup_aborted"):
+                if event == "build_failed":  # build failures count toward stuck, as flip failures do
+                    updates["consecutive_flip_failures"] = self.status.consecutive_flip_failures + 1
                 if event == "request_failed":
                     m.request_failures.labels(label, str(note.get("request"))).inc()
                 detail = note.get("error") or " ".join(note.get("messages") or ())
@@ -383,13 +409,16 @@ class EndpointWorker:
                 "consecutive_flip_failures": s.consecutive_flip_failures,
                 "last_error": s.last_error,
                 "last_flip": s.last_flip,
+                "blocked": s.blocked,
+                "refused_version": st.refused_version,
                 "state": _endpoint_state(st, s.consecutive_flip_failures),
                 "task": st.task.value,
                 "phase": st.phase.value,
             }
 
 
-_WARNINGS = {"lock_lost", "flip_failed", "build_failed", "cleanup_aborted", "refused_stale", "plan_rejected", "request_failed", "frozen", "flip_deferred"}
+_WARNINGS = {"lock_lost", "flip_failed", "build_failed", "cleanup_aborted", "refused_stale", "plan_rejected", "request_failed", "frozen",
+             "flip_deferred", "plan_refused_by_route53", "plan_too_large", "plan_superseded"}
 
 
 def _endpoint_state(st: p.EndpointState, flip_failures: int) -> str:

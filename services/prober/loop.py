@@ -183,6 +183,8 @@ class Prober:
                                          now, evaluated | gone)
         stuck, seen = self.rules.stuck(self.enactors)
         transitions += self.book.observe(alarms.ENACTOR_STUCK, stuck, now, seen)
+        blocked, checked = self.rules.blocked(self.enactors)
+        transitions += self.book.observe(alarms.ENDPOINT_BLOCKED, blocked, now, checked)
         lag = self.rules.lag(self.planner, views or [], self.enactors, now)
         if lag is not None:
             conditions, evaluated = lag

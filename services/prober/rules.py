@@ -13,6 +13,9 @@ highest plan version seen, since when an endpoint lags) lives in `Rules`.
 - EndpointEmpty: `empty_after` probes in a row answered with zero addresses (NOERROR or
   NXDOMAIN) for a record type the root serves; it clears after `clear_after` probes in a row
   with addresses. Timeouts and SERVFAIL say nothing either way.
+- EndpointBlocked: an enactor's /status says an endpoint's newest plan was refused by Route 53
+  for its content or cannot fit the zone quota (`blocked`): the last good tree keeps serving,
+  and the alarm names the plan and the reason. It clears when a newer plan flips.
 - PlanLagHigh: the newest published plan is `lag_versions` or more ahead of the endpoint's
   applied version, or has been ahead at all for `lag_seconds`.
 """
@@ -159,6 +162,23 @@ class Rules:
                 endpoints=tuple(e.endpoint for e in stuck_eps),
                 facts=(("flip_failures", max((e.flip_failures for e in stuck_eps), default=0)),),
             )
+        return out, evaluated
+
+    def blocked(self, statuses: list[EnactorStatus]) -> tuple[dict[str, Condition], set[str]]:
+        out: dict[str, Condition] = {}
+        evaluated: set[str] = set()
+        for s in statuses:
+            if not s.reachable:
+                continue
+            for e in s.endpoints:
+                evaluated.add(e.endpoint)
+                if e.blocked and e.endpoint not in out:
+                    b = e.blocked
+                    out[e.endpoint] = Condition(
+                        detail=f"plan {b.get('plan_version')} is not applied to {e.endpoint}: {b.get('event')} "
+                        f"({b.get('reason')}); the last good tree keeps serving until a newer plan is accepted",
+                        facts=(("plan_version", b.get("plan_version")), ("reason", b.get("reason")), ("enactor", s.enactor)),
+                    )
         return out, evaluated
 
     def applied_version(self, view: EndpointView | None, endpoint: str, statuses: list[EnactorStatus]) -> int | None:

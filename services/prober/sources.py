@@ -62,6 +62,7 @@ class EnactorEndpoint:
     lock_expires: int | None = None
     plan_version: int | None = None
     last_error: str | None = None
+    blocked: dict[str, Any] | None = None  # the enactor's "blocked": the plan Route 53 refused, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ def _parse_endpoint(name: str, e: dict[str, Any]) -> EnactorEndpoint:
         lock_expires=_int(lock.get("expires", e.get("lock_expires"))),
         plan_version=_first_int(e, "plan_version", "working_version", "plan_in_hand"),
         last_error=_text(e.get("last_error", e.get("error"))),
+        blocked=e.get("blocked") if isinstance(e.get("blocked"), dict) else None,
     )
 
 
