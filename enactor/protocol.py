@@ -112,6 +112,7 @@ class CoreSettings:
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 10.0
     poll_interval_s: float = 1.0
+    check_interval_s: float = 5.0  # guarded: the light check of root and trees while idle (0: never)
     record_ttl: int = 60
     limits: Limits = DEFAULT_LIMITS
     shape: tree_shape.Shape = tree_shape.Shape()
@@ -164,6 +165,14 @@ class SubmitBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadRecords:
+    """Targeted reads: one ListResourceRecordSets call per query (StartRecordName, StartRecordType,
+    MaxItems); the answer holds every record set those pages returned (others' names included)."""
+
+    queries: tuple[tuple[str, str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AwaitInsync:
     """Wait until these Route 53 change ids are INSYNC (the tree has propagated) before the flip."""
 
@@ -179,7 +188,7 @@ class Sleep:
     reason: str  # "poll", "lock_lost", "flip_failed", "request_failed", "frozen", ...
 
 
-Request = ReadNewestPlan | ListRecords | SubmitBatch | AwaitInsync | Sleep
+Request = ReadNewestPlan | ListRecords | ReadRecords | SubmitBatch | AwaitInsync | Sleep
 READ_NEWEST_PLAN = ReadNewestPlan()
 LIST_RECORDS = ListRecords()
 
@@ -207,6 +216,12 @@ class RecordsListed:
     now: float
     fresh_tree_id: str | None = None  # "t-<hex>" to use if this listing starts a new tree
     quota: int | None = None  # the zone's record-set quota (GetHostedZoneLimit MAX_RRSETS_BY_ZONE), if known
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsRead:
+    records: tuple[RecordSet, ...]
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +267,7 @@ class Frozen:
     now: float
 
 
-Observation = PlanRead | RecordsListed | BatchAccepted | BatchRejected | Insync | Woke | RequestFailed | Frozen
+Observation = PlanRead | RecordsListed | RecordsRead | BatchAccepted | BatchRejected | Insync | Woke | RequestFailed | Frozen
 
 
 # --- notes (the events the runner logs) -----------------------------------------------------
@@ -279,6 +294,7 @@ class Phase(StrEnum):
     BATCH = "batch"  # waiting for BatchAccepted / BatchRejected
     INSYNC = "insync"  # waiting for Insync
     SLEEP = "sleep"  # waiting for Woke
+    CHECK = "check"  # waiting for RecordsRead (the light check)
 
 
 class Task(StrEnum):
@@ -335,6 +351,8 @@ class EndpointState:
     refused_version: int = 0  # newest plan version Route 53 refused (or that cannot fit): never retried
     reread: bool = False  # guarded: after this backoff, read the newest plan before listing again
     salvage: bool = False  # this clean-up only removes what a refused build left (half-built trees, orphans)
+    last_check: float = 0.0  # when the last light check started (epoch seconds)
+    checking: tuple[tuple[str, str], ...] | None = None  # light check, second read: (type, alias target) of the root
 
     @property
     def stuck(self) -> bool:
@@ -362,6 +380,8 @@ def request_of(state: EndpointState) -> Request:
         return state.inflight
     if state.phase is Phase.INSYNC:
         return AwaitInsync(state.unsynced)
+    if state.phase is Phase.CHECK:
+        return _check_request(state)
     assert state.nap is not None
     return state.nap
 
@@ -451,14 +471,14 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
         if not st.checked:
             st = replace(st, checked=True)
             if v <= applied:
-                return _drop_plan(s, st, notes)
+                return _drop_plan(s, st, zone, notes)
     else:
         # Heal a root that dangles, or that lost a type the applied plan serves (hand deletion,
         # a wiped zone restored in part): the plan in hand may then be the applied one.
         unserved = applied > 0 and any(rt not in zone.root_targets() for rt in st.plan.endpoint.record_types)
         heal = zone.dangling or unserved
         if not (v >= applied if heal else v > applied):
-            return _drop_plan(s, st, notes)
+            return _drop_plan(s, st, zone, notes)
     lock = lock_verdict(s, zone, obs.now)
     if lock == "held":
         held = zone.lock_value
@@ -512,13 +532,16 @@ def _trim(zone: layout.EndpointZone, keep: set, wanted: tuple[RecordSet, ...], n
     return None
 
 
-def _drop_plan(s: CoreSettings, st: EndpointState, notes: list[Note]) -> EndpointState:
+def _drop_plan(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note]) -> EndpointState:
     assert st.plan is not None
     v, applied = st.plan.version, st.applied_version
     notes.append(_note(st, "refused_stale" if v < applied else "up_to_date"))
-    # Only the plan looked at is done: a (too high, hand-edited or restored) `_applied` must not
-    # make this machine skip newer plans for ever.
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=max(st.done_version, v))
+    # Done: the plan looked at, and what the root really serves (a complete tree's metadata) up to
+    # the applied version. Never `_applied` alone: a too high (hand-edited, restored) record must
+    # not make this machine skip newer plans for ever.
+    served = zone.active_version or 0
+    done = max(st.done_version, v, served if served <= applied else applied)
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=done)
 
 
 def lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
@@ -882,8 +905,60 @@ def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note
 
 
 def _on_woke(s: CoreSettings, st: EndpointState, obs: Woke, notes: list[Note]) -> EndpointState:
+    if st.task is Task.IDLE and st.nap is not None and st.nap.reason == "poll" and s.version_guard and s.check_interval_s > 0:
+        if st.last_check == 0:
+            st = replace(st, last_check=obs.now)  # the first poll starts the check's clock
+        elif obs.now - st.last_check >= s.check_interval_s:
+            return replace(st, nap=None, phase=Phase.CHECK, last_check=obs.now, checking=None)
     reread = st.task is Task.IDLE or (st.task is Task.WORK and st.reread)
     return replace(st, nap=None, phase=Phase.PLAN if reread else Phase.LIST)
+
+
+# --- the light check: root and its trees, read while idle ----------------------------------------
+
+
+def _check_request(st: EndpointState) -> ReadRecords:
+    """First the root's A and AAAA sets; then the top and the metadata of each tree they name."""
+    if st.checking is None:
+        return ReadRecords(((layout.root_name(st.endpoint), "A", 2),))
+    queries: list[tuple[str, str, int]] = []
+    for rt, target in st.checking:
+        queries.append((target, rt, 1))
+        tree_id = layout.tree_id_of(target, st.endpoint)
+        if tree_id is not None:
+            queries.append((layout.meta_name(st.endpoint, tree_id), "TXT", 1))
+    return ReadRecords(tuple(dict.fromkeys(queries)))
+
+
+def _on_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: list[Note]) -> EndpointState:
+    """A healthy zone goes on polling; a damaged one (root gone, or naming a tree that is not
+    there) makes the machine take the newest plan again, which rebuilds or heals it."""
+    root = layout.root_name(st.endpoint)
+    present = {(r.name, r.type) for r in obs.records}
+    if st.checking is None:
+        roots = [r for r in obs.records if r.name == root and r.type in ("A", "AAAA") and r.set_identifier is None]
+        targets = tuple(sorted((r.type, r.alias.dns_name) for r in roots if r.alias is not None))
+        if targets:
+            return replace(st, checking=targets)
+        problem = "the root has no alias"
+    else:
+        missing = [t for rt, t in st.checking if (t, rt) not in present]
+        missing += [
+            layout.meta_name(st.endpoint, tid) for _, t in st.checking
+            if (tid := layout.tree_id_of(t, st.endpoint)) is not None and (layout.meta_name(st.endpoint, tid), "TXT") not in present
+        ]
+        # Every type the tree's metadata serves must have its root (a hand deletion loses one).
+        served = {rt for rt, _ in st.checking}
+        for r in obs.records:
+            if r.type == "TXT" and layout.role_of(r.name, st.endpoint)[0] == "meta" and (meta := layout.TreeMeta.parse(r.values)):
+                missing += [f"{root} {rt}" for rt in meta.record_types if rt not in served]
+        if not missing:
+            return replace(st, checking=None, phase=Phase.PLAN)
+        problem = f"the root names records that are missing: {', '.join(sorted(set(missing))[:3])}"
+    if st.done_version > 0:
+        notes.append(_note(st, "zone_damaged", problem=problem, done_version=st.done_version))
+    # Forget what was done: the newest plan is read and worked again (its listing decides).
+    return replace(st, checking=None, phase=Phase.PLAN, done_version=0)
 
 
 def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: list[Note]) -> EndpointState:
@@ -891,7 +966,7 @@ def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: li
         raise ProtocolError("RequestFailed does not answer Sleep")
     notes.append(_note(st, "request_failed", request=st.phase.value, error=obs.error))
     # After a lost SubmitBatch the outcome is unknown: the unit ends and the next listing decides.
-    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False), "request_failed", notes)
+    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, checking=None), "request_failed", notes)
 
 
 def _on_frozen(s: CoreSettings, st: EndpointState, obs: Frozen, notes: list[Note]) -> EndpointState:
@@ -925,6 +1000,7 @@ _ANSWERS: dict[Phase, type] = {
     Phase.BATCH: BatchAccepted | BatchRejected,
     Phase.INSYNC: Insync,
     Phase.SLEEP: Woke,
+    Phase.CHECK: RecordsRead,
 }
 _HANDLERS = {
     PlanRead: _on_plan,
@@ -933,6 +1009,7 @@ _HANDLERS = {
     BatchRejected: _on_rejected,
     Insync: _on_insync,
     Woke: _on_woke,
+    RecordsRead: _on_read,
 }
 
 

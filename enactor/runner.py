@@ -181,6 +181,15 @@ class Route53Zone:
                 return records
         raise InconsistentListing(f"{self.endpoint} changed during {LIST_ATTEMPTS} listings in a row")
 
+    def read(self, queries: tuple[tuple[str, str, int], ...]) -> tuple[RecordSet, ...]:
+        """Targeted reads: one ListResourceRecordSets page per (StartRecordName, StartRecordType, MaxItems)."""
+        out: list[RecordSet] = []
+        for name, rtype, max_items in queries:
+            page = self._call("list_resource_record_sets", HostedZoneId=self.zone_id, StartRecordName=name,
+                              StartRecordType=rtype, MaxItems=str(max_items))
+            out += [RecordSet.from_boto(r) for r in page.get("ResourceRecordSets", [])]
+        return tuple(out)
+
     def get_change(self, Id: str) -> dict[str, Any]:  # noqa: N803 - boto3's parameter name
         """GetChange, counted (enactor/propagation.py polls it through this object)."""
         return self._call("get_change", Id=Id)
@@ -287,6 +296,8 @@ class EndpointWorker:
                     enactor=runner.settings.enactor_id, endpoint=self.label,
                 )
                 return p.Insync(result.insync, time.time())
+            if isinstance(request, p.ReadRecords):
+                return p.RecordsRead(self.zone.read(request.queries), time.time())
             if isinstance(request, p.ListRecords):
                 records = self.zone.snapshot()
                 return p.RecordsListed(records, time.time(), fresh_tree_id="t-" + uuid.uuid4().hex, quota=self.zone.quota())

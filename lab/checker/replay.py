@@ -50,7 +50,7 @@ from lab.checker.world import (
 from services.dns.answer import leaf_distribution, resolve
 from services.dns.snapshot import Snapshot, read_served_zone, read_zone
 from services.plan.store import PlanStore
-from services.route53.records import Change, ChangeBatch
+from services.route53.records import Change, ChangeBatch, RecordSet
 from services.zones import bare_zone_id
 
 
@@ -163,6 +163,10 @@ class Replayer:
         if isinstance(request, core.ListRecords):
             zone, _ = read_zone(self.route53, self.zone_ids[j], self.world.endpoints[j])
             return core.RecordsListed(tuple(zone), now, fresh), ""
+        if isinstance(request, core.ReadRecords):
+            pages = [self.route53.list_resource_record_sets(HostedZoneId=self.zone_ids[j], StartRecordName=n, StartRecordType=t, MaxItems=str(m))
+                     for n, t, m in request.queries]
+            return core.RecordsRead(tuple(RecordSet.from_boto(r) for pg in pages for r in pg.get("ResourceRecordSets", [])), now), ""
         if isinstance(request, core.SubmitBatch):
             if injected is not None:
                 return core.BatchRejected(injected.messages, injected.error_code, now), "lost_lock"

@@ -55,7 +55,7 @@ from planner.fleet import Fleet, validate_fleet
 from planner.planning import build_plan
 from services.plan.model import Plan
 from services.route53.engine import IndexedZone, Route53Error, apply_batch, same_record_set
-from services.route53.listing import sort_key
+from services.route53.listing import SortedRecords, sort_key
 from services.route53.records import AliasTarget, Change, RecordSet, Zone, normalise_name
 
 T0 = 1_760_942_880  # 2025-10-20T06:48:00Z, the clock of the model
@@ -308,7 +308,7 @@ def forget_dead(st: Any) -> Any:
     Machines that differ only there behave alike, so they are one state. The tests check that
     exploring without this gives the same verdicts and reachable zones.
     """
-    if st.phase in ("plan", "list") and (st.lock is not None or st.applied is not None or st.applied_version or st.losses):
+    if st.phase in ("plan", "list", "check") and (st.lock is not None or st.applied is not None or st.applied_version or st.losses):
         return replace(st, lock=None, applied=None, applied_version=0, losses=0)
     return st
 
@@ -524,6 +524,8 @@ class World:
             key = (mid, "list", zid, self.fresh_tree_id(state, k))
         elif phase == "batch":
             key = (mid, "batch", zid, choice)
+        elif phase == "check":
+            key = (mid, "check", zid)
         else:
             key = (mid, phase.value)
         move = self._moves.get(key)
@@ -592,6 +594,10 @@ class World:
                     obs = core.BatchAccepted(float(now))
                     zone_after = self.intern_zone(after)
                     outcome = "accepted"
+        elif st.phase == "check":
+            # The light check's targeted reads, answered from the zone in Route 53's order.
+            listing = SortedRecords(self.zone(state.zones[j]).zone)
+            obs = core.RecordsRead(tuple(r for q in request.queries for r in listing.page(q[0], q[1], max_items=q[2]).records), float(now))
         elif st.phase == "insync":
             obs = core.Insync(True, float(now))
         else:

@@ -154,3 +154,46 @@ def test_the_zone_quota_trims_older_trees_first_and_refuses_what_cannot_fit():
     settle(w)
     assert events(m).count("plan_too_large") == 1 and w.view(EP).active_version == 8
     assert all(ok for _, _, ok in w.submitted), "nothing was sent that Route 53 refused"
+
+
+def idle_for(w: World, seconds: float, who: str = "enactor-a") -> None:
+    """Let the machine poll for `seconds` of clock (one poll interval per step while idle)."""
+    end = w.now + seconds
+    for _ in range(2000):
+        if w.now >= end and isinstance(w.machines[(who, EP)].request, p.Sleep):
+            return
+        req = w.machines[(who, EP)].request
+        if isinstance(req, p.Sleep):
+            w.now += req.max_seconds
+        w.step(who, EP)
+
+
+def test_the_light_check_rebuilds_a_wiped_zone_and_heals_a_root_deleted_by_hand_with_the_planner_quiet():
+    w = world("enactor-a")
+    w.publish(make_plan(1, [endpoint_plan(EP, 120, types=("A", "AAAA"))]))
+    settle(w)
+    idle_for(w, 3)
+    m = w.machines[("enactor-a", EP)]
+    listings = sum(1 for e in events(m) if e == "plan_seen")
+    # Healthy: the check reads root and trees with targeted reads, and lists nothing.
+    idle_for(w, 20)
+    assert sum(1 for e in events(m) if e == "plan_seen") == listings and "zone_damaged" not in events(m)
+    # The emulator is wiped (SOA and NS only): rebuilt from the newest plan, no new plan needed.
+    apex = [r for r in w.zones[EP].zone if r.name == EP and r.type in ("SOA", "NS")]
+    w.zones[EP] = apply_batch(w.zones[EP], [Change("DELETE", r) for r in w.zones[EP].zone if r not in apex])
+    assert answers(w, EP, "A") == set()
+    idle_for(w, 12)
+    assert "zone_damaged" in events(m)
+    assert w.view(EP).active_version == 1 and len(answers(w, EP, "A")) == 120 and len(answers(w, EP, "AAAA")) == 120
+    # Someone deletes the root's AAAA record by hand: healed within seconds.
+    aaaa = next(r for r in w.view(EP).roots if r.type == "AAAA")
+    w.zones[EP] = apply_batch(w.zones[EP], [Change("DELETE", aaaa)])
+    idle_for(w, 12)
+    assert len(answers(w, EP, "AAAA")) == 120 and not w.view(EP).dangling
+    # The active tree's top is deleted (a dangling root): healed, still with the planner quiet.
+    active = w.view(EP).active_tree
+    w.zones[EP] = apply_batch(w.zones[EP], [Change("DELETE", r) for r in active.records if r.name == layout.tree_name(EP, active.tree_id)])
+    assert w.view(EP).dangling
+    idle_for(w, 12)
+    view = w.view(EP)
+    assert not view.dangling and view.active_version == 1 and len(answers(w, EP, "A")) == 120

@@ -12,6 +12,7 @@ from enactor import layout
 from enactor import protocol as p
 from services.plan.model import EndpointPlan, Plan, Target
 from services.route53.engine import DEFAULT_LIMITS, IndexedZone, Limits, Route53Error, apply_batch
+from services.route53.listing import SortedRecords
 from services.route53.records import RecordSet, Zone
 
 
@@ -88,6 +89,9 @@ class World:
             return p.PlanRead(newest)
         if isinstance(req, p.ListRecords):
             return p.RecordsListed(tuple(self.zones[ep].zone), self.now)
+        if isinstance(req, p.ReadRecords):
+            listing = SortedRecords(self.zones[ep].zone)
+            return p.RecordsRead(tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records), self.now)
         if isinstance(req, p.SubmitBatch):
             try:
                 self.zones[ep] = apply_batch(self.zones[ep], req.changes, self.limits)
