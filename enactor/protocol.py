@@ -496,11 +496,22 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
     quota = obs.quota or s.limits.max_record_sets_per_zone
     need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
     if need > 0:
-        keep = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t} | {tree.tree_id}
+        # The rollback's tree may go too when the active one is whole: the trim then points the
+        # rollback at the active tree first (as the flip will), so it never names a missing tree.
+        active = {rt: tid for rt, tid in zone.root_targets().items() if tid and (t := zone.tree(tid)) is not None and t.complete}
+        keep = {t for t in zone.root_targets().values() if t} | {tree.tree_id}
+        keep |= {tid for rt, tid in zone.rollback_targets().items() if tid and rt not in active}
         keep |= {layout.tree_id_of(c.record.alias.dns_name, st.endpoint) for c in (flip.changes if flip else ()) if c.record.alias}
         if zone.applied_value is not None:
             keep.add(zone.applied_value.tree_id)
         trim = _trim(zone, keep, wanted, need) if s.version_guard else None
+        if trim is not None:
+            doomed = {layout.tree_id_of(c.record.name, st.endpoint) for c in trim}
+            repoint = tuple(
+                Change("UPSERT", RecordSet(layout.rollback_name(st.endpoint), rt, alias=AliasTarget(layout.tree_name(st.endpoint, active[rt]), st.zone_id)))
+                for rt, tid in sorted(zone.rollback_targets().items()) if tid in doomed
+            )
+            trim = repoint + trim
         if trim is None:
             return refuse_plan(s, st, "plan_too_large", "zone_quota", notes, records=zone.record_count, quota=quota,
                                creates=need + quota - zone.record_count)

@@ -391,6 +391,9 @@ class EndpointWorker:
                     m.request_failures.labels(label, str(note.get("request"))).inc()
                 detail = note.get("error") or " ".join(note.get("messages") or ())
                 updates["last_error"] = f"{event}: {detail}"[:MESSAGE_CHARS]
+        blocked = updates.get("blocked", self.status.blocked)
+        if blocked and max(state.applied_version, state.done_version) > (blocked.get("plan_version") or 0):
+            updates["blocked"] = None  # a newer plan is applied (by anyone): the endpoint moved on
         self._set(**updates)
         m.applied_version.labels(label).set(state.applied_version)
         newest = self.runner.plans.newest_version
