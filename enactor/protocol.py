@@ -23,14 +23,22 @@ Theory of operation
 One machine per endpoint (one hosted zone, one `_lock.<endpoint>` record). At any moment the
 machine has exactly one outstanding request (`request_of(state)`):
 
-    ReadNewestPlan -> PlanRead        ListRecords -> RecordsListed
+    ReadNewestPlan -> PlanRead        ListRecords -> RecordsListed (the whole zone, + its quota)
+    ReadRecords -> RecordsRead        (targeted: StartRecordName/StartRecordType/MaxItems pages)
     SubmitBatch -> BatchAccepted | BatchRejected     AwaitInsync -> Insync
     Sleep -> Woke                     any request -> RequestFailed (transport) | Frozen (kill switch)
+
+A whole listing is made where a decision needs the zone (the tree to build, the clean-up's
+reference count, healing); the light check below reads only a handful of records.
 
 The machine has a *task* and a *phase* (what it waits for):
 
     task IDLE:     PLAN --PlanRead(newer valid plan)--> task WORK, LIST
                    PLAN --PlanRead(nothing new / invalid)--> SLEEP(poll) --Woke--> PLAN
+                   SLEEP(poll) --Woke, guarded, check_interval_s since the last check--> CHECK
+                   CHECK --RecordsRead(root A/AAAA)--> CHECK --RecordsRead(their tops, metadata)-->
+                        PLAN (healthy) | PLAN with done_version 0 (zone_damaged: root gone, a
+                        type of the tree's metadata unserved, or a named top/metadata missing)
     task WORK:     LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
                    LIST --lock held by another--> SLEEP(backoff) --Woke--> LIST   (lock_lost)
                    LIST --lock free/ours/expired--> BATCH(build 1) .. BATCH(build n)
@@ -38,7 +46,14 @@ The machine has a *task* and a *phase* (what it waits for):
     task CLEANUP:  LIST --nothing to delete--> task IDLE, PLAN
                    LIST --lock held--> SLEEP(backoff) --Woke--> LIST
                    LIST --> BATCH(cleanup 1) .. BATCH(cleanup m) --accepted--> task IDLE, PLAN
-    rejection of any batch ends the unit: backoff and LIST again (WORK), or give up (CLEANUP).
+    rejection of any batch ends the unit. CLEANUP gives up (or backs off for the lock). WORK:
+      lock contention or a transient refusal (a record not found / already there, an alias
+      target missing) -> backoff, then (guarded) PLAN again before LIST: a newer plan replaces
+      the one in hand (plan_superseded); build and flip failures count toward stuck.
+      A permanent refusal of the plan's content (`refusal_reason`: duplicate address, bad
+      label or value, the zone quota, InvalidInput) -> plan_refused_by_route53: that version is
+      never retried for this endpoint (`refused_version`), and task CLEANUP in salvage mode
+      removes what its build left (trees without metadata, nodes no tree reaches).
 
 A *unit* is the run of batches made under one acquisition of the lock. Every batch starts with
 the lock preamble: DELETE the lock record exactly as last seen + CREATE it with this enactor as
@@ -49,12 +64,19 @@ already expired (expires = now): the release, which keeps the preamble rule for 
 The flip and the clean-up are *separate* units (flip, release; list again, acquire, clean up,
 release), so another enactor can flip in between: the window of 20 October.
 
-The tree for plan v is built under a fresh name `t-<uuid>`: shared, content-named leaves (only
-those missing are created), interior weighted sets when more than 100 members share a name, the
-top weighted set, then the metadata pages, page 0 last. Page 0 marks the tree complete; the root
-never points at a tree before its last build batch is accepted (and, when the caller reports
-change ids, INSYNC). The flip is one batch: preamble + UPSERT root alias per record type +
-UPSERT rollback alias per type to the tree that was active (+ the guard's compare-and-swap).
+The tree for plan v is built under a fresh top `t-<uuid>` over shared, content-named nodes
+(enactor/tree.py): only the nodes missing from the zone are created, so a one-LB change writes
+its path to the top; the metadata record comes last and marks the tree complete. The root never
+points at a tree before its last build batch is accepted (and, when the caller reports change
+ids, INSYNC). The flip is one batch: preamble + UPSERT root alias per record type + UPSERT
+rollback alias per type to the tree that was active (+ the guard's compare-and-swap) + DELETE of
+the root and rollback of every type the plan no longer serves (served state is the plan, per type).
+
+The zone quota (RecordsListed.quota, else settings.limits): a unit never starts a tree that
+cannot fit. Guarded, the unit first deletes orphans and unkept trees oldest first (never the
+active or applied tree or the one in hand; the rollback's tree only when the active one is
+whole, repointing the rollback at it first); when even that is not enough, or in legacy mode,
+the plan is refused (plan_too_large) and the last good tree keeps serving.
 
 Two modes (settings.version_guard):
 - legacy (False), as in October 2025: "is this plan newer than the applied one" is asked once,
@@ -67,11 +89,15 @@ Two modes (settings.version_guard):
   hand is checked again and a stale one refused; flips go only to versions above the applied
   one; clean-up never deletes the active tree, the rollback target or the applied tree; a
   dangling root is healed by installing the plan in hand (version >= applied) with the rollback
-  at the newest intact other tree, or left out.
+  at the newest intact other tree, or left out (its types are those the tree's records serve).
+  A root that lost a type the plan serves is healed the same way. `done_version` (plans not
+  worth reading again) grows with the plans looked at and what the root's tree really serves,
+  never with `_applied` alone.
 
 Notes are the structlog events the runner logs (plan_seen, lock_attempt, lock_acquired,
 lock_lost, backoff, tree_built, flipped, flip_failed, cleanup_deleted, cleanup_aborted,
-lock_released, refused_stale, up_to_date, plan_rejected, request_failed, frozen, ...), so the
+lock_released, refused_stale, up_to_date, plan_rejected, plan_superseded, plan_refused_by_route53,
+plan_too_large, build_failed, zone_damaged, request_failed, frozen, ...), so the
 model checker's traces and the live logs say the same thing.
 """
 
