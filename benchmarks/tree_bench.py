@@ -6,7 +6,9 @@ enactor would send to Route 53; deterministic (fixed fleet, fixed seed), no cloc
 
 For each fleet size (A-only unless --dual-stack):
 - records written for the full first plan, and for a plan that changes one LB's weight
-  (tree record changes: CREATE/UPSERT/DELETE of tree records, lock and `_applied` preamble not counted);
+  (tree record changes: CREATE/UPSERT/DELETE of tree records, lock and `_applied` preamble not
+  counted), measured by the run for the middle LB and computed for 10 LBs spread over the fleet
+  (mean/max);
 - tree records per plan (the tree's own records and every node it reaches);
 - zone records after `--plans` plans that each change `--changed` LBs' weights, and the peak,
   with keep_plans `--keep` (what Route 53's 10,000-record quota is compared with).
@@ -28,6 +30,7 @@ from enactor import layout  # noqa: E402
 from enactor import protocol as p  # noqa: E402
 from services.plan.model import EndpointPlan, Plan, Target  # noqa: E402
 from services.route53.engine import IndexedZone, Limits, Route53Error, apply_batch  # noqa: E402
+from services.route53.listing import SortedRecords  # noqa: E402
 from services.route53.records import RecordSet, Zone  # noqa: E402
 
 EP = "bench.example.com."
@@ -72,6 +75,9 @@ class Bench:
                 obs: p.Observation = p.PlanRead(plan)
             elif isinstance(req, p.ListRecords):
                 obs = p.RecordsListed(tuple(self.zone.zone), self.now, quota=self.limits.max_record_sets_per_zone)
+            elif isinstance(req, p.ReadRecords):
+                listing = SortedRecords(self.zone.zone)
+                obs = p.RecordsRead(tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records), self.now)
             elif isinstance(req, p.SubmitBatch):
                 try:
                     self.zone = apply_batch(self.zone, req.changes, self.limits)
@@ -102,6 +108,20 @@ class Bench:
         return len(active.records) + len(reached)
 
 
+def one_lb_spread(n: int, types: tuple[str, ...], samples: int = 10) -> tuple[float, int]:
+    """Mean and max records a one-LB weight change writes, over `samples` LBs spread over the fleet:
+    the tree's records not already in the zone, plus the flip's root and rollback UPSERT per type."""
+    s = p.CoreSettings("bench")
+
+    def records(weights: dict[int, int], tree_id: str) -> set:
+        built = p.tree_records(s, EP, ZONE_ID, fleet(n, types, weights), p.TreeInHand(tree_id, 1, 0))
+        return {(r.name, r.type, r.set_identifier, r.weight, r.alias, r.values) for r in built}
+
+    base = records({}, "t-0")
+    costs = [len(records({i: 250}, "t-1") - base) + 2 * len(types) for i in range(n // (2 * samples), n, n // samples)]
+    return sum(costs) / len(costs), max(costs)
+
+
 def run(n: int, types: tuple[str, ...], plans: int, changed: int, keep: int, quota: int) -> dict[str, object]:
     rng = random.Random(f"{n}-{types}")
     bench = Bench(keep, quota)
@@ -115,7 +135,9 @@ def run(n: int, types: tuple[str, ...], plans: int, changed: int, keep: int, quo
             weights[i] = rng.randint(1, 255)
         bench.apply(Plan.build(region="us-east-1", version=v, endpoints=[fleet(n, types, weights)], created_at="2025-10-20T06:50:00+00:00"))
     view = layout.read_endpoint(EP, bench.zone.zone)
+    mean, worst = one_lb_spread(n, types)
     return {
+        "one_lb_mean/max": f"{mean:.0f}/{worst}",
         "lbs": n, "types": ",".join(types), "first_plan_writes": first["build"] + first["flip"],
         "one_lb_change_writes": one["build"] + one["flip"], "tree_records_per_plan": per_plan,
         "zone_records_after": len(bench.zone.zone.records), "zone_peak": bench.peak,
@@ -133,13 +155,13 @@ def main() -> None:
     ap.add_argument("--dual-stack", action="store_true")
     args = ap.parse_args()
     types = ("A", "AAAA") if args.dual_stack else ("A",)
-    cols = ["lbs", "types", "first_plan_writes", "one_lb_change_writes", "tree_records_per_plan",
+    cols = ["lbs", "types", "first_plan_writes", "one_lb_change_writes", "one_lb_mean/max", "tree_records_per_plan",
             "zone_records_after", "zone_peak", "served_version", "trees_kept", "refusals"]
     print(f"plans={args.plans} changed_per_plan={args.changed} keep_plans={args.keep} quota={args.quota}")
-    print(" ".join(f"{c:>22}" for c in cols))
+    print(" ".join(f"{c:>20}" for c in cols))
     for n in (int(x) for x in args.lbs.split(",")):
         row = run(n, types, args.plans, args.changed, args.keep, args.quota)
-        print(" ".join(f"{row[c]!s:>22}" for c in cols), flush=True)
+        print(" ".join(f"{row[c]!s:>20}" for c in cols), flush=True)
 
 
 if __name__ == "__main__":
