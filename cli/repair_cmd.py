@@ -65,8 +65,14 @@ def repair(
         if as_json and report is not None:
             typer.echo(json.dumps(report, indent=2))
         raise typer.Exit(code)
-    with err.status("reading every endpoint from Route 53 ..."):
-        targets, healthy = _needing_repair(route53)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        with err.status("reading every endpoint from Route 53 ..."):
+            targets, healthy = _needing_repair(route53)
+    except (BotoCoreError, ClientError) as exc:
+        err.print(f"[red]error:[/red] Route 53: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
     if not as_json:
         for name in healthy:
             console.print(f"[green]healthy[/green]: {name} (left alone)", highlight=False)

@@ -14,16 +14,8 @@ import pytest
 
 from services import stack_file
 from tests.processes import ROOT
-
-NO_AWS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_ROUTE_53", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",
-          "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "DNSCTL_STATE_DIR", "DNSCTL_API_TOKEN")
-
-
-def _bare_env(home: Path, **extra: str) -> dict[str, str]:
-    """A shell with no AWS settings at all: no variables, no ~/.aws, no instance metadata."""
-    env = {k: v for k, v in os.environ.items() if k not in NO_AWS and not k.startswith("DNSCTL_")}
-    env.update(HOME=str(home), AWS_EC2_METADATA_DISABLED="true", COLUMNS="200", **extra)
-    return env
+from tests.stack.shells import NO_AWS
+from tests.stack.shells import bare_env as _bare_env
 
 
 def dnsctl(*args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 90) -> subprocess.CompletedProcess:
