@@ -120,7 +120,9 @@ def start_with_progress(sup: Supervisor, specs: list, out: Console, should_stop=
             out.print(f"[green]done[/green] {spec.name:<10} {_summary(tail(child.log_path, 1))}")
         else:
             where = f"udp+tcp {host}:{spec.port}" if spec.protocol != "tcp" else child.url(host)
-            out.print(f"[green]up[/green] {spec.name:<10} {where}  (log {child.log_path})")
+            # The run's log folder is printed once at the end; a narrow terminal gets one line per service.
+            log = f"  (log {child.log_path})" if out.width >= 120 else ""
+            out.print(f"[green]up[/green] {spec.name:<10} {where}{log}", highlight=False)
         status.update(f"starting {', '.join(waiting)} ...")
 
     with out.status(f"starting {', '.join(waiting)} ...") as status:

@@ -96,11 +96,17 @@ def check_ports(specs: list[ServiceSpec], host: str) -> None:
 
 
 def _dns_ready(host: str, port: int) -> bool:
-    """The DNS server is ready when it accepts a TCP connection."""
+    """The DNS server is ready when it answers a query over UDP (any answer: REFUSED for a name it
+    does not serve is an answer). UDP, not a TCP connect: the live view asks every second, and a
+    TCP connect per check would leave a socket in TIME-WAIT each time."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
     try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
+        dns.query.udp(dns.message.make_query(".", "SOA"), host, port=port, timeout=0.5)
+        return True
+    except (dns.exception.DNSException, OSError):
         return False
 
 
@@ -126,6 +132,7 @@ class Supervisor:
     # What the stack description says beyond the children: mode, ports, the emulator's AWS settings.
     description: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # children and stack.json, under parallel starts
+    _client: Any = field(default=None, repr=False)
 
     @property
     def log_dir(self) -> Path:
@@ -185,9 +192,19 @@ class Supervisor:
         import httpx
 
         try:
-            return httpx.get(child.url(self.host) + child.spec.health_path, timeout=1.0).status_code < 500
+            return self._http().get(child.url(self.host) + child.spec.health_path, timeout=1.0).status_code < 500
         except httpx.HTTPError:
             return False
+
+    def _http(self):
+        """One keep-alive client for every health check (the live view checks each service every
+        second: a connection per check would leave one socket in TIME-WAIT each time)."""
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client()
+            return self._client
 
     def stop_all(self, timeout_s: float = 10.0, on_stop: Callable[[str], None] | None = None) -> None:
         for child in reversed(self.children):
