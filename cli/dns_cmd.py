@@ -228,7 +228,10 @@ def _render_resolve(report: dict) -> None:
         console.print(f"  rollback -> {rollback['tree_id']} (plan {rollback['plan_version']}){state}", highlight=False)
     now = time.time()
     lock = ep["lock"]
-    console.print(f"  lock: {lock['holder']} until {_when(lock['expires'], now)}" if lock else "  lock: none", highlight=False)
+    if lock and lock["expires"] is not None and lock["expires"] <= now:
+        console.print(f"  lock: free (last: {lock['holder']}, released or run out at {_when(lock['expires'], now).split()[0]})", highlight=False)
+    else:
+        console.print(f"  lock: {lock['holder']} until {_when(lock['expires'], now)}" if lock else "  lock: none", highlight=False)
     applied = ep["applied"]
     if applied:
         console.print(f"  applied record: plan {applied['version']} tree {applied['tree_id']}", highlight=False)
