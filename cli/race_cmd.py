@@ -151,8 +151,10 @@ def _start_with_progress(start_private, where: Path, guarded: bool, host: str, p
         def started(child) -> None:
             if child.spec.name in names:
                 names.remove(child.spec.name)
-            where_ = f"{host}:{child.spec.port}" if child.spec.port else "done"
-            err.print(f"  [green]up[/green] {child.spec.name:<10} {where_}", highlight=False)
+            if child.spec.oneshot:
+                err.print(f"  [green]done[/green] {child.spec.name}", highlight=False)
+            else:
+                err.print(f"  [green]up[/green] {child.spec.name:<10} {host}:{child.spec.port}", highlight=False)
             status.update("starting " + ", ".join(names) + " ..." if names else "stack up")
 
         return start_private(where, version_guard=guarded, host=host, ports=ports, on_started=started)
