@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
             help="Replay a counterexample written by --json against Route 53 (AWS_ENDPOINT_URL) with boto3, then ask the DNS data plane.",
         ),
         keep_replay: bool = typer.Option(False, "--keep-replay", help="Leave the replay's hosted zones and bucket in place for inspection."),
+        aws: bool = typer.Option(False, "--aws", help="Allow --replay to create its zones and bucket in a real AWS account (refused without it)."),
         random_walks: int = typer.Option(None, "--random", help="Run N seeded random walks instead of exhausting.", show_default=False),
         seed: int = typer.Option(0, "--seed", help="Seed of --random (the same seed gives the same walks)."),
         walk_length: int = typer.Option(None, "--walk-length", help="Steps per random walk (default --max-depth or 100).", show_default=False),
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
         from lab.checker.world import Bounds, BoundsError
 
         if replay_file is not None:
-            _replay(replay_file, keep_replay)
+            _replay(replay_file, keep_replay, aws)
             return
         try:
             bounds = Bounds(
@@ -165,7 +166,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
     return True
 
 
-def _replay(path: Path, keep: bool) -> None:
+def _replay(path: Path, keep: bool, aws: bool = False) -> None:
     """Exit 0 when Route 53 did at every step what the model did (the run is reproduced)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -186,9 +187,18 @@ def _replay(path: Path, keep: bool) -> None:
         typer.echo(f"error: {path} is a counterexample of {data.get('core')!r}, not of enactor.protocol; replay it from Python with that core", err=True)
         raise typer.Exit(2)
     typer.echo(f"replaying {len(labels) + len(continuation)} steps of a {bounds.mode} counterexample ({', '.join(data.get('invariants', []))}) against Route 53 with boto3")
+    from services.aws_clients import RealAccountRefused, refuse_real_aws, route53_client, s3_client
+
+    route53, s3 = route53_client(), s3_client()
+    try:
+        for client in (route53, s3):
+            refuse_real_aws(client, "create the replay's hosted zones and S3 bucket", aws)
+    except RealAccountRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     replayer = None
     try:
-        replayer = Replayer(bounds, labels, continuation=continuation)
+        replayer = Replayer(bounds, labels, continuation=continuation, route53=route53, s3=s3)
         result = replayer.run()
     except ReplayDiverged as exc:
         typer.echo(f"the replay diverged from the model: {exc}", err=True)

@@ -7,21 +7,25 @@ Every CLI module that calls a service (planner, enactors, prober, ...) uses this
         fleet = client.get("/v1/fleet")
 
 Base URL, first match wins: the flag; DNSCTL_<SERVICE>_URL (e.g. DNSCTL_PLANNER_URL,
-DNSCTL_ENACTOR_A_URL); http://127.0.0.1:<the service's default port from services/stack.py>.
-The bearer token comes from services.auth.load_token() and is sent on every request.
+DNSCTL_ENACTOR_A_URL); the stack `dnsctl up` describes in the state dir (services/stack_file.py);
+http://127.0.0.1:<the service's default port from services/stack.py>.
+The bearer token comes from services.auth.load_token() and is sent on every request. All clients
+of a process share one connection pool (keep-alive), so polling a service every second reuses
+one connection instead of leaving one in TIME-WAIT per request.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import typer
 from rich.console import Console
 
+from services import stack_file
 from services.auth import load_token
 from services.stack import Ports, services
 
@@ -59,9 +63,30 @@ def default_url(service: str) -> str:
     raise ValueError(f"unknown service {service!r}")
 
 
+def stack_url(service: str) -> str | None:
+    """The service's URL in the stack the state dir describes, if any."""
+    stack = stack_file.read()
+    return stack.url(service) if stack else None
+
+
 def base_url(service: str, flag: str | None = None) -> str:
-    url = flag or os.environ.get(env_var(service)) or default_url(service)
+    url = flag or os.environ.get(env_var(service)) or stack_url(service) or default_url(service)
     return url.rstrip("/")
+
+
+_pool_lock = threading.Lock()
+_pool: Any = None
+
+
+def _http():
+    """The process's one httpx.Client (imported on first use: most commands never call a service)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            import httpx
+
+            _pool = httpx.Client(limits=httpx.Limits(max_keepalive_connections=16, keepalive_expiry=30.0))
+        return _pool
 
 
 def start_hint(service: str) -> str:
@@ -99,10 +124,12 @@ class ServiceClient:
     def request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
+        import httpx
+
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         params = {k: v for k, v in (params or {}).items() if v is not None}
         try:
-            response = httpx.request(
+            response = _http().request(
                 method, self.url + path, json=json, params=params, headers=headers, timeout=self._timeout_s
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

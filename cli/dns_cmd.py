@@ -1,5 +1,5 @@
-"""`dnsctl dns`, `dnsctl prober`, `dnsctl resolve` and `dnsctl status`: the data plane and the
-operators' view of it."""
+"""`dnsctl dns`, `dnsctl prober` and `dnsctl resolve`: the data plane and the path behind an answer
+(`dnsctl status` is in cli/status_cmd.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console
 from rich.table import Table
 
 console = Console(soft_wrap=True)
@@ -153,63 +153,6 @@ def register(app: typer.Typer) -> None:
             _render_resolve(report)
         raise typer.Exit(0 if report["answer"]["addresses"] else 2)
 
-    @app.command("status")
-    def status_cmd(
-        watch: bool = typer.Option(False, "--watch", help="Refresh until Ctrl-C."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON (one document per refresh with --watch)."),
-        interval: float = typer.Option(1.0, help="Seconds between refreshes with --watch."),
-        zone: list[str] = typer.Option([], "--zone", help="Only these zones and zones below them (repeatable)."),
-        planner: str = typer.Option("", help="Planner URL (default: DNSCTL_PLANNER_URL or the stack's port)."),
-        enactor: list[str] = typer.Option([], "--enactor", help="Enactor URLs (default: the stack's three enactors)."),
-        dns: str = typer.Option("", "--dns", help="DNS server HOST:PORT (default: 127.0.0.1 and the stack's DNS port)."),
-        prober: str = typer.Option("", help="Prober URL for active alarms (default: DNSCTL_PROBER_URL or the stack's)."),
-    ) -> None:
-        """One table: per endpoint the active plan, tree, rollback, lock, newest plan, lag and the
-        addresses DNS returns now; per enactor its state."""
-        import time
-
-        from cli.client import base_url
-        from services.aws_clients import route53_client
-        from services.prober.overview import Sources, gather
-        from services.stack import ENACTORS, Ports
-
-        if interval <= 0:
-            raise typer.BadParameter("must be positive", param_hint="--interval")
-        enactors = (
-            tuple((f"enactor-{i}", u) for i, u in enumerate(enactor, 1))
-            if enactor
-            else tuple((n, base_url(n)) for n, _, _ in ENACTORS)
-        )
-        sources = Sources(
-            planner_url=base_url("planner", planner or None),
-            enactor_urls=enactors,
-            dns=parse_host_port(dns) if dns else ("127.0.0.1", Ports().dns),
-            prober_url=base_url("prober", prober or None),
-            zones=tuple(zone),
-        )
-        client = route53_client()
-        if not watch:
-            report = gather(sources, client)
-            if as_json:
-                typer.echo(json.dumps(report, indent=2))
-            else:
-                console.print(status_tables(report))
-            return
-        try:
-            if as_json:
-                while True:
-                    typer.echo(json.dumps(gather(sources, client)))
-                    time.sleep(interval)
-            else:
-                from rich.live import Live
-
-                with Live(status_tables(gather(sources, client)), console=console, auto_refresh=False) as live:
-                    while True:
-                        time.sleep(interval)
-                        live.update(status_tables(gather(sources, client)), refresh=True)
-        except KeyboardInterrupt:
-            pass
-
 
 # -- rendering ----------------------------------------------------------------------------------
 
@@ -285,7 +228,10 @@ def _render_resolve(report: dict) -> None:
         console.print(f"  rollback -> {rollback['tree_id']} (plan {rollback['plan_version']}){state}", highlight=False)
     now = time.time()
     lock = ep["lock"]
-    console.print(f"  lock: {lock['holder']} until {_when(lock['expires'], now)}" if lock else "  lock: none", highlight=False)
+    if lock and lock["expires"] is not None and lock["expires"] <= now:
+        console.print(f"  lock: free (last: {lock['holder']}, released or run out at {_when(lock['expires'], now).split()[0]})", highlight=False)
+    else:
+        console.print(f"  lock: {lock['holder']} until {_when(lock['expires'], now)}" if lock else "  lock: none", highlight=False)
     applied = ep["applied"]
     if applied:
         console.print(f"  applied record: plan {applied['version']} tree {applied['tree_id']}", highlight=False)
@@ -296,72 +242,3 @@ def _render_resolve(report: dict) -> None:
         else:
             console.print(f"data plane {plane['server']} now: {plane['rcode']}, {len(plane['addresses'])} addresses "
                           + " ".join(plane["addresses"]), highlight=False)
-
-
-def _short(tree_id: str) -> str:
-    """t-<32 hex> -> t-<8 hex>…: enough to tell trees apart in a table (--json has the full id)."""
-    return tree_id[:10] + "…" if tree_id.startswith("t-") and len(tree_id) > 12 else tree_id
-
-
-def status_tables(report: dict) -> Group:
-    now = report["at"]
-    planner = report["planner"]
-    newest = planner["newest_version"] if planner["reachable"] else None
-    title = "endpoints"
-    if planner["reachable"]:
-        title += f"  (newest plan {newest if newest is not None else '-'}" + (", [red]FROZEN[/red])" if planner["frozen"] else ")")
-    else:
-        title += "  (planner unreachable)"
-    eps = Table(title=title, title_justify="left")
-    eps.add_column("endpoint", no_wrap=True)
-    for col in ("active (tree)", "rollback", "lock", "newest", "lag", "DNS now"):
-        eps.add_column(col)
-    for row in report["endpoints"]:
-        if row["dangling"]:
-            active = f"[red]DANGLING: {', '.join(_short(t) for t in dict.fromkeys(row['dangling']))} missing[/red]"
-        elif row["tree"]:
-            active = f"plan {row['active_version'] if row['active_version'] is not None else '?'} ({_short(row['tree'])})"
-        else:
-            active = "-"
-        rollback = f"plan {row['rollback_version']} ({_short(row['rollback_tree'])})" if row["rollback_tree"] else "-"
-        lock = "-"
-        if row["lock_holder"]:
-            left = row["lock_expires"] - now
-            lock = f"{row['lock_holder']}, " + (f"{left:.0f}s left" if left > 0 else "expired")
-        lag = row["lag"]
-        lag_text = "-" if lag is None else (f"[red]{lag}[/red]" if lag >= 5 else str(lag))
-        addrs = []
-        for rtype, count in row["addresses"].items():
-            text = f"{rtype} {'?' if count is None else count}"
-            addrs.append(f"[red]{text}[/red]" if count == 0 else text)
-        eps.add_row(row["endpoint"], active, rollback, lock, str(newest if newest is not None else "-"), lag_text,
-                    " / ".join(addrs))
-    parts: list = [eps]
-    if report["route53_error"]:
-        parts.append(f"[red]Route 53 unreachable: {report['route53_error']}[/red]")
-    ens = Table(title="enactors", title_justify="left")
-    for col in ("enactor", "state", "mode", "per endpoint: applied / failed flips"):
-        ens.add_column(col)
-    for e in report["enactors"]:
-        if not e["reachable"]:
-            ens.add_row(e["enactor"], "[red]unreachable[/red]", "-", e["url"])
-            continue
-        state = e["state"] or "-"
-        if state in ("stuck", "frozen", "backing_off"):
-            state = f"[{'red' if state == 'stuck' else 'yellow'}]{state}[/]"
-        per = "; ".join(
-            f"{x['endpoint']}: v{x['applied_version'] if x['applied_version'] is not None else '-'}"
-            + (f" {x['state']}" if x["state"] else "") + (f" [red]{x['flip_failures']} failed[/red]" if x["flip_failures"] else "")
-            for x in e["endpoints"]
-        )
-        ens.add_row(e["enactor"], state, e["mode"] or "-", per or "-")
-    parts.append(ens)
-    if report["alarms"]:
-        parts.append("[bold red]alarms (cause first):[/bold red]")
-        for a in report["alarms"]:
-            subject = a.get("endpoint") or a.get("enactor")
-            cause = f"  [dim](caused by {a['caused_by']})[/dim]" if a.get("caused_by") else ""
-            parts.append(f"  {a['rank']}. {a['alarm']} {subject}: {a['detail']}{cause}")
-    elif report["alarms"] is not None:
-        parts.append("[green]no active alarms[/green]")
-    return Group(*parts)

@@ -17,8 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.client import cli_errors, err_console, service_client
-from services.plan.store import PlanStore
-from services.supervisor import port_free
 
 console = Console()
 
@@ -109,6 +107,8 @@ def planner(
     except (FleetError, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
+    from services.supervisor import port_free
+
     if not port_free(settings.host, settings.port):
         err_console.print(
             f"[red]error:[/red] port {settings.port} on {settings.host} is in use; stop what holds it or pass --port",
@@ -327,6 +327,8 @@ def freeze(
 ) -> None:
     """Kill switch: stop all publishing (and enactors) until `dnsctl thaw`."""
     if direct:
+        from services.plan.store import PlanStore
+
         store = PlanStore.from_env()
         with cli_errors():
             already = store.freeze_state()
@@ -353,6 +355,8 @@ def thaw(
 ) -> None:
     """Lift the freeze: publishing resumes with the next plan."""
     if direct:
+        from services.plan.store import PlanStore
+
         store = PlanStore.from_env()
         with cli_errors():
             marker = store.freeze_state()

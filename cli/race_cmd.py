@@ -21,6 +21,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.port_flags import port_option, ports_from_flags
+
 console = Console()
 if not console.is_terminal:
     console = Console(width=200)  # piped or captured: do not squeeze the key moments to 80 columns
@@ -45,6 +47,12 @@ def race(
     keep_stack: bool = typer.Option(
         False, "--keep-stack", help="Keep the private stack running after the verdict (to look around, or repair it) until Ctrl-C."
     ),
+    host: str = typer.Option("127.0.0.1", help="Address the private stack's services bind to."),
+    emulator_port: int = port_option("emulator", 0),
+    planner_port: int = port_option("planner", 0),
+    enactor_ports: str = port_option("enactors", "0,0,0"),
+    dns_port: int = port_option("dns", 0),
+    prober_port: int = port_option("prober", 0),
 ) -> None:
     """Replay 20 October on real processes: enactor-c falls behind, a burst of plans, the clean-up race."""
     from cli.client import ServiceError
@@ -67,11 +75,12 @@ def race(
             stack = attach_stack(state_dir or Path(".dnsctl"))
             say(f"attached to the stack in {stack.state_dir}")
         else:
+            ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
             where = (state_dir or Path(tempfile.mkdtemp(prefix="dnsctl-race-"))).resolve()
             mode = "guarded" if guard == "on" else "legacy"
             say(f"starting a private {mode} stack in {where} ...")
-            stack = start_private(where, version_guard=guard == "on")
-        log_path = stack.state_dir / "logs" / "race.log"
+            stack = _start_with_progress(start_private, where, guard == "on", host, ports, quiet=as_json)
+        log_path = stack.log_dir / "race.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         configure(process="race", stream=open(log_path, "a", buffering=1))  # noqa: SIM115 - the process's log for its lifetime
         stack.logs["race"] = log_path
@@ -103,6 +112,8 @@ def race(
             sys.stdout.flush()
         else:
             _print(evidence, verdict)
+        if not as_json:
+            _next_step(stack, evidence, verdict, keep_stack)
         if keep_stack and stack.private:
             _hold(stack)
     except (StackError, RaceAborted, ServiceFailed, ServiceError) as exc:
@@ -130,6 +141,40 @@ def _describe_stack(stack) -> dict:
     }
 
 
+def _start_with_progress(start_private, where: Path, guarded: bool, host: str, ports, quiet: bool):
+    """Start the private stack with a spinner naming what is still starting (it takes tens of
+    seconds on a busy machine) and a line per service as it comes up."""
+    if quiet:
+        return start_private(where, version_guard=guarded, host=host, ports=ports)
+    names = ["emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"]
+    with err.status("starting " + ", ".join(names) + " ...") as status:
+        def started(child) -> None:
+            if child.spec.name in names:
+                names.remove(child.spec.name)
+            if child.spec.oneshot:
+                err.print(f"  [green]done[/green] {child.spec.name}", highlight=False)
+            else:
+                err.print(f"  [green]up[/green] {child.spec.name:<10} {host}:{child.spec.port}", highlight=False)
+            status.update("starting " + ", ".join(names) + " ..." if names else "stack up")
+
+        return start_private(where, version_guard=guarded, host=host, ports=ports, on_started=started)
+
+
+def _next_step(stack, evidence, verdict, keep_stack: bool) -> None:
+    """After the verdict: what to do next, with the environment it needs (the private stack's
+    state dir, from which every command finds the stack)."""
+    env = f"DNSCTL_STATE_DIR={stack.state_dir}"
+    broken = verdict.broken
+    console.print("\n[bold]next:[/bold]")
+    if stack.private and not keep_stack:
+        console.print(f"  this stack stops now; to look around or repair it, run again with --keep-stack "
+                      f"(dnsctl race --guard {'on' if evidence.version_guard else 'off'} --keep-stack)", highlight=False)
+    if broken:
+        console.print(f"  heal every endpoint on Route 53 alone: {env} dnsctl repair --all --newest --break-lock --yes", highlight=False)
+    console.print(f"  look at it: {env} dnsctl status   |   {env} dnsctl timeline --stack   |   eval \"$(dnsctl env --state-dir {stack.state_dir})\"",
+                  highlight=False, soft_wrap=True)
+
+
 def _hold(stack) -> None:
     """Keep the private stack up until SIGINT/SIGTERM; say how to reach it."""
     import signal
@@ -138,10 +183,9 @@ def _hold(stack) -> None:
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    d = _describe_stack(stack)
     err.print(
-        f"stack kept running: AWS_ENDPOINT_URL={d['emulator']} DNSCTL_STATE_DIR={d['state_dir']} "
-        f"DNSCTL_PLANNER_URL={d['planner']} dns {d['dns']}. Ctrl-C stops it.",
+        f"stack kept running in {stack.state_dir} (every command finds it with --state-dir {stack.state_dir} "
+        f"or DNSCTL_STATE_DIR={stack.state_dir}). Ctrl-C stops it.",
         highlight=False, soft_wrap=True,
     )
     done.wait()

@@ -1,26 +1,49 @@
-"""The compact live view that `dnsctl up` shows: each service's health, then the same endpoint and
-enactor tables as `dnsctl status` (one renderer for both)."""
+"""The live view that `dnsctl up` shows: each service's health, then the same endpoint and
+enactor view as `dnsctl status` (one renderer for both, compact below its WIDE_COLUMNS so the
+whole view fits 80x24)."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
-from cli.dns_cmd import status_tables
-from services.aws_clients import route53_client
+from cli.status_cmd import WIDE_COLUMNS, status_tables
 from services.prober.overview import Sources, gather
 from services.stack import Ports
 from services.supervisor import Supervisor
 
 
-def render_stack(sup: Supervisor, host: str, ports: Ports) -> Group:
-    services = Table(title="dnsctl stack", expand=False)
-    services.add_column("service")
-    services.add_column("state")
-    services.add_column("address")
+@cache
+def _route53():
+    # One client for the life of the view: a new one per refresh would open a new connection each second.
+    from services.aws_clients import route53_client
+
+    return route53_client()
+
+
+def _services(sup: Supervisor, host: str, compact: bool):
+    if compact:
+        line = Text("services ")
+        for child in sup.children:
+            ok = sup.is_healthy(child)
+            line.append("● " if ok else "✗ ", style="green" if ok else "red")
+            line.append(f"{child.spec.name} ")
+        return line
+    table = Table(title="dnsctl stack", expand=False)
+    table.add_column("service")
+    table.add_column("state")
+    table.add_column("address")
     for child in sup.children:
         ok = sup.is_healthy(child)
-        services.add_row(child.spec.name, "[green]healthy[/green]" if ok else "[red]down[/red]", f"{host}:{child.spec.port}")
+        table.add_row(child.spec.name, "[green]healthy[/green]" if ok else "[red]down[/red]", f"{host}:{child.spec.port}")
+    return table
+
+
+def render_stack(sup: Supervisor, host: str, ports: Ports, width: int | None = None) -> Group:
+    compact = width is not None and width < WIDE_COLUMNS
     names = {c.spec.name for c in sup.children}
     sources = Sources(
         planner_url=f"http://{host}:{ports.planner}",
@@ -33,4 +56,4 @@ def render_stack(sup: Supervisor, host: str, ports: Ports) -> Group:
         prober_url=f"http://{host}:{ports.prober}" if "prober" in names else None,
         timeout_s=0.5,
     )
-    return Group(services, status_tables(gather(sources, route53_client())))
+    return Group(_services(sup, host, compact), status_tables(gather(sources, _route53()), width))

@@ -7,59 +7,55 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from services import auth
-from services.stack import EMULATOR_CREDENTIALS, Ports, services
+from cli.port_flags import port_option, ports_from_flags
+from services import auth, stack_file
+from services.stack import DEFAULT_BUCKET, DEFAULT_REGION, EMULATOR_CREDENTIALS, Ports, services
+from services.stack_file import STATE_DIR_ENV, use_state_dir
 from services.supervisor import (
     PortInUse,
     ServiceFailed,
     Supervisor,
     check_ports,
-    read_stack_file,
     stop_process_group,
     tail,
 )
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 def up(
     host: str = typer.Option("127.0.0.1", help="Address every service binds to."),
-    emulator_port: int = typer.Option(4566, help="Port of the Route 53 + S3 emulator."),
-    planner_port: int = typer.Option(8080),
-    enactor_ports: str = typer.Option("8081,8082,8083", help="Ports of enactor-a, -b and -c."),
-    dns_port: int = typer.Option(8053, help="UDP and TCP port of the DNS data plane."),
-    prober_port: int = typer.Option(8090),
+    emulator_port: int = port_option("emulator", 4566),
+    planner_port: int = port_option("planner", 8080),
+    enactor_ports: str = port_option("enactors", "8081,8082,8083"),
+    dns_port: int = port_option("dns", 8053),
+    prober_port: int = port_option("prober", 8090),
     version_guard: bool = typer.Option(True, "--version-guard/--no-version-guard", help="Run the enactors guarded (default) or in legacy mode."),
     plan_interval: float = typer.Option(5.0, help="Seconds between scheduled plans."),
     allow_chaos: bool = typer.Option(True, "--allow-chaos/--no-chaos", help="Enable the enactors' chaos routes (for the race lab)."),
-    emulator: bool = typer.Option(True, "--emulator/--no-emulator", help="Start the local emulator; --no-emulator uses boto3's own AWS configuration."),
-    state_dir: Path = typer.Option(Path(".dnsctl"), help="Token, logs and the stack's pid file."),
+    emulator: bool = typer.Option(True, "--emulator/--no-emulator", help="Start the local emulator; --no-emulator uses boto3's own AWS configuration (and creates the hosted zones in that account)."),
+    state_dir: Path = typer.Option(None, "--state-dir", envvar=STATE_DIR_ENV, help="Token, logs and the stack's description (default .dnsctl).", show_default=False),
     duration: float = typer.Option(0.0, help="Stop by itself after this many seconds (0: run until Ctrl-C)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show the compact live view."),
 ) -> None:
     """Start the emulator, planner, three enactors, DNS server and prober; Ctrl-C stops them all."""
-    ports = Ports(
-        emulator=emulator_port,
-        planner=planner_port,
-        enactors=tuple(int(p) for p in enactor_ports.split(",")),
-        dns=dns_port,
-        prober=prober_port,
-    )
-    if len(ports.enactors) != 3:
-        raise typer.BadParameter("give three ports, for enactor-a, -b and -c", param_hint="--enactor-ports")
-    state_dir = state_dir.resolve()
-    os.environ["DNSCTL_STATE_DIR"] = str(state_dir)
+    ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
+    state_dir = use_state_dir(state_dir)
     auth.ensure_token()
     specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval, allow_chaos=allow_chaos)
     if not emulator:
         specs = [s for s in specs if s.name != "emulator"]
         for s in specs:
             s.env.pop("AWS_ENDPOINT_URL", None)
+        # Without the emulator the zones go to the account boto3 is configured for: that is asked for.
+        specs = [replace(s, args=(*s.args, "--aws")) if s.name == "zones" else s for s in specs]
     available = set(_registered_commands())
     specs = [s for s in specs if s.args[0] in available]
     try:
@@ -68,15 +64,17 @@ def up(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
 
-    base_env = {"DNSCTL_STATE_DIR": str(state_dir)}
+    base_env = {STATE_DIR_ENV: str(state_dir)}
+    aws_env: dict[str, str] = {}
     if emulator:
         # The emulator accepts any credentials; real ones must never be sent to it.
-        base_env.update(EMULATOR_CREDENTIALS)
-        base_env["AWS_ENDPOINT_URL"] = f"http://{host}:{ports.emulator}"
+        aws_env = {**EMULATOR_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://{host}:{ports.emulator}"}
+        base_env.update(aws_env)
         os.environ.pop("AWS_PROFILE", None)
     # This process is a client of the stack too (zone bootstrap, live view): same settings as the children.
     os.environ.update(base_env)
     sup = Supervisor(host=host, state_dir=state_dir, base_env=base_env)
+    sup.description = describe(ports, version_guard=version_guard, aws_env=aws_env)
 
     stopping = {"now": False}
 
@@ -86,17 +84,11 @@ def up(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        for spec in specs:
-            if stopping["now"]:
-                break
-            child = sup.start(spec)
-            if spec.oneshot:
-                console.print(f"[green]done[/green] {spec.name:<10} {_summary(tail(child.log_path, 1))}")
-                continue
-            where = f"udp+tcp {host}:{spec.port}" if spec.protocol != "tcp" else child.url(host)
-            console.print(f"[green]up[/green] {spec.name:<10} {where}  (log {child.log_path})")
+        start_with_progress(sup, specs, console, should_stop=lambda: stopping["now"])
         if not stopping["now"]:
-            console.print(f"API token in {auth.token_path()}; logs in {sup.log_dir}. Ctrl-C stops everything.")
+            console.print(f"run {sup.run_id}: API token in {auth.token_path()}; logs in {sup.log_dir}. Ctrl-C stops everything.")
+            console.print(f"other shells: `dnsctl --state-dir {state_dir} status`, or `eval \"$(dnsctl env --state-dir {state_dir})\"`",
+                          highlight=False, soft_wrap=True)
             _watch(sup, host, ports, duration, live, stopping)
     except ServiceFailed as exc:
         console.print(f"[red]{exc}[/red]")
@@ -105,24 +97,79 @@ def up(
         sup.stop_all(on_stop=lambda name: console.print(f"[yellow]stopped[/yellow] {name}"))
 
 
-def down(state_dir: Path = typer.Option(Path(".dnsctl"))) -> None:
+def describe(ports: Ports, *, version_guard: bool, aws_env: dict[str, str]) -> dict:
+    """The part of the stack's description `dnsctl up` knows beyond its children (services/stack_file.py)."""
+    return {
+        "mode": "guarded" if version_guard else "legacy",
+        "ports": {"emulator": ports.emulator, "planner": ports.planner, "enactors": list(ports.enactors),
+                  "dns": ports.dns, "prober": ports.prober},
+        "aws_env": aws_env,
+        "settings": {"DNSCTL_BUCKET": DEFAULT_BUCKET, "DNSCTL_REGION": DEFAULT_REGION},
+    }
+
+
+def start_with_progress(sup: Supervisor, specs: list, out: Console, should_stop=lambda: False) -> None:
+    """Start every service (in parallel where depends_on allows) and show what is up while the rest start."""
+    host = sup.host
+    waiting = [s.name for s in specs]
+
+    def started(child) -> None:
+        spec = child.spec
+        waiting.remove(spec.name)
+        if spec.oneshot:
+            out.print(f"[green]done[/green] {spec.name:<10} {_summary(tail(child.log_path, 1))}")
+        else:
+            where = f"udp+tcp {host}:{spec.port}" if spec.protocol != "tcp" else child.url(host)
+            # The run's log folder is printed once at the end; a narrow terminal gets one line per service.
+            log = f"  (log {child.log_path})" if out.width >= 120 else ""
+            out.print(f"[green]up[/green] {spec.name:<10} {where}{log}", highlight=False)
+        status.update(f"starting {', '.join(waiting)} ...")
+
+    with out.status(f"starting {', '.join(waiting)} ...") as status:
+        sup.start_all(specs, on_started=started, should_stop=should_stop)
+
+
+def down(
+    state_dir: Path = typer.Option(None, "--state-dir", envvar=STATE_DIR_ENV, help="The stack's state dir (default .dnsctl).", show_default=False),
+) -> None:
     """Stop a stack started by `dnsctl up` in another terminal."""
-    data = read_stack_file(state_dir.resolve())
-    if not data:
-        console.print("no running stack found (no .dnsctl/stack.json)")
+    stack = stack_file.read(state_dir)
+    if stack is None:
+        console.print(f"no running stack found (no {stack_file.state_dir(state_dir) / stack_file.FILE_NAME})")
         raise typer.Exit(0)
     try:
-        os.kill(int(data["supervisor_pid"]), signal.SIGTERM)
-        console.print(f"asked dnsctl up (pid {data['supervisor_pid']}) to stop")
+        os.kill(int(stack.data["supervisor_pid"]), signal.SIGTERM)
+        console.print(f"asked dnsctl up (pid {stack.data['supervisor_pid']}) to stop")
     except ProcessLookupError:
         # The supervisor is gone; stop its children directly.
-        for name, svc in data.get("services", {}).items():
+        for name, svc in stack.services.items():
             try:
                 os.killpg(int(svc["pid"]), signal.SIGTERM)
                 console.print(f"stopped {name}")
             except ProcessLookupError:
                 pass
-        (state_dir / "stack.json").unlink(missing_ok=True)
+        stack_file.remove(stack.state_dir)
+
+
+def env(
+    state_dir: Path = typer.Option(None, "--state-dir", envvar=STATE_DIR_ENV, help="The stack's state dir (default .dnsctl).", show_default=False),
+) -> None:
+    """Print the running stack's settings as shell exports, for boto3, the aws CLI, dig and other shells:
+    eval "$(dnsctl env)"."""
+    stack = stack_file.read(state_dir)
+    if stack is None:
+        err_console.print(f"[red]error:[/red] no stack described at {stack_file.state_dir(state_dir) / stack_file.FILE_NAME}: "
+                          "start one with `dnsctl up`, or give --state-dir / DNSCTL_STATE_DIR", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if not stack.running:
+        err_console.print(f"[yellow]warning:[/yellow] the process that wrote {stack.path} (pid {stack.data.get('supervisor_pid')}) "
+                          "is not running; these settings may be stale", highlight=False, soft_wrap=True)
+    import shlex
+
+    for key, value in stack_file.env_exports(stack).items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+    if stack.dns:
+        typer.echo(f"# dig @{stack.dns[0]} -p {stack.dns[1]} <endpoint> A   (run {stack.run_id}, {stack.mode or '?'} mode)")
 
 
 def _registered_commands() -> list[str]:
@@ -150,17 +197,17 @@ def _watch(sup: Supervisor, host: str, ports: Ports, duration: float, live: bool
     if interactive:
         from rich.live import Live
 
-        with Live(render_stack(sup, host, ports), console=console, refresh_per_second=1) as view:
+        with Live(render_stack(sup, host, ports, console.width), console=console, refresh_per_second=1) as view:
             while not stopping["now"] and not (duration and time.monotonic() - started > duration):
                 time.sleep(1.0)
                 _restart_check(sup)
-                view.update(render_stack(sup, host, ports))
+                view.update(render_stack(sup, host, ports, console.width))
         return
     while not stopping["now"] and not (duration and time.monotonic() - started > duration):
         time.sleep(0.5)
         _restart_check(sup)
         if live and time.monotonic() - last_print > 10:
-            console.print(render_stack(sup, host, ports))
+            console.print(render_stack(sup, host, ports, console.width))
             last_print = time.monotonic()
 
 
@@ -174,6 +221,7 @@ def _restart_check(sup: Supervisor) -> None:
 def register(app: typer.Typer) -> None:
     app.command("up")(up)
     app.command("down")(down)
+    app.command("env")(env)
 
 
 __all__ = ["register", "stop_process_group"]

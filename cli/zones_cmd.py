@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
-from cli.client import cli_errors, service_client
-from services import logs
-from services.zones import ensure_zones, find_zone_id
+from cli.client import cli_errors, err_console, service_client
 
 zones_app = typer.Typer(help="Hosted zones of the endpoints.", no_args_is_help=True)
 console = Console()
@@ -34,13 +31,24 @@ def _endpoint_names(planner: str | None, endpoint: list[str]) -> list[str]:
 def ensure(
     planner: str = typer.Option(None, help="Planner URL to read the fleet's endpoints from."),
     endpoint: list[str] = typer.Option([], "--endpoint", help="Endpoint names (instead of asking the planner)."),
+    aws: bool = typer.Option(False, "--aws", help="Allow creating zones in a real AWS account (refused without it)."),
 ) -> None:
     """Create a hosted zone for every endpoint that has none (idempotent)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from services import logs
+    from services.aws_clients import RealAccountRefused
+    from services.zones import ensure_zones
+
     logs.configure(process="zones")
     log = logs.get_logger()
     names = _endpoint_names(planner, endpoint)
     try:
-        created = ensure_zones(names)
+        created = ensure_zones(names, real_account=aws)
+    except RealAccountRefused as exc:
+        log.error("zones_refused", reason="real_account_without_aws_flag")
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
     except (ClientError, BotoCoreError) as exc:
         log.error("zones_failed", error=str(exc))
         console.print(f"[red]could not create hosted zones: {exc}[/red]")
@@ -57,6 +65,10 @@ def list_zones(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show each endpoint's hosted zone id (or that it is missing)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from services.zones import find_zone_id
+
     names = _endpoint_names(planner, endpoint)
     try:
         rows = {name: find_zone_id(name) for name in names}

@@ -10,8 +10,6 @@ import os
 import secrets
 from pathlib import Path
 
-from fastapi import Header, HTTPException, status
-
 TOKEN_ENV = "DNSCTL_API_TOKEN"
 
 
@@ -54,6 +52,8 @@ def bearer_dependency(expected: str | None):
     With no token configured, every mutating call is refused: an open control plane is worse
     than one nobody can change.
     """
+    # Imported here: the CLI reads the token on every command and must not pay for FastAPI.
+    from fastapi import Header, HTTPException, status
 
     def require_token(authorization: str | None = Header(default=None)) -> None:
         if expected is None:

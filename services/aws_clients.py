@@ -17,10 +17,13 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from services import rate_limit
+from services import rate_limit, stack_file
 from services.aws_retries import observe_throttles, retry_settings
+from services.stack_file import AwsNotConfigured
 
 DEFAULT_REGION = "us-east-1"
+# Hosts of AWS's own endpoints: a client whose endpoint is one of these talks to a real account.
+_AWS_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 
 
 def _config(max_attempts: int, timeout_s: float) -> Config:
@@ -41,6 +44,9 @@ def _botocore_session() -> botocore.session.Session:
 
 @cache
 def _session() -> boto3.session.Session:
+    stack_file.resolve_aws()
+    if _botocore_session().get_credentials() is None:
+        raise AwsNotConfigured(stack_file.missing_message())
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     return boto3.session.Session(region_name=region, botocore_session=_botocore_session())
 
@@ -57,3 +63,25 @@ def route53_client(max_attempts: int = 5, timeout_s: float = 10.0):
     rate_limit.install(client, session.get_credentials())
     observe_throttles(client)
     return client
+
+
+def is_real_aws(client) -> bool:
+    """The client talks to AWS itself (no endpoint override such as the emulator's)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(client.meta.endpoint_url).hostname or "").lower()
+    return host.endswith(_AWS_HOST_SUFFIXES)
+
+
+class RealAccountRefused(RuntimeError):
+    """A command would create resources in a real AWS account and was not given --aws."""
+
+
+def refuse_real_aws(client, what: str, allowed: bool) -> None:
+    """Raise RealAccountRefused when `client` reaches real AWS and the user did not pass --aws."""
+    if allowed or not is_real_aws(client):
+        return
+    raise RealAccountRefused(
+        f"this would {what} in a real AWS account ({client.meta.endpoint_url}); nothing was created. "
+        "Pass --aws to do it on purpose, or point at the local stack (`dnsctl up`, --state-dir, `dnsctl env`)."
+    )

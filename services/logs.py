@@ -1,7 +1,7 @@
 """Structured logging: one JSON event per state change, the operators' API.
 
 Every process calls `configure(process=...)` once. Each event carries the process name, a
-wall-clock timestamp (ISO 8601, UTC) and a per-process sequence number, so `dnsctl timeline`
+wall-clock timestamp (ISO 8601, UTC), a per-process sequence number and, under a stack, its run id, so `dnsctl timeline`
 can merge the logs of many processes into one order and spot gaps. Field names are stable:
 enactor, endpoint, plan_version, applied_version, batch_id, holder. Secrets never reach a log:
 any field whose name looks like a credential is redacted before rendering.
@@ -68,6 +68,10 @@ def configure(process: str, stream: TextIO | None = None, level: str | None = No
     )
     _identity.clear()
     _identity.update(process=process, pid=os.getpid())
+    # The stack run this process belongs to (`dnsctl up` sets it for its children), so the
+    # timeline never reads two runs' logs as one story.
+    if os.environ.get("DNSCTL_RUN_ID"):
+        _identity["run"] = os.environ["DNSCTL_RUN_ID"]
 
 
 def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:

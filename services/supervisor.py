@@ -1,25 +1,29 @@
 """The local supervisor behind `dnsctl up`: runs the stack's services as child processes.
 
-It starts each service from services/stack.py in order, waits for its health check, records the
-children in the state directory (so `dnsctl down` and the race lab can find them), and stops
-them all, in reverse order and by process group, so no child outlives it.
+It starts the services from services/stack.py, each as soon as the services it depends on are
+healthy (independent ones in parallel), waits for its health check, describes the stack in the
+state directory (services/stack_file.py: so `dnsctl down`, `dnsctl status`, the race lab and
+every other command find it), and stops them all, in reverse order and by process group, so no
+child outlives it. Each run logs into a folder of its own, <state dir>/logs/<run id>/, so two
+runs' logs are never read as one story.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import httpx
-
+from services import stack_file
 from services.stack import ServiceSpec
 
 
@@ -44,22 +48,65 @@ def port_free(host: str, port: int, protocol: str = "tcp") -> bool:
     return True
 
 
+def free_port(host: str, protocol: str = "tcp") -> int:
+    """A port free now on `host` (both UDP and TCP for the DNS server)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port_free(host, port, protocol):
+            return port
+    raise PortInUse(f"no free {protocol} port on {host}")
+
+
+def port_holder(port: int, protocol: str = "tcp") -> str | None:
+    """Who holds `port` on this host, in words ("pid 4242 (python3 -m cli.main planner ...)"), or
+    None when no process of ours can be seen holding it (another user's, or a socket in TIME-WAIT)."""
+    import psutil
+
+    kinds = {"tcp": ("tcp",), "udp+tcp": ("tcp", "udp")}.get(protocol, ("tcp",))
+    pids: list[int] = []
+    for kind in kinds:
+        try:
+            conns = psutil.net_connections(kind=kind)
+        except (psutil.AccessDenied, OSError):
+            continue
+        pids += [c.pid for c in conns if c.laddr and c.laddr.port == port and c.pid
+                 and (kind == "udp" or c.status == psutil.CONN_LISTEN)]
+    for pid in dict.fromkeys(pids):
+        try:
+            cmd = " ".join(psutil.Process(pid).cmdline())[:80]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            cmd = "?"
+        return f"pid {pid} ({cmd})"
+    return None
+
+
 def check_ports(specs: list[ServiceSpec], host: str) -> None:
     taken = [s for s in specs if not s.oneshot and not port_free(host, s.port, s.protocol)]
     if taken:
-        detail = ", ".join(f"{s.name} needs {host}:{s.port}" for s in taken)
+        parts = []
+        for s in taken:
+            holder = port_holder(s.port, s.protocol)
+            parts.append(f"{s.name} needs {host}:{s.port}, held by {holder or 'a process this user cannot see'}")
         raise PortInUse(
-            f"port in use: {detail}. Stop whatever holds it (`dnsctl down` if it is an earlier stack) "
-            "or choose other ports (see `dnsctl up --help`)."
+            f"port in use: {'; '.join(parts)}. Stop whatever holds it (`dnsctl down` if it is an earlier stack) "
+            "or choose other ports (see `dnsctl up --help`; 0 picks a free port)."
         )
 
 
 def _dns_ready(host: str, port: int) -> bool:
-    """The DNS server is ready when it accepts a TCP connection."""
+    """The DNS server is ready when it answers a query over UDP (any answer: REFUSED for a name it
+    does not serve is an answer). UDP, not a TCP connect: the live view asks every second, and a
+    TCP connect per check would leave a socket in TIME-WAIT each time."""
+    import dns.exception
+    import dns.message
+    import dns.query
+
     try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
+        dns.query.udp(dns.message.make_query(".", "SOA"), host, port=port, timeout=0.5)
+        return True
+    except (dns.exception.DNSException, OSError):
         return False
 
 
@@ -81,10 +128,15 @@ class Supervisor:
     state_dir: Path
     base_env: dict[str, str]
     children: list[Child] = field(default_factory=list)
+    run_id: str = field(default_factory=stack_file.new_run_id)
+    # What the stack description says beyond the children: mode, ports, the emulator's AWS settings.
+    description: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # children and stack.json, under parallel starts
+    _client: Any = field(default=None, repr=False)
 
     @property
     def log_dir(self) -> Path:
-        return self.state_dir / "logs"
+        return self.state_dir / "logs" / self.run_id
 
     @property
     def stack_file(self) -> Path:
@@ -93,7 +145,7 @@ class Supervisor:
     def start(self, spec: ServiceSpec, health_timeout_s: float = 60.0) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{spec.name}.log"
-        env = {**os.environ, **self.base_env, **spec.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.base_env, **spec.env, "PYTHONUNBUFFERED": "1", stack_file.RUN_ID_ENV: self.run_id}
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "cli.main", *spec.args],
@@ -107,8 +159,9 @@ class Supervisor:
         if spec.oneshot:
             self._wait_done(child, health_timeout_s)
             return child
-        self.children.append(child)
-        self._write_stack_file()
+        with self._lock:
+            self.children.append(child)
+            self._write_stack_file()
         self.wait_healthy(child, health_timeout_s)
         return child
 
@@ -136,10 +189,22 @@ class Supervisor:
             return False
         if child.spec.health_path is None:
             return _dns_ready(self.host, child.spec.port)
+        import httpx
+
         try:
-            return httpx.get(child.url(self.host) + child.spec.health_path, timeout=1.0).status_code < 500
+            return self._http().get(child.url(self.host) + child.spec.health_path, timeout=1.0).status_code < 500
         except httpx.HTTPError:
             return False
+
+    def _http(self):
+        """One keep-alive client for every health check (the live view checks each service every
+        second: a connection per check would leave one socket in TIME-WAIT each time)."""
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client()
+            return self._client
 
     def stop_all(self, timeout_s: float = 10.0, on_stop: Callable[[str], None] | None = None) -> None:
         for child in reversed(self.children):
@@ -147,19 +212,66 @@ class Supervisor:
             if on_stop:
                 on_stop(child.spec.name)
         self.children.clear()
-        self.stack_file.unlink(missing_ok=True)
+        stack_file.remove(self.state_dir)
 
     def _write_stack_file(self) -> None:
         data = {
             "supervisor_pid": os.getpid(),
+            "run_id": self.run_id,
             "host": self.host,
+            "state_dir": str(self.state_dir),
+            "log_dir": str(self.log_dir),
+            **self.description,
             "services": {
-                c.spec.name: {"pid": c.process.pid, "port": c.spec.port, "log": str(c.log_path), "args": list(c.spec.args)}
-                for c in self.children
+                c.spec.name: {
+                    "pid": c.process.pid,
+                    "port": c.spec.port,
+                    "protocol": c.spec.protocol,
+                    "log": str(c.log_path),
+                    "args": list(c.spec.args),
+                    **({"url": c.url(self.host)} if c.spec.protocol == "tcp" else {}),
+                }
+                for c in list(self.children)
             },
         }
-        self.stack_file.parent.mkdir(parents=True, exist_ok=True)
-        self.stack_file.write_text(json.dumps(data, indent=2))
+        stack_file.write(self.state_dir, data)
+
+    def start_all(
+        self,
+        specs: list[ServiceSpec],
+        on_started: Callable[[Child], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        health_timeout_s: float = 60.0,
+    ) -> list[Child]:
+        """Start every service as soon as all it depends on are up (or done, for a one-shot):
+        independent services start in parallel, since a Python process takes seconds to start
+        on a busy machine. The first failure stops the start-up and is raised; services already
+        running stay in self.children for stop_all."""
+        names = {s.name for s in specs}
+        futures: dict[str, Future] = {}
+
+        def run(spec: ServiceSpec) -> Child | None:
+            for dep in spec.depends_on:
+                if dep in names and futures[dep].result() is None:
+                    return None  # a dependency did not start (stopping)
+            if should_stop():
+                return None
+            child = self.start(spec, health_timeout_s)
+            if on_started:
+                on_started(child)
+            return child
+
+        with ThreadPoolExecutor(max_workers=max(1, len(specs)), thread_name_prefix="start") as pool:
+            for spec in specs:  # services() lists dependencies first
+                futures[spec.name] = pool.submit(run, spec)
+            failure: BaseException | None = None
+            for spec in specs:
+                exc = futures[spec.name].exception()
+                if exc is not None and failure is None:
+                    failure = exc
+            if failure is not None:
+                raise failure
+        return [c for s in specs if (c := futures[s.name].result()) is not None]
 
 
 def stop_process_group(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
@@ -179,10 +291,8 @@ def stop_process_group(process: subprocess.Popen, timeout_s: float = 10.0) -> No
 
 
 def read_stack_file(state_dir: Path) -> dict | None:
-    try:
-        return json.loads((state_dir / "stack.json").read_text())
-    except (OSError, ValueError):
-        return None
+    stack = stack_file.read(state_dir)
+    return stack.data if stack else None
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -59,19 +59,24 @@ def zone_id_for(name: str, client=None) -> str:
     return zone_id
 
 
-def ensure_zones(endpoint_names: Iterable[str], client=None) -> dict[str, str]:
+def ensure_zones(endpoint_names: Iterable[str], client=None, *, real_account: bool = False) -> dict[str, str]:
     """Create a public hosted zone for every name that has none; return {name: zone id} of those created.
 
-    Idempotent: names that already have a zone are left alone.
+    Idempotent: names that already have a zone are left alone. In a real AWS account (no endpoint
+    override) it calls nothing unless `real_account` says the user asked for it (`--aws`):
+    RealAccountRefused names the zones it could create.
     """
+    from services.aws_clients import refuse_real_aws
+
     if client is None:
         from services.aws_clients import route53_client
 
         client = route53_client()
+    names = list(dict.fromkeys(normalise_name(n) for n in endpoint_names))
+    refuse_real_aws(client, f"create hosted zones for {', '.join(names)}", real_account)
+    missing = [name for name in names if find_zone_id(name, client) is None]
     created: dict[str, str] = {}
-    for name in dict.fromkeys(normalise_name(n) for n in endpoint_names):
-        if find_zone_id(name, client) is not None:
-            continue
+    for name in missing:
         reply = client.create_hosted_zone(
             Name=name,
             CallerReference=f"dnsctl-{uuid.uuid4()}",

@@ -9,14 +9,13 @@ reachable in seconds (RACE_ENACTOR_ENV). Attaching reads the running stack's
 from __future__ import annotations
 
 import os
-import socket
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services import auth
-from services.stack import EMULATOR_CREDENTIALS, ENACTORS, Ports, ServiceSpec, services
-from services.supervisor import Supervisor, port_free, read_stack_file
+from services import auth, stack_file
+from services.stack import DEFAULT_BUCKET, DEFAULT_REGION, EMULATOR_CREDENTIALS, ENACTORS, Ports, services
+from services.supervisor import Child, PortInUse, Supervisor, check_ports, free_port
 
 # Settings of a private race stack's enactors, and why:
 # - keep_plans 2: the clean-up after a flip deletes every tree more than two plans older, so a
@@ -50,6 +49,14 @@ class RaceStack:
     state_dir: Path
     logs: dict[str, Path] = field(default_factory=dict)
     supervisor: Supervisor | None = None  # None: attached to a stack someone else runs
+    attached_log_dir: Path | None = None  # an attached stack's run folder (from its description)
+
+    @property
+    def log_dir(self) -> Path:
+        """Where this run's logs go (the race's own log too): the stack's per-run folder."""
+        if self.supervisor is not None:
+            return self.supervisor.log_dir
+        return self.attached_log_dir or self.state_dir / "logs"
 
     @property
     def private(self) -> bool:
@@ -70,36 +77,34 @@ class RaceStack:
                 stop_process_group(child.process)
 
 
-def free_port(host: str, protocol: str = "tcp") -> int:
-    """A port free now on `host` (both UDP and TCP for the DNS server)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port_free(host, port, protocol):
-            return port
-    raise StackError(f"no free {protocol} port on {host}")
-
-
 def _client_env(base_env: dict[str, str]) -> None:
     # This process is a client of the stack too (Route 53 reads, the chaos API): same settings.
     os.environ.update(base_env)
     os.environ.pop("AWS_PROFILE", None)
 
 
-def start_private(state_dir: Path, *, version_guard: bool, host: str = "127.0.0.1") -> RaceStack:
-    """Start emulator, planner, three enactors, DNS server and prober on free ports."""
+def start_private(
+    state_dir: Path,
+    *,
+    version_guard: bool,
+    host: str = "127.0.0.1",
+    ports: Ports | None = None,
+    on_started: Callable[[Child], None] | None = None,
+) -> RaceStack:
+    """Start emulator, planner, three enactors, DNS server and prober on `ports` (default: free
+    ones), in parallel where their dependencies allow; `on_started` hears of each as it comes up."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     os.environ["DNSCTL_STATE_DIR"] = str(state_dir)
     auth.ensure_token()  # the stack's own token (mode 600 in its state directory) unless DNSCTL_API_TOKEN is set
-    ports = Ports(
-        emulator=free_port(host),
-        planner=free_port(host),
-        enactors=tuple(free_port(host) for _ in ENACTORS),
-        dns=free_port(host, "udp+tcp"),
-        prober=free_port(host),
-    )
+    if ports is None:
+        ports = Ports(
+            emulator=free_port(host),
+            planner=free_port(host),
+            enactors=tuple(free_port(host) for _ in ENACTORS),
+            dns=free_port(host, "udp+tcp"),
+            prober=free_port(host),
+        )
     specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=RACE_PLAN_INTERVAL_S, allow_chaos=True)
     for spec in specs:
         spec.env.update(RACE_ROUTE53_ENV)
@@ -111,8 +116,22 @@ def start_private(state_dir: Path, *, version_guard: bool, host: str = "127.0.0.
         "AWS_ENDPOINT_URL": f"http://{host}:{ports.emulator}",
         **RACE_ROUTE53_ENV,
     }
+    try:
+        check_ports(specs, host)
+    except PortInUse as exc:
+        raise StackError(str(exc).replace("`dnsctl up --help`", "`dnsctl race --help`")) from exc
     _client_env(base_env)
     sup = Supervisor(host=host, state_dir=state_dir, base_env=base_env)
+    os.environ[stack_file.RUN_ID_ENV] = sup.run_id  # the race's own log belongs to this run too
+    aws_env = {**EMULATOR_CREDENTIALS, "AWS_ENDPOINT_URL": base_env["AWS_ENDPOINT_URL"]}
+    sup.description = {
+        "mode": "guarded" if version_guard else "legacy",
+        "started_by": "race",
+        "ports": {"emulator": ports.emulator, "planner": ports.planner, "enactors": list(ports.enactors),
+                  "dns": ports.dns, "prober": ports.prober},
+        "aws_env": aws_env,
+        "settings": {"DNSCTL_BUCKET": DEFAULT_BUCKET, "DNSCTL_REGION": DEFAULT_REGION},
+    }
     stack = RaceStack(
         host=host,
         planner=f"http://{host}:{ports.planner}",
@@ -122,38 +141,36 @@ def start_private(state_dir: Path, *, version_guard: bool, host: str = "127.0.0.
         state_dir=state_dir,
         supervisor=sup,
     )
+    def started(child: Child) -> None:
+        stack.logs[child.spec.name] = child.log_path
+        if on_started:
+            on_started(child)
+
     try:
-        for level in _levels(specs):
-            # Each level started at once: Python processes take seconds to start on a busy machine.
-            with ThreadPoolExecutor(len(level)) as pool:
-                for spec, child in zip(level, pool.map(sup.start, level), strict=True):
-                    stack.logs[spec.name] = child.log_path
+        sup.start_all(specs, on_started=started)
     except Exception:
         sup.stop_all()
         raise
     return stack
 
 
-def _levels(specs: list[ServiceSpec]) -> list[list[ServiceSpec]]:
-    """The services grouped by dependency depth: every service after all it depends on."""
-    depth: dict[str, int] = {}
-    for spec in specs:  # services() lists them in start order: dependencies first
-        depth[spec.name] = 1 + max((depth.get(d, -1) for d in spec.depends_on), default=-1)
-    return [[s for s in specs if depth[s.name] == k] for k in range(max(depth.values()) + 1)]
-
-
 def attach(state_dir: Path) -> RaceStack:
     """The stack `dnsctl up --state-dir STATE_DIR` runs (its stack.json names ports and logs)."""
     state_dir = state_dir.resolve()
-    data = read_stack_file(state_dir)
-    if not data:
+    described = stack_file.read(state_dir)
+    if described is None:
         raise StackError(f"no running stack in {state_dir} (no stack.json): start one with `dnsctl up`, or drop --attach")
-    host = data.get("host", "127.0.0.1")
-    svc: dict[str, dict] = data.get("services", {})
+    if not described.running:
+        raise StackError(f"the stack described in {described.path} is gone (pid {described.data.get('supervisor_pid')} is not running): "
+                         "start one with `dnsctl up`, or drop --attach")
+    host = described.host
+    svc: dict[str, dict] = described.services
     missing = [n for n in ("planner", "dns", "prober", *(e for e, _, _ in ENACTORS)) if n not in svc]
     if missing:
         raise StackError(f"the stack in {state_dir} has no {', '.join(missing)}; the race needs the whole `dnsctl up` stack")
     os.environ["DNSCTL_STATE_DIR"] = str(state_dir)
+    if described.run_id:
+        os.environ[stack_file.RUN_ID_ENV] = described.run_id
     if "emulator" in svc:
         _client_env({**EMULATOR_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://{host}:{svc['emulator']['port']}"})
 
@@ -168,4 +185,5 @@ def attach(state_dir: Path) -> RaceStack:
         dns=(host, int(svc["dns"]["port"])),
         state_dir=state_dir,
         logs={name: Path(s["log"]) for name, s in svc.items() if s.get("log")},
+        attached_log_dir=described.log_dir,
     )

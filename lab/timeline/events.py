@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # Keys services/logs.py adds to every event; the rest are the event's own fields.
-ENVELOPE = ("event", "ts", "seq", "process", "pid", "level")
+ENVELOPE = ("event", "ts", "seq", "process", "pid", "level", "run")
 # Shown first wherever an event is summed up in one line.
 KEY_FIELDS = (
     "endpoint", "enactor", "alarm", "plan_version", "applied_version", "tree_id", "tree", "trees", "from_tree", "rollback_to",
@@ -47,6 +47,7 @@ class Event:
     source: str
     line: int
     index: int = -1
+    run: str | None = None  # the stack run (`dnsctl up`) that logged it; None in logs from before runs
 
     @property
     def lane(self) -> str:
@@ -111,6 +112,8 @@ class Event:
         out: dict[str, Any] = {"ts": self.ts_text, "process": self.process, "seq": self.seq, "event": self.name, "level": self.level}
         if self.pid is not None:
             out["pid"] = self.pid
+        if self.run is not None:
+            out["run"] = self.run
         out.update(self.fields)
         return out
 
@@ -191,8 +194,9 @@ def parse_line(text: str, source: str = "", line: int = 0, default_process: str 
     seq = data.get("seq") if isinstance(data.get("seq"), int) and not isinstance(data.get("seq"), bool) else None
     pid = data.get("pid") if isinstance(data.get("pid"), int) and not isinstance(data.get("pid"), bool) else None
     level = data.get("level") if isinstance(data.get("level"), str) else "info"
+    run = data.get("run") if isinstance(data.get("run"), str) and data.get("run") else None
     fields = {k: v for k, v in data.items() if k not in ENVELOPE}
-    return Event(ts=ts, process=process, seq=seq, name=name, level=level, pid=pid, fields=fields, source=source, line=line)
+    return Event(ts=ts, process=process, seq=seq, name=name, level=level, pid=pid, fields=fields, source=source, line=line, run=run)
 
 
 def parse_lines(lines: Iterable[str], source: str = "", default_process: str = "") -> LogFile:

@@ -1,5 +1,10 @@
-"""Run the emulator: moto's WSGI dispatcher, patched by moto_gaps, behind a threaded werkzeug
-server; save the state on SIGTERM/SIGINT when a state file is configured.
+"""Run the emulator: moto's WSGI dispatcher, patched by moto_gaps, behind uvicorn (through
+a2wsgi's WSGI adapter); save the state on SIGTERM/SIGINT when a state file is configured.
+
+Not werkzeug's development server: it answers every request with `Connection: close`, so each
+boto3 call of every process cost a new connection and left one socket in TIME-WAIT (about 2,400
+per stack run, enough to make the next stack's ports look taken). uvicorn keeps connections
+alive, and botocore's pool reuses them.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from werkzeug.serving import make_server
 
 from services.emulator import moto_gaps, state_file
 from services.emulator.route53_state import Settings
@@ -41,14 +45,11 @@ def build_app(config: EmulatorConfig) -> tuple[moto_gaps.EmulatorWsgi, moto_gaps
 
 
 def serve(config: EmulatorConfig) -> None:
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-
     log = get_logger(component="emulator")
     app, store = build_app(config)
     if config.state_file is not None:
         state_file.load(config.state_file, store)
-    server = make_server(config.host, config.port, app, threaded=True, request_handler=MotoRequestHandler)
-    server.daemon_threads = True
+    server = KeepAliveServer(app, config.host, config.port)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -77,3 +78,33 @@ def serve(config: EmulatorConfig) -> None:
         state_file.save(config.state_file, store)
     server.server_close()
     log.info("emulator_stopped")
+
+
+class KeepAliveServer:
+    """moto's WSGI app on uvicorn in a thread, with the shutdown calls serve() needs."""
+
+    def __init__(self, app, host: str, port: int):
+        import socket
+
+        import uvicorn
+        from a2wsgi import WSGIMiddleware
+
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))  # bound here, so a taken port fails at once and port 0 is known
+        self.server_port = self._sock.getsockname()[1]
+        config = uvicorn.Config(WSGIMiddleware(app, workers=16), log_level="warning", access_log=False,
+                                lifespan="off", timeout_keep_alive=30, server_header=False)
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # serve() owns SIGTERM/SIGINT (uvicorn < 0.29)
+
+    def serve_forever(self) -> None:
+        import asyncio
+
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+
+    def server_close(self) -> None:
+        self._sock.close()

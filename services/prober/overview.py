@@ -89,7 +89,10 @@ def endpoint_row(view: EndpointView, planner: PlannerStatus, enactors: list[Enac
         "lock_expired": (lock.expires <= now) if lock else None,
         "applied_version": applied,
         "newest_version": newest,
-        "lag": (newest - applied) if newest is not None and applied is not None else None,
+        # Never negative: a plan applied past the planner's newest means the planner's answer is
+        # older than Route 53's (read a moment earlier) or from another stack; "ahead" says by how much.
+        "lag": max(0, newest - applied) if newest is not None and applied is not None else None,
+        "ahead_of_planner": max(0, applied - newest) if newest is not None and applied is not None else 0,
         "addresses": addresses,
         "route53": view_to_json(view),
     }

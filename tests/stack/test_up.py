@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.processes import ROOT, free_port, free_port_udp_tcp
+from tests.stack.shells import bare_env
 
 
 def _up_args(state_dir: Path, ports: dict[str, int], duration: float) -> list[str]:
@@ -73,7 +74,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     ports = _ports()
     state_dir = tmp_path / "state"
     proc = subprocess.Popen(
-        _up_args(state_dir, ports, duration=40), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        _up_args(state_dir, ports, duration=150), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         stack_file = state_dir / "stack.json"
@@ -94,6 +95,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
         pids = [svc["pid"] for svc in json.loads(stack_file.read_text())["services"].values()]
         assert len(pids) == 7  # emulator, planner, three enactors, dns, prober (zones is a one-shot)
         assert (state_dir / "token").stat().st_mode & 0o777 == 0o600
+        _second_shell_finds_the_stack(tmp_path, state_dir, ports)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -108,6 +110,42 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     assert not stack_file.exists()
 
 
+def _second_shell_finds_the_stack(tmp_path: Path, state_dir: Path, ports: dict[str, int]) -> None:
+    """Another shell, elsewhere, with no AWS settings at all: every command finds the stack from its state dir."""
+    described = json.loads((state_dir / "stack.json").read_text())
+    run_id = described["run_id"]
+    assert described["mode"] == "guarded" and described["log_dir"] == str(state_dir / "logs" / run_id)
+    assert described["aws_env"]["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{ports['emulator']}"
+    assert all(Path(svc["log"]).parent == state_dir / "logs" / run_id for svc in described["services"].values())
+    shell = tmp_path / "elsewhere"
+    shell.mkdir()
+    env = bare_env(shell)
+
+    def run(*args: str, columns: int = 200) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli.main", "--state-dir", str(state_dir), *args], cwd=shell,
+                              env={**env, "COLUMNS": str(columns), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=90)
+
+    status = run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["route53_error"] is None and report["planner"]["reachable"] and report["warnings"] == []
+    assert len(report["endpoints"]) == 3 and all(e["reachable"] for e in report["enactors"])
+    assert report["dns"] == f"127.0.0.1:{ports['dns']}" and report["stack"]["run_id"] == run_id
+    assert all(r["lag"] is None or r["lag"] >= 0 for r in report["endpoints"])
+    view = run("status", columns=80)  # the compact layout: 80x24
+    assert view.returncode == 0, view.stderr
+    lines = view.stdout.rstrip("\n").splitlines()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80, view.stdout
+    assert sum("enactor-" in line for line in lines) >= 3 and "DNS A" in view.stdout
+    exports = run("env")
+    assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{ports['emulator']}" in exports.stdout
+    repair = run("repair", "--all", "--dry-run")
+    assert repair.returncode == 0 and repair.stdout.count("healthy") == 3, repair.stdout + repair.stderr
+    timeline = run("timeline", "--stack", "--json")
+    assert timeline.returncode == 0, timeline.stderr
+    assert {Path(f["path"]).parent.name for f in json.loads(timeline.stdout)["files"]} == {run_id}
+
+
 def test_a_port_in_use_is_a_clear_error_and_starts_nothing(tmp_path: Path):
     ports = _ports()
     state_dir = tmp_path / "state"
@@ -117,5 +155,5 @@ def test_a_port_in_use_is_a_clear_error_and_starts_nothing(tmp_path: Path):
         run = subprocess.run(_up_args(state_dir, ports, duration=5), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     text = " ".join(run.stdout.split())
-    assert "port in use" in text and f"planner needs 127.0.0.1:{ports['planner']}" in text
+    assert "port in use" in text and f"planner needs 127.0.0.1:{ports['planner']}, held by pid {os.getpid()}" in text
     assert not (state_dir / "stack.json").exists()
