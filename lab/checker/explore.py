@@ -62,6 +62,7 @@ class Result:
     walks: int = 0
     seed: int | None = None
     explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
+    timed_out: bool = False  # stopped by max_seconds before the space was exhausted
 
     @property
     def counterexample(self) -> Counterexample | None:
@@ -81,6 +82,7 @@ def explore(
     keep_states: bool = False,
     on_progress: Callable[[int, int, float], None] | None = None,
     progress_every_s: float = 2.0,
+    max_seconds: float | None = None,
 ) -> Result:
     """Breadth-first over every reachable state within world.bounds.
 
@@ -139,9 +141,13 @@ def explore(
         labels = list(world.labels(s))
         if por:
             labels = _ample(world, canonical, index, s, labels)
-        if on_progress is not None and not (i & 4095):
+        if not (i & 4095) and (on_progress is not None or max_seconds is not None):
             now = time.perf_counter()
-            if now - last_report >= progress_every_s:
+            if max_seconds is not None and now - started > max_seconds:
+                result.timed_out = True
+                stop = True
+                break
+            if on_progress is not None and now - last_report >= progress_every_s:
                 last_report = now
                 on_progress(len(states), d, now - started)
         for label in labels:

@@ -271,6 +271,8 @@ def damage_batches(core, settings, endpoint: str, zone_id: str, plans: tuple[Pla
     build_changes = [Change("CREATE", r) for r in build.values()]
     for rtype in sorted(newest.endpoint(ep).record_types):
         build_changes.append(Change("CREATE", RecordSet(layout.root_name(ep), rtype, alias=AliasTarget(layout.tree_name(ep, root_tree.tree_id), zone_id))))
+        if rtype not in older.endpoint(ep).record_types:
+            continue  # the older plan had no such records: no rollback for this type
         build_changes.append(
             Change("CREATE", RecordSet(layout.rollback_name(ep), rtype, alias=AliasTarget(layout.tree_name(ep, rollback_tree.tree_id), zone_id)))
         )
