@@ -58,7 +58,7 @@ def test_the_mutant_gate_runs_a_mutant_in_a_copy_and_prints_its_table():
 
 def test_legacy_counterexample_replays_on_the_emulator_and_shows_through_dns(emulator, tmp_path):
     path = tmp_path / "race.json"
-    run = dnsctl("check", "--guard", "off", "--ignore", "ServedIsApplied", "--json", str(path))
+    run = dnsctl("check", "--guard", "off", "--ignore", "ServedIsApplied", "--lost-replies", "0", "--json", str(path))
     assert run.returncode == 1, run.stdout + run.stderr
     assert "time to first counterexample" in run.stdout
     assert f"flips the root of {EP} to plan 1" in run.stdout and "while plan 4 is active" in run.stdout

@@ -37,7 +37,7 @@ def _end(world: World, labels):
 
 
 def test_legacy_finds_the_race_with_a_shortest_trace():
-    world = World(Bounds(guard=False), ignore=KNOWN)
+    world = World(Bounds(guard=False, lost_replies=0), ignore=KNOWN)
     result = explore(world)
     cx = result.counterexample
     assert cx is not None and cx.kind == "safety"
@@ -49,7 +49,7 @@ def test_legacy_finds_the_race_with_a_shortest_trace():
     assert "the tree the root serves" in text
     assert rep.final[0]["dns"] == {"rcode": "NOERROR", "addresses": [], "dangling": True}
     # Breadth-first: nothing breaks in fewer steps.
-    shorter = explore(World(Bounds(guard=False, max_depth=len(cx.labels) - 1), ignore=KNOWN), check_progress=False)
+    shorter = explore(World(Bounds(guard=False, lost_replies=0, max_depth=len(cx.labels) - 1), ignore=KNOWN), check_progress=False)
     assert shorter.counterexample is None and shorter.frontier > 0
     # October's stuck state: no continuation without new plans brings the endpoint back.
     can, _ = progress_from(world, _end(world, cx.labels))
