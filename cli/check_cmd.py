@@ -9,22 +9,26 @@ from pathlib import Path
 import typer
 
 HELP = """Explore every interleaving of the enactors (the real core, enactor/protocol.py), the planner
-publishing plans, lock losses and lease expiry, against the real Route 53 change engine, and
-check NoEmptyAnswer, NeverDeleteActive, Monotonic (guarded) and Progress.
+publishing plans, lock losses, lease expiry and lost replies, against the real Route 53 change
+engine, and judge what DNS serves (services/dns/answer.py), per record type: NoEmptyAnswer,
+ServedIsApplied, RollbackIntact (guarded), NoHalfTree, NeverDeleteActive, Monotonic (guarded),
+LockExclusion, CoreRaised/EngineRaised (the code under check raised) and Progress.
 
-Breadth-first with state hashing and symmetry reduction, so the first counterexample is a
-shortest one. Exit status: 0 no counterexample, 1 counterexample found (inverted by
---expect-violation), 2 bad usage or input. With --replay: 0 when Route 53 did at every step
-what the model did, 1 when it did not.
+Breadth-first with state hashing, symmetry and partial-order reduction, so the first
+counterexample is a shortest one. Exit status: 0 no counterexample, 1 counterexample found
+(inverted by --expect-violation), 2 bad usage or input. With --replay: 0 when Route 53 did at
+every step what the model did, 1 when it did not. --ablate: each part of the guard switched off
+alone. --mutants: the mutant gate (python -m lab.checker.mutants).
 
 The model (see lab/checker/world.py): sleeps and backoffs are abstract (any sleeping
 enactor may wake at any later step); the clock stands still except for lease expiries, each of
 which ages every lock lease by one TTL; a lock loss is an outside writer taking the lock just
-before an enactor's first batch of a unit (the runner's lose_lock_attempts fault). Default
-bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4 published by the planner at
-any moment, keep_plans 2 (a flip of plan 4 cleans up trees of plans below 2, so the race of
-20 October is inside the bounds), at most 1 lease expiry and 1 lock loss. The guarded core
-exhausts these in about 20-30 s on 2 cores; larger bounds grow fast: use --random for them.
+before an enactor's first batch of a unit; a lost reply is a batch Route 53 carried out whose
+answer never arrives. Default bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4
+(plan 2 re-addresses a load balancer, plan 3 drops AAAA, plan 4 brings it back and adds a load
+balancer) published at any moment, keep_plans 2, at most 1 lease expiry, 1 lock loss and 1 lost
+reply. The guarded core's space at these bounds is about 1.65 million states (minutes); use
+smaller bounds or --random for quick looks.
 """
 
 

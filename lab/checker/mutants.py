@@ -66,19 +66,22 @@ def mutated_source(m: Mutant, source: str) -> str:
     return source
 
 
-def core_module(m: Mutant) -> types.ModuleType:
-    """A core mutant as a separate module object (enactor.protocol itself is never touched)."""
-    if m.file != CORE:
-        raise ValueError(f"mutant {m.name} mutates {m.file}, not the core: run it through the gate")
-    from enactor import protocol
-
-    source = mutated_source(m, Path(protocol.__file__).read_text())
-    module_name = f"enactor.protocol_mutant_{m.name}"
+def mutant_module(m: Mutant) -> types.ModuleType:
+    """A mutant as a separate module object, in-process (the real module is never touched)."""
+    source = mutated_source(m, (ROOT / m.file).read_text())
+    module_name = m.file.removesuffix(".py").replace("/", ".") + f"_mutant_{m.name}"
     module = types.ModuleType(module_name)
     module.__file__ = f"<{module_name}>"
     sys.modules[module_name] = module  # dataclasses resolve annotations through sys.modules
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     return module
+
+
+def core_module(m: Mutant) -> types.ModuleType:
+    """A core mutant, to pass to World(bounds, core)."""
+    if m.file != CORE:
+        raise ValueError(f"mutant {m.name} mutates {m.file}, not the core: run it through the gate")
+    return mutant_module(m)
 
 
 _DELETE_APPLIED = 'changes += ((Change("DELETE", st.applied),) if st.applied is not None else ()) + (Change("CREATE", planned.cas),)'

@@ -20,7 +20,7 @@ from lab.checker.invariants import (
     CORE_RAISED, ENGINE_RAISED, LOCK_EXCLUSION, MONOTONIC, NEVER_DELETE_ACTIVE, NO_EMPTY_ANSWER, NO_HALF_TREE, PROGRESS,
     ROLLBACK_INTACT, SERVED_IS_APPLIED,
 )  # fmt: skip
-from lab.checker.mutants import MUTANTS, Mutant, MutantStale, by_name, core_module, mutated_source
+from lab.checker.mutants import MUTANTS, Mutant, MutantStale, by_name, core_module, mutant_module, mutated_source
 from lab.checker.world import Bounds, World
 from services.route53.engine import apply_batch
 
@@ -125,12 +125,8 @@ def test_an_engine_that_raises_is_a_counterexample(monkeypatch):
 
 def test_the_doomed_batch_reduction_stays_sound_on_an_engine_that_ignores_delete_values(monkeypatch):
     # With reductions on and off, the faulty engine is caught (it used to crash the checker).
-    from services.route53 import engine
-
-    source = mutated_source(by_name("engine_delete_ignores_values"), open(engine.__file__).read())
-    namespace: dict = {"__name__": "engine_mutant"}
-    exec(compile(source, "<engine mutant>", "exec"), namespace)
-    monkeypatch.setattr(world_module, "apply_batch", namespace["apply_batch"])
+    engine = mutant_module(by_name("engine_delete_ignores_values"))
+    monkeypatch.setattr(world_module, "apply_batch", engine.apply_batch)
     for reduce in (True, False):
         cx = explore(World(Bounds(guard=True, **SMALL), reduce=reduce, ignore=KNOWN)).counterexample
         assert cx is not None and LOCK_EXCLUSION in cx.invariants
