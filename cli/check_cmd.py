@@ -9,22 +9,26 @@ from pathlib import Path
 import typer
 
 HELP = """Explore every interleaving of the enactors (the real core, enactor/protocol.py), the planner
-publishing plans, lock losses and lease expiry, against the real Route 53 change engine, and
-check NoEmptyAnswer, NeverDeleteActive, Monotonic (guarded) and Progress.
+publishing plans, lock losses, lease expiry and lost replies, against the real Route 53 change
+engine, and judge what DNS serves (services/dns/answer.py), per record type: NoEmptyAnswer,
+ServedIsApplied, RollbackIntact (guarded), NoHalfTree, NeverDeleteActive, Monotonic (guarded),
+LockExclusion, CoreRaised/EngineRaised (the code under check raised) and Progress.
 
-Breadth-first with state hashing and symmetry reduction, so the first counterexample is a
-shortest one. Exit status: 0 no counterexample, 1 counterexample found (inverted by
---expect-violation), 2 bad usage or input. With --replay: 0 when Route 53 did at every step
-what the model did, 1 when it did not.
+Breadth-first with state hashing, symmetry and partial-order reduction, so the first
+counterexample is a shortest one. Exit status: 0 no counterexample, 1 counterexample found
+(inverted by --expect-violation), 2 bad usage or input. With --replay: 0 when Route 53 did at
+every step what the model did, 1 when it did not. --ablate: each part of the guard switched off
+alone. --mutants: the mutant gate (python -m lab.checker.mutants).
 
 The model (see lab/checker/world.py): sleeps and backoffs are abstract (any sleeping
 enactor may wake at any later step); the clock stands still except for lease expiries, each of
 which ages every lock lease by one TTL; a lock loss is an outside writer taking the lock just
-before an enactor's first batch of a unit (the runner's lose_lock_attempts fault). Default
-bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4 published by the planner at
-any moment, keep_plans 2 (a flip of plan 4 cleans up trees of plans below 2, so the race of
-20 October is inside the bounds), at most 1 lease expiry and 1 lock loss. The guarded core
-exhausts these in about 20-30 s on 2 cores; larger bounds grow fast: use --random for them.
+before an enactor's first batch of a unit; a lost reply is a batch Route 53 carried out whose
+answer never arrives. Default bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4
+(plan 2 re-addresses a load balancer, plan 3 drops AAAA, plan 4 brings it back and adds a load
+balancer) published at any moment, keep_plans 2, at most 1 lease expiry, 1 lock loss and 1 lost
+reply. The guarded core's space at these bounds is about 1.65 million states (minutes); use
+smaller bounds or --random for quick looks.
 """
 
 
@@ -48,6 +52,12 @@ def register(app: typer.Typer) -> None:
         keep_plans: int = typer.Option(2, "--keep-plans", help="The core's keep_plans: clean-up keeps the last N plans' trees."),
         lease_expiries: int = typer.Option(1, "--lease-expiries", help="How often the clock may jump past every lock lease."),
         lock_losses: int = typer.Option(1, "--lock-losses", help="How many lock attempts an outside writer may win."),
+        lost_replies: int = typer.Option(1, "--lost-replies", help="How many batches Route 53 applies (or rejects) while the reply is lost."),
+        failed_requests: int = typer.Option(0, "--failed-requests", help="How many requests fail before anything is carried out."),
+        por: str = typer.Option("on", "--por", help="off: no partial-order reduction (plan reads once every plan is out go first)."),
+        ignore: str = typer.Option("", "--ignore", help="Invariants not to report, comma separated (e.g. a known defect)."),
+        ablate: bool = typer.Option(False, "--ablate", help="For each part of the guard, check with only that part off: which invariant fails."),
+        mutants: bool = typer.Option(False, "--mutants", help="Run the mutant gate (python -m lab.checker.mutants) and exit."),
         start: str = typer.Option(
             "clean", "--start",
             help="clean: empty zones, no plan yet. damaged: October's end state (plans published, the root's tree deleted).",
@@ -72,6 +82,10 @@ def register(app: typer.Typer) -> None:
         if replay_file is not None:
             _replay(replay_file, keep_replay, aws)
             return
+        if mutants:
+            from lab.checker.mutants import main as gate_main
+
+            raise typer.Exit(gate_main([]))
         try:
             bounds = Bounds(
                 guard=_on_off(guard, "--guard"),
@@ -85,36 +99,66 @@ def register(app: typer.Typer) -> None:
                 start=start,
                 max_depth=max_depth,
                 symmetry=_on_off(symmetry, "--symmetry"),
+                lost_replies=lost_replies,
+                failed_requests=failed_requests,
+                por=_on_off(por, "--por"),
             )
+            ignored = _invariants(ignore)
         except BoundsError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
         if random_walks is not None and (random_walks < 1 or (walk_length is not None and walk_length < 1)):
             typer.echo("error: --random and --walk-length must be at least 1", err=True)
             raise typer.Exit(2)
-        found = _check(bounds, keep_going, json_file, random_walks, seed, walk_length)
+        if ablate:
+            from lab.checker.ablation import ablate as run_ablation
+
+            run_ablation(bounds, ignored, typer.echo)
+            return
+        found = _check(bounds, keep_going, json_file, random_walks, seed, walk_length, ignored)
         raise typer.Exit(_status(found, expect_violation))
+
+
+def _invariants(text: str) -> tuple[str, ...]:
+    from lab.checker.invariants import ALL
+    from lab.checker.world import BoundsError
+
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    unknown = [n for n in names if n not in ALL]
+    if unknown:
+        raise BoundsError(f"--ignore: unknown invariant {', '.join(unknown)}; known: {', '.join(ALL)}")
+    return names
+
+
+def _progress(states: int, depth: int, seconds: float) -> None:
+    """Live progress of a long run, on stderr (stdout stays the report)."""
+    rate = states / seconds if seconds > 0 else 0
+    print(f"  ... {states:,} states, {rate:,.0f} states/s, depth {depth}, {seconds:.0f} s", file=sys.stderr, flush=True)
 
 
 def _status(found: bool, expect_violation: bool) -> int:
     return 0 if found == expect_violation else 1
 
 
-def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, seed: int, walk_length: int | None) -> bool:
+def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, seed: int, walk_length: int | None, ignore=()) -> bool:
     from lab.checker import trace
     from lab.checker.explore import explore, progress_from, random_walks
     from lab.checker.invariants import PROGRESS
     from lab.checker.world import World
 
-    world = World(bounds)
+    world = World(bounds, ignore=ignore)
     echo = typer.echo
     b = bounds
     echo(
         f"dnsctl check: {b.mode} core ({world.core.__name__}), {b.enactors} enactor{'s' if b.enactors != 1 else ''} x "
         f"{b.endpoints} endpoint{'s' if b.endpoints != 1 else ''} ({b.lbs} LBs each), plans 1..{b.plans}, keep_plans {b.keep_plans}, "
         f"lease expiries <= {b.lease_expiries}, lock losses <= {b.lock_losses}, start {b.start}, "
-        f"symmetry {'on' if b.symmetry else 'off'}" + (f", max depth {b.max_depth}" if b.max_depth else "")
+        f"lost replies <= {b.lost_replies}, failed requests <= {b.failed_requests}, "
+        f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
+        + (f", max depth {b.max_depth}" if b.max_depth else "")
     )
+    if ignore:
+        echo(f"not reported: {', '.join(ignore)}")
     if walks is not None:
         result = random_walks(world, walks, seed, walk_length)
         echo(
@@ -122,7 +166,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
             f"{result.transitions:,} steps in {result.elapsed_s:.2f} s ({result.states_per_s:,.0f} states/s)"
         )
     else:
-        result = explore(world, stop_at_first=not keep_going)
+        result = explore(world, stop_at_first=not keep_going, on_progress=_progress, progress_every_s=5.0)
         complete = "all of them" if result.exhausted and not result.frontier else (
             f"cut at depth {b.max_depth}: {result.frontier:,} states not expanded" if result.frontier else "stopped at the first counterexample")
         echo(
@@ -134,7 +178,9 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         if walks is not None:
             echo("no counterexample on these walks (random walks check NoEmptyAnswer, NeverDeleteActive and Monotonic, not Progress)")
         else:
-            held = "NoEmptyAnswer, NeverDeleteActive" + (", Monotonic" if b.guard else "")
+            from lab.checker.invariants import ALL, GUARDED_ONLY
+
+            held = ", ".join(i for i in ALL if i != PROGRESS and i not in ignore and (b.guard or i not in GUARDED_ONLY))
             echo(f"invariants hold in every explored state and step: {held}")
             if result.progress_checked:
                 note = f" ({result.frontier:,} unexpanded states at the depth bound counted as able to)" if result.frontier else ""
@@ -183,6 +229,12 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
     except (trace.TraceFileError, BoundsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    from lab.checker.world import FAIL, LOST_REPLY
+
+    if any(label[2:] and label[2] in (FAIL, LOST_REPLY) for label in labels + continuation):
+        typer.echo(f"error: {path} has injected transport faults (a lost reply or a failed request), which --replay does not "
+                   "carry out on Route 53 yet; check with --lost-replies 0 --failed-requests 0 for a replayable trace", err=True)
+        raise typer.Exit(2)
     if data.get("core") != "enactor.protocol":
         typer.echo(f"error: {path} is a counterexample of {data.get('core')!r}, not of enactor.protocol; replay it from Python with that core", err=True)
         raise typer.Exit(2)

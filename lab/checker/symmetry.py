@@ -73,11 +73,11 @@ class Symmetry:
                 best_z, best_m = z, m
         if best_m is machines and best_z is zones:
             return state
-        return State(state.published, state.expiries, state.losses, state.flipped, best_z, best_m)
+        return state._replace(zones=best_z, machines=best_m)
 
     def rename(self, state: State, i: int) -> State:
         zones, machines = self._renamed(state.zones, state.machines, i)
-        return State(state.published, state.expiries, state.losses, state.flipped, zones, machines)
+        return state._replace(zones=zones, machines=machines)
 
     def _renamed(self, zones: tuple[int, ...], machines: tuple[int, ...], i: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         zmemo, mmemo, sources = self._zones[i], self._machines[i], self._sources[i]

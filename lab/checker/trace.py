@@ -17,7 +17,7 @@ from typing import Any
 
 from enactor import layout
 from lab.checker.explore import Counterexample
-from lab.checker.world import EXPIRE, LOCK_TTL_S, LOSE_LOCK, PUBLISH, Bounds, Label, Move, State, World
+from lab.checker.world import CHOICES, EXPIRE, FAIL, LOCK_TTL_S, LOSE_LOCK, PUBLISH, Bounds, Label, Move, State, World
 from services.dns.answer import resolve
 from services.dns.snapshot import Snapshot
 
@@ -74,7 +74,16 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
     who, ep = world.who(k)
     assert move is not None
     fresh = world.fresh_tree_id(state, k) if world.machine(state.machines[k]).phase == "list" else None
-    text = _move_text(world, state, k, move, label[2] == LOSE_LOCK)
+    text = "" if move.error is not None else _move_text(world, state, k, move, label[2] == LOSE_LOCK)
+    if move.error is not None:
+        pass
+    elif move.outcome == "failed" or label[2] == FAIL:
+        text = f"{who}'s {type(move.request).__name__} request on {ep} fails before anything is carried out (injected): it backs off"
+    elif move.outcome.startswith("lost_reply"):
+        done = "applied" if move.outcome == "lost_reply_accepted" else "rejected"
+        text = f"{who}'s {move.request.purpose} batch for plan {move.request.plan_version} on {ep} is {done} by Route 53, but the reply is lost (injected): {who} backs off"
+    if move.error is not None:
+        text = f"{who} on {ep}: {move.error[0]}: {move.error[1]}"
     for k2, m2 in knocked:
         other = world.who(k2)[0]
         text += f"; {other}'s pending {m2.request.purpose} batch cannot match the new lock: rejected, {other} backs off"
@@ -368,7 +377,7 @@ def read_json(path: Path) -> tuple[Bounds, list[Label], list[Label], dict[str, A
 def _label(raw: Any) -> Label:
     label = tuple(raw)
     if label in (PUBLISH, EXPIRE) or (
-        len(label) == 3 and label[0] == "step" and isinstance(label[1], int) and label[1] >= 0 and label[2] in ("", LOSE_LOCK)
+        len(label) == 3 and label[0] == "step" and isinstance(label[1], int) and label[1] >= 0 and label[2] in CHOICES
     ):
         return label
     raise ValueError(f"not a step: {raw!r}")

@@ -90,9 +90,12 @@ class Bounds:
     keep_plans: int = 2  # the core's clean-up keeps trees of the last keep_plans plans
     lease_expiries: int = 1  # times the clock may jump past every lock lease
     lock_losses: int = 1  # lock attempts that may be lost to an outside writer
+    lost_replies: int = 1  # batches Route 53 applies but whose reply never reaches the enactor
+    failed_requests: int = 0  # requests that fail before Route 53 (or S3) carries them out
     start: str = "clean"  # "damaged": the root's tree was deleted under it (October's end state)
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
+    por: bool = True  # partial-order reduction (explore.py): a plan read with every plan out goes first, alone
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,8 +111,8 @@ class Bounds:
             problems.append("--lbs must be 1..50")
         if self.keep_plans < 1:
             problems.append("--keep-plans must be at least 1")
-        if self.lease_expiries < 0 or self.lock_losses < 0:
-            problems.append("--lease-expiries and --lock-losses must be >= 0")
+        if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests) < 0:
+            problems.append("--lease-expiries, --lock-losses, --lost-replies and --failed-requests must be >= 0")
         if self.start not in STARTS:
             problems.append(f"--start must be one of {', '.join(STARTS)}")
         if self.max_depth is not None and self.max_depth < 1:
@@ -128,16 +131,21 @@ class State(NamedTuple):
     published: int  # plans 1..published are in the store
     expiries: int  # lease expiries spent
     losses: int  # injected lock losses spent
-    flipped: int  # bit j: a flip was accepted on endpoint j in this run
+    applied: tuple[int, ...]  # per endpoint: plan of the last flip Route 53 accepted in this run (0: none)
+    lost: int  # lost replies spent
+    failed: int  # failed requests spent
     zones: tuple[int, ...]  # interned zone per endpoint
     machines: tuple[int, ...]  # interned machine per (enactor, endpoint), enactor-major
 
 
-# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock").
+# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail").
 Label = tuple
 PUBLISH: Label = ("publish",)
 EXPIRE: Label = ("expire",)
 LOSE_LOCK = "lose_lock"
+LOST_REPLY = "lost_reply"  # Route 53 applies the batch (or rejects it); the reply is lost: RequestFailed
+FAIL = "fail"  # the request fails before anything is carried out: RequestFailed
+CHOICES = ("", LOSE_LOCK, LOST_REPLY, FAIL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +157,9 @@ class Move:
     request: Any
     observation: Any
     notes: tuple
-    outcome: str  # "accepted" | "rejected" | "lost_lock" | "" (not a batch)
+    outcome: str  # "accepted" | "rejected" | "lost_lock" | "lost_reply" | "failed" | "raised" | "" (not a batch)
     flip: bool  # the request was a flip (or heal) batch
+    error: tuple[str, str] | None = None  # (CoreRaised | EngineRaised | LockExclusion, what happened)
 
 
 @dataclass
@@ -179,39 +188,58 @@ def endpoint_names(n: int) -> tuple[str, ...]:
     return (ENDPOINT_NAMES + extra)[:n]
 
 
-def model_fleet(bounds: Bounds) -> Fleet:
-    """The planner's fleet for the model: `lbs` load balancers per endpoint, spread over three AZs."""
+def model_fleet(bounds: Bounds, version: int = 1) -> Fleet:
+    """The planner's fleet for plan `version`: `lbs` load balancers per endpoint over three AZs,
+    serving A and AAAA, changed from version to version as a real fleet changes (PLAN_CHANGES)."""
     names = endpoint_names(bounds.endpoints)
     lbs = []
     for j, name in enumerate(names):
-        for i in range(bounds.lbs):
+        ids = list(range(bounds.lbs))
+        if version >= 4:
+            ids.append(bounds.lbs)  # a load balancer is added
+        if version >= 5 and bounds.lbs >= 2:
+            ids.remove(1)  # and one is retired
+        for i in ids:
+            moved = version >= 2 and i == 0  # re-addressed (a replaced load balancer)
             lbs.append(
                 {
                     "id": f"lb{j}-{i}",
                     "az": AZS[i % len(AZS)],
                     "endpoint": name,
-                    "ipv4": [f"192.0.2.{1 + j * 50 + i}"],
+                    "ipv4": [f"198.51.100.{1 + j * 50}" if moved else f"192.0.2.{1 + j * 50 + i}"],
+                    "ipv6": [f"2001:db8:1:{j}::1" if moved else f"2001:db8:0:{j}::{i + 1:x}"],
                     "capacity": 1000,
                 }
             )
+    types = ["A"] if version == 3 else ["A", "AAAA"]  # plan 3 drops AAAA, plan 4 brings it back
     return validate_fleet(
         {
             "region": REGION,
             "azs": list(AZS),
             "drained_azs": [],
-            "endpoints": [{"name": n, "record_types": ["A"]} for n in names],
+            "endpoints": [{"name": n, "record_types": types} for n in names],
             "load_balancers": lbs,
         },
         "model fleet",
     )
 
 
+# What each plan changes (documented here because traces refer to it).
+PLAN_CHANGES = {
+    1: "A and AAAA over the first load balancers",
+    2: "lb*-0 re-addressed",
+    3: "AAAA dropped",
+    4: "AAAA back, a load balancer added",
+    5: "lb*-1 retired",
+}
+
+
 def model_plans(bounds: Bounds) -> tuple[Plan, ...]:
-    """Plans 1..plans as the planner builds them; traffic drift moves the weights every version,
-    as capacity changes do, so consecutive plans differ."""
-    fleet = model_fleet(bounds)
+    """Plans 1..plans as the planner builds them from `model_fleet(bounds, v)`; traffic drift
+    moves the weights every version as well, so consecutive plans always differ."""
     out = []
     for v in range(1, bounds.plans + 1):
+        fleet = model_fleet(bounds, v)
         drift = {lb.id: 0.5 + 0.5 * ((v + i) % 2) for i, lb in enumerate(fleet.load_balancers)}
         out.append(build_plan(fleet, v, reason=f"model plan {v}", lane="slow", drift=drift, created_at=PLAN_CREATED_AT))
     return tuple(out)
@@ -243,6 +271,8 @@ def damage_batches(core, settings, endpoint: str, zone_id: str, plans: tuple[Pla
     build_changes = [Change("CREATE", r) for r in build.values()]
     for rtype in sorted(newest.endpoint(ep).record_types):
         build_changes.append(Change("CREATE", RecordSet(layout.root_name(ep), rtype, alias=AliasTarget(layout.tree_name(ep, root_tree.tree_id), zone_id))))
+        if rtype not in older.endpoint(ep).record_types:
+            continue  # the older plan had no such records: no rollback for this type
         build_changes.append(
             Change("CREATE", RecordSet(layout.rollback_name(ep), rtype, alias=AliasTarget(layout.tree_name(ep, rollback_tree.tree_id), zone_id)))
         )
@@ -322,9 +352,10 @@ class World:
     core and the engine are pure, so the same inputs give the same outputs.
     """
 
-    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True):
+    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True, ignore=()):
         self.bounds = bounds
         self.core = core
+        self.ignore = frozenset(ignore)  # invariants not reported (see invariants.py)
         # reduce=False turns off the three exact reductions (waking at once, forgetting dead facts,
         # rejecting doomed batches at once): slower, for the tests that show they change nothing.
         self.reduce = reduce
@@ -356,7 +387,7 @@ class World:
         self._fresh_version: dict[int, int | None] = {}  # machine -> plan of the tree it may start
         self._lock_keys = tuple((layout.lock_name(ep), "TXT", None) for ep in self.endpoints)
         # One tuple per label, shared by every state that stores it (breadth-first keeps millions).
-        self._step_labels = tuple((("step", k, ""), ("step", k, LOSE_LOCK)) for k in range(bounds.enactors * bounds.endpoints))
+        self._step_labels = tuple(tuple(("step", k, c) for c in CHOICES) for k in range(bounds.enactors * bounds.endpoints))
         self._aged_machines: dict[int, int] = {}
         self.initial = self._initial()
 
@@ -401,7 +432,7 @@ class World:
             for j, ep in enumerate(self.endpoints):
                 state, _ = self.core.start(ep, self.zone_ids[j])
                 machines.append(self.machines.add(state))
-        return State(published, 0, 0, 0, tuple(zones), tuple(machines))
+        return State(published, 0, 0, (0,) * self.n_endpoints, 0, 0, tuple(zones), tuple(machines))
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -415,14 +446,28 @@ class World:
             yield PUBLISH
         if state.expiries < self.bounds.lease_expiries and self._lease_held(state):
             yield EXPIRE
-        can_lose = state.losses < self.bounds.lock_losses
+        b = self.bounds
+        can_lose = state.losses < b.lock_losses
+        can_drop = state.lost < b.lost_replies
+        can_fail = state.failed < b.failed_requests
         for k, mid in enumerate(state.machines):
-            step, lose = self._step_labels[k]
+            step, lose, drop, fail = self._step_labels[k]
             yield step
-            if can_lose:
-                st = self.machine(mid)
-                if st.phase == "batch" and not st.acquired:
-                    yield lose
+            if can_lose or can_drop or can_fail:
+                phase = self.machine(mid).phase
+                if phase == "batch":
+                    if can_lose and not self.machine(mid).acquired:
+                        yield lose
+                    if can_drop:
+                        yield drop
+                if can_fail and phase in ("plan", "list", "batch"):
+                    yield fail
+
+    def local_machine(self, state: State, k: int) -> bool:
+        """Machine k's next steps read and write only its own state and commute with every other
+        transition: a plan read once the planner has published its last plan (nothing can change
+        what it reads, it writes no zone, and it leaves no batch pending for `_doomed`)."""
+        return state.published == len(self.plans) and self.machine(state.machines[k]).phase == "plan"
 
     def _lease_held(self, state: State) -> bool:
         for j, zid in enumerate(state.zones):
@@ -437,33 +482,37 @@ class World:
     def apply(self, state: State, label: Label) -> tuple[State, Move | None, tuple[tuple[int, Move], ...]]:
         """The state after `label`, the machine step it was (None for the planner and the clock),
         and the batches that step doomed, rejected at once: (machine index, move) each."""
-        published, expiries, losses, flipped, zones, machines = state
         kind = label[0]
         if kind == "publish":
-            return State(published + 1, expiries, losses, flipped, zones, machines), None, ()
+            return state._replace(published=state.published + 1), None, ()
         if kind == "expire":
-            zones = tuple(self._aged(self._aged_zones, z, self._age_zone) for z in zones)
-            machines = tuple(self._aged(self._aged_machines, m, self._age_machine) for m in machines)
-            return State(published, expiries + 1, losses, flipped, zones, machines), None, ()
+            zones = tuple(self._aged(self._aged_zones, z, self._age_zone) for z in state.zones)
+            machines = tuple(self._aged(self._aged_machines, m, self._age_machine) for m in state.machines)
+            return state._replace(expiries=state.expiries + 1, zones=zones, machines=machines), None, ()
+        published, expiries, losses, applied, lost, failed, zones, machines = state
         k, choice = label[1], label[2]
         move = self.move(state, k, choice)
         machines = machines[:k] + (move.machine,) + machines[k + 1 :]
         if choice == LOSE_LOCK:
             losses += 1
+        elif choice == LOST_REPLY:
+            lost += 1
+        elif choice == FAIL:
+            failed += 1
         knocked: tuple[tuple[int, Move], ...] = ()
         if move.zone is not None:
             j = k % self.n_endpoints
             zones = zones[:j] + (move.zone,) + zones[j + 1 :]
             if move.flip:
-                flipped |= 1 << j
-            new = State(published, expiries, losses, flipped, zones, machines)
+                applied = applied[:j] + (move.request.plan_version,) + applied[j + 1 :]
+            new = State(published, expiries, losses, applied, lost, failed, zones, machines)
             knocked = self._doomed(new, j, k) if self.reduce else ()
             if knocked:
                 ms = list(machines)
                 for k2, m2 in knocked:
                     ms[k2] = m2.machine
                 machines = tuple(ms)
-        return State(published, expiries, losses, flipped, zones, machines), move, knocked
+        return State(published, expiries, losses, applied, lost, failed, zones, machines), move, knocked
 
     def _doomed(self, state: State, j: int, writer: int) -> tuple[tuple[int, Move], ...]:
         """Batches of other machines on endpoint j that the zone's new lock has doomed, rejected.
@@ -471,6 +520,8 @@ class World:
         A batch whose lock preamble no longer matches the zone can only be rejected, whenever it is
         submitted (lock values never repeat), and its rejection changes no zone and reads nothing
         else: so it happens at once, in the same transition as the write that doomed it.
+        The reduction checks its own assumption: a batch the engine would not reject right now
+        (a faulty engine, a core whose lock values repeat) is left pending, explored as usual.
         """
         out = []
         current = self.zone(state.zones[j]).zone.records.get(self._lock_keys[j])
@@ -488,9 +539,8 @@ class World:
                 doomed = current is not None
             if doomed:
                 move = self.move(state, k2)
-                if move.outcome != "rejected":
-                    raise RuntimeError(f"a batch the checker took for doomed was {move.outcome or 'not submitted'}: {move.request}")
-                out.append((k2, move))
+                if move.outcome == "rejected" and move.error is None:
+                    out.append((k2, move))
         return tuple(out)
 
     @staticmethod
@@ -518,7 +568,9 @@ class World:
         j = k % self.n_endpoints
         zid = state.zones[j]
         phase = st.phase
-        if phase == "plan":
+        if choice == FAIL:
+            key = (mid, FAIL)
+        elif phase == "plan":
             key = (mid, "plan", state.published)
         elif phase == "list":
             key = (mid, "list", zid, self.fresh_tree_id(state, k))
@@ -567,49 +619,39 @@ class World:
         return out
 
     def _compute_move(self, state: State, k: int, st: Any, choice: str, key: tuple) -> Move:
+        """Carry out machine k's request (`answer`), feed the answer to the core's `step`.
+
+        Never raises on misbehaving code: an exception in the core (`step`, `request_of`) or in the
+        engine becomes a move with `error` set (CoreRaised / EngineRaised), which the invariants
+        report as a counterexample; the machine is left as it was.
+        """
         core = self.core
-        e, j = divmod(k, self.n_endpoints)
-        now = self.now(state)
-        request = core.request_of(st)
-        zone_after = None
-        outcome = ""
-        if st.phase == "plan":
-            obs = core.PlanRead(self.plans[state.published - 1] if state.published else None)
-        elif st.phase == "list":
-            obs = core.RecordsListed(self.listing(state.zones[j]), float(now), key[-1])
-        elif st.phase == "batch":
-            izone = self.zone(state.zones[j])
-            if choice == LOSE_LOCK:
-                obs = core.BatchRejected(self._lost_lock_messages(izone, request), "InvalidChangeBatch", float(now))
-                outcome = "lost_lock"
-            else:
-                try:
-                    after = apply_batch(izone, request.changes, self.settings[e].limits)
-                except Route53Error as exc:
-                    messages = tuple(getattr(exc, "messages", None) or (exc.message,))
-                    obs = core.BatchRejected(messages, exc.code, float(now))
-                    outcome = "rejected"
-                else:
-                    # No change id: propagation is instant here, so the core skips its INSYNC wait.
-                    obs = core.BatchAccepted(float(now))
-                    zone_after = self.intern_zone(after)
-                    outcome = "accepted"
-        elif st.phase == "check":
-            # The light check's targeted reads, answered from the zone in Route 53's order.
-            listing = SortedRecords(self.zone(state.zones[j]).zone)
-            obs = core.RecordsRead(tuple(r for q in request.queries for r in listing.page(q[0], q[1], max_items=q[2]).records), float(now))
-        elif st.phase == "insync":
-            obs = core.Insync(True, float(now))
+        e = k // self.n_endpoints
+        now = float(self.now(state))
+        try:
+            request = core.request_of(st)
+        except Exception as exc:  # noqa: BLE001 - a fault in the code under check is a finding
+            return Move(key[0], None, None, None, (), "raised", False, ("CoreRaised", f"request_of raised {_exc_text(exc)}"))
+        answer = Answer(None, None, "", None)
+        if choice == FAIL:
+            answer = Answer(core.RequestFailed("injected: connection reset before the request was carried out", now), None, "failed", None)
         else:
-            obs = core.Woke(float(now))
-        new, after, notes = core.step(self.settings[e], st, obs)
-        if isinstance(after, core.Sleep) and self.reduce:
-            # Waking changes nothing anyone else can see and commutes with every other step, and a
-            # woken machine may still wait any number of steps before it acts: so it wakes at once.
-            new, _, more = core.step(self.settings[e], new, core.Woke(float(now)))
-            notes += more
+            answer = ANSWERS[type(request).__name__](self, state, k, request, choice, key)
+        if answer.error is not None and answer.observation is None:
+            return Move(key[0], None, request, None, (), "raised", False, answer.error)
+        try:
+            new, after, notes = core.step(self.settings[e], st, answer.observation)
+            if isinstance(after, core.Sleep) and self.reduce:
+                # Waking changes nothing anyone else can see and commutes with every other step, and a
+                # woken machine may still wait any number of steps before it acts: so it wakes at once.
+                new, _, more = core.step(self.settings[e], new, core.Woke(now))
+                notes += more
+        except Exception as exc:  # noqa: BLE001 - a fault in the code under check is a finding
+            error = ("CoreRaised", f"step({type(answer.observation).__name__}) raised {_exc_text(exc)}")
+            return Move(key[0], None, request, answer.observation, (), "raised", False, answer.error or error)
         new = forget_dead(new) if self.reduce else new
-        return Move(self.machines.add(new), zone_after, request, obs, notes, outcome, bool(core.is_flip(request)))
+        flip = bool(core.is_flip(request))
+        return Move(self.machines.add(new), answer.zone, request, answer.observation, notes, answer.outcome, flip, answer.error)
 
     def _lost_lock_messages(self, izone: IndexedZone, batch: Any) -> tuple[str, ...]:
         """Route 53's answer to `batch` had another writer just taken the lock: the engine applies
@@ -622,7 +664,7 @@ class World:
             apply_batch(taken, batch.changes)
         except Route53Error as exc:
             return tuple(getattr(exc, "messages", None) or (exc.message,))
-        raise AssertionError("a batch whose lock preamble matched an outsider's lock was accepted")
+        return ()  # accepted: the engine broke the lock's exclusion (the caller reports it)
 
     # -- reading states --------------------------------------------------------------------
 
@@ -630,3 +672,89 @@ class World:
         """(enactor id, endpoint without the final dot) of machine index k."""
         e, j = divmod(k, self.n_endpoints)
         return self.enactor_ids[e], self.endpoints[j].rstrip(".")
+
+
+# --- answering the core's requests ----------------------------------------------------------
+# One function per request kind, looked up by the request's class name: the one place that
+# knows what each request means in the model. A new request kind of the core gets a function
+# here and an entry in ANSWERS; nothing else in the checker reads requests.
+
+
+class Answer(NamedTuple):
+    observation: Any  # what the core is fed (None: nothing, because `error`)
+    zone: int | None  # the zone after an accepted batch
+    outcome: str
+    error: tuple[str, str] | None  # EngineRaised / LockExclusion found while answering
+
+
+def _exc_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def answer_read_newest_plan(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    plan = world.plans[state.published - 1] if state.published else None
+    return Answer(world.core.PlanRead(plan), None, "", None)
+
+
+def answer_list_records(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    j = k % world.n_endpoints
+    return Answer(world.core.RecordsListed(world.listing(state.zones[j]), float(world.now(state)), key[-1]), None, "", None)
+
+
+def answer_submit_batch(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    """Route 53's answer to a change batch: the engine applies it or rejects it. LOSE_LOCK: an
+    outside writer took the lock just before. LOST_REPLY: applied (or not), the reply is lost."""
+    core, now = world.core, float(world.now(state))
+    e, j = divmod(k, world.n_endpoints)
+    izone = world.zone(state.zones[j])
+    if choice == LOSE_LOCK:
+        try:
+            messages = world._lost_lock_messages(izone, request)
+        except Exception as exc:  # noqa: BLE001
+            return Answer(None, None, "raised", ("EngineRaised", f"apply_batch raised {_exc_text(exc)}"))
+        if not messages:
+            error = ("LockExclusion", f"Route 53 accepted {request.batch_id}'s batch although an outside writer had just taken the lock")
+            return Answer(core.BatchRejected(("lock taken by an outside writer",), "InvalidChangeBatch", now), None, "lost_lock", error)
+        return Answer(core.BatchRejected(messages, "InvalidChangeBatch", now), None, "lost_lock", None)
+    try:
+        after = apply_batch(izone, request.changes, world.settings[e].limits)
+    except Route53Error as exc:
+        messages = tuple(getattr(exc, "messages", None) or (exc.message,))
+        obs = core.BatchRejected(messages, exc.code, now)
+        zone, outcome = None, "rejected"
+    except Exception as exc:  # noqa: BLE001 - the engine under check misbehaved
+        return Answer(None, None, "raised", ("EngineRaised", f"apply_batch raised {_exc_text(exc)}"))
+    else:
+        # No change id: propagation is instant here, so the core skips its INSYNC wait.
+        obs, zone, outcome = core.BatchAccepted(now), world.intern_zone(after), "accepted"
+    if choice == LOST_REPLY:
+        obs = core.RequestFailed("injected: the reply was lost (the batch may have been applied)", now)
+        outcome = f"lost_reply_{outcome}"
+    return Answer(obs, zone, outcome, None)
+
+
+def answer_read_records(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    """The light check's targeted reads (StartRecordName/StartRecordType/MaxItems), answered from
+    the zone in Route 53's order."""
+    j = k % world.n_endpoints
+    listing = SortedRecords(world.zone(state.zones[j]).zone)
+    records = tuple(r for name, rtype, most in request.queries for r in listing.page(name, rtype, max_items=most).records)
+    return Answer(world.core.RecordsRead(records, float(world.now(state))), None, "", None)
+
+
+def answer_await_insync(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    return Answer(world.core.Insync(True, float(world.now(state))), None, "", None)
+
+
+def answer_sleep(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    return Answer(world.core.Woke(float(world.now(state))), None, "", None)
+
+
+ANSWERS: dict[str, Callable[..., Answer]] = {
+    "ReadNewestPlan": answer_read_newest_plan,
+    "ListRecords": answer_list_records,
+    "ReadRecords": answer_read_records,
+    "SubmitBatch": answer_submit_batch,
+    "AwaitInsync": answer_await_insync,
+    "Sleep": answer_sleep,
+}

@@ -17,7 +17,7 @@ from lab.checker.symmetry import Symmetry
 from lab.checker.world import T0, Bounds, BoundsError, World, age_lease, rewrite_strings
 from services.plan.model import Plan
 
-SMALL = dict(enactors=2, plans=3, keep_plans=1)
+SMALL = dict(enactors=2, plans=3, keep_plans=1, lost_replies=0)
 
 
 def test_plans_are_the_planners_and_differ_from_version_to_version():
@@ -112,23 +112,61 @@ def test_the_reductions_change_no_verdict_and_no_reachable_zone(guard):
     runs = {}
     # Legacy keeps exploring past the race into its stuck states: no lock losses keeps that quick.
     extra = {} if guard else {"lock_losses": 0}
-    for reduce, symmetry in ((True, True), (False, True), (True, False)):
-        world = World(Bounds(guard=guard, symmetry=symmetry, **SMALL, **extra), reduce=reduce)
+    for reduce, symmetry, por in ((True, True, True), (False, True, True), (True, False, True), (True, True, False)):
+        world = World(Bounds(guard=guard, symmetry=symmetry, por=por, **SMALL, **extra), reduce=reduce)
         result = explore(world, stop_at_first=False, keep_states=True)
         assert result.exhausted
-        runs[(reduce, symmetry)] = (
+        runs[(reduce, symmetry, por)] = (
             result,
             sorted({v.invariant for c in result.counterexamples for v in c.violations}),
             _zone_facts(world, result.explored),
         )
-    (full, verdict, zones), (unreduced, verdict_u, zones_u), (asym, verdict_a, zones_a) = runs.values()
-    assert verdict == verdict_u == verdict_a
-    assert zones == zones_u == zones_a
-    assert full.states < unreduced.states and full.states < asym.states
+    (full, verdict, zones), *others = runs.values()
+    for other, verdict_o, zones_o in others:
+        assert verdict == verdict_o
+        assert zones == zones_o
+        assert full.states < other.states
     if not guard:
         assert "NoEmptyAnswer" in verdict and "Progress" in verdict
     else:
-        assert verdict == []
+        # Nothing but (while the core still has it) the served-type defect: see test_explore.py.
+        assert set(verdict) <= {"ServedIsApplied"}
+
+
+def test_served_is_applied_judges_what_dns_answers_per_record_type():
+    """A root left on plan 2's tree for AAAA after plan 3 (A only) was applied: the data plane
+    still answers AAAA, so ServedIsApplied fails for AAAA only; with plan 2 applied it holds."""
+    from lab.checker.invariants import Invariants
+    from services.route53.engine import apply_batch
+    from services.route53.records import AliasTarget, Change, RecordSet
+
+    world = World(Bounds(**SMALL))
+    ep, zid = world.endpoints[0], world.zone_ids[0]
+    tree = p.TreeInHand("t-ap2", 2, T0)
+    records = p.tree_records(world.settings[0], ep, zid, world.plans[1].endpoint(ep), tree)
+    roots = [RecordSet(layout.root_name(ep), rt, alias=AliasTarget(layout.tree_name(ep, "t-ap2"), zid)) for rt in ("A", "AAAA")]
+    zone = apply_batch(world.zone(world.initial.zones[0]), [Change("CREATE", r) for r in (*records, *roots)])
+    state = world.initial._replace(zones=(world.intern_zone(zone),))
+    inv = Invariants(world)
+    assert inv.of_state(state._replace(applied=(2,))) == ()
+    found = inv.of_state(state._replace(applied=(3,)))
+    assert [v.invariant for v in found] == ["ServedIsApplied"]
+    assert "AAAA still serves" in found[0].message and "plan 3 has no AAAA" in found[0].message
+    assert inv.served(state.zones[0], 0, "AAAA").addresses == {"2001:db8:1::1", "2001:db8::2"}
+
+
+def test_a_lost_reply_applies_the_batch_and_the_enactor_hears_nothing():
+    from lab.checker.world import LOST_REPLY
+
+    world = World(Bounds(**{**SMALL, "lost_replies": 1}))
+    state = world.initial
+    for label in [("publish",), ("step", 0, ""), ("step", 0, "")]:
+        state = world.apply(state, label)[0]
+    assert ("step", 0, LOST_REPLY) in list(world.labels(state))
+    after, move, _ = world.apply(state, ("step", 0, LOST_REPLY))
+    assert move.outcome == "lost_reply_accepted" and after.zones != state.zones and after.lost == 1
+    assert type(move.observation).__name__ == "RequestFailed"
+    assert ("step", 0, LOST_REPLY) not in list(world.labels(after))
 
 
 def test_random_walks_are_deterministic_for_a_seed():
