@@ -15,6 +15,9 @@ highest plan version seen, since when an endpoint lags) lives in `Rules`.
   with addresses. Timeouts and SERVFAIL say nothing either way.
 - PlanLagHigh: the newest published plan is `lag_versions` or more ahead of the endpoint's
   applied version, or has been ahead at all for `lag_seconds`.
+- PlanStoreBehind: the plan store's newest version (the planner's status) is below the version
+  the endpoint has applied, two rounds in a row: plans were deleted or the bucket re-created, and enactors would skip
+  every plan numbered from the store. The planner numbers above Route 53 when it sees this.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class Rules:
     _highest: dict[str, int] = field(default_factory=dict)
     _lag_since: dict[str, float] = field(default_factory=dict)
     _last_applied: dict[str, int] = field(default_factory=dict)
+    _behind_run: dict[str, int] = field(default_factory=dict)
 
     # -- Route 53 --------------------------------------------------------------------------------
 
@@ -205,6 +209,31 @@ class Rules:
                 )
         return out, evaluated
 
+
+    def store_behind(
+        self, planner: PlannerStatus | None, views: list[EndpointView], statuses: list[EnactorStatus]
+    ) -> tuple[dict[str, Condition], set[str]] | None:
+        """None when the planner cannot be read (PlanStoreBehind keeps its state)."""
+        if planner is None or not planner.reachable:
+            return None
+        out: dict[str, Condition] = {}
+        evaluated = set()
+        for v in views:
+            key = endpoint_key(v.endpoint)
+            applied = self.applied_version(v, key, statuses)
+            if applied is None:
+                continue
+            evaluated.add(key)
+            store = planner.newest_version or 0
+            # Two rounds in a row: a plan published and applied between reading the planner and
+            # reading Route 53 makes one round look behind.
+            self._behind_run[key] = self._behind_run.get(key, 0) + 1 if store < applied else 0
+            if self._behind_run[key] >= 2:
+                out[key] = Condition(
+                    detail=f"the plan store's newest plan {planner.newest_version} is below the applied plan {applied}",
+                    facts=(("store_version", planner.newest_version), ("applied_version", applied)),
+                )
+        return out, evaluated
 
 def _operator_restored(view: EndpointView) -> bool:
     # AppliedValue keeps version and tree only; an operator's restore marks the record itself.
