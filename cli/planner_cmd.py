@@ -276,6 +276,79 @@ def plan_restore(
         _say_publish(plan, f"restored plan {version} as plan [bold]{plan.get('version')}[/bold]")
 
 
+@plan_app.command("apply")
+def plan_apply(
+    version: str = typer.Argument("latest", help="Plan version, or 'latest'."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Required: print the batches, change nothing."),
+    endpoint: list[str] = typer.Option([], help="Only this endpoint (repeat for more; default: all of the plan)."),
+    guard: bool = typer.Option(True, "--guard/--no-guard", help="Decide as a guarded (default) or legacy enactor."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The Route 53 change batches an enactor would submit for a plan right now (read-only: S3 and Route 53).
+
+    Reads the plan from the plan store and each endpoint's zone from Route 53 (AWS settings and
+    DNSCTL_BUCKET, like `freeze --direct`), and asks the enactor core what it would do.
+    """
+    if not dry_run:
+        err_console.print(
+            "[red]error:[/red] applying plans is the enactors' job; `plan apply` only previews (--dry-run). "
+            "To make an old plan the newest, use `dnsctl plan restore VERSION`.",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    if version != "latest" and not version.isdigit():
+        raise typer.BadParameter("give a version number or 'latest'", param_hint="VERSION")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from cli.plan_preview import describe, would_apply
+    from enactor import layout
+    from enactor.protocol import CoreSettings
+    from services.aws_clients import route53_client
+    from services.dns.snapshot import read_zone
+    from services.zones import zone_id_for
+
+    store = PlanStore.from_env()
+    with cli_errors():
+        plan = store.newest() if version == "latest" else store.get(int(version))
+    if plan is None:
+        err_console.print("[red]error:[/red] no plan has been published yet", highlight=False)
+        raise typer.Exit(1)
+    wanted = {layout.root_name(e) for e in endpoint}
+    settings = CoreSettings("dry-run", version_guard=guard)
+    client = route53_client()
+    results = []
+    for ep in plan.endpoints:
+        if wanted and layout.root_name(ep.name) not in wanted:
+            continue
+        try:
+            zone_id = zone_id_for(ep.hosted_zone, client)
+            zone, _ = read_zone(client, zone_id, layout.root_name(ep.hosted_zone))
+        except (ClientError, BotoCoreError, LookupError) as exc:
+            err_console.print(f"[red]error:[/red] cannot read {ep.name} from Route 53: {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+        results.append(would_apply(settings, ep.name, zone_id, plan, zone))
+    if as_json:
+        _print_json(
+            [
+                {
+                    "endpoint": r.endpoint,
+                    "outcome": r.outcome,
+                    "batches": [
+                        {"batch_id": b.batch_id, "purpose": b.purpose, "plan_version": b.plan_version,
+                         "changes": [c.to_boto() for c in b.changes]}
+                        for b in r.batches
+                    ],
+                }
+                for r in results
+            ]
+        )
+        return
+    console.print(f"dry run of plan {plan.version} (nothing is submitted):")
+    for r in results:
+        for line in describe(r):
+            console.print(line, highlight=False, markup=False)
+
+
 @plan_app.command("diff")
 def plan_diff_cmd(
     old: int = typer.Argument(..., min=1, metavar="A", help="The older plan version."),

@@ -182,6 +182,16 @@ class Rules:
             self._last_applied[key] = max(candidates)
         return self._last_applied.get(key)
 
+    def _applied_versions(self, views: list[EndpointView], statuses: list[EnactorStatus]) -> dict[str, int]:
+        """endpoint -> best known applied version, for the endpoints that have one."""
+        out = {}
+        for v in views:
+            key = endpoint_key(v.endpoint)
+            applied = self.applied_version(v, key, statuses)
+            if applied is not None:
+                out[key] = applied
+        return out
+
     def lag(
         self, planner: PlannerStatus | None, views: list[EndpointView], statuses: list[EnactorStatus], now: float
     ) -> tuple[dict[str, Condition], set[str]] | None:
@@ -190,11 +200,7 @@ class Rules:
             return None
         out: dict[str, Condition] = {}
         evaluated = set()
-        for v in views:
-            key = endpoint_key(v.endpoint)
-            applied = self.applied_version(v, key, statuses)
-            if applied is None:
-                continue
+        for key, applied in self._applied_versions(views, statuses).items():
             evaluated.add(key)
             behind = planner.newest_version - applied
             if behind <= 0:
@@ -218,11 +224,7 @@ class Rules:
             return None
         out: dict[str, Condition] = {}
         evaluated = set()
-        for v in views:
-            key = endpoint_key(v.endpoint)
-            applied = self.applied_version(v, key, statuses)
-            if applied is None:
-                continue
+        for key, applied in self._applied_versions(views, statuses).items():
             evaluated.add(key)
             store = planner.newest_version or 0
             # Two rounds in a row: a plan published and applied between reading the planner and

@@ -114,8 +114,8 @@ def test_two_planners_at_once_lose_no_change_and_publish_no_version_twice(planne
     store = a.store()
     history = fleet_history(store)
     revisions = [d["revision"] for d in history]
-    changes = len(lbs) + 1  # every capacity change and the drain, plus the seed
-    assert revisions == list(range(1, changes + 1)), "one revision per change, none lost, none twice"
+    writes = 1 + len(lbs) + 1  # the seed, every capacity change, the drain
+    assert revisions == list(range(1, writes + 1)), "one revision per change, none lost, none twice"
     assert sum(d["change"].startswith("seeded") for d in history) == 1
     versions = store.s3.list_object_versions(Bucket=store.bucket, Prefix=store.prefix)["Versions"]
     plan_keys = [v["Key"] for v in versions if v["Key"] != store.pointer_key]
@@ -165,8 +165,10 @@ def test_endpoints_as_desired_state_with_dry_runs_that_write_nothing(planner: Ru
 def test_cli_dry_runs_diffs_and_fleet_load(planner: RunningPlanner, tmp_path) -> None:
     url = planner.url
     revision = planner.status()["fleet"]["revision"]
-    out = ok(dnsctl("fleet", "drain-az", "use1-az1", "--dry-run", url=url))
+    out = ok(dnsctl("fleet", "drain-az", "use1-az4", "--dry-run", url=url))
     assert "dry run" in out and "safety verdict: safe" in out and "-> 0" in out
+    out = ok(dnsctl("fleet", "drain-az", "use1-az1", "--dry-run", url=url))
+    assert "safety verdict: unsafe" in out and "max_capacity_drop" in out and "--force" in out
     assert planner.status()["fleet"]["revision"] == revision and planner.status()["fleet"]["drained_azs"] == []
 
     before = planner.status()["newest_version"]
@@ -205,3 +207,36 @@ def test_cli_dry_runs_diffs_and_fleet_load(planner: RunningPlanner, tmp_path) ->
 def httpx_fleet(planner: RunningPlanner) -> dict:
     with planner.http() as http:
         return http.get("/v1/fleet").json()
+
+
+def test_a_store_behind_route_53_is_numbered_above_it_and_alarms(planner_factory, emulator, tmp_path) -> None:
+    """The bucket is empty but Route 53 says plan 250 is applied (plans deleted, bucket re-created)."""
+    from enactor import layout
+    from services.route53.records import RecordSet
+    from services.zones import ensure_zones
+
+    name = f"behind-{uuid.uuid4().hex[:6]}.example.com"
+    fleet = FLEET.model_dump(mode="json")
+    fleet["endpoints"] = [{"name": name, "record_types": ["A"]}]
+    fleet["load_balancers"] = [
+        {"id": "b-1", "az": "use1-az1", "endpoint": name, "capacity": 100, "ipv4": ["192.0.2.201"]}
+    ]
+    path = tmp_path / "behind.yaml"
+    path.write_text(yaml.safe_dump(fleet))
+    r53 = emulator.client("route53")
+    zone_id = ensure_zones([name], r53)[layout.root_name(name)]
+    applied = RecordSet(layout.applied_name(name), "TXT", ttl=60, values=(layout.AppliedValue(250, "t-x").render(),))
+    r53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": applied.to_boto()}]}
+    )
+
+    planner = planner_factory(args=("--fleet-file", str(path)), env={"DNSCTL_PLANNER_APPLIED_CHECK_INTERVAL": "0"})
+    assert planner.wait_for_version(1) == 251, "numbered above what Route 53 applied, not from the empty store"
+    behind = [json.loads(line) for line in planner.events("plan_store_behind")]
+    assert behind and behind[0]["applied_version"] == 250 and behind[0]["store_version"] is None
+    assert behind[0]["alarm"] == "PlanStoreBehind"
+    assert planner.events("plan_store_caught_up")
+    with planner.http() as http:
+        assert http.post("/v1/plans", json={"reason": "next"}).json()["version"] == 252
+        metrics = http.get("/metrics").text
+    assert "dnsctl_planner_store_behind 0.0" in metrics and "dnsctl_planner_applied_version 250.0" in metrics
