@@ -6,8 +6,9 @@ drains included. So before publishing, the planner reads each endpoint's applied
 `_applied` record in guarded mode, else the version of the tree the root serves) and numbers
 above the highest.
 
-Reading is Route 53's control API only (list the zone, then enactor/layout.py's reader), at most
-once per `interval_s`; a failed read keeps the highest version seen so far, so Route 53 being
+Reading is Route 53's control API only, through enactor/layout.py's reader: one call per endpoint
+for the `_applied` record (guarded mode), the whole zone only when it has none; at most once per
+`interval_s` (Route 53 allows 5 requests a second per account, shared with the enactors); a failed read keeps the highest version seen so far, so Route 53 being
 unreachable never stops publishing (the planner depends on S3 alone to do its job).
 """
 
@@ -21,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from enactor import layout
 from services.dns.snapshot import read_zone
+from services.route53.records import RecordSet
 from services.zones import find_zone_id
 
 
@@ -32,7 +34,7 @@ class AppliedFloor:
 
 
 class AppliedVersions:
-    def __init__(self, client=None, interval_s: float = 10.0):
+    def __init__(self, client=None, interval_s: float = 30.0):
         self._client = client
         self.interval_s = interval_s
         self._read_at = -interval_s
@@ -70,5 +72,14 @@ class AppliedVersions:
         zone_id = self._zones[hosted_zone]
         if zone_id is None:
             return None  # no zone yet: nothing applied there
+        # Guarded mode keeps the version in one record: one call. Without it (legacy mode) the
+        # version is the active tree's, which takes the whole zone.
+        page = self.client.list_resource_record_sets(
+            HostedZoneId=zone_id, StartRecordName=layout.applied_name(name), StartRecordType="TXT", MaxItems="1"
+        )
+        first = [RecordSet.from_boto(r) for r in page.get("ResourceRecordSets", [])[:1]]
+        view = layout.read_endpoint(name, first)
+        if view.applied_value is not None:
+            return view.applied_value.version
         zone, _ = read_zone(self.client, zone_id, layout.root_name(hosted_zone))
         return layout.read_endpoint(name, zone).applied_version()

@@ -49,7 +49,7 @@ class PlannerSettings(BaseSettings):
     )
     max_capacity_drop: float = Field(DEFAULT_MAX_CAPACITY_DROP, gt=0, le=1)
     applied_check_interval: float = Field(
-        10.0, ge=0, description="Seconds between reads of the versions Route 53 has applied (the numbering floor)"
+        30.0, ge=0, description="Seconds between reads of the versions Route 53 has applied (the numbering floor)"
     )
     planner_id: str = Field("planner", description="Names this planner in logs and freeze markers")
     allow_chaos: bool = Field(False, description="Enable the chaos routes (the race lab's plan burst, planner/burst.py)")
