@@ -510,7 +510,10 @@ def endpoint_add(
     as_json: bool = JsonOpt,
     url: str | None = UrlOpt,
 ) -> None:
-    """Add an endpoint (slow lane). Without LBs its plan has no address: give --lbs-file, or --force."""
+    """Add an endpoint (slow lane). Without LBs its plan has no address: give --lbs-file, or --force.
+
+    The enactors serve it once its hosted zone exists: `dnsctl zones ensure --endpoint NAME`.
+    """
     import yaml
 
     lbs: list[Any] = []

@@ -381,7 +381,8 @@ class Planner:
         version = max(baseline.version if baseline else 0, self._applied_floor()) + 1
         candidate = Plan.build(region=fleet.region, version=version, endpoints=endpoints, lane=lane)
         violations = safety_violations(baseline, candidate, self.settings.max_capacity_drop)
-        return Preview(baseline, candidate, violations, self.freeze_state())
+        # A freeze stops publishing, not queueing: only the fast lane asks.
+        return Preview(baseline, candidate, violations, self.freeze_state() if lane == "fast" else None)
 
     def _publish(
         self,
@@ -481,9 +482,11 @@ class Planner:
                 carried = self.slow_lane.pending()
                 reason = self._with_queued("scheduled", carried)
                 with self.using_store():
-                    self.sync_fleet()
+                    if self.fleet is None:
+                        self.sync_fleet()
                     if self.fleet is None:
                         return None  # logged as fleet_invalid; nothing good to plan from yet
+                    # Drift follows the LBs last read; _publish_fleet reads the newest revision.
                     self.drift.advance(b.id for b in self.fleet.load_balancers)
                     plan = self._publish_fleet(reason, lane="slow", force=any(c.forced for c in carried))
                 self.slow_lane.clear(carried)

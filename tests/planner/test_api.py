@@ -271,9 +271,9 @@ def test_freeze_stops_every_publication_until_thawed(planner_factory):
 
 
 def test_slow_lane_changes_coalesce_into_the_next_scheduled_plan(planner_factory):
-    planner = planner_factory(interval_s=4.0, args=("--drift", "0.02"))  # drift is off unless asked
+    planner = planner_factory(interval_s=6.0, args=("--drift", "0.02"))  # drift is off unless asked
     v0 = planner.wait_for_version(1)
-    v1 = planner.wait_for_version(v0 + 1)  # just after a scheduled run: about 4 s until the next
+    v1 = planner.wait_for_version(v0 + 1)  # just after a scheduled run: about 6 s until the next
     with planner.http() as http:
         changes = [
             http.patch("/v1/fleet/load-balancers/ddb-az1-b", json={"capacity": 5000}),

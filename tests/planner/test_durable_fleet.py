@@ -240,3 +240,33 @@ def test_a_store_behind_route_53_is_numbered_above_it_and_alarms(planner_factory
         assert http.post("/v1/plans", json={"reason": "next"}).json()["version"] == 252
         metrics = http.get("/metrics").text
     assert "dnsctl_planner_store_behind 0.0" in metrics and "dnsctl_planner_applied_version 250.0" in metrics
+
+
+def test_a_damaged_fleet_document_keeps_the_last_good_fleet_until_replaced(planner: RunningPlanner) -> None:
+    store = planner.store()
+    key = f"fleet/{store.region}/desired.json"
+    with planner.http() as http:
+        assert http.post("/v1/fleet/azs/use1-az4/drain").status_code == 200
+        store.s3.put_object(Bucket=store.bucket, Key=key, Body=b'{"revision": 3, "fleet": {"region": 7}}')
+        published = http.post("/v1/plans", json={"reason": "on the last good fleet"})
+        assert published.status_code == 201, published.text
+        plan = http.get(f"/v1/plans/{published.json()['version']}").json()
+        assert all(weights(plan)[i] == 0 for i in AZ4_LBS), "the last good fleet (drained) is kept"
+        refused = http.post("/v1/fleet/azs/use1-az4/undrain")
+        assert refused.status_code == 502 and refused.json()["error"] == "fleet_invalid"
+        assert "fleet load" in refused.json()["detail"]
+        assert float(_metric(http, "dnsctl_planner_fleet_invalid_total")) >= 1
+        # The way out: load a fleet over the damaged document.
+        loaded = http.put("/v1/fleet", json={"fleet": FLEET.model_dump(mode="json"), "reason": "repair"})
+        assert loaded.status_code == 200, loaded.text
+        assert http.get("/v1/fleet").json()["drained_azs"] == []
+        assert http.post("/v1/fleet/azs/use1-az4/drain").status_code == 200
+    assert len(planner.events("fleet_invalid")) == 1, "logged once per damaged document"
+    assert planner.events("fleet_recovered")
+
+
+def _metric(http, name: str) -> str:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return line.split()[1]
+    return "0"
