@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import boto3
 import dns.message
 import dns.query
 import dns.rdatatype
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from planner.fleet import demo_fleet  # noqa: E402
+from services.stack import EMULATOR_CREDENTIALS  # noqa: E402
 
 ENDPOINT = "dynamodb.us-east-1.api.aws"
 
@@ -60,6 +62,22 @@ def answer(port: int) -> set[str] | None:
     except (dns.exception.Timeout, OSError):
         return None
     return {item.address for rrset in r.answer for item in rrset if hasattr(item, "address")}
+
+
+def applied(route53) -> int:
+    """The version the endpoint's `_applied` record names (0: none yet), read with enactor/layout.py."""
+    from enactor import layout
+    from services.route53.records import RecordSet
+    from services.zones import find_zone_id
+
+    zone_id = find_zone_id(ENDPOINT, route53)
+    if zone_id is None:
+        return 0
+    page = route53.list_resource_record_sets(
+        HostedZoneId=zone_id, StartRecordName=layout.applied_name(ENDPOINT), StartRecordType="TXT", MaxItems="1"
+    )
+    view = layout.read_endpoint(ENDPOINT, [RecordSet.from_boto(r) for r in page["ResourceRecordSets"][:1]])
+    return view.applied_value.version if view.applied_value else 0
 
 
 def sample(port: int, n: int, az4: set[str]) -> tuple[int, int, int]:
@@ -106,21 +124,44 @@ def main() -> None:
         stack = json.loads((state / "stack.json").read_text())
         planner_pid, planner_args = stack["services"]["planner"]["pid"], stack["services"]["planner"]["args"]
         cli_env = {**env, "DNSCTL_PLANNER_URL": planner}
-        subprocess.run([*dnsctl, "fleet", "drain-az", "use1-az4"], cwd=ROOT, env=cli_env, check=True,
-                       stdout=subprocess.DEVNULL)
+        drain = json.loads(subprocess.run([*dnsctl, "fleet", "drain-az", "use1-az4", "--json"], cwd=ROOT,
+                                          env=cli_env, check=True, capture_output=True, text=True).stdout)
+        route53 = boto3.client(
+            "route53",
+            endpoint_url=f"http://127.0.0.1:{ports['emulator']}",
+            aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 120 and (answer(ports["dns"]) or set()) & az4:
+        while time.monotonic() - t0 < 120 and applied(route53) < drain["plan"]["version"]:
             time.sleep(0.2)
-        print(f"drained use1-az4: DNS stopped answering az4 addresses after {time.monotonic() - t0:.1f}s")
+        print(f"drained use1-az4 in plan {drain['plan']['version']}: applied in Route 53 after "
+              f"{time.monotonic() - t0:.1f}s")
         before = sample(ports["dns"], args.samples, az4)
 
+        newest_before = httpx.get(f"{planner}/v1/planner/status", timeout=10).json()["newest_version"]
         os.kill(planner_pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        planner_env = {**env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['emulator']}"}
+        planner_env = {**env, **EMULATOR_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['emulator']}"}
+        log = open(state / "replacement-planner.log", "wb")  # noqa: SIM115 - closed with the process
         replacement = subprocess.Popen([*dnsctl, *planner_args], cwd=ROOT, env=planner_env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        up_at = None
+        while time.monotonic() - killed_at < 120 and up_at is None:
+            try:
+                if httpx.get(f"{planner}/healthz", timeout=1).status_code == 200:
+                    up_at = time.monotonic()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        print(f"replacement planner answering {up_at - killed_at:.1f}s after the kill" if up_at else
+              "replacement planner did not come up:\n" + (state / "replacement-planner.log").read_text()[-2000:])
         after = sample(ports["dns"], args.samples, az4)
         status = httpx.get(f"{planner}/v1/planner/status", timeout=10).json()
+        published = (state / "replacement-planner.log").read_text().count('"event": "plan_published"')
+        print(f"the replacement planner published {published} plans while DNS was sampled")
+        print(f"plans: newest {newest_before} before the kill, {status['newest_version']} after the restart; "
+              f"Route 53 applied {applied(route53)} at the end")
         print(f"before kill -9: {before[0]} of {args.samples} answers had az4 addresses "
               f"({before[1]} empty, {before[2]} timeouts)")
         print(f"after kill -9 and restart ({time.monotonic() - killed_at:.0f}s sampled): {after[0]} of "
