@@ -520,9 +520,13 @@ class Planner:
             return plan
 
     def burst_run(self, k: int, n: int) -> Plan:
-        """Plan k of n of a chaos burst (planner/burst.py): drift the traffic a step and publish at once."""
+        """Plan k of n of a chaos burst (planner/burst.py): drift the traffic a step and publish at once.
+
+        A burst plans from the fleet last read (one S3 read less per plan: a burst is about plan
+        churn); the next scheduled or requested plan reads the newest revision again.
+        """
         with self._lock, self.using_store():
-            fleet, _ = self._fleet_for_change()
+            fleet = self.fleet if self.fleet is not None else self._fleet_for_change()[0]
             self.drift.advance(b.id for b in fleet.load_balancers)
             return self._publish(fleet, reason=f"burst {k}/{n}", lane="fast", force=False)
 

@@ -193,6 +193,11 @@ def test_cli_dry_runs_diffs_and_fleet_load(planner: RunningPlanner, tmp_path) ->
 
     out = ok(dnsctl("plan", "diff", str(before), str(after), url=url))
     assert "removed: ddb-az2-b" in out
+    out = ok(dnsctl("plan", "restore", str(before), "--dry-run", url=url))
+    assert f"would publish plan {after + 1}" in out and "added: ddb-az2-b" in out
+    assert planner.status()["newest_version"] == after and "ddb-az2-b" not in {
+        b["id"] for b in httpx_fleet(planner)["load_balancers"]
+    }, "a dry-run restore publishes nothing and leaves the fleet"
     as_json = json.loads(ok(dnsctl("plan", "diff", str(before), str(after), "--json", url=url)))
     assert as_json["old_version"] == before and as_json["new_version"] == after
 
