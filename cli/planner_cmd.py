@@ -25,9 +25,14 @@ UrlOpt = typer.Option(
 )
 JsonOpt = typer.Option(False, "--json", help="Print the planner's JSON instead of a table.")
 ForceOpt = typer.Option(False, "--force", help="Publish even if the safety check refuses the plan.")
+DryRunOpt = typer.Option(
+    False, "--dry-run", help="Print the plan diff and the safety verdict; publish and change nothing."
+)
 
 plan_app = typer.Typer(help="List, show, publish and restore plans.", no_args_is_help=True)
 fleet_app = typer.Typer(help="Show and change the fleet the planner plans for.", no_args_is_help=True)
+endpoint_app = typer.Typer(help="Add and remove endpoints, change their record types.", no_args_is_help=True)
+fleet_app.add_typer(endpoint_app, name="endpoint")
 
 
 def _who() -> str:
@@ -42,25 +47,68 @@ def _print_json(body: Any) -> None:
     typer.echo(json.dumps(body, indent=2, sort_keys=True))
 
 
-def _change(method: str, path: str, body: Any, *, force: bool, as_json: bool, url: str | None) -> None:
-    """Send one fleet change and report what the planner did with it (published or queued)."""
+def _change(
+    method: str, path: str, body: Any, *, force: bool, as_json: bool, url: str | None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Send one fleet change and report what the planner did with it (published, queued, or previewed)."""
     with cli_errors():
         result = service_client("planner", url).request(
-            method, path, json=body, params={"force": force or None}
+            method, path, json=body, params={"force": force or None, "dry_run": dry_run or None}
         )
     _print_json(result) if as_json else _say_change(result)
+    return result
+
+
+def _say_diff(diff: dict[str, Any] | None) -> None:
+    if diff:
+        from services.plan.diff import diff_lines
+
+        for line in diff_lines(diff):
+            console.print(line, highlight=False, markup=False)
+
+
+def _say_verdict(result: dict[str, Any]) -> None:
+    verdict = result.get("verdict")
+    colour = {"safe": "green", "forced": "yellow"}.get(verdict or "", "red")
+    console.print(f"safety verdict: [{colour}]{verdict}[/{colour}]")
+    for v in result.get("violations") or []:
+        console.print(f"  {v['endpoint']}: {v['message']}", highlight=False)
+    if verdict == "unsafe":
+        console.print("the planner would refuse it; --force publishes it anyway")
 
 
 def _say_change(result: dict[str, Any]) -> None:
     if not result.get("changed", True):
         console.print(f"no change: {result['change']} (the fleet is already like that)")
+    elif result.get("dry_run"):
+        what = "queue it for the next scheduled plan" if result.get("queued") else "publish at once"
+        console.print(f"dry run (nothing changed): {result['change']} would {what} ({result['lane']} lane)")
+        _say_diff(result.get("diff"))
+        _say_verdict(result)
     elif result.get("plan"):
         console.print(
-            f"published plan [bold]{result['plan']['version']}[/bold] ({result['lane']} lane): {result['change']}"
+            f"published plan [bold]{result['plan']['version']}[/bold] ({result['lane']} lane, "
+            f"fleet revision {result.get('fleet_revision')}): {result['change']}"
         )
+        _say_diff(result.get("diff"))
     else:
         when = result.get("next_run") or "the next scheduled run"
-        console.print(f"queued (slow lane) for the plan at {when}: {result['change']}")
+        console.print(
+            f"queued (slow lane, fleet revision {result.get('fleet_revision')}) for the plan at {when}: "
+            f"{result['change']}"
+        )
+        _say_diff(result.get("diff"))
+
+
+def _say_publish(result: dict[str, Any], done: str) -> None:
+    """A publish (or its dry run) of `plan trigger` / `plan restore`."""
+    if result.get("dry_run"):
+        console.print(f"dry run (nothing published): would publish plan {result['version']}")
+        _say_diff(result.get("diff"))
+        _say_verdict(result)
+        return
+    console.print(done)
+    _say_diff(result.get("diff"))
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -76,6 +124,11 @@ def planner(
     lbs: int | None = typer.Option(None, help="Generate a fleet of N load balancers (3..1000) instead."),
     seed: int | None = typer.Option(None, help="Seed of the generated fleet and of the traffic drift."),
     allow_chaos: bool = typer.Option(False, "--allow-chaos", help="Enable the chaos routes (plan bursts for the race lab)."),
+    drift: float | None = typer.Option(
+        None,
+        help="Simulated traffic drift per scheduled plan, e.g. 0.02 (a demo setting; default 0 = off, "
+        "or DNSCTL_PLANNER_DRIFT).",
+    ),
 ) -> None:
     """Run the planner: REST API (OpenAPI at /docs), metrics, and a plan every --plan-interval seconds."""
     import uvicorn
@@ -94,6 +147,7 @@ def planner(
         "lbs": lbs,
         "seed": seed,
         "allow_chaos": allow_chaos or None,
+        "drift": drift,
     }
     try:
         settings = PlannerSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -188,16 +242,19 @@ def plan_show(
 def plan_trigger(
     reason: str = typer.Option("", help="Why (recorded in the plan)."),
     force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
     as_json: bool = JsonOpt,
     url: str | None = UrlOpt,
 ) -> None:
     """Publish a plan now."""
     with cli_errors():
-        plan = service_client("planner", url).post("/v1/plans", {"reason": reason}, force=force or None)
+        plan = service_client("planner", url).post(
+            "/v1/plans", {"reason": reason}, force=force or None, dry_run=dry_run or None
+        )
     if as_json:
         _print_json(plan)
     else:
-        console.print(f"published plan [bold]{plan['version']}[/bold] ({plan['key']})")
+        _say_publish(plan, f"published plan [bold]{plan.get('version')}[/bold] ({plan.get('key')})")
 
 
 @plan_app.command("restore")
@@ -205,18 +262,113 @@ def plan_restore(
     version: int = typer.Argument(..., min=1, help="The plan whose content to publish again."),
     reason: str = typer.Option("", help="Why (recorded in the plan)."),
     force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
     as_json: bool = JsonOpt,
     url: str | None = UrlOpt,
 ) -> None:
     """Publish an old plan's content as a new version (rollback through the normal path)."""
     with cli_errors():
         plan = service_client("planner", url).post(
-            f"/v1/plans/{version}/restore", {"reason": reason}, force=force or None
+            f"/v1/plans/{version}/restore", {"reason": reason}, force=force or None, dry_run=dry_run or None
         )
     if as_json:
         _print_json(plan)
     else:
-        console.print(f"restored plan {version} as plan [bold]{plan['version']}[/bold]")
+        _say_publish(plan, f"restored plan {version} as plan [bold]{plan.get('version')}[/bold]")
+
+
+@plan_app.command("apply")
+def plan_apply(
+    version: str = typer.Argument("latest", help="Plan version, or 'latest'."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Required: print the batches, change nothing."),
+    endpoint: list[str] = typer.Option([], help="Only this endpoint (repeat for more; default: all of the plan)."),
+    guard: bool = typer.Option(True, "--guard/--no-guard", help="Decide as a guarded (default) or legacy enactor."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The Route 53 change batches an enactor would submit for a plan right now (read-only: S3 and Route 53).
+
+    Reads the plan from the plan store and each endpoint's zone from Route 53 (AWS settings and
+    DNSCTL_BUCKET, like `freeze --direct`), and asks the enactor core what it would do.
+    """
+    if not dry_run:
+        err_console.print(
+            "[red]error:[/red] applying plans is the enactors' job; `plan apply` only previews (--dry-run). "
+            "To make an old plan the newest, use `dnsctl plan restore VERSION`.",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    if version != "latest" and not version.isdigit():
+        raise typer.BadParameter("give a version number or 'latest'", param_hint="VERSION")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from cli.plan_preview import describe, would_apply
+    from enactor import layout
+    from enactor.protocol import CoreSettings
+    from services.aws_clients import route53_client
+    from services.dns.snapshot import read_zone
+    from services.zones import zone_id_for
+
+    from services.plan.store import PlanStore
+
+    store = PlanStore.from_env()
+    with cli_errors():
+        plan = store.newest() if version == "latest" else store.get(int(version))
+    if plan is None:
+        err_console.print("[red]error:[/red] no plan has been published yet", highlight=False)
+        raise typer.Exit(1)
+    wanted = {layout.root_name(e) for e in endpoint}
+    settings = CoreSettings("dry-run", version_guard=guard)
+    client = route53_client()
+    results = []
+    for ep in plan.endpoints:
+        if wanted and layout.root_name(ep.name) not in wanted:
+            continue
+        try:
+            zone_id = zone_id_for(ep.hosted_zone, client)
+            zone, _ = read_zone(client, zone_id, layout.root_name(ep.hosted_zone))
+        except (ClientError, BotoCoreError, LookupError) as exc:
+            err_console.print(f"[red]error:[/red] cannot read {ep.name} from Route 53: {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+        results.append(would_apply(settings, ep.name, zone_id, plan, zone))
+    if as_json:
+        _print_json(
+            [
+                {
+                    "endpoint": r.endpoint,
+                    "outcome": r.outcome,
+                    "batches": [
+                        {"batch_id": b.batch_id, "purpose": b.purpose, "plan_version": b.plan_version,
+                         "changes": [c.to_boto() for c in b.changes]}
+                        for b in r.batches
+                    ],
+                }
+                for r in results
+            ]
+        )
+        return
+    console.print(f"dry run of plan {plan.version} (nothing is submitted):")
+    for r in results:
+        for line in describe(r):
+            console.print(line, highlight=False, markup=False)
+
+
+@plan_app.command("diff")
+def plan_diff_cmd(
+    old: int = typer.Argument(..., min=1, metavar="A", help="The older plan version."),
+    new: int = typer.Argument(..., min=1, metavar="B", help="The newer plan version."),
+    as_json: bool = JsonOpt,
+    url: str | None = UrlOpt,
+) -> None:
+    """What changes from plan A to plan B, per endpoint: LBs added, removed, re-weighted, addresses, record types."""
+    from services.plan.diff import plan_diff
+    from services.plan.model import Plan
+
+    client = service_client("planner", url)
+    with cli_errors():
+        a = Plan.model_validate(client.get(f"/v1/plans/{old}"))
+        b = Plan.model_validate(client.get(f"/v1/plans/{new}"))
+    diff = plan_diff(a, b)
+    _print_json(diff.as_dict()) if as_json else _say_diff(diff.as_dict())
 
 
 # -- fleet --------------------------------------------------------------------------------------
@@ -257,6 +409,7 @@ def fleet_add_lb(
     ipv6: list[str] = typer.Option([], help="IPv6 address (repeat for more)."),
     state: str = typer.Option("active", help="active, draining or retired."),
     force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
     as_json: bool = JsonOpt,
     url: str | None = UrlOpt,
 ) -> None:
@@ -270,7 +423,7 @@ def fleet_add_lb(
         "ipv6": ipv6,
         "state": state,
     }
-    _change("POST", "/v1/fleet/load-balancers", body, force=force, as_json=as_json, url=url)
+    _change("POST", "/v1/fleet/load-balancers", body, force=force, as_json=as_json, url=url, dry_run=dry_run)
 
 
 @fleet_app.command("set-capacity")
@@ -278,6 +431,7 @@ def fleet_set_capacity(
     lb_id: str = typer.Argument(..., metavar="ID"),
     capacity: int = typer.Argument(..., min=0),
     force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
     as_json: bool = JsonOpt,
     url: str | None = UrlOpt,
 ) -> None:
@@ -289,23 +443,130 @@ def fleet_set_capacity(
         force=force,
         as_json=as_json,
         url=url,
+        dry_run=dry_run,
     )
 
 
 @fleet_app.command("drain-az")
 def fleet_drain_az(
-    az: str = typer.Argument(...), force: bool = ForceOpt, as_json: bool = JsonOpt, url: str | None = UrlOpt
+    az: str = typer.Argument(...),
+    force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = JsonOpt,
+    url: str | None = UrlOpt,
 ) -> None:
     """Take an AZ out of service now (fast lane: publishes at once)."""
-    _change("POST", f"/v1/fleet/azs/{az}/drain", None, force=force, as_json=as_json, url=url)
+    _change("POST", f"/v1/fleet/azs/{az}/drain", None, force=force, as_json=as_json, url=url, dry_run=dry_run)
 
 
 @fleet_app.command("undrain-az")
 def fleet_undrain_az(
-    az: str = typer.Argument(...), force: bool = ForceOpt, as_json: bool = JsonOpt, url: str | None = UrlOpt
+    az: str = typer.Argument(...),
+    force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = JsonOpt,
+    url: str | None = UrlOpt,
 ) -> None:
     """Bring an AZ back (slow lane: the next scheduled plan carries it)."""
-    _change("POST", f"/v1/fleet/azs/{az}/undrain", None, force=force, as_json=as_json, url=url)
+    _change("POST", f"/v1/fleet/azs/{az}/undrain", None, force=force, as_json=as_json, url=url, dry_run=dry_run)
+
+
+@fleet_app.command("load")
+def fleet_load(
+    path: Path = typer.Argument(..., metavar="FILE", help="Fleet file (.toml, .yaml) to make the desired fleet."),
+    yes: bool = typer.Option(False, "--yes", help="Apply it (without: print the diff and change nothing)."),
+    reason: str = typer.Option("", help="Why (recorded in the fleet and the plan)."),
+    force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = JsonOpt,
+    url: str | None = UrlOpt,
+) -> None:
+    """Replace the desired fleet from a file: prints the diff, applies it with --yes as one compare-and-swap."""
+    from planner.fleet import FleetError, load_fleet_file
+
+    try:
+        fleet = load_fleet_file(path).model_dump(mode="json")
+    except FleetError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    body = {"fleet": fleet, "reason": reason}
+    preview = _change("PUT", "/v1/fleet", body, force=force, as_json=as_json, url=url, dry_run=True)
+    if dry_run or not yes or not preview.get("changed", True):
+        if not (dry_run or as_json) and preview.get("changed", True):
+            console.print(f"not applied: re-run with --yes to apply it over fleet revision {preview['fleet_revision']}")
+        return
+    # One compare-and-swap over exactly the revision the diff was made against.
+    body["expected_revision"] = preview["fleet_revision"]
+    _change("PUT", "/v1/fleet", body, force=force, as_json=as_json, url=url)
+
+
+@endpoint_app.command("add")
+def endpoint_add(
+    name: str = typer.Argument(..., help="The DNS name, e.g. cells.example.com."),
+    record_type: list[str] = typer.Option(["A"], "--record-type", help="A or AAAA (repeat for both)."),
+    hosted_zone: str = typer.Option("", help="Its hosted zone (default: the name itself)."),
+    lbs_file: Path | None = typer.Option(
+        None, help="YAML or JSON list of its first load balancers (same fields as `fleet add-lb`)."
+    ),
+    force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = JsonOpt,
+    url: str | None = UrlOpt,
+) -> None:
+    """Add an endpoint (slow lane). Without LBs its plan has no address: give --lbs-file, or --force.
+
+    The enactors serve it once its hosted zone exists: `dnsctl zones ensure --endpoint NAME`.
+    """
+    import yaml
+
+    lbs: list[Any] = []
+    if lbs_file is not None:
+        try:
+            lbs = yaml.safe_load(lbs_file.read_text()) or []
+        except (OSError, yaml.YAMLError) as exc:
+            err_console.print(f"[red]error:[/red] cannot read {lbs_file}: {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+        if not isinstance(lbs, list):
+            err_console.print(f"[red]error:[/red] {lbs_file} must hold a list of load balancers", highlight=False)
+            raise typer.Exit(2)
+    body = {
+        "endpoint": {"name": name, "hosted_zone": hosted_zone, "record_types": record_type},
+        "load_balancers": lbs,
+    }
+    _change("POST", "/v1/fleet/endpoints", body, force=force, as_json=as_json, url=url, dry_run=dry_run)
+
+
+@endpoint_app.command("remove")
+def endpoint_remove(
+    name: str = typer.Argument(...),
+    force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = JsonOpt,
+    url: str | None = UrlOpt,
+) -> None:
+    """Remove an endpoint and its LBs (fast lane; the safety check wants --force for it)."""
+    _change("DELETE", f"/v1/fleet/endpoints/{name}", None, force=force, as_json=as_json, url=url, dry_run=dry_run)
+
+
+@endpoint_app.command("set-types")
+def endpoint_set_types(
+    name: str = typer.Argument(...),
+    record_type: list[str] = typer.Option(..., "--record-type", help="A or AAAA (repeat for both)."),
+    force: bool = ForceOpt,
+    dry_run: bool = DryRunOpt,
+    as_json: bool = JsonOpt,
+    url: str | None = UrlOpt,
+) -> None:
+    """Change the record types an endpoint serves (fast lane: publishes at once)."""
+    _change(
+        "PATCH",
+        f"/v1/fleet/endpoints/{name}",
+        {"record_types": record_type},
+        force=force,
+        as_json=as_json,
+        url=url,
+        dry_run=dry_run,
+    )
 
 
 # -- the kill switch ----------------------------------------------------------------------------

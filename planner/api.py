@@ -5,7 +5,12 @@ to HTTP. Every mutating route requires the bearer token. Errors are JSON {"detai
 "error": <kind>}; 422 keeps FastAPI's list of field errors in "detail".
 
     409 frozen / unsafe (with "violations") / exists    503 S3 unreachable (the planner keeps running)
-    404 unknown plan, LB or AZ                          502 the store holds a damaged plan (names the key)
+    409 conflict: the fleet changed since the revision given (`fleet load`)
+    404 unknown plan, LB, AZ or endpoint                502 the store holds a damaged plan or fleet (names the key)
+
+Every route that changes the fleet or publishes takes `dry_run`: it runs every check and answers
+with the plan diff and the safety verdict ("diff", "violations", "verdict"), and writes nothing.
+Answers to real changes carry the same "diff" (what the published plan changed).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.burst import burst_router
 from planner.fleet import (
+    Endpoint,
     Fleet,
     FleetError,
     LbState,
@@ -28,12 +34,14 @@ from planner.fleet import (
     demo_fleet,
     generate_fleet,
     load_fleet_file,
+    validate_fleet,
 )
 from planner.schedule import PlanSchedule
-from planner.service import ChangeResult, Planner, PlannerRefused, plan_summary
+from planner.service import ChangeResult, FleetUnavailable, Planner, PlannerRefused, Preview, plan_summary
 from planner.settings import PlannerSettings
 from services.auth import bearer_dependency, load_token
-from services.plan.model import PlanInvalid
+from services.plan.fleet_store import FleetConflict
+from services.plan.model import PlanInvalid, RecordType
 from services.plan.store import PlanNotFound, PlanStore, StoreError, StoreUnavailable
 
 MAX_PAGE = 200
@@ -67,16 +75,44 @@ class ThawRequest(_Body):
     by: str = Field("api", min_length=1, max_length=100)
 
 
+class EndpointCreate(_Body):
+    endpoint: Endpoint
+    load_balancers: list[LoadBalancer] = Field(default_factory=list, max_length=1000)
+
+
+class EndpointPatch(_Body):
+    record_types: list[RecordType] = Field(min_length=1, max_length=2)
+
+
+class FleetLoad(_Body):
+    fleet: dict[str, Any]
+    expected_revision: int | None = Field(
+        None, ge=1, description="Apply only over this revision (the one the diff was shown for)"
+    )
+    reason: str = Field("", max_length=400)
+
+
 Force = Annotated[bool, Query(description="Publish even if the safety check refuses the plan")]
+DryRun = Annotated[
+    bool, Query(description="Check and preview only: answer with the plan diff and the verdict, write nothing")
+]
 
 
 def fleet_for(settings: PlannerSettings) -> Fleet:
-    """The fleet the settings ask for: a file, a generated fleet, or the demo fleet."""
+    """The fleet the settings ask for: a file, a generated fleet, or the demo fleet (seeds an empty store)."""
     if settings.fleet_file is not None:
         return load_fleet_file(settings.fleet_file)
     if settings.lbs is not None:
         return generate_fleet(settings.lbs, settings.seed)
     return demo_fleet()
+
+
+def seed_source(settings: PlannerSettings) -> str:
+    if settings.fleet_file is not None:
+        return f"fleet file {settings.fleet_file}"
+    if settings.lbs is not None:
+        return f"generated fleet of {settings.lbs} (seed {settings.seed})"
+    return "the demo fleet"
 
 
 def _error(code: int, kind: str, message: str, **extra: Any) -> JSONResponse:
@@ -101,11 +137,32 @@ def _change(result: ChangeResult, planner: Planner) -> dict[str, Any]:
         "lane": result.lane,
         "changed": result.changed,
         "queued": result.queued,
+        "dry_run": result.dry_run,
         "plan": plan_summary(result.plan, planner.store.key_for(result.plan.version))
         if result.plan
         else None,
         "next_run": next_run.isoformat() if next_run else None,
+        "fleet_revision": result.fleet_revision,
+        "verdict": result.verdict,
+        "violations": [v.as_dict() for v in result.violations],
+        "diff": result.diff.as_dict() if result.diff else None,
     }
+
+
+def _preview(preview: Preview, force: bool) -> dict[str, Any]:
+    return {
+        "dry_run": True,
+        "version": preview.candidate.version,
+        "verdict": preview.verdict(force),
+        "violations": [v.as_dict() for v in preview.violations],
+        "frozen": preview.frozen.model_dump() if preview.frozen else None,
+        "diff": preview.diff.as_dict(),
+    }
+
+
+def _published(plan, planner: Planner) -> dict[str, Any]:
+    diff = planner.last_diff if planner.last_diff and planner.last_diff.new_version == plan.version else None
+    return {**plan_summary(plan, planner.store.key_for(plan.version)), "diff": diff.as_dict() if diff else None}
 
 
 def create_app(
@@ -116,22 +173,32 @@ def create_app(
     schedule: bool = True,
 ) -> FastAPI:
     planner = Planner(
-        settings, store or PlanStore(settings.bucket, settings.region), fleet or fleet_for(settings)
+        settings,
+        store or PlanStore(settings.bucket, settings.region),
+        fleet or fleet_for(settings),
+        seed_source="the given fleet" if fleet else seed_source(settings),
     )
     require_token = bearer_dependency(load_token())
     guarded = [Depends(require_token)]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        try:
+            planner.current_fleet()  # resume from the stored fleet (or seed it) before the first plan
+        except StoreError:
+            pass  # logged; the first scheduled run or request tries again
         if schedule:
             planner.schedule = PlanSchedule(settings.plan_interval, planner.scheduled_run)
             planner.schedule.start()
+        fleet_now = planner.fleet or planner.seed_fleet
         planner.log.info(
             "planner_started",
             bucket=settings.bucket,
             plan_interval_s=settings.plan_interval,
-            load_balancers=len(planner.fleet.load_balancers),
-            endpoints=len(planner.fleet.endpoints),
+            fleet_revision=planner.stored_fleet.revision if planner.stored_fleet else None,
+            drift=settings.drift,
+            load_balancers=len(fleet_now.load_balancers),
+            endpoints=len(fleet_now.endpoints),
         )
         try:
             yield
@@ -170,6 +237,14 @@ def create_app(
     async def _invalid(_: Request, exc: PlanInvalid):
         return _error(502, "plan_invalid", str(exc), key=exc.key)
 
+    @app.exception_handler(FleetConflict)
+    async def _conflict(_: Request, exc: FleetConflict):
+        return _error(409, "conflict", str(exc), key=exc.key, expected_revision=exc.expected)
+
+    @app.exception_handler(FleetUnavailable)
+    async def _fleet_unavailable(_: Request, exc: FleetUnavailable):
+        return _error(502, "fleet_invalid", str(exc))
+
     @app.exception_handler(StoreError)
     async def _store_error(_: Request, exc: StoreError):
         return _error(502, "store_error", str(exc))
@@ -204,55 +279,110 @@ def create_app(
     # -- fleet --------------------------------------------------------------------------------
 
     @app.get("/v1/fleet", tags=["fleet"])
-    def get_fleet() -> dict[str, Any]:
-        """The fleet as the planner holds it (the same shape a fleet file has)."""
-        return planner.fleet.model_dump(mode="json")
+    def get_fleet(response: Response) -> dict[str, Any]:
+        """The desired fleet as stored (the same shape a fleet file has); its revision in X-Fleet-Revision."""
+        fleet, stored = planner.current_fleet()
+        if stored is not None:
+            response.headers["X-Fleet-Revision"] = str(stored.revision)
+        return fleet.model_dump(mode="json")
+
+    @app.put("/v1/fleet", tags=["fleet"], dependencies=guarded)
+    def load_fleet(body: FleetLoad, force: Force = False, dry_run: DryRun = False) -> Any:
+        """Replace the whole desired fleet as one compare-and-swap (over `expected_revision`), publishing at once."""
+        try:
+            fleet = validate_fleet(body.fleet, "fleet")
+            return _change(
+                planner.load_fleet(
+                    fleet, over_revision=body.expected_revision, reason=body.reason, force=force, dry_run=dry_run
+                ),
+                planner,
+            )
+        except FleetError as exc:
+            detail = [{"loc": ["body", "fleet", *(loc.split(".") if loc else [])], "msg": msg,
+                       "type": "value_error"} for loc, msg in exc.errors]
+            return JSONResponse({"detail": detail, "error": "invalid_fleet"}, status_code=422)
+
+    @app.post("/v1/fleet/endpoints", tags=["fleet"], dependencies=guarded, status_code=201)
+    def add_endpoint(body: EndpointCreate, force: Force = False, dry_run: DryRun = False) -> Any:
+        """Add an endpoint, optionally with its first LBs (slow lane: it joins the next scheduled plan)."""
+        try:
+            return _change(
+                planner.add_endpoint(body.endpoint, tuple(body.load_balancers), force=force, dry_run=dry_run),
+                planner,
+            )
+        except FleetError as exc:
+            if any("already exists" in msg for _, msg in exc.errors):
+                return _error(409, "exists", str(exc))
+            return _fleet_422(exc, body_field_of_lb=False)
+
+    @app.patch("/v1/fleet/endpoints/{name}", tags=["fleet"], dependencies=guarded)
+    def update_endpoint(name: str, patch: EndpointPatch, force: Force = False, dry_run: DryRun = False) -> Any:
+        """Change the record types an endpoint serves (fast lane: publishes at once)."""
+        try:
+            return _change(
+                planner.set_record_types(name, tuple(patch.record_types), force=force, dry_run=dry_run), planner
+            )
+        except FleetError as exc:
+            return _fleet_422(exc, body_field_of_lb=False)
+
+    @app.delete("/v1/fleet/endpoints/{name}", tags=["fleet"], dependencies=guarded)
+    def delete_endpoint(name: str, force: Force = False, dry_run: DryRun = False) -> Any:
+        """Remove an endpoint and its LBs (fast lane; the safety check asks for force)."""
+        try:
+            return _change(planner.remove_endpoint(name, force=force, dry_run=dry_run), planner)
+        except FleetError as exc:
+            return _fleet_422(exc, body_field_of_lb=False)
 
     @app.post("/v1/fleet/load-balancers", tags=["fleet"], dependencies=guarded, status_code=201)
-    def add_load_balancer(lb: LoadBalancer, force: Force = False) -> Any:
+    def add_load_balancer(lb: LoadBalancer, force: Force = False, dry_run: DryRun = False) -> Any:
         """Add a load balancer (slow lane: it joins the next scheduled plan)."""
         try:
-            return _change(planner.add_lb(lb, force=force), planner)
+            return _change(planner.add_lb(lb, force=force, dry_run=dry_run), planner)
         except FleetError as exc:
             if any("already exists" in msg for _, msg in exc.errors):
                 return _error(409, "exists", str(exc))
             return _fleet_422(exc, body_field_of_lb=True)
 
     @app.patch("/v1/fleet/load-balancers/{lb_id}", tags=["fleet"], dependencies=guarded)
-    def update_load_balancer(lb_id: str, patch: LoadBalancerPatch, force: Force = False) -> Any:
+    def update_load_balancer(
+        lb_id: str, patch: LoadBalancerPatch, force: Force = False, dry_run: DryRun = False
+    ) -> Any:
         """Change capacity (slow lane) and/or state; draining or retiring publishes at once (fast lane)."""
         try:
             return _change(
-                planner.update_lb(lb_id, capacity=patch.capacity, state=patch.state, force=force), planner
+                planner.update_lb(lb_id, capacity=patch.capacity, state=patch.state, force=force, dry_run=dry_run),
+                planner,
             )
         except FleetError as exc:
             return _fleet_422(exc, body_field_of_lb=True)
 
     @app.delete("/v1/fleet/load-balancers/{lb_id}", tags=["fleet"], dependencies=guarded)
-    def delete_load_balancer(lb_id: str, force: Force = False) -> Any:
+    def delete_load_balancer(lb_id: str, force: Force = False, dry_run: DryRun = False) -> Any:
         """Remove a load balancer (fast lane)."""
         try:
-            return _change(planner.delete_lb(lb_id, force=force), planner)
+            return _change(planner.delete_lb(lb_id, force=force, dry_run=dry_run), planner)
         except FleetError as exc:
             return _fleet_422(exc, body_field_of_lb=False)
 
     @app.post("/v1/fleet/azs/{az}/drain", tags=["fleet"], dependencies=guarded)
-    def drain_az(az: str, force: Force = False) -> Any:
+    def drain_az(az: str, force: Force = False, dry_run: DryRun = False) -> Any:
         """Take every LB of the AZ out of service (weight 0) and publish at once (fast lane)."""
-        return _change(planner.drain_az(az, force=force), planner)
+        return _change(planner.drain_az(az, force=force, dry_run=dry_run), planner)
 
     @app.post("/v1/fleet/azs/{az}/undrain", tags=["fleet"], dependencies=guarded)
-    def undrain_az(az: str, force: Force = False) -> Any:
+    def undrain_az(az: str, force: Force = False, dry_run: DryRun = False) -> Any:
         """Bring the AZ back (slow lane: the next scheduled plan carries it)."""
-        return _change(planner.undrain_az(az, force=force), planner)
+        return _change(planner.undrain_az(az, force=force, dry_run=dry_run), planner)
 
     # -- plans --------------------------------------------------------------------------------
 
     @app.post("/v1/plans", tags=["plans"], dependencies=guarded, status_code=201)
-    def publish(body: PublishRequest | None = None, force: Force = False) -> dict[str, Any]:
+    def publish(
+        body: PublishRequest | None = None, force: Force = False, dry_run: DryRun = False
+    ) -> dict[str, Any]:
         """Publish a plan now from the current fleet (it carries any queued slow-lane changes)."""
-        plan = planner.publish_now(body.reason if body else "", force=force)
-        return plan_summary(plan, planner.store.key_for(plan.version))
+        result = planner.publish_now(body.reason if body else "", force=force, dry_run=dry_run)
+        return _preview(result, force) if isinstance(result, Preview) else _published(result, planner)
 
     @app.get("/v1/plans", tags=["plans"])
     def list_plans(
@@ -274,14 +404,19 @@ def create_app(
 
     @app.post("/v1/plans/{version}/restore", tags=["plans"], dependencies=guarded, status_code=201)
     def restore(
-        version: Annotated[int, Path(ge=1)], body: PublishRequest | None = None, force: Force = False
+        version: Annotated[int, Path(ge=1)],
+        body: PublishRequest | None = None,
+        force: Force = False,
+        dry_run: DryRun = False,
     ) -> Any:
         """Publish plan `version`'s content as a new version (rollback through the normal path)."""
         try:
-            plan = planner.restore(version, body.reason if body else "", force=force)
+            result = planner.restore(version, body.reason if body else "", force=force, dry_run=dry_run)
         except FleetError as exc:
             return _error(409, "not_adoptable", f"plan {version} cannot be adopted as the fleet: {exc}")
-        return {**plan_summary(plan, planner.store.key_for(plan.version)), "restored_version": version}
+        if isinstance(result, Preview):
+            return {**_preview(result, force), "restored_version": version}
+        return {**_published(result, planner), "restored_version": version}
 
     # -- the kill switch and status -----------------------------------------------------------
 

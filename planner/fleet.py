@@ -175,6 +175,32 @@ class Fleet(_Frozen):
         self._require_az(az)
         return self._replace(drained_azs=tuple(a for a in self.drained_azs if a != az))
 
+    # -- endpoints as desired state (each returns a new, validated fleet) -------------------
+
+    def with_endpoint(self, endpoint: Endpoint) -> Fleet:
+        if self.endpoint(endpoint.name) is not None:
+            raise FleetError([("name", f"endpoint {endpoint.name} already exists")])
+        return self._replace(endpoints=(*self.endpoints, endpoint))
+
+    def without_endpoint(self, name: str) -> Fleet:
+        """Remove the endpoint and the load balancers that serve it (their plan entries go too)."""
+        ep = self._require_endpoint(name)
+        return self._replace(
+            endpoints=tuple(e for e in self.endpoints if e.name != ep.name),
+            load_balancers=tuple(b for b in self.load_balancers if b.endpoint != ep.name),
+        )
+
+    def with_record_types(self, name: str, record_types: tuple[str, ...]) -> Fleet:
+        ep = self._require_endpoint(name)
+        updated = {**ep.model_dump(mode="json"), "record_types": list(record_types)}
+        return self._replace(endpoints=[updated if e.name == ep.name else e for e in self.endpoints])
+
+    def _require_endpoint(self, name: str) -> Endpoint:
+        ep = self.endpoint(name)
+        if ep is None:
+            raise NotInFleet(f"no endpoint {name!r} in the fleet (endpoints: {', '.join(e.name for e in self.endpoints)})")
+        return ep
+
     def _replace(self, **fields: Any) -> Fleet:
         return validate_fleet({**self.model_dump(mode="json"), **_dump(fields)})
 

@@ -48,3 +48,23 @@ class PlannerMetrics:
         self.publish_seconds = Histogram(
             "dnsctl_planner_publish_seconds", "Time to compute, check and write one plan", registry=r
         )
+        # The durable fleet (services/plan/fleet_store.py) and the floor Route 53 sets (planner/applied.py).
+        self.fleet_revision = Gauge(
+            "dnsctl_planner_fleet_revision", "Revision of the desired fleet this planner last read or wrote", registry=r
+        )
+        self.fleet_conflicts = Counter(
+            "dnsctl_planner_fleet_conflicts",
+            "Fleet writes that lost the compare-and-swap to another writer (then retried)",
+            registry=r,
+        )
+        self.fleet_invalid = Counter(
+            "dnsctl_planner_fleet_invalid", "Reads of a damaged fleet document (the last good fleet is kept)", registry=r
+        )
+        self.store_behind = Gauge(
+            "dnsctl_planner_store_behind",
+            "1 while the plan store's newest version is below the version Route 53 has applied (PlanStoreBehind)",
+            registry=r,
+        )
+        self.applied_version = Gauge(
+            "dnsctl_planner_applied_version", "Highest plan version Route 53 has applied, as last read", registry=r
+        )

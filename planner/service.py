@@ -1,13 +1,23 @@
-"""The planner itself: holds the fleet, turns changes into plans, and publishes them through the store.
+"""The planner itself: keeps the desired fleet, turns changes into plans, and publishes them.
 
-Everything that changes the planner's state goes through `Planner` under one lock, so a fleet
-change and the plan that carries it are one step: a request that is refused (frozen, unsafe,
+The desired fleet is durable: it lives in S3 beside the plans (services/plan/fleet_store.py) and
+`self.fleet` is only this process's copy of the newest revision read. Every change reads the
+stored revision, applies the change to it, checks it, and writes the result with a
+compare-and-swap; a writer that lost to another planner re-reads and re-applies. A restarted
+planner reads the same revision back, so drains and every other change survive it; the fleet
+file (or demo fleet) only seeds an empty store.
+
+Everything goes through `Planner` under one lock: a request that is refused (frozen, unsafe,
 S3 unreachable, bad input) leaves the fleet, the slow lane and the store as they were. The HTTP
-layer (api.py) and the timer (schedule.py) only call in here.
+layer (api.py) and the timer (schedule.py) only call in here. A change asked with dry_run goes
+through every check and returns the plan diff and the verdict, and writes nothing.
 
 Publishing, in order: the freeze marker is checked (frozen: refuse); the newest valid plan is the
 baseline; the candidate is checked for safety against it (unsafe: refuse unless forced); the store
-writes it as newest + 1 (If-None-Match, retrying on the next version when another writer won).
+writes it as max(newest, highest version Route 53 has applied) + 1 (If-None-Match, retrying on the
+next version when another writer won). After the write the fleet revision is read again: if
+another planner changed the fleet meanwhile, the plan is made again from the newer revision, so
+the newest plan always carries the newest fleet.
 """
 
 from __future__ import annotations
@@ -19,12 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from planner.fleet import Fleet, LbState, LoadBalancer
+from planner.applied import AppliedVersions
+from planner.fleet import Endpoint, Fleet, FleetError, LbState, LoadBalancer, validate_fleet
 from planner.metrics import PlannerMetrics
 from planner.planning import Violation, build_plan, endpoint_plans, fleet_from_plan, safety_violations
 from planner.schedule import PlanSchedule, QueuedChange, SlowLane, TrafficDrift
 from planner.settings import PlannerSettings
 from services.logs import get_logger
+from services.plan.diff import PlanDiff, plan_diff
+from services.plan.fleet_store import FleetConflict, FleetDocumentInvalid, FleetStore, StoredFleet
 from services.plan.model import EndpointPlan, Lane, Plan, PlanInvalid
 from services.plan.store import FreezeState, PlanNotFound, PlanStore, StoreError, StoreUnavailable
 
@@ -32,6 +45,14 @@ from services.plan.store import FreezeState, PlanNotFound, PlanStore, StoreError
 _BASELINE_LOOKBACK = 10
 # Health checks may come many times a second; while S3 is down, retry the bucket at most this often.
 _BUCKET_RETRY_S = 2.0
+# Rounds of read-apply-write before a fleet change gives up to other writers (each round re-reads).
+FLEET_CAS_ATTEMPTS = 20
+# Times a publish is redone when the fleet moved while the plan was being written.
+_REPUBLISH_ROUNDS = 3
+
+
+class FleetUnavailable(StoreError):
+    """There is no good fleet to change: the stored document is damaged (and none was read before it)."""
 
 
 class PlannerRefused(Exception):
@@ -45,12 +66,38 @@ class PlannerRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Preview:
+    """What publishing a fleet would do now: the plan diff and the safety verdict."""
+
+    baseline: Plan | None
+    candidate: Plan
+    violations: list[Violation]
+    frozen: FreezeState | None
+
+    @property
+    def diff(self) -> PlanDiff:
+        return plan_diff(self.baseline, self.candidate)
+
+    def verdict(self, force: bool) -> str:
+        if self.frozen:
+            return "frozen"
+        if self.violations:
+            return "forced" if force else "unsafe"
+        return "safe"
+
+
+@dataclass(frozen=True)
 class ChangeResult:
     change: str
     lane: Lane
     changed: bool
     queued: bool
     plan: Plan | None
+    diff: PlanDiff | None = None
+    violations: tuple[Violation, ...] = ()
+    verdict: str | None = None
+    dry_run: bool = False
+    fleet_revision: int | None = None
 
 
 def plan_summary(plan: Plan, key: str) -> dict[str, object]:
@@ -68,20 +115,39 @@ def plan_summary(plan: Plan, key: str) -> dict[str, object]:
 
 class Planner:
     def __init__(
-        self, settings: PlannerSettings, store: PlanStore, fleet: Fleet, metrics: PlannerMetrics | None = None
+        self,
+        settings: PlannerSettings,
+        store: PlanStore,
+        fleet: Fleet,
+        metrics: PlannerMetrics | None = None,
+        *,
+        fleet_store: FleetStore | None = None,
+        applied: AppliedVersions | None = None,
+        seed_source: str = "the fleet file",
     ):
+        """`fleet` seeds an empty fleet store; once the store holds a fleet, the store wins."""
         if fleet.region != settings.region:
             raise ValueError(
                 f"the fleet is for region {fleet.region} but the planner writes plans for {settings.region}"
             )
         self.settings = settings
         self.store = store
-        self.fleet = fleet
+        self.fleet_store = fleet_store or FleetStore.beside(store)
+        self.seed_fleet = fleet
+        self.seed_source = seed_source
+        # This process's copy of the newest stored revision (None until the store was read once).
+        self.fleet: Fleet | None = None
+        self.stored_fleet: StoredFleet | None = None
+        self.fleet_problem: str | None = None  # why the stored document is unusable, while it is
+        self.applied = applied or AppliedVersions(interval_s=settings.applied_check_interval)
+        self.store_behind: dict[str, object] | None = None
         self.metrics = metrics or PlannerMetrics()
         self.slow_lane = SlowLane()
         self.drift = TrafficDrift(settings.seed, settings.drift, settings.drift_bound)
         self.schedule: PlanSchedule | None = None
         self.last_published: Plan | None = None
+        self.last_diff: PlanDiff | None = None
+        self._damaged_etag: str | None = None
         self.store_error: str | None = None
         self.log = get_logger(planner=settings.planner_id, region=settings.region)
         self._lock = threading.RLock()
@@ -157,6 +223,106 @@ class Planner:
             version -= 1
         return None
 
+    # -- the durable fleet --------------------------------------------------------------------
+
+    def sync_fleet(self) -> StoredFleet | None:
+        """Read the stored fleet into self.fleet (seeding an empty store). Caller is inside using_store.
+
+        A damaged document leaves self.fleet at the last good revision (logged once per document,
+        counted every read) and returns None; callers that change the fleet refuse then.
+        """
+        for _ in range(FLEET_CAS_ATTEMPTS):
+            try:
+                stored = self.fleet_store.read()
+            except FleetDocumentInvalid as exc:
+                self._fleet_damaged(exc.reason, exc.etag)
+                return None
+            if stored is None:
+                try:
+                    stored = self.fleet_store.write(
+                        self.seed_fleet.model_dump(mode="json"),
+                        change=f"seeded from {self.seed_source}",
+                        by=self.settings.planner_id,
+                        over=None,
+                    )
+                except FleetConflict:
+                    continue  # another planner seeded it first: read theirs
+                self.log.info(
+                    "fleet_seeded",
+                    source=self.seed_source,
+                    key=self.fleet_store.key,
+                    fleet_revision=stored.revision,
+                    load_balancers=len(self.seed_fleet.load_balancers),
+                )
+            if self.stored_fleet is not None and stored.etag == self.stored_fleet.etag:
+                return stored  # unchanged since the last read
+            try:
+                fleet = validate_fleet(stored.fleet, f"{self.fleet_store.key} revision {stored.revision}")
+                if fleet.region != self.settings.region:
+                    raise FleetError([("region", f"is {fleet.region}, this planner plans {self.settings.region}")])
+            except FleetError as exc:
+                self._fleet_damaged(str(exc), stored.etag)
+                return None
+            self._adopt(stored, fleet)
+            return stored
+        raise StoreError(f"gave up reading {self.fleet_store.key}: it kept changing under {FLEET_CAS_ATTEMPTS} reads")
+
+    def _adopt(self, stored: StoredFleet, fleet: Fleet) -> None:
+        first = self.stored_fleet is None
+        if self.fleet_problem is not None:
+            self.log.info("fleet_recovered", fleet_revision=stored.revision, key=self.fleet_store.key)
+            self.fleet_problem = None
+        if first or stored.by != self.settings.planner_id or stored.revision != self.stored_fleet.revision + 1:
+            self.log.info(
+                "fleet_loaded" if first else "fleet_synced",
+                fleet_revision=stored.revision,
+                by=stored.by,
+                change=stored.change,
+                drained_azs=list(fleet.drained_azs),
+                load_balancers=len(fleet.load_balancers),
+            )
+        self.stored_fleet, self.fleet = stored, fleet
+        self.metrics.fleet_revision.set(stored.revision)
+
+    def _fleet_damaged(self, reason: str, etag: str | None) -> None:
+        self.metrics.fleet_invalid.inc()
+        if self.fleet_problem != reason:
+            self.log.warning(
+                "fleet_invalid",
+                key=self.fleet_store.key,
+                error=reason,
+                kept_revision=self.stored_fleet.revision if self.stored_fleet else None,
+                hint="replace it with `dnsctl fleet load FILE --yes`",
+            )
+        self.fleet_problem = reason
+        self._damaged_etag = etag
+
+    def _fleet_for_change(self) -> tuple[Fleet, StoredFleet]:
+        stored = self.sync_fleet()
+        if stored is None or self.fleet is None:
+            raise FleetUnavailable(
+                f"the stored fleet {self.fleet_store.key} is damaged ({self.fleet_problem}); changes are refused "
+                "until it is replaced (`dnsctl fleet load FILE --yes`); plans keep using the last good fleet"
+            )
+        return self.fleet, stored
+
+    def _write_fleet(self, new_fleet: Fleet, description: str, over: StoredFleet | None) -> StoredFleet:
+        stored = self.fleet_store.write(
+            new_fleet.model_dump(mode="json"),
+            change=description,
+            by=self.settings.planner_id,
+            over=over,
+            over_etag=None if over else self._damaged_etag,
+        )
+        self._adopt(stored, new_fleet)
+        return stored
+
+    def _lost_race(self, description: str, over: StoredFleet | None) -> None:
+        self.metrics.fleet_conflicts.inc()
+        self.log.info(
+            "fleet_conflict", description=description, over_revision=over.revision if over else None
+        )
+
     # -- publishing ---------------------------------------------------------------------------
 
     def _refuse(
@@ -178,6 +344,46 @@ class Planner:
         self.metrics.frozen.set(1 if frozen else 0)
         return frozen
 
+    def _applied_floor(self) -> int:
+        """The highest version Route 53 has applied; raises the PlanStoreBehind event when S3 is below it."""
+        fleet = self.fleet or self.seed_fleet
+        floor = self.applied.current((e.name, e.hosted_zone) for e in fleet.endpoints)
+        if floor.error:
+            self.log.warning("applied_versions_unreadable", error=floor.error, kept_version=floor.version)
+        self.metrics.applied_version.set(floor.version)
+        return floor.version
+
+    def _note_store_behind(self, store_version: int | None, applied_version: int) -> None:
+        behind = applied_version > (store_version or 0)
+        if behind:
+            state = {
+                "store_version": store_version,
+                "applied_version": applied_version,
+                "endpoint": self.applied.floor.endpoint,
+            }
+            if self.store_behind is None:
+                self.log.error(
+                    "plan_store_behind",
+                    alarm="PlanStoreBehind",
+                    bucket=self.store.bucket,
+                    **state,
+                    hint="plans were deleted or the bucket re-created; new plans are numbered above the applied version",
+                )
+            self.store_behind = state
+        self.metrics.store_behind.set(1 if behind else 0)
+
+    def preview(
+        self, fleet: Fleet, *, lane: Lane, endpoints: tuple[EndpointPlan, ...] | None = None
+    ) -> Preview:
+        """Build the plan `fleet` would publish now and check it; writes nothing (caller holds the lock)."""
+        baseline = self._baseline()
+        endpoints = endpoints if endpoints is not None else endpoint_plans(fleet, self.drift.factors())
+        version = max(baseline.version if baseline else 0, self._applied_floor()) + 1
+        candidate = Plan.build(region=fleet.region, version=version, endpoints=endpoints, lane=lane)
+        violations = safety_violations(baseline, candidate, self.settings.max_capacity_drop)
+        # A freeze stops publishing, not queueing: only the fast lane asks.
+        return Preview(baseline, candidate, violations, self.freeze_state() if lane == "fast" else None)
+
     def _publish(
         self,
         fleet: Fleet,
@@ -190,15 +396,11 @@ class Planner:
         """Check and write one plan (caller holds the lock, inside using_store)."""
         frozen = self.freeze_state()
         if frozen:
-            self._refuse(
-                "frozen",
-                f"the planner is frozen (since {frozen.at} by {frozen.by}: {frozen.reason}); "
-                "nothing is published until someone thaws it (`dnsctl thaw`)",
-                reason=reason,
-                lane=lane,
-            )
+            self._refuse_frozen(frozen, reason, lane)
         started = time.perf_counter()
         baseline = self._baseline()
+        floor = self._applied_floor()
+        self._note_store_behind(baseline.version if baseline else None, floor)
         endpoints = endpoints if endpoints is not None else endpoint_plans(fleet, self.drift.factors())
 
         def build(version: int) -> Plan:
@@ -206,7 +408,7 @@ class Planner:
                 region=fleet.region, version=version, endpoints=endpoints, reason=reason[:500], lane=lane
             )
 
-        candidate = build((baseline.version if baseline else 0) + 1)
+        candidate = build(max(baseline.version if baseline else 0, floor) + 1)
 
         def make(version: int) -> Plan:
             # Usually the store asks for exactly the version checked; building 1,000 LBs twice is not free.
@@ -222,11 +424,16 @@ class Planner:
             self.log.warning(
                 "plan_forced", reason=reason, lane=lane, violations=[v.as_dict() for v in violations]
             )
-        plan = self.store.publish(make)
+        plan = self.store.publish(make, above=floor)
         self.metrics.publish_seconds.observe(time.perf_counter() - started)
         self.metrics.plans_published.labels(lane).inc()
         self.metrics.newest_version.set(plan.version)
+        if self.store_behind is not None:
+            self.log.info("plan_store_caught_up", plan_version=plan.version, **self.store_behind)
+            self.store_behind = None
+            self.metrics.store_behind.set(0)
         self.last_published = plan
+        self.last_diff = plan_diff(baseline, plan)
         self.log.info(
             "plan_published",
             plan_version=plan.version,
@@ -234,9 +441,33 @@ class Planner:
             reason=plan.reason,
             key=self.store.key_for(plan.version),
             baseline_version=baseline.version if baseline else None,
+            fleet_revision=self.stored_fleet.revision if self.stored_fleet else None,
             forced=bool(violations),
             targets=sum(len(e.targets) for e in plan.endpoints),
+            changed=self.last_diff.lines()[1:] if not self.last_diff.empty else [],
         )
+        return plan
+
+    def _publish_fleet(self, reason: str, *, lane: Lane, force: bool) -> Plan:
+        """Publish the newest stored fleet; make it again if the fleet moved while the plan was written."""
+        stored = self.sync_fleet()
+        if self.fleet is None:
+            raise FleetUnavailable(f"no fleet to plan from: {self.fleet_problem}")
+        plan = self._publish(self.fleet, reason=reason, lane=lane, force=force)
+        for _ in range(_REPUBLISH_ROUNDS):
+            after = self.sync_fleet()
+            if after is None or stored is None or after.etag == stored.etag:
+                break
+            self.log.info(
+                "fleet_moved_during_publish",
+                plan_version=plan.version,
+                from_revision=stored.revision,
+                to_revision=after.revision,
+            )
+            stored = after
+            plan = self._publish(
+                self.fleet, reason=f"{reason} (fleet revision {after.revision})", lane=lane, force=force
+            )
         return plan
 
     def _with_queued(self, reason: str, carried: list[QueuedChange]) -> str:
@@ -248,13 +479,16 @@ class Planner:
         """The timer's job: drift the traffic, publish everything the slow lane queued. Never raises."""
         try:
             with self._lock:
-                self.drift.advance(b.id for b in self.fleet.load_balancers)
                 carried = self.slow_lane.pending()
                 reason = self._with_queued("scheduled", carried)
                 with self.using_store():
-                    plan = self._publish(
-                        self.fleet, reason=reason, lane="slow", force=any(c.forced for c in carried)
-                    )
+                    if self.fleet is None:
+                        self.sync_fleet()
+                    if self.fleet is None:
+                        return None  # logged as fleet_invalid; nothing good to plan from yet
+                    # Drift follows the LBs last read; _publish_fleet reads the newest revision.
+                    self.drift.advance(b.id for b in self.fleet.load_balancers)
+                    plan = self._publish_fleet(reason, lane="slow", force=any(c.forced for c in carried))
                 self.slow_lane.clear(carried)
                 self.metrics.queued_changes.set(len(self.slow_lane.pending()))
                 return plan
@@ -269,12 +503,15 @@ class Planner:
             self.log.exception("scheduled_plan_crashed", error=repr(exc))
             return None
 
-    def publish_now(self, reason: str, *, force: bool) -> Plan:
+    def publish_now(self, reason: str, *, force: bool, dry_run: bool = False) -> Plan | Preview:
+        """Publish the fleet now (a Preview instead when dry_run: nothing is written)."""
         with self._lock, self.using_store():
+            if dry_run:
+                fleet, _ = self._fleet_for_change()
+                return self.preview(fleet, lane="fast")
             carried = self.slow_lane.pending()
-            plan = self._publish(
-                self.fleet,
-                reason=self._with_queued(f"requested: {reason}" if reason else "requested", carried),
+            plan = self._publish_fleet(
+                self._with_queued(f"requested: {reason}" if reason else "requested", carried),
                 lane="fast",
                 force=force,
             )
@@ -283,19 +520,35 @@ class Planner:
             return plan
 
     def burst_run(self, k: int, n: int) -> Plan:
-        """Plan k of n of a chaos burst (planner/burst.py): drift the traffic a step and publish at once."""
-        with self._lock, self.using_store():
-            self.drift.advance(b.id for b in self.fleet.load_balancers)
-            return self._publish(self.fleet, reason=f"burst {k}/{n}", lane="fast", force=False)
+        """Plan k of n of a chaos burst (planner/burst.py): drift the traffic a step and publish at once.
 
-    def restore(self, version: int, reason: str, *, force: bool) -> Plan:
+        A burst plans from the fleet last read (one S3 read less per plan: a burst is about plan
+        churn); the next scheduled or requested plan reads the newest revision again.
+        """
+        with self._lock, self.using_store():
+            fleet = self.fleet if self.fleet is not None else self._fleet_for_change()[0]
+            self.drift.advance(b.id for b in fleet.load_balancers)
+            return self._publish(fleet, reason=f"burst {k}/{n}", lane="fast", force=False)
+
+    def restore(self, version: int, reason: str, *, force: bool, dry_run: bool = False) -> Plan | Preview:
         """Publish plan `version`'s content as a new version and adopt the fleet it describes."""
         with self._lock, self.using_store():
             old = self.store.get(version)
-            fleet = fleet_from_plan(old, self.fleet)
             text = f"restore of plan {version}" + (f": {reason}" if reason else "")
+            for _ in range(FLEET_CAS_ATTEMPTS):
+                current, stored = self._fleet_for_change()
+                fleet = fleet_from_plan(old, current)
+                if dry_run:
+                    return self.preview(fleet, lane="fast", endpoints=old.endpoints)
+                self._refuse_if_unpublishable(self.preview(fleet, lane="fast", endpoints=old.endpoints), text, force)
+                try:
+                    self._write_fleet(fleet, text, stored)
+                    break
+                except FleetConflict:
+                    self._lost_race(text, stored)
+            else:
+                raise StoreError(f"gave up restoring plan {version}: the fleet kept changing")
             plan = self._publish(fleet, reason=text, lane="fast", force=force, endpoints=old.endpoints)
-            self.fleet = fleet
             dropped = self.slow_lane.drop_all()
             self.metrics.queued_changes.set(0)
             self.log.info(
@@ -306,28 +559,82 @@ class Planner:
             )
             return plan
 
+    def _refuse_if_unpublishable(self, preview: Preview, reason: str, force: bool) -> None:
+        """Refuse before the fleet is written, so a refused change is not left in the store."""
+        if preview.frozen:
+            self._refuse_frozen(preview.frozen, reason, "fast")
+        if preview.violations and not force:
+            self._refuse(
+                "unsafe", _unsafe_message(preview.violations), reason=reason, lane="fast",
+                violations=preview.violations,
+            )
+
+    def _refuse_frozen(self, frozen: FreezeState, reason: str, lane: Lane) -> None:
+        self._refuse(
+            "frozen",
+            f"the planner is frozen (since {frozen.at} by {frozen.by}: {frozen.reason}); "
+            "nothing is published until someone thaws it (`dnsctl thaw`)",
+            reason=reason,
+            lane=lane,
+        )
+
     # -- fleet changes ------------------------------------------------------------------------
 
     def change_fleet(
-        self, kind: str, description: str, apply: Callable[[Fleet], Fleet], lane: Lane, *, force: bool
+        self,
+        kind: str,
+        description: str,
+        apply: Callable[[Fleet], Fleet],
+        lane: Lane,
+        *,
+        force: bool,
+        dry_run: bool = False,
     ) -> ChangeResult:
-        """Apply one change: the fast lane publishes it now, the slow lane checks it and queues it."""
-        with self._lock:
-            new_fleet = apply(self.fleet)
-            if new_fleet == self.fleet:
-                return ChangeResult(description, lane, changed=False, queued=False, plan=None)
-            plan, forced = None, False
-            with self.using_store():
-                if lane == "fast":
-                    carried = self.slow_lane.pending()
-                    plan = self._publish(
-                        new_fleet, reason=self._with_queued(description, carried), lane="fast", force=force
+        """Apply one change as a compare-and-swap on the stored fleet.
+
+        The fast lane publishes it now, the slow lane checks it and queues it for the next
+        scheduled plan. dry_run stops after the checks and reports what would happen.
+        """
+        with self._lock, self.using_store():
+            for _ in range(FLEET_CAS_ATTEMPTS):
+                current, stored = self._fleet_for_change()
+                new_fleet = apply(current)
+                if new_fleet == current:
+                    return ChangeResult(
+                        description, lane, changed=False, queued=False, plan=None,
+                        dry_run=dry_run, fleet_revision=stored.revision,
                     )
-                    self.slow_lane.clear(carried)
-                else:
-                    forced = self._check_slow_change(new_fleet, description, force=force)
-            self.fleet = new_fleet
-            if lane == "slow":
+                preview, violations, forced = self._check_change(current, new_fleet, lane)
+                verdict = preview.verdict(force) if lane == "fast" else ("unsafe" if violations and not force else
+                                                                         "forced" if violations else "safe")
+                if dry_run:
+                    return ChangeResult(
+                        description, lane, changed=True, queued=lane == "slow", plan=None,
+                        diff=preview.diff, violations=tuple(violations), verdict=verdict, dry_run=True,
+                        fleet_revision=stored.revision,
+                    )
+                if lane == "fast":
+                    self._refuse_if_unpublishable(preview, description, force)
+                elif violations and not force:
+                    self._refuse("unsafe", _unsafe_message(violations), reason=description, lane="slow",
+                                 violations=violations)
+                elif violations:
+                    self.metrics.forced_plans.inc()
+                    self.log.warning("change_forced", description=description,
+                                     violations=[v.as_dict() for v in violations])
+                try:
+                    written = self._write_fleet(new_fleet, description, stored)
+                    break
+                except FleetConflict:
+                    self._lost_race(description, stored)
+            else:
+                raise StoreError(f"gave up on {description!r}: the fleet kept changing under {FLEET_CAS_ATTEMPTS} tries")
+            plan = None
+            if lane == "fast":
+                carried = self.slow_lane.pending()
+                plan = self._publish_fleet(self._with_queued(description, carried), lane="fast", force=force)
+                self.slow_lane.clear(carried)
+            else:
                 self.slow_lane.add(description, forced)
             self.metrics.queued_changes.set(len(self.slow_lane.pending()))
             self.metrics.fleet_changes.labels(kind, lane).inc()
@@ -337,51 +644,48 @@ class Planner:
                 description=description,
                 lane=lane,
                 queued=lane == "slow",
+                fleet_revision=written.revision,
                 plan_version=plan.version if plan else None,
             )
-            return ChangeResult(description, lane, changed=True, queued=lane == "slow", plan=plan)
+            return ChangeResult(
+                description, lane, changed=True, queued=lane == "slow", plan=plan,
+                diff=self.last_diff if plan else preview.diff, violations=tuple(violations),
+                verdict=verdict, fleet_revision=written.revision,
+            )
 
-    def _check_slow_change(self, new_fleet: Fleet, description: str, *, force: bool) -> bool:
-        """Refuse a queued change that makes the next plan unsafe. Returns whether it needed force.
+    def _check_change(self, current: Fleet, new_fleet: Fleet, lane: Lane) -> tuple[Preview, list[Violation], bool]:
+        """(preview of the plan the new fleet makes, violations held against the change, needs force).
 
-        Violations the queue already holds (accepted earlier with force) are not held against
-        this change; only new ones are.
+        The fast lane holds every violation of the plan against the change. A queued change is
+        held only to violations it adds: ones the queue already holds (accepted earlier with
+        force) are not held against this change.
         """
-        baseline = self._baseline()
-        version = (baseline.version if baseline else 0) + 1
-        drift = self.drift.factors()
+        preview = self.preview(new_fleet, lane=lane)
+        if lane == "fast":
+            return preview, preview.violations, bool(preview.violations)
         before = safety_violations(
-            baseline,
-            build_plan(self.fleet, version, reason="", lane="slow", drift=drift),
-            self.settings.max_capacity_drop,
-        )
-        after = safety_violations(
-            baseline,
-            build_plan(new_fleet, version, reason="", lane="slow", drift=drift),
+            preview.baseline,
+            build_plan(current, preview.candidate.version, reason="", lane="slow", drift=self.drift.factors()),
             self.settings.max_capacity_drop,
         )
         known = {(v.endpoint, v.rule) for v in before}
-        new = [v for v in after if (v.endpoint, v.rule) not in known]
-        if new and not force:
-            self._refuse("unsafe", _unsafe_message(new), reason=description, lane="slow", violations=new)
-        if new:
-            self.metrics.forced_plans.inc()
-            self.log.warning("change_forced", description=description, violations=[v.as_dict() for v in new])
-        return bool(new)
+        new = [v for v in preview.violations if (v.endpoint, v.rule) not in known]
+        return preview, new, bool(new)
 
-    def add_lb(self, lb: LoadBalancer, *, force: bool) -> ChangeResult:
+    def add_lb(self, lb: LoadBalancer, *, force: bool, dry_run: bool = False) -> ChangeResult:
         return self.change_fleet(
             "add_lb",
             f"add {lb.id} ({lb.az}, capacity {lb.capacity})",
             lambda f: f.with_load_balancer(lb),
             "slow",
             force=force,
+            dry_run=dry_run,
         )
 
     def update_lb(
-        self, lb_id: str, *, capacity: int | None, state: LbState | None, force: bool
+        self, lb_id: str, *, capacity: int | None, state: LbState | None, force: bool, dry_run: bool = False
     ) -> ChangeResult:
-        current = self.fleet.lb(lb_id)
+        current = self.fleet.lb(lb_id) if self.fleet else None
         parts = []
         if capacity is not None:
             parts.append(f"capacity {current.capacity if current else '?'} -> {capacity}")
@@ -399,20 +703,107 @@ class Planner:
             lambda f: f.with_lb_update(lb_id, capacity=capacity, state=state),
             lane,
             force=force,
+            dry_run=dry_run,
         )
 
-    def delete_lb(self, lb_id: str, *, force: bool) -> ChangeResult:
+    def delete_lb(self, lb_id: str, *, force: bool, dry_run: bool = False) -> ChangeResult:
         return self.change_fleet(
-            "delete_lb", f"delete {lb_id}", lambda f: f.without_load_balancer(lb_id), "fast", force=force
+            "delete_lb", f"delete {lb_id}", lambda f: f.without_load_balancer(lb_id), "fast",
+            force=force, dry_run=dry_run,
         )
 
-    def drain_az(self, az: str, *, force: bool) -> ChangeResult:
-        return self.change_fleet("drain_az", f"drain {az}", lambda f: f.drain_az(az), "fast", force=force)
-
-    def undrain_az(self, az: str, *, force: bool) -> ChangeResult:
+    def drain_az(self, az: str, *, force: bool, dry_run: bool = False) -> ChangeResult:
         return self.change_fleet(
-            "undrain_az", f"undrain {az}", lambda f: f.undrain_az(az), "slow", force=force
+            "drain_az", f"drain {az}", lambda f: f.drain_az(az), "fast", force=force, dry_run=dry_run
         )
+
+    def undrain_az(self, az: str, *, force: bool, dry_run: bool = False) -> ChangeResult:
+        return self.change_fleet(
+            "undrain_az", f"undrain {az}", lambda f: f.undrain_az(az), "slow", force=force, dry_run=dry_run
+        )
+
+    def add_endpoint(
+        self, endpoint: Endpoint, lbs: tuple[LoadBalancer, ...], *, force: bool, dry_run: bool = False
+    ) -> ChangeResult:
+        """A new endpoint (with its first LBs, if given) joins the next scheduled plan (slow lane)."""
+
+        def apply(f: Fleet) -> Fleet:
+            f = f.with_endpoint(endpoint)
+            for lb in lbs:
+                f = f.with_load_balancer(lb)
+            return f
+
+        return self.change_fleet(
+            "add_endpoint",
+            f"add endpoint {endpoint.name} ({'/'.join(endpoint.record_types)}, {len(lbs)} LBs)",
+            apply,
+            "slow",
+            force=force,
+            dry_run=dry_run,
+        )
+
+    def remove_endpoint(self, name: str, *, force: bool, dry_run: bool = False) -> ChangeResult:
+        """Remove an endpoint and its LBs, published at once (the safety check wants force for it)."""
+        return self.change_fleet(
+            "remove_endpoint", f"remove endpoint {name}", lambda f: f.without_endpoint(name), "fast",
+            force=force, dry_run=dry_run,
+        )
+
+    def set_record_types(
+        self, name: str, record_types: tuple[str, ...], *, force: bool, dry_run: bool = False
+    ) -> ChangeResult:
+        """Change what an endpoint answers (A, AAAA or both), published at once."""
+        return self.change_fleet(
+            "set_record_types",
+            f"endpoint {name}: record types {'/'.join(sorted(record_types))}",
+            lambda f: f.with_record_types(name, record_types),
+            "fast",
+            force=force,
+            dry_run=dry_run,
+        )
+
+    def load_fleet(
+        self, fleet: Fleet, *, over_revision: int | None, reason: str, force: bool, dry_run: bool = False
+    ) -> ChangeResult:
+        """Replace the whole desired fleet (`dnsctl fleet load`), published at once.
+
+        With `over_revision` it is one compare-and-swap over exactly the revision the operator
+        saw the diff of: if the fleet changed since, it is refused (FleetConflict), not merged.
+        A damaged stored document may be replaced this way (it is the way out of fleet_invalid).
+        """
+        if fleet.region != self.settings.region:
+            raise FleetError([("region", f"is {fleet.region}, this planner plans {self.settings.region}")])
+        description = "load fleet" + (f": {reason}" if reason else "")
+        with self._lock, self.using_store():
+            stored = self.sync_fleet()
+            if stored is not None and over_revision is not None and stored.revision != over_revision:
+                raise FleetConflict(self.fleet_store.key, over_revision)
+            if stored is not None and fleet == self.fleet:
+                return ChangeResult(description, "fast", changed=False, queued=False, plan=None,
+                                    dry_run=dry_run, fleet_revision=stored.revision)
+            preview = self.preview(fleet, lane="fast")
+            if dry_run:
+                return ChangeResult(
+                    description, "fast", changed=True, queued=False, plan=None, diff=preview.diff,
+                    violations=tuple(preview.violations), verdict=preview.verdict(force), dry_run=True,
+                    fleet_revision=stored.revision if stored else None,
+                )
+            self._refuse_if_unpublishable(preview, description, force)
+            written = self._write_fleet(fleet, description, stored)
+            carried = self.slow_lane.pending()
+            plan = self._publish_fleet(self._with_queued(description, carried), lane="fast", force=force)
+            self.slow_lane.clear(carried)
+            self.metrics.queued_changes.set(len(self.slow_lane.pending()))
+            self.metrics.fleet_changes.labels("load_fleet", "fast").inc()
+            self.log.info(
+                "fleet_changed", change="load_fleet", description=description, lane="fast", queued=False,
+                fleet_revision=written.revision, plan_version=plan.version,
+            )
+            return ChangeResult(
+                description, "fast", changed=True, queued=False, plan=plan, diff=self.last_diff,
+                violations=tuple(preview.violations), verdict=preview.verdict(force),
+                fleet_revision=written.revision,
+            )
 
     # -- the kill switch ----------------------------------------------------------------------
 
@@ -445,6 +836,14 @@ class Planner:
             return existing
 
     # -- reading ------------------------------------------------------------------------------
+
+    def current_fleet(self) -> tuple[Fleet, StoredFleet | None]:
+        """The newest stored fleet (the last good one while the stored document is damaged)."""
+        with self._lock, self.using_store():
+            stored = self.sync_fleet()
+            if self.fleet is None:
+                raise FleetUnavailable(f"no good fleet in {self.fleet_store.key}: {self.fleet_problem}")
+            return self.fleet, stored or self.stored_fleet
 
     def plan(self, version: int | None) -> Plan:
         """Plan `version`, or the newest one when None."""
@@ -491,6 +890,7 @@ class Planner:
                 newest = self.store.newest_version()
         except StoreError:
             store_ok = False
+        fleet = self.fleet
         next_run = self.next_run()
         last = self.last_published
         return {
@@ -512,11 +912,18 @@ class Planner:
             "next_run": next_run.isoformat() if next_run else None,
             "plan_interval_s": self.settings.plan_interval,
             "queued_changes": [c.as_dict() for c in self.slow_lane.pending()],
-            "fleet": {
-                "load_balancers": len(self.fleet.load_balancers),
-                "serving": sum(1 for b in self.fleet.load_balancers if self.fleet.serving(b)),
-                "drained_azs": list(self.fleet.drained_azs),
+            "fleet": None
+            if fleet is None
+            else {
+                "revision": self.stored_fleet.revision if self.stored_fleet else None,
+                "key": self.fleet_store.key,
+                "problem": self.fleet_problem,
+                "load_balancers": len(fleet.load_balancers),
+                "serving": sum(1 for b in fleet.load_balancers if fleet.serving(b)),
+                "drained_azs": list(fleet.drained_azs),
             },
+            "store_behind": self.store_behind,
+            "applied_version": self.applied.floor.version or None,
         }
 
 

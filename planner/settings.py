@@ -40,11 +40,17 @@ class PlannerSettings(BaseSettings):
     fleet_file: Path | None = Field(None, description="TOML or YAML fleet file; default: the demo fleet")
     lbs: int | None = Field(None, ge=3, le=MAX_GENERATED_LBS, description="Generate a fleet of this many LBs")
     seed: int = Field(0, description="Seed of the generated fleet and of the simulated traffic drift")
-    drift: float = Field(0.02, ge=0, le=0.2, description="Largest relative weight change per scheduled plan")
+    # Simulated traffic drift is a demo setting: off unless asked (`dnsctl up` turns it on with --drift).
+    drift: float = Field(
+        0.0, ge=0, le=0.2, description="Largest relative weight change per scheduled plan (demo; 0 = off)"
+    )
     drift_bound: float = Field(
         0.10, ge=0, le=0.5, description="How far drift may move an LB from its capacity share"
     )
     max_capacity_drop: float = Field(DEFAULT_MAX_CAPACITY_DROP, gt=0, le=1)
+    applied_check_interval: float = Field(
+        30.0, ge=0, description="Seconds between reads of the versions Route 53 has applied (the numbering floor)"
+    )
     planner_id: str = Field("planner", description="Names this planner in logs and freeze markers")
     allow_chaos: bool = Field(False, description="Enable the chaos routes (the race lab's plan burst, planner/burst.py)")
 

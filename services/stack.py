@@ -37,6 +37,11 @@ class ServiceSpec:
     oneshot: bool = False  # runs to completion (exit 0) before its dependents start; no port, no health route
 
 
+# The demo stack turns the planner's simulated traffic drift on (plans keep differing, as the
+# talk's churn did); the planner itself has it off unless asked.
+DEMO_DRIFT = 0.02
+
+
 def services(
     ports: Ports = Ports(),
     *,
@@ -44,6 +49,7 @@ def services(
     version_guard: bool = True,
     plan_interval_s: float = 5.0,
     allow_chaos: bool = True,
+    drift: float = DEMO_DRIFT,
     emulator_host: str | None = None,
     service_host: dict[str, str] | None = None,
 ) -> list[ServiceSpec]:
@@ -60,7 +66,8 @@ def services(
         ServiceSpec(
             "planner",
             ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s))
-            + (("--allow-chaos",) if allow_chaos else ()),
+            + (("--allow-chaos",) if allow_chaos else ())
+            + (("--drift", str(drift)) if drift > 0 else ()),
             ports.planner,
             "/healthz",
             env=dict(common),

@@ -13,7 +13,8 @@ Theory of operation:
   knew of; the reader checks that key exists and then probes forward (HEAD next keys, galloping
   then bisecting) until a key is missing. A writer that died between its plan put and its pointer
   update therefore never hides a plan. This relies on versions being contiguous, which holds
-  because every writer publishes newest + 1.
+  because every writer publishes newest + 1 (or jumps once above what Route 53 has applied, when
+  the store fell behind it: the pointer, written right after, then names the jump).
 - The pointer itself moves only forward: it is replaced with If-Match on the ETag read, so a slow
   writer cannot set it back.
 - Every read verifies schema and checksum (Plan.from_json) and that the document's region and
@@ -87,6 +88,44 @@ def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
+@contextmanager
+def s3_errors(endpoint: str, bucket: str, action: str) -> Iterator[None]:
+    """Turn botocore's errors into the store's: unreachable S3 names the endpoint and the fix.
+
+    Shared by every store kept in the plan bucket (plans here, the fleet in fleet_store.py).
+    """
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        raise StoreUnavailable(
+            f"S3 is not reachable at {endpoint} ({action}: {exc}). Start the emulator "
+            "(`dnsctl up` or `dnsctl emulator`) or point AWS_ENDPOINT_URL at a reachable S3."
+        ) from exc
+    except ClientError as exc:
+        code = _code(exc)
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+            raise StoreUnavailable(
+                f"S3 at {endpoint} refused {action} on bucket {bucket}: {code}. Check the AWS credentials."
+            ) from exc
+        if code == "NoSuchBucket":
+            raise StoreUnavailable(
+                f"bucket {bucket} does not exist at {endpoint} ({action}); the planner creates it on first use."
+            ) from exc
+        raise StoreError(f"S3 at {endpoint} failed {action}: {code or _status(exc)} {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"S3 at {endpoint} failed {action}: {exc}") from exc
+
+
+def is_precondition_failure(exc: ClientError) -> bool:
+    """412 PreconditionFailed: the condition did not hold; 409 ConditionalRequestConflict: a
+    concurrent conditional write to the same key is in flight. Either way another writer won."""
+    return _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict") or _status(exc) in (409, 412)
+
+
+def is_missing(exc: ClientError) -> bool:
+    return _code(exc) in ("NoSuchKey", "404", "NotFound") or _status(exc) == 404
+
+
 class PlanStore:
     @classmethod
     def from_env(cls, bucket: str | None = None, region: str | None = None) -> PlanStore:
@@ -114,29 +153,8 @@ class PlanStore:
 
     # -- errors ------------------------------------------------------------------------------
 
-    @contextmanager
-    def _s3(self, action: str) -> Iterator[None]:
-        """Turn botocore's errors into the store's: unreachable S3 names the endpoint and the fix."""
-        try:
-            yield
-        except _UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"S3 is not reachable at {self.endpoint} ({action}: {exc}). Start the emulator "
-                "(`dnsctl up` or `dnsctl emulator`) or point AWS_ENDPOINT_URL at a reachable S3."
-            ) from exc
-        except ClientError as exc:
-            code = _code(exc)
-            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-                raise StoreUnavailable(
-                    f"S3 at {self.endpoint} refused {action} on bucket {self.bucket}: {code}. Check the AWS credentials."
-                ) from exc
-            if code == "NoSuchBucket":
-                raise StoreUnavailable(
-                    f"bucket {self.bucket} does not exist at {self.endpoint} ({action}); the planner creates it on first use."
-                ) from exc
-            raise StoreError(f"S3 at {self.endpoint} failed {action}: {code or _status(exc)} {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"S3 at {self.endpoint} failed {action}: {exc}") from exc
+    def _s3(self, action: str):
+        return s3_errors(self.endpoint, self.bucket, action)
 
     # -- bucket ------------------------------------------------------------------------------
 
@@ -185,23 +203,20 @@ class PlanStore:
                     IfNoneMatch="*",
                 )
             except ClientError as exc:
-                # 412 PreconditionFailed: the key exists; 409 ConditionalRequestConflict: a concurrent
-                # conditional write to the same key is in flight. Either way the version is taken.
-                if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict") or _status(exc) in (
-                    409,
-                    412,
-                ):
+                if is_precondition_failure(exc):  # the version is taken
                     raise VersionExists(key) from exc
                 raise
         self._advance_pointer(plan.version)
 
-    def publish(self, make: Callable[[int], Plan]) -> Plan:
-        """Write make(newest + 1); when another writer took that version, try the next free one.
+    def publish(self, make: Callable[[int], Plan], *, above: int = 0) -> Plan:
+        """Write make(max(newest, above) + 1); when another writer took that version, try the next free one.
 
+        `above` is a floor the caller knows of besides the store (the planner passes the highest
+        version Route 53 has applied, so a store that fell behind never numbers below it).
         Under heavy contention a writer that only stepped by one could keep losing to faster
         ones, so after a loss it jumps to the newest version + 1 and waits a little, jittered.
         """
-        version = (self.newest_version() or 0) + 1
+        version = max(self.newest_version() or 0, above) + 1
         for attempt in range(PUBLISH_ATTEMPTS):
             plan = make(version)
             if plan.version != version:

@@ -9,6 +9,7 @@ cause before effect:
     4 EndpointEmpty       DNS answers with zero addresses (the effect customers see)
     5 PlanLagHigh         the applied plan is far behind the newest one
     6 EndpointBlocked     Route 53 refused the newest plan for an endpoint (or it cannot fit the zone)
+    7 PlanStoreBehind     the plan store's newest version is below what Route 53 has applied
 
 An active alarm names the higher-ranked active alarm that explains it (`caused_by`), so the
 list reads as one story. The book is pure: the caller observes conditions with a timestamp and
@@ -29,7 +30,16 @@ STALE_PLAN_APPLIED = "StalePlanApplied"
 ENDPOINT_EMPTY = "EndpointEmpty"
 PLAN_LAG_HIGH = "PlanLagHigh"
 ENDPOINT_BLOCKED = "EndpointBlocked"
-RANK = {ROOT_ALIAS_DANGLING: 1, ENACTOR_STUCK: 2, STALE_PLAN_APPLIED: 3, ENDPOINT_EMPTY: 4, PLAN_LAG_HIGH: 5, ENDPOINT_BLOCKED: 6}
+PLAN_STORE_BEHIND = "PlanStoreBehind"
+RANK = {
+    ROOT_ALIAS_DANGLING: 1,
+    ENACTOR_STUCK: 2,
+    STALE_PLAN_APPLIED: 3,
+    ENDPOINT_EMPTY: 4,
+    PLAN_LAG_HIGH: 5,
+    ENDPOINT_BLOCKED: 6,
+    PLAN_STORE_BEHIND: 7,
+}
 # Which kind of thing an alarm's subject is.
 SUBJECT_KIND = {ENACTOR_STUCK: "enactor"}
 

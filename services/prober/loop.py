@@ -193,6 +193,9 @@ class Prober:
                 applied = self.rules.applied_version(v, v.endpoint, self.enactors)
                 if applied is not None and self.planner and self.planner.newest_version is not None:
                     PLAN_LAG.labels(endpoint_key(v.endpoint)).set(self.planner.newest_version - applied)
+        behind = self.rules.store_behind(self.planner, views or [], self.enactors)
+        if behind is not None:
+            transitions += self.book.observe(alarms.PLAN_STORE_BEHIND, behind[0], now, behind[1] | gone)
         self._report(transitions)
         return transitions
 

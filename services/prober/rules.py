@@ -18,6 +18,9 @@ highest plan version seen, since when an endpoint lags) lives in `Rules`.
   and the alarm names the plan and the reason. It clears when a newer plan flips.
 - PlanLagHigh: the newest published plan is `lag_versions` or more ahead of the endpoint's
   applied version, or has been ahead at all for `lag_seconds`.
+- PlanStoreBehind: the plan store's newest version (the planner's status) is below the version
+  the endpoint has applied, two rounds in a row: plans were deleted or the bucket re-created, and enactors would skip
+  every plan numbered from the store. The planner numbers above Route 53 when it sees this.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Rules:
     _highest: dict[str, int] = field(default_factory=dict)
     _lag_since: dict[str, float] = field(default_factory=dict)
     _last_applied: dict[str, int] = field(default_factory=dict)
+    _behind_run: dict[str, int] = field(default_factory=dict)
 
     # -- Route 53 --------------------------------------------------------------------------------
 
@@ -198,6 +202,16 @@ class Rules:
             self._last_applied[key] = max(candidates)
         return self._last_applied.get(key)
 
+    def _applied_versions(self, views: list[EndpointView], statuses: list[EnactorStatus]) -> dict[str, int]:
+        """endpoint -> best known applied version, for the endpoints that have one."""
+        out = {}
+        for v in views:
+            key = endpoint_key(v.endpoint)
+            applied = self.applied_version(v, key, statuses)
+            if applied is not None:
+                out[key] = applied
+        return out
+
     def lag(
         self, planner: PlannerStatus | None, views: list[EndpointView], statuses: list[EnactorStatus], now: float
     ) -> tuple[dict[str, Condition], set[str]] | None:
@@ -206,11 +220,7 @@ class Rules:
             return None
         out: dict[str, Condition] = {}
         evaluated = set()
-        for v in views:
-            key = endpoint_key(v.endpoint)
-            applied = self.applied_version(v, key, statuses)
-            if applied is None:
-                continue
+        for key, applied in self._applied_versions(views, statuses).items():
             evaluated.add(key)
             behind = planner.newest_version - applied
             if behind <= 0:
@@ -225,6 +235,27 @@ class Rules:
                 )
         return out, evaluated
 
+
+    def store_behind(
+        self, planner: PlannerStatus | None, views: list[EndpointView], statuses: list[EnactorStatus]
+    ) -> tuple[dict[str, Condition], set[str]] | None:
+        """None when the planner cannot be read (PlanStoreBehind keeps its state)."""
+        if planner is None or not planner.reachable:
+            return None
+        out: dict[str, Condition] = {}
+        evaluated = set()
+        for key, applied in self._applied_versions(views, statuses).items():
+            evaluated.add(key)
+            store = planner.newest_version or 0
+            # Two rounds in a row: a plan published and applied between reading the planner and
+            # reading Route 53 makes one round look behind.
+            self._behind_run[key] = self._behind_run.get(key, 0) + 1 if store < applied else 0
+            if self._behind_run[key] >= 2:
+                out[key] = Condition(
+                    detail=f"the plan store's newest plan {planner.newest_version} is below the applied plan {applied}",
+                    facts=(("store_version", planner.newest_version), ("applied_version", applied)),
+                )
+        return out, evaluated
 
 def _operator_restored(view: EndpointView) -> bool:
     # AppliedValue keeps version and tree only; an operator's restore marks the record itself.

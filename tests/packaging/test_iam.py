@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.plan.fleet_store import FleetStore
 from services.plan.store import PlanStore
 from tests.packaging import cfn_template
 
@@ -25,6 +26,7 @@ PARAMS = {
 BUCKET_ARN = f"arn:aws:s3:::{cfn_template.BUCKET}"
 PLANS = f"{BUCKET_ARN}/plans/us-east-1/*"
 CONTROL = f"{BUCKET_ARN}/control/us-east-1/*"
+FLEET = f"{BUCKET_ARN}/fleet/us-east-1/*"
 ZONE_ARNS = tuple(sorted(f"arn:aws:route53:::hostedzone/{z}" for z in ZONES))
 
 
@@ -72,9 +74,12 @@ def test_planner_may_only_write_plans_and_the_freeze_marker(resolved):
     _same(
         statements(resolved, "PlannerTaskRole"),
         [
-            allow(("s3:GetObject", "s3:PutObject"), (PLANS, CONTROL)),
+            allow(("s3:GetObject", "s3:PutObject"), (PLANS, FLEET, CONTROL)),
             allow("s3:DeleteObject", f"{BUCKET_ARN}/control/us-east-1/freeze.json"),
             allow(("s3:ListBucket", "s3:GetBucketVersioning"), BUCKET_ARN),
+            # Read-only: the applied versions it numbers above (planner/applied.py).
+            allow("route53:ListResourceRecordSets", ZONE_ARNS),
+            allow("route53:ListHostedZonesByName", "*"),
         ],
     )
 
@@ -159,6 +164,9 @@ def test_roles_fit_the_plan_stores_real_keys(resolved):
         assert _allows(enactor, "s3:GetObject", obj(key)), key
         assert not _allows(enactor, "s3:PutObject", obj(key)), key
         assert not _allows(enactor, "s3:DeleteObject", obj(key)), key
+    fleet_key = FleetStore(cfn_template.BUCKET, "us-east-1", s3=object()).key
+    assert _allows(planner, "s3:PutObject", obj(fleet_key)) and _allows(planner, "s3:GetObject", obj(fleet_key))
+    assert not _allows(enactor, "s3:GetObject", obj(fleet_key))
     assert _allows(planner, "s3:DeleteObject", obj(store.freeze_key))
     assert not _allows(planner, "s3:DeleteObject", obj(store.key_for(1)))  # plans are never deleted
     # Another region's plans are out of reach of both.
@@ -174,7 +182,8 @@ def test_no_task_role_has_a_wildcard_action_or_a_route53_write_outside_its_zones
             if st["Resource"] == ("*",):
                 assert st["Action"] == ("route53:ListHostedZonesByName",), (role, st)
     planner, enactor = statements(resolved, "PlannerTaskRole"), statements(resolved, "EnactorTaskRole")
-    assert not any(a.startswith("route53:") for st in planner for a in st["Action"])
+    planner_route53 = {a for st in planner for a in st["Action"] if a.startswith("route53:")}
+    assert planner_route53 == {"route53:ListResourceRecordSets", "route53:ListHostedZonesByName"}, "read-only"
     assert not _allows(enactor, "route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/ZOTHERZONE")
     assert _allows(enactor, "route53:ChangeResourceRecordSets", f"arn:aws:route53:::hostedzone/{ZONES[1]}")
 

@@ -54,6 +54,7 @@ def start_planner(
     bucket: str | None = None,
     args: tuple[str, ...] = (),
     wait: bool = True,
+    env: dict[str, str] | None = None,
 ) -> RunningPlanner:
     port = free_port()
     bucket = bucket or f"planner-{uuid.uuid4().hex[:10]}"
@@ -62,6 +63,7 @@ def start_planner(
         "DNSCTL_BUCKET": bucket,
         "DNSCTL_API_TOKEN": TOKEN,
         "DNSCTL_STATE_DIR": str(log_dir / "state"),
+        **(env or {}),
     }
     name = f"planner-{port}"
     proc = ManagedProcess(

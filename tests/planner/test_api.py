@@ -271,9 +271,9 @@ def test_freeze_stops_every_publication_until_thawed(planner_factory):
 
 
 def test_slow_lane_changes_coalesce_into_the_next_scheduled_plan(planner_factory):
-    planner = planner_factory(interval_s=2.0)
+    planner = planner_factory(interval_s=6.0, args=("--drift", "0.02"))  # drift is off unless asked
     v0 = planner.wait_for_version(1)
-    v1 = planner.wait_for_version(v0 + 1)  # just after a scheduled run: about 2 s until the next
+    v1 = planner.wait_for_version(v0 + 1)  # just after a scheduled run: about 6 s until the next
     with planner.http() as http:
         changes = [
             http.patch("/v1/fleet/load-balancers/ddb-az1-b", json={"capacity": 5000}),
@@ -300,7 +300,7 @@ def test_slow_lane_changes_coalesce_into_the_next_scheduled_plan(planner_factory
     capacities = {t["lb_id"]: t["capacity"] for ep in plan["endpoints"] for t in ep["targets"]}
     assert (capacities["ddb-az1-b"], capacities["ddb-az2-b"], capacities["ddb-az4-new"]) == (5000, 4500, 3000)
     assert planner.status()["queued_changes"] == []
-    # Scheduled plans keep coming, with simulated traffic drift making them differ.
+    # Scheduled plans keep coming, with the simulated traffic drift asked for making them differ.
     v3 = planner.wait_for_version(v2 + 1)
     with planner.http() as http:
         assert weights(http.get(f"/v1/plans/{v3}").json()) != weights(plan)
@@ -329,7 +329,9 @@ def test_s3_unreachable_gives_503_and_the_planner_recovers_when_it_comes_back(tm
                 )
             status = http.get("/v1/planner/status").json()
             assert status["store"]["ok"] is False and status["newest_version"] is None
-            assert http.get("/v1/fleet").json()["drained_azs"] == []  # the refused drain changed nothing
+            # The desired fleet lives in S3 too: without S3 there is no fleet to show (nor to change).
+            fleet = http.get("/v1/fleet")
+            assert fleet.status_code == 503 and fleet.json()["error"] == "store_unavailable"
         time.sleep(1.0)
         assert planner.process.proc.poll() is None, "the planner keeps running"
         assert len(planner.events("store_unavailable")) == 1, "logged once, when S3 went away"
@@ -346,7 +348,8 @@ def test_s3_unreachable_gives_503_and_the_planner_recovers_when_it_comes_back(tm
             assert httpx.get(f"{planner.url}/healthz").json()["status"] == "ok"
             with planner.http() as http:
                 assert http.post("/v1/plans").status_code == 201
-            assert planner.events("store_recovered")
+                assert http.get("/v1/fleet").json()["drained_azs"] == []  # the refused drain changed nothing
+            assert planner.events("store_recovered") and planner.events("fleet_seeded")
         finally:
             emu.stop()
     finally:

@@ -133,6 +133,24 @@ def test_plan_lag_by_versions_or_by_time_and_not_without_the_planner() -> None:
     assert rules.lag(parse_planner_status({"newest_version": 105}, "u"), views, [enactor], 34)[0] == {}
 
 
+def test_plan_store_behind_names_both_versions_after_two_rounds_and_clears() -> None:
+    rules = Rules()
+    views = endpoint_views(zone_with("t-a", {"t-a": 250}, applied="version=250 tree=t-a"))
+    assert rules.store_behind(None, views, []) is None
+    assert rules.store_behind(parse_planner_status("nope", "u"), views, []) is None
+    behind = parse_planner_status({"newest_version": 5}, "u")
+    conds, seen = rules.store_behind(behind, views, [])
+    assert conds == {} and seen == {EP}, "one round may be a plan applied between the two reads"
+    conds, _ = rules.store_behind(behind, views, [])
+    assert dict(conds[EP].facts) == {"store_version": 5, "applied_version": 250}
+    assert "5" in conds[EP].detail and "250" in conds[EP].detail
+    assert rules.store_behind(parse_planner_status({"newest_version": 251}, "u"), views, [])[0] == {}
+    # No plan at all in the store while Route 53 serves one is behind too.
+    empty = parse_planner_status({"newest_version": None}, "u")
+    rules.store_behind(empty, views, [])
+    assert rules.store_behind(empty, views, [])[0][EP]
+
+
 def test_book_random_walk_logs_exactly_one_transition_per_change() -> None:
     rng = random.Random(5)
     book = AlarmBook()

@@ -1,0 +1,61 @@
+"""`dnsctl plan apply --dry-run VERSION`: the Route 53 change batches an enactor would submit now.
+
+Read-only. The plan comes from S3 and each endpoint's zone from one listing of Route 53; then the
+enactor core (enactor/protocol.py) is driven with those observations, every batch answered as
+accepted, and the batches it asks for are printed. The decisions are the core's own (freshness
+check, lock preamble, tree, flip): this module only feeds it. The clean-up is decided by the core
+after a fresh listing, which a dry run cannot make, so it is not shown.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from enactor import protocol as p
+
+MAX_BATCHES = 1000  # far above any real unit (a 1,000-LB tree is a few dozen batches)
+
+
+@dataclass(frozen=True)
+class WouldApply:
+    endpoint: str
+    batches: tuple[p.SubmitBatch, ...]
+    outcome: str  # the core's last note: flipped, up_to_date, refused_stale, lock_lost, plan_rejected, ...
+
+
+def would_apply(settings: p.CoreSettings, endpoint: str, zone_id: str, plan, records, now: float | None = None) -> WouldApply:
+    """Drive a fresh enactor core over `plan` and the zone's `records`; collect what it would submit."""
+    now = time.time() if now is None else now
+    st, req = p.start(endpoint, zone_id)
+    st, req, notes = p.step(settings, st, p.PlanRead(plan))
+    events = [n.event for n in notes]
+    if isinstance(req, p.ListRecords):
+        st, req, notes = p.step(settings, st, p.RecordsListed(tuple(records), now))
+        events += [n.event for n in notes]
+    batches: list[p.SubmitBatch] = []
+    while len(batches) < MAX_BATCHES:
+        if isinstance(req, p.SubmitBatch):
+            batches.append(req)
+            st, req, notes = p.step(settings, st, p.BatchAccepted(now, change_id=f"dry-run-{len(batches)}"))
+        elif isinstance(req, p.AwaitInsync):
+            st, req, notes = p.step(settings, st, p.Insync(True, now))
+        else:
+            break  # the next request needs the world (a new listing, a sleep): the unit is over
+        events += [n.event for n in notes]
+    decisive = [e for e in events if e not in ("plan_seen", "lock_attempt", "lock_acquired", "lock_released")]
+    outcome = decisive[-1] if decisive else ("not in this plan" if not batches else "batches")
+    return WouldApply(endpoint, tuple(batches), outcome)
+
+
+def describe(result: WouldApply) -> list[str]:
+    """The batches in words: one line per batch, one per change below it."""
+    out = [f"{result.endpoint}: {len(result.batches)} batch(es), outcome: {result.outcome}"]
+    for b in result.batches:
+        out.append(f"  batch {b.batch_id} ({b.purpose}, plan {b.plan_version}, {len(b.changes)} changes)")
+        for c in b.changes:
+            r = c.record
+            target = f"ALIAS {r.alias.dns_name}" if r.alias else " ".join(r.values)
+            sid = f" [{r.set_identifier} w={r.weight}]" if r.set_identifier else ""
+            out.append(f"    {c.action} {r.name} {r.type}{sid} {target}")
+    return out
