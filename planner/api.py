@@ -115,9 +115,9 @@ def create_app(
     store: PlanStore | None = None,
     schedule: bool = True,
 ) -> FastAPI:
-    planner = Planner(
-        settings, store or PlanStore(settings.bucket, settings.region), fleet or fleet_for(settings)
-    )
+    if store is None:
+        store = PlanStore(settings.bucket, settings.region, signer=settings.plan_signer())
+    planner = Planner(settings, store, fleet or fleet_for(settings))
     require_token = bearer_dependency(load_token())
     guarded = [Depends(require_token)]
 
@@ -132,6 +132,7 @@ def create_app(
             plan_interval_s=settings.plan_interval,
             load_balancers=len(planner.fleet.load_balancers),
             endpoints=len(planner.fleet.endpoints),
+            plan_key=planner.store.signer.key_id if planner.store.signer else "unsigned",
         )
         try:
             yield

@@ -57,3 +57,8 @@ def route53_client(max_attempts: int = 5, timeout_s: float = 10.0):
     rate_limit.install(client, session.get_credentials())
     observe_throttles(client)
     return client
+
+
+def secretsmanager_client(max_attempts: int = 3, timeout_s: float = 5.0):
+    """For the planner's plan signing key on AWS (services/plan/signing.py), read once at start."""
+    return _session().client("secretsmanager", config=_config(max_attempts, timeout_s))
