@@ -429,11 +429,14 @@ _AZ_SHARE = (0.4, 0.4, 0.2)
 _SIZES = (500, 1000, 2000, 4000, 8000)
 
 
-def generate_fleet(n: int, seed: int = 0, endpoints: tuple[str, ...] | None = None) -> Fleet:
+def generate_fleet(
+    n: int, seed: int = 0, endpoints: tuple[str, ...] | None = None, zone_record_quota: int | None = None
+) -> Fleet:
     """A fleet of `n` load balancers (3..16,000) spread over the demo's endpoints and AZs.
 
     `endpoints` keeps only those demo endpoints (in the demo's shares, renormalised); for example
-    one A-only or one dual-stack endpoint for the scale benchmark. The same arguments always give
+    one A-only or one dual-stack endpoint for the scale benchmark; `zone_record_quota` sets their
+    zones' quota (an account with a raised quota). The same arguments always give
     the same fleet. Every endpoint has at least one LB in every AZ once n allows it, so draining
     one AZ never empties an endpoint. The fleet is validated like any other: an endpoint whose
     tree cannot fit its zone is refused.
@@ -476,7 +479,10 @@ def generate_fleet(n: int, seed: int = 0, endpoints: tuple[str, ...] | None = No
                 lbs.append(lb)
     data = {
         **base.model_dump(mode="json"),
-        "endpoints": [e.model_dump(mode="json") for e, _ in chosen],
+        "endpoints": [
+            {**e.model_dump(mode="json"), **({"zone_record_quota": zone_record_quota} if zone_record_quota else {})}
+            for e, _ in chosen
+        ],
         "load_balancers": lbs,
     }
     return validate_fleet(data, source)
