@@ -14,9 +14,11 @@ key), so a plan signed with another key is reported as such, which helps with ke
 Where the keys come from (first match wins):
 - private key (planner): DNSCTL_PLAN_SIGNING_KEY (PEM text), DNSCTL_PLAN_SIGNING_KEY_FILE (a PEM
   file), DNSCTL_PLAN_SIGNING_KEY_SECRET (an AWS Secrets Manager secret id whose SecretString is
-  the PEM: how the ECS tasks get it);
-- public key (enactors, planner): DNSCTL_PLAN_PUBLIC_KEY (PEM text), DNSCTL_PLAN_PUBLIC_KEY_FILE;
-  a planner without one derives it from its private key.
+  the PEM: how the ECS planner task gets it, deploy/aws/dnsctl.yaml);
+- public key (enactors): DNSCTL_PLAN_PUBLIC_KEY (PEM text), DNSCTL_PLAN_PUBLIC_KEY_FILE; the
+  planner verifies with the public half of its own key.
+Key text may also be just the one base64 line of the PEM (Ed25519 PEMs have one), which fits a
+CloudFormation parameter.
 `dnsctl up` generates a key pair in its state directory (mode 600, `generate_key_pair`).
 
 Verification happens on the plan store's read path (services/plan/store.py): a store given a
@@ -82,7 +84,7 @@ class PlanSigner:
 
     @classmethod
     def from_pem(cls, pem: bytes | str, where: str) -> PlanSigner:
-        data = pem.encode() if isinstance(pem, str) else pem
+        data = _pem(pem, "PRIVATE KEY")
         try:
             key = serialization.load_pem_private_key(data, password=None)
         except (ValueError, TypeError) as exc:
@@ -152,7 +154,7 @@ class PlanVerifier:
 
     @classmethod
     def from_pem(cls, pem: bytes | str, where: str) -> PlanVerifier:
-        data = pem.encode() if isinstance(pem, str) else pem
+        data = _pem(pem, "PUBLIC KEY")
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, TypeError) as exc:
@@ -179,6 +181,14 @@ class PlanVerifier:
         """For tools outside the services (the CLI's direct S3 commands): the env's public key, if any."""
         file = os.environ.get(PUBLIC_KEY_FILE_ENV)
         return cls.load(Path(file) if file else None)
+
+
+def _pem(text: bytes | str, label: str) -> bytes:
+    """PEM as given, or the one base64 line of an Ed25519 PEM (what fits a CloudFormation parameter)."""
+    data = text.encode() if isinstance(text, str) else text
+    if data.strip().startswith(b"-----"):
+        return data
+    return b"-----BEGIN " + label.encode() + b"-----\n" + data.strip() + b"\n-----END " + label.encode() + b"-----\n"
 
 
 def _read(path: Path, what: str) -> bytes:

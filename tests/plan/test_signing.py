@@ -105,3 +105,17 @@ def test_a_verifying_store_rejects_what_it_did_not_sign(emulator, unique):
             reader.get(version)
         assert info.value.key == writer.key_for(version)
     assert reader.newest_version() == 3
+
+
+def test_the_signing_key_is_read_from_secrets_manager(emulator, unique):
+    """How the ECS planner task gets its key (deploy/aws/dnsctl.yaml): one GetSecretValue at start."""
+    from cryptography.hazmat.primitives import serialization
+
+    client = emulator.client("secretsmanager")
+    pem = SIGNER.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    arn = client.create_secret(Name=f"plan-key-{unique}", SecretString=pem.splitlines()[1])["ARN"]
+    assert PlanSigner.load(None, arn, secrets_client=client).key_id == SIGNER.key_id
+    with pytest.raises(SigningKeyError, match="cannot read the plan signing key"):
+        PlanSigner.from_secret(f"missing-{unique}", client)
