@@ -62,8 +62,8 @@ from enactor.metrics import EnactorMetrics  # noqa: E402
 from enactor.runner import InconsistentListing, Route53Zone  # noqa: E402
 from planner.fleet import Fleet, FleetError, generate_fleet  # noqa: E402
 from planner.planning import build_plan  # noqa: E402
-from services.plan.model import Plan  # noqa: E402
 from services.emulator.server import METRICS_PATH  # noqa: E402
+from services.plan.model import Plan  # noqa: E402
 from services.plan.store import PlanStore  # noqa: E402
 from services.stack import ENACTORS  # noqa: E402
 from services.zones import ensure_zones, find_zone_id  # noqa: E402

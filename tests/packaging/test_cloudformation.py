@@ -13,9 +13,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from services.plan.signing import PlanSigner, PlanVerifier
 from services.stack import ENACTORS, Ports
 from tests.packaging import cfn_template
-from services.plan.signing import PlanSigner, PlanVerifier
 from tests.packaging.test_iam import PARAMS, PUBLIC_KEY_LINE, SIGNING_KEY_LINE
 
 
