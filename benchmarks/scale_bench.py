@@ -56,6 +56,8 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from benchmarks.enactor_bench import scrape  # noqa: E402
+from benchmarks.enactor_bench import total as _sum  # noqa: E402
 from enactor import layout  # noqa: E402
 from enactor.faults import Faults  # noqa: E402
 from enactor.metrics import EnactorMetrics  # noqa: E402
@@ -100,19 +102,6 @@ def _client(service: str, url: str, key: str):
     return boto3.client(
         service, endpoint_url=url, region_name="us-east-1", aws_access_key_id=key, aws_secret_access_key="bench", config=config
     )
-
-
-def scrape(url: str) -> Counter:
-    out: Counter = Counter()
-    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
-        if line.startswith("dnsctl_enactor_") and "_created" not in line:
-            name, value = line.rsplit(" ", 1)
-            out[name] += float(value)
-    return out
-
-
-def _sum(counter: Counter, prefix: str) -> float:
-    return sum(v for k, v in counter.items() if k.startswith(prefix))
 
 
 class Run:

@@ -84,14 +84,7 @@ class PlanSigner:
 
     @classmethod
     def from_pem(cls, pem: bytes | str, where: str) -> PlanSigner:
-        data = _pem(pem, "PRIVATE KEY")
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise SigningKeyError(f"the plan signing key from {where} is not a PEM private key: {exc}") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise SigningKeyError(f"the plan signing key from {where} is not an Ed25519 key")
-        return cls(key)
+        return cls(_key(pem, where, "PRIVATE KEY", Ed25519PrivateKey))
 
     @classmethod
     def load(cls, file: Path | None = None, secret: str | None = None, secrets_client=None) -> PlanSigner | None:
@@ -154,14 +147,7 @@ class PlanVerifier:
 
     @classmethod
     def from_pem(cls, pem: bytes | str, where: str) -> PlanVerifier:
-        data = _pem(pem, "PUBLIC KEY")
-        try:
-            key = serialization.load_pem_public_key(data)
-        except (ValueError, TypeError) as exc:
-            raise SigningKeyError(f"the plan public key from {where} is not a PEM public key: {exc}") from exc
-        if not isinstance(key, Ed25519PublicKey):
-            raise SigningKeyError(f"the plan public key from {where} is not an Ed25519 key")
-        return cls(key)
+        return cls(_key(pem, where, "PUBLIC KEY", Ed25519PublicKey))
 
     @classmethod
     def from_file(cls, path: Path) -> PlanVerifier:
@@ -181,6 +167,22 @@ class PlanVerifier:
         """For tools outside the services (the CLI's direct S3 commands): the env's public key, if any."""
         file = os.environ.get(PUBLIC_KEY_FILE_ENV)
         return cls.load(Path(file) if file else None)
+
+
+def _key(text: bytes | str, where: str, label: str, kind: type):
+    """Load a PEM (or its one base64 line) of `label` ("PRIVATE KEY" / "PUBLIC KEY"); it must be Ed25519."""
+    data = _pem(text, label)
+    what = "plan signing key" if label == "PRIVATE KEY" else "plan public key"
+    try:
+        if label == "PRIVATE KEY":
+            key = serialization.load_pem_private_key(data, password=None)
+        else:
+            key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise SigningKeyError(f"the {what} from {where} is not a PEM {label.lower()}: {exc}") from exc
+    if not isinstance(key, kind):
+        raise SigningKeyError(f"the {what} from {where} is not an Ed25519 key")
+    return key
 
 
 def _pem(text: bytes | str, label: str) -> bytes:
