@@ -49,6 +49,7 @@ class EnactorSettings(BaseSettings):
         if self.propagation_timeout_s >= self.lock_ttl_s:
             # The lock is held while waiting for INSYNC; it must outlive the wait.
             raise ValueError("propagation_timeout_s must be shorter than lock_ttl_s")
+        self.plan_verifier()  # a bad key stops the enactor at start, with the reason, not at the first plan
         return self
 
     def plan_verifier(self) -> PlanVerifier | None:

@@ -50,8 +50,10 @@ PRIVATE_KEY_FILE = "plan-signing.key"
 PUBLIC_KEY_FILE = "plan-signing.pub"
 
 
-class SigningKeyError(Exception):
-    """A key is missing, unreadable or not an Ed25519 key; the message says which and where."""
+class SigningKeyError(ValueError):
+    """A key is missing, unreadable or not an Ed25519 key; the message says which and where.
+
+    A ValueError, so the services' start-up reports it as bad settings (exit 2), not a traceback."""
 
 
 def key_id(public: Ed25519PublicKey) -> str:

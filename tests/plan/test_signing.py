@@ -119,3 +119,25 @@ def test_the_signing_key_is_read_from_secrets_manager(emulator, unique):
     assert PlanSigner.load(None, arn, secrets_client=client).key_id == SIGNER.key_id
     with pytest.raises(SigningKeyError, match="cannot read the plan signing key"):
         PlanSigner.from_secret(f"missing-{unique}", client)
+
+
+@pytest.mark.parametrize(
+    ("service", "env", "words"),
+    [
+        ("planner", {"DNSCTL_PLAN_SIGNING_KEY_FILE": "/nonexistent/plan-signing.key"}, "cannot read the plan signing key"),
+        ("enactor", {"DNSCTL_PLAN_PUBLIC_KEY": "junk"}, "not a PEM public key"),
+    ],
+)
+def test_a_bad_key_stops_the_service_at_start_with_the_reason(service, env, words):
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, free_port
+
+    run = subprocess.run(
+        [sys.executable, "-m", "cli.main", service, "--port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "DNSCTL_API_TOKEN": "t", "AWS_ENDPOINT_URL": "http://127.0.0.1:1", **env},
+    )
+    output = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode == 2 and words in output and "Traceback" not in output, output
