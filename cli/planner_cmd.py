@@ -121,7 +121,7 @@ def planner(
         None, help="Seconds between scheduled plans (default 30, or DNSCTL_PLANNER_PLAN_INTERVAL)."
     ),
     fleet_file: Path | None = typer.Option(None, help="Fleet file (.toml, .yaml); default: the demo fleet."),
-    lbs: int | None = typer.Option(None, help="Generate a fleet of N load balancers (3..1000) instead."),
+    lbs: int | None = typer.Option(None, help="Generate a fleet of N load balancers (3..16000) instead."),
     seed: int | None = typer.Option(None, help="Seed of the generated fleet and of the traffic drift."),
     allow_chaos: bool = typer.Option(False, "--allow-chaos", help="Enable the chaos routes (plan bursts for the race lab)."),
     drift: float | None = typer.Option(

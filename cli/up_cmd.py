@@ -44,12 +44,22 @@ def up(
     state_dir: Path = typer.Option(None, "--state-dir", envvar=STATE_DIR_ENV, help="Token, logs and the stack's description (default .dnsctl).", show_default=False),
     duration: float = typer.Option(0.0, help="Stop by itself after this many seconds (0: run until Ctrl-C)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show the compact live view."),
+    fleet_file: Path | None = typer.Option(None, help="Fleet file (.toml, .yaml) for the planner; default: the demo fleet."),
+    lbs: int | None = typer.Option(None, help="Have the planner generate a fleet of N load balancers (planner.fleet.generate_fleet says the bounds)."),
 ) -> None:
     """Start the emulator, planner, three enactors, DNS server and prober; Ctrl-C stops them all."""
     ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
     state_dir = use_state_dir(state_dir)
+    planner_args = _fleet_args(fleet_file, lbs)
     auth.ensure_token()
-    specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval, allow_chaos=allow_chaos)
+    # The planner signs every plan with this pair's private key; enactors apply only what verifies.
+    from services.plan.signing import generate_key_pair
+
+    plan_keys = generate_key_pair(state_dir)
+    specs = services(
+        ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval, allow_chaos=allow_chaos,
+        plan_keys=plan_keys, planner_args=planner_args,
+    )
     if not emulator:
         specs = [s for s in specs if s.name != "emulator"]
         for s in specs:
@@ -95,6 +105,25 @@ def up(
         raise typer.Exit(1) from exc
     finally:
         sup.stop_all(on_stop=lambda name: console.print(f"[yellow]stopped[/yellow] {name}"))
+
+
+def _fleet_args(fleet_file: Path | None, lbs: int | None) -> tuple[str, ...]:
+    """The planner's fleet flags, checked before anything starts: a bad fleet starts nothing."""
+    from planner.fleet import FleetError, generate_fleet, load_fleet_file
+
+    if fleet_file is not None and lbs is not None:
+        raise typer.BadParameter("give either --fleet-file or --lbs, not both", param_hint="--lbs")
+    try:
+        if fleet_file is not None:
+            load_fleet_file(fleet_file)
+            return ("--fleet-file", str(fleet_file.resolve()))
+        if lbs is not None:
+            generate_fleet(lbs)
+            return ("--lbs", str(lbs))
+    except FleetError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    return ()
 
 
 def describe(ports: Ports, *, version_guard: bool, aws_env: dict[str, str]) -> dict:

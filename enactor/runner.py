@@ -480,7 +480,7 @@ class Runner:
         self.settings = settings
         self.core = settings.core()
         self.route53 = route53
-        self.store = store or PlanStore(settings.bucket, settings.region)
+        self.store = store or PlanStore(settings.bucket, settings.region, verifier=settings.plan_verifier())
         self.plans = PlanSource(self.store, max_age_s=max(0.05, settings.poll_interval / 2))
         self.faults = faults or Faults()
         self.metrics = metrics or EnactorMetrics()
@@ -496,6 +496,7 @@ class Runner:
             "enactor_started", az=self.settings.az, version_guard=self.settings.version_guard,
             bucket=self.settings.bucket, region=self.settings.region, poll_interval=self.settings.poll_interval,
             keep_plans=self.settings.keep_plans, lock_ttl_s=self.settings.lock_ttl_s, allow_chaos=self.settings.allow_chaos,
+            plan_key=self.store.verifier.key_id if self.store.verifier else "unverified",
         )
         self._thread.start()
 

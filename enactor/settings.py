@@ -8,10 +8,13 @@ that shapes its decisions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from enactor.protocol import CoreSettings
+from services.plan.signing import PlanVerifier
 from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
 
 
@@ -33,6 +36,11 @@ class EnactorSettings(BaseSettings):
     propagation_timeout_s: float = Field(45.0, ge=0, le=600, description="Longest wait for a tree to be INSYNC")
     propagation_poll_s: float = Field(0.5, gt=0, le=60)
     allow_chaos: bool = False
+    plan_public_key_file: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("plan_public_key_file", "DNSCTL_PLAN_PUBLIC_KEY_FILE"),
+        description="Ed25519 public key (PEM) plans must be signed with; unset (and no DNSCTL_PLAN_PUBLIC_KEY): unverified",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> EnactorSettings:
@@ -41,7 +49,12 @@ class EnactorSettings(BaseSettings):
         if self.propagation_timeout_s >= self.lock_ttl_s:
             # The lock is held while waiting for INSYNC; it must outlive the wait.
             raise ValueError("propagation_timeout_s must be shorter than lock_ttl_s")
+        self.plan_verifier()  # a bad key stops the enactor at start, with the reason, not at the first plan
         return self
+
+    def plan_verifier(self) -> PlanVerifier | None:
+        """What the plan store checks every plan's signature with (services/plan/signing.py)."""
+        return PlanVerifier.load(self.plan_public_key_file)
 
     def core(self) -> CoreSettings:
         return CoreSettings(

@@ -174,7 +174,7 @@ def create_app(
 ) -> FastAPI:
     planner = Planner(
         settings,
-        store or PlanStore(settings.bucket, settings.region),
+        store or PlanStore(settings.bucket, settings.region, signer=settings.plan_signer()),
         fleet or fleet_for(settings),
         seed_source="the given fleet" if fleet else seed_source(settings),
     )
@@ -199,6 +199,7 @@ def create_app(
             drift=settings.drift,
             load_balancers=len(fleet_now.load_balancers),
             endpoints=len(fleet_now.endpoints),
+            plan_key=planner.store.signer.key_id if planner.store.signer else "unsigned",
         )
         try:
             yield

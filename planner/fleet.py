@@ -8,7 +8,16 @@ Where a fleet comes from:
 - the demo fleet (planner/fleets/demo.toml), modelled on the talk: us-east-1, three AZs, the
   DynamoDB endpoints (IPv4, dual-stack, FIPS) and fifteen load balancers of mixed sizes;
 - a fleet file (TOML or YAML) of the same shape;
-- `generate_fleet(n, seed)`, which builds larger fleets (up to 1,000 LBs) for benchmarks.
+- `generate_fleet(n, seed)`, which builds larger fleets (up to 16,000 LBs) for benchmarks and
+  `dnsctl up --lbs N`, over the demo's endpoints or only some of them.
+
+What Route 53 would refuse is refused here, before any plan carries it (`_route53_errors`): a
+repeated address, an LB id that is not a DNS label or whose leaf or node label in the tree would
+exceed 63 characters, an LB with more addresses than one change batch holds, an endpoint whose
+tree cannot fit its zone's record quota at all. The tree is the enactor core's own
+(enactor.protocol.tree_records): the planner never names or counts records by a formula of its
+own, so it checks whatever layout the enactors build. A plan Route 53 refuses would otherwise
+reach every enactor and be refused there, endpoint by endpoint.
 """
 
 from __future__ import annotations
@@ -22,11 +31,17 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.plan.model import RecordType
+from enactor import layout
+from enactor import protocol as core
+from services.plan.model import EndpointPlan, RecordType
+from services.route53.engine import DEFAULT_LIMITS
+from services.route53.records import Change
 from services.stack import ENACTORS
 
 LbState = Literal["active", "draining", "retired"]
-MAX_GENERATED_LBS = 1000
+MAX_GENERATED_LBS = 16_000
+DNS_LABEL_MAX = 63
+DNS_NAME_MAX = 255
 DEMO_FLEET_PATH = Path(__file__).with_name("fleets") / "demo.toml"
 DEMO_REGION = "us-east-1"
 DEMO_AZS = tuple(az for _, az, _ in ENACTORS)
@@ -65,6 +80,11 @@ class Endpoint(_Frozen):
     name: str = Field(min_length=1, max_length=200)
     hosted_zone: str = ""
     record_types: tuple[RecordType, ...] = Field(min_length=1)
+    zone_record_quota: int = Field(
+        DEFAULT_LIMITS.max_record_sets_per_zone,
+        ge=1,
+        description="Record sets the hosted zone may hold (Route 53's default quota; raised on request)",
+    )
 
     @field_validator("name", "hosted_zone")
     @classmethod
@@ -123,7 +143,7 @@ class Fleet(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Fleet:
-        errors = _consistency_errors(self)
+        errors = _consistency_errors(self) or _route53_errors(self)
         if errors:
             raise _Inconsistent(errors)
         return self
@@ -261,6 +281,132 @@ def _consistency_errors(fleet: Fleet) -> list[tuple[str, str]]:
     return errors
 
 
+# --- what Route 53 would refuse ----------------------------------------------------------------
+
+# Any tree id the enactor may choose has this shape and length (runner: "t-" + uuid4().hex).
+_SAMPLE_TREE = core.TreeInHand(layout.TREE_PREFIX + "0" * 32, version=1, created=0)
+_CHECKER = core.CoreSettings(enactor_id="planner")
+
+
+def _route53_errors(fleet: Fleet) -> list[tuple[str, str]]:
+    """Every LB (and endpoint) of the fleet Route 53 would refuse, with the field to blame."""
+    from planner.planning import endpoint_plans  # planning builds on this module
+
+    errors: list[tuple[str, str]] = []
+    index = {b.id: i for i, b in enumerate(fleet.load_balancers)}
+    for i, lb in enumerate(fleet.load_balancers):
+        errors += _lb_errors(f"load_balancers.{i}", lb)
+    if errors:
+        return errors
+    zones: dict[str, list[tuple[int, int]]] = {}
+    for ep_plan in endpoint_plans(fleet):
+        k, ep = next((k, e) for k, e in enumerate(fleet.endpoints) if e.name == ep_plan.name)
+        records = tree_of(ep_plan)
+        errors += _name_errors(fleet, index, k, ep_plan, records)
+        errors += _batch_errors(index, k, ep_plan, records)
+        zones.setdefault(ep.hosted_zone, []).append((k, len(records)))
+    for zone, members in zones.items():
+        errors += _quota_errors(fleet, zone, members)
+    return errors
+
+
+def tree_of(ep: EndpointPlan) -> tuple:
+    """The record sets of one tree of `ep`, as the enactor core builds it (its own function)."""
+    return core.tree_records(_CHECKER, ep.name, "Z0PLANNERCHECK", ep, _SAMPLE_TREE)
+
+
+def _lb_errors(where: str, lb: LoadBalancer) -> list[tuple[str, str]]:
+    errors = []
+    if len(lb.id) > DNS_LABEL_MAX or lb.id.endswith("-"):
+        errors.append(
+            (f"{where}.id", f"{lb.id}: an LB id must be a DNS label (at most {DNS_LABEL_MAX} characters of "
+             "a-z, 0-9 and '-', not ending in '-'): Route 53 names its records after it")
+        )
+    for fld in ("ipv4", "ipv6"):
+        addresses = getattr(lb, fld)
+        repeated = sorted({a for a in addresses if addresses.count(a) > 1})
+        if repeated:
+            errors.append(
+                (f"{where}.{fld}", f"{lb.id}: address {', '.join(repeated)} is repeated; Route 53 refuses a record "
+                 "set with a duplicate value")
+            )
+    return errors
+
+
+def _blame(fleet: Fleet, index: dict[str, int], ep_plan: EndpointPlan, text: str) -> int | None:
+    """The LB (index in the fleet) whose id a refused record name carries, longest id first."""
+    ids = sorted((t.lb_id for t in ep_plan.targets if t.lb_id in text), key=len, reverse=True)
+    return index[ids[0]] if ids else None
+
+
+def _name_errors(fleet: Fleet, index, k: int, ep_plan: EndpointPlan, records) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    blamed: set[int | None] = set()
+    for record in records:
+        name = record.name.rstrip(".")
+        bad = [label for label in name.split(".") if not 0 < len(label) <= DNS_LABEL_MAX]
+        if not bad and len(name) + 1 <= DNS_NAME_MAX:
+            continue
+        who = _blame(fleet, index, ep_plan, bad[0] if bad else name)
+        if who in blamed:
+            continue
+        blamed.add(who)
+        what = (f"label {bad[0]!r} has {len(bad[0])} characters (Route 53 allows {DNS_LABEL_MAX})" if bad
+                else f"name {name!r} has {len(name) + 1} characters (Route 53 allows {DNS_NAME_MAX})")
+        if who is None:
+            errors.append((f"endpoints.{k}.name", f"endpoint {ep_plan.name}: its tree's {what}"))
+        else:
+            lb = fleet.load_balancers[who]
+            errors.append((f"load_balancers.{who}.id", f"{lb.id}: the id makes its tree record's {what}; use a shorter id"))
+    return errors
+
+
+def _batch_errors(index, k: int, ep_plan: EndpointPlan, records) -> list[tuple[str, str]]:
+    """Records that cannot fit one change batch beside the lock preamble (the core's own batching)."""
+    state, _ = core.start(ep_plan.name, "Z0PLANNERCHECK")
+    try:
+        core.chunk_batches(_CHECKER, state, "build", tuple(Change("CREATE", r) for r in records), None, ())
+        return []
+    except ValueError:
+        pass
+    errors: list[tuple[str, str]] = []
+    for record in records:
+        try:
+            core.chunk_batches(_CHECKER, state, "build", (Change("CREATE", record),), None, ())
+        except ValueError:
+            owner = next((t for t in ep_plan.targets if t.lb_id in record.name or t.lb_id == record.set_identifier), None)
+            if owner is None:
+                errors.append((f"endpoints.{k}", f"endpoint {ep_plan.name}: its tree record {record.name} {record.type} "
+                               "does not fit one Route 53 change batch"))
+                continue
+            fld = "ipv6" if record.type == "AAAA" else "ipv4"
+            count = len(owner.ipv6 if fld == "ipv6" else owner.ipv4)
+            errors.append((f"load_balancers.{index[owner.lb_id]}.{fld}",
+                           f"{owner.lb_id}: {count} addresses do not fit one Route 53 change batch "
+                           f"({_CHECKER.limits.max_records_per_batch} records, "
+                           f"{_CHECKER.limits.max_value_chars_per_batch} characters, with the lock preamble)"))
+    return errors
+
+
+def _quota_errors(fleet: Fleet, zone: str, members: list[tuple[int, int]]) -> list[tuple[str, str]]:
+    """A zone whose endpoints' trees alone (plus their fixed records) exceed its quota can never be served."""
+    endpoints = [fleet.endpoints[k] for k, _ in members]
+    quota = min(e.zone_record_quota for e in endpoints)
+    # Besides the trees: per endpoint and type a root and a rollback; per endpoint the lock and the
+    # applied record (layout.py); the zone's own SOA and NS.
+    fixed = 2 + sum(2 * len(e.record_types) + 2 for e in endpoints)
+    needed = sum(n for _, n in members) + fixed
+    if needed <= quota:
+        return []
+    return [
+        (f"endpoints.{k}.zone_record_quota",
+         f"endpoint {fleet.endpoints[k].name}: one tree of its {len(fleet.lbs_of(fleet.endpoints[k].name))} LBs is "
+         f"{n} record sets; with the zone's other records zone {zone} needs {needed}, more than its quota of "
+         f"{quota}: Route 53 would refuse it however old trees are cleaned up (remove LBs or raise the quota)")
+        for k, n in members
+    ]
+
+
 def validate_fleet(data: Any, source: str = "fleet") -> Fleet:
     """Build a fleet from plain data; any defect raises FleetError with field paths."""
     try:
@@ -309,19 +455,36 @@ _AZ_SHARE = (0.4, 0.4, 0.2)
 _SIZES = (500, 1000, 2000, 4000, 8000)
 
 
-def generate_fleet(n: int, seed: int = 0) -> Fleet:
-    """A fleet of `n` load balancers (3..1000) spread over the demo's endpoints and AZs.
+def generate_fleet(
+    n: int, seed: int = 0, endpoints: tuple[str, ...] | None = None, zone_record_quota: int | None = None
+) -> Fleet:
+    """A fleet of `n` load balancers (3..16,000) spread over the demo's endpoints and AZs.
 
-    The same (n, seed) always gives the same fleet. Every endpoint has at least one LB in every
-    AZ once n allows it, so draining one AZ never empties an endpoint.
+    `endpoints` keeps only those demo endpoints (in the demo's shares, renormalised); for example
+    one A-only or one dual-stack endpoint for the scale benchmark; `zone_record_quota` sets their
+    zones' quota (an account with a raised quota). The same arguments always give
+    the same fleet. Every endpoint has at least one LB in every AZ once n allows it, so draining
+    one AZ never empties an endpoint. The fleet is validated like any other: an endpoint whose
+    tree cannot fit its zone is refused.
     """
+    source = f"generated fleet of {n}"
     if not 3 <= n <= MAX_GENERATED_LBS:
-        raise FleetError([("lbs", f"must be between 3 and {MAX_GENERATED_LBS}, got {n}")], "generated fleet")
+        raise FleetError([("lbs", f"must be between 3 and {MAX_GENERATED_LBS}, got {n}")], source)
     base = demo_fleet()
+    chosen = [
+        (e, share) for e, share in zip(base.endpoints, _ENDPOINT_SHARE, strict=True)
+        if endpoints is None or e.name in endpoints
+    ]
+    unknown = set(endpoints or ()) - {e.name for e, _ in chosen}
+    if unknown or not chosen:
+        names = ", ".join(e.name for e in base.endpoints)
+        raise FleetError([("endpoints", f"not demo endpoints: {', '.join(sorted(unknown)) or '(none given)'}; use {names}")], source)
+    total = sum(share for _, share in chosen)
     rng = random.Random(seed)
-    counts = _apportion(n, _ENDPOINT_SHARE)
+    counts = _apportion(n, tuple(share / total for _, share in chosen))
     lbs: list[dict[str, Any]] = []
-    for e_idx, (endpoint, count) in enumerate(zip(base.endpoints, counts, strict=True)):
+    for (endpoint, _), count in zip(chosen, counts, strict=True):
+        e_idx = base.endpoints.index(endpoint)
         per_az = _apportion(count, _AZ_SHARE)
         for az, az_count in zip(base.azs, per_az, strict=True):
             for k in range(az_count):
@@ -340,7 +503,15 @@ def generate_fleet(n: int, seed: int = 0) -> Fleet:
                         for j in (0, 1)
                     ]
                 lbs.append(lb)
-    return validate_fleet({**base.model_dump(mode="json"), "load_balancers": lbs}, f"generated fleet of {n}")
+    data = {
+        **base.model_dump(mode="json"),
+        "endpoints": [
+            {**e.model_dump(mode="json"), **({"zone_record_quota": zone_record_quota} if zone_record_quota else {})}
+            for e, _ in chosen
+        ],
+        "load_balancers": lbs,
+    }
+    return validate_fleet(data, source)
 
 
 def _apportion(total: int, shares: tuple[float, ...]) -> list[int]:

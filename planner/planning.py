@@ -57,7 +57,8 @@ def endpoint_plans(fleet: Fleet, drift: Mapping[str, float] | None = None) -> tu
     plans = []
     for ep in sorted(fleet.endpoints, key=lambda e: e.name):
         weights = endpoint_weights(fleet, ep.name, drift)
-        targets = tuple(_target(fleet.lb(i), w, ep.record_types) for i, w in sorted(weights.items()))
+        lbs = {b.id: b for b in fleet.lbs_of(ep.name)}  # not fleet.lb(): one scan per endpoint, not per LB
+        targets = tuple(_target(lbs[i], w, ep.record_types) for i, w in sorted(weights.items()))
         plans.append(
             EndpointPlan(
                 name=ep.name, hosted_zone=ep.hosted_zone, record_types=ep.record_types, targets=targets

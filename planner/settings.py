@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from planner.fleet import MAX_GENERATED_LBS
 from planner.planning import DEFAULT_MAX_CAPACITY_DROP
+from services.plan.signing import PlanSigner
 from services.stack import DEFAULT_BUCKET, DEFAULT_REGION, Ports
 
 
@@ -53,6 +54,20 @@ class PlannerSettings(BaseSettings):
     )
     planner_id: str = Field("planner", description="Names this planner in logs and freeze markers")
     allow_chaos: bool = Field(False, description="Enable the chaos routes (the race lab's plan burst, planner/burst.py)")
+    signing_key_file: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("signing_key_file", "DNSCTL_PLAN_SIGNING_KEY_FILE"),
+        description="Ed25519 private key (PEM) every plan is signed with",
+    )
+    signing_key_secret: str | None = Field(
+        None,
+        validation_alias=AliasChoices("signing_key_secret", "DNSCTL_PLAN_SIGNING_KEY_SECRET"),
+        description="AWS Secrets Manager secret holding that key (on ECS); unset with no key file: plans are unsigned",
+    )
+
+    def plan_signer(self) -> PlanSigner | None:
+        """The signer of every plan this planner publishes (services/plan/signing.py), or None."""
+        return PlanSigner.load(self.signing_key_file, self.signing_key_secret)
 
     @model_validator(mode="after")
     def _one_fleet_source(self) -> PlannerSettings:

@@ -85,3 +85,8 @@ def refuse_real_aws(client, what: str, allowed: bool) -> None:
         f"this would {what} in a real AWS account ({client.meta.endpoint_url}); nothing was created. "
         "Pass --aws to do it on purpose, or point at the local stack (`dnsctl up`, --state-dir, `dnsctl env`)."
     )
+
+
+def secretsmanager_client(max_attempts: int = 3, timeout_s: float = 5.0):
+    """For the planner's plan signing key on AWS (services/plan/signing.py), read once at start."""
+    return _session().client("secretsmanager", config=_config(max_attempts, timeout_s))

@@ -8,6 +8,9 @@ two disagree. Every service is the `dnsctl` CLI with a subcommand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.plan.keys import PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_FILE_ENV
 
 DEFAULT_BUCKET = "dnsctl-plans"
 DEFAULT_REGION = "us-east-1"
@@ -52,11 +55,15 @@ def services(
     drift: float = DEMO_DRIFT,
     emulator_host: str | None = None,
     service_host: dict[str, str] | None = None,
+    plan_keys: tuple[Path, Path] | None = None,
+    planner_args: tuple[str, ...] = (),
 ) -> list[ServiceSpec]:
     """The stack's services in start order.
 
     `emulator_host` and `service_host` let docker-compose name the other containers; locally
-    everything is on `host`.
+    everything is on `host`. `plan_keys` (private, public key file) make the planner sign every
+    plan and the enactors apply only plans that verify; `planner_args` are extra planner flags
+    (`--fleet-file F`, `--lbs N`).
     """
     emu = emulator_host or host
     peer = service_host or {}
@@ -67,10 +74,11 @@ def services(
             "planner",
             ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s))
             + (("--allow-chaos",) if allow_chaos else ())
-            + (("--drift", str(drift)) if drift > 0 else ()),
+            + (("--drift", str(drift)) if drift > 0 else ())
+            + planner_args,
             ports.planner,
             "/healthz",
-            env=dict(common),
+            env={**common, **({PRIVATE_KEY_FILE_ENV: str(plan_keys[0])} if plan_keys else {})},
             depends_on=("emulator",),
         ),
     ]
@@ -92,7 +100,8 @@ def services(
         args.append("--version-guard" if version_guard else "--no-version-guard")
         if allow_chaos:
             args.append("--allow-chaos")
-        specs.append(ServiceSpec(name, tuple(args), port, "/healthz", env=dict(common), depends_on=("planner", "zones")))
+        env = {**common, **({PUBLIC_KEY_FILE_ENV: str(plan_keys[1])} if plan_keys else {})}
+        specs.append(ServiceSpec(name, tuple(args), port, "/healthz", env=env, depends_on=("planner", "zones")))
     specs.append(
         ServiceSpec(
             "dns",

@@ -1,8 +1,10 @@
 """The plan: the complete desired DNS state of a region, as one immutable, versioned JSON document.
 
 A plan is written by the planner and read by the enactors. Its checksum covers the canonical
-JSON (sorted keys, no whitespace) of every field but `sha256` itself, so any process can verify
-a plan it fetched and the checksum is reproducible byte for byte. The models are frozen (and use
+JSON (sorted keys, no whitespace) of every field but `sha256` and `signature`, so any process can
+verify a plan it fetched and the checksum is reproducible byte for byte. The optional Ed25519
+`signature` covers the same bytes (services/plan/signing.py); a plan without one is still a
+well-formed plan, and whether a reader accepts it is the plan store's verifier's decision. The models are frozen (and use
 tuples) so a plan is hashable: the model checker keeps plans inside hashed states.
 
 The JSON Schema kept beside this module (schema.json) is generated from these models;
@@ -88,6 +90,13 @@ class EndpointPlan(_Frozen):
         return self
 
 
+class PlanSignature(_Frozen):
+    """The planner's Ed25519 signature over the plan's body (services/plan/signing.py)."""
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="First 16 hex digits of SHA-256 of the raw public key")
+    ed25519: str = Field(pattern=r"^[A-Za-z0-9+/]{86}==$", description="Base64 of the 64-byte Ed25519 signature")
+
+
 class Plan(_Frozen):
     schema_version: Literal[1] = SCHEMA_VERSION
     region: str = Field(min_length=1, max_length=32)
@@ -97,6 +106,7 @@ class Plan(_Frozen):
     lane: Lane = "slow"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     endpoints: tuple[EndpointPlan, ...]
+    signature: PlanSignature | None = None
 
     @model_validator(mode="after")
     def _checksum_matches(self) -> Plan:
@@ -109,15 +119,20 @@ class Plan(_Frozen):
         return self
 
     def body(self) -> dict[str, Any]:
-        """Everything the checksum covers: the whole document but `sha256`."""
-        return self.model_dump(mode="json", exclude={"sha256"})
+        """Everything the checksum (and the signature) covers: the whole document but `sha256` and `signature`."""
+        return self.model_dump(mode="json", exclude={"sha256", "signature"})
+
+    def with_signature(self, signature: PlanSignature) -> Plan:
+        """The same plan carrying `signature` (the body and so the checksum are unchanged)."""
+        return self.model_copy(update={"signature": signature})
 
     def endpoint(self, name: str) -> EndpointPlan | None:
         name = name.lower().rstrip(".")
         return next((e for e in self.endpoints if e.name == name), None)
 
     def to_json(self) -> bytes:
-        return canonical_json(self.model_dump(mode="json"))
+        # An unsigned plan is written exactly as before signatures existed, for readers that forbid the field.
+        return canonical_json(self.model_dump(mode="json", exclude={"signature"} if self.signature is None else None))
 
     @classmethod
     def build(

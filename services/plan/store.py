@@ -19,6 +19,9 @@ Theory of operation:
   writer cannot set it back.
 - Every read verifies schema and checksum (Plan.from_json) and that the document's region and
   version match its key; a bad object raises PlanInvalid naming the key.
+- Signatures (services/plan/signing.py): a store given a signer signs every plan it puts; a store
+  given a verifier treats an unsigned or badly signed plan as invalid (PlanInvalid), so a plan
+  written to the bucket by anyone but the planner is rejected like a corrupt one.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from botocore.exceptions import (
 from pydantic import BaseModel, ConfigDict
 
 from services.plan.model import Plan, PlanInvalid, canonical_json
+from services.plan.signing import PlanSigner, PlanVerifier
 from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
 
 PUBLISH_ATTEMPTS = 50
@@ -129,13 +133,17 @@ def is_missing(exc: ClientError) -> bool:
 class PlanStore:
     @classmethod
     def from_env(cls, bucket: str | None = None, region: str | None = None) -> PlanStore:
-        """The store the processes use: DNSCTL_BUCKET / DNSCTL_REGION unless given, else the defaults."""
+        """The store the processes use: DNSCTL_BUCKET / DNSCTL_REGION unless given, else the defaults;
+        it verifies signatures when the environment names a public key (signing.PlanVerifier.from_env)."""
         return cls(
             bucket or os.environ.get("DNSCTL_BUCKET", DEFAULT_BUCKET),
             region or os.environ.get("DNSCTL_REGION", DEFAULT_REGION),
+            verifier=PlanVerifier.from_env(),
         )
 
-    def __init__(self, bucket: str, region: str, s3=None):
+    def __init__(
+        self, bucket: str, region: str, s3=None, *, signer: PlanSigner | None = None, verifier: PlanVerifier | None = None
+    ):
         if s3 is None:
             from services.aws_clients import s3_client
 
@@ -143,6 +151,9 @@ class PlanStore:
         self.bucket = bucket
         self.region = region
         self.s3 = s3
+        self.signer = signer
+        # A signing store trusts what it signs: its own public key unless told otherwise.
+        self.verifier = verifier or (signer.verifier() if signer else None)
         self.prefix = f"plans/{region}/"
         self.pointer_key = f"{self.prefix}latest.json"
         self.freeze_key = f"control/{region}/freeze.json"
@@ -186,13 +197,15 @@ class PlanStore:
     def key_for(self, version: int) -> str:
         return f"{self.prefix}{version:010d}.json"
 
-    def put(self, plan: Plan) -> None:
-        """Write `plan` under its version's key, never over an existing one."""
+    def put(self, plan: Plan) -> Plan:
+        """Write `plan` under its version's key, never over an existing one; returns it as stored (signed)."""
         if plan.region != self.region:
             raise StoreError(
                 f"plan {plan.version} is for region {plan.region}, this store holds {self.region}"
             )
         key = self.key_for(plan.version)
+        if self.signer is not None:
+            plan = self.signer.sign(plan)
         with self._s3(f"put {key}"):
             try:
                 self.s3.put_object(
@@ -207,6 +220,7 @@ class PlanStore:
                     raise VersionExists(key) from exc
                 raise
         self._advance_pointer(plan.version)
+        return plan
 
     def publish(self, make: Callable[[int], Plan], *, above: int = 0) -> Plan:
         """Write make(max(newest, above) + 1); when another writer took that version, try the next free one.
@@ -222,8 +236,7 @@ class PlanStore:
             if plan.version != version:
                 raise StoreError(f"make({version}) returned a plan with version {plan.version}")
             try:
-                self.put(plan)
-                return plan
+                return self.put(plan)
             except VersionExists:
                 time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 10)))
                 version = max(version + 1, (self.newest_version() or 0) + 1)
@@ -335,6 +348,8 @@ class PlanStore:
             raise PlanInvalid(key, f"document says version {plan.version}, its key says {version}")
         if plan.region != self.region:
             raise PlanInvalid(key, f"document says region {plan.region}, its key says {self.region}")
+        if self.verifier is not None and (problem := self.verifier.problem(plan)) is not None:
+            raise PlanInvalid(key, problem)
         return plan
 
     def history(self, *, before: int | None = None, limit: int = 50) -> list[int]:

@@ -16,7 +16,14 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 STACK = "dnsctl-test"
 BUCKET = "dnsctl-test-planbucket-abc123"
-SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ApiTokenSecret-xyz"
+
+
+def secret_arn(resource: str) -> str:
+    return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{resource}-xyz"
+
+
+SECRET_ARN = secret_arn("ApiTokenSecret")
+SIGNING_KEY_SECRET_ARN = secret_arn("PlanSigningKeySecret")
 
 
 def load() -> dict[str, Any]:
@@ -53,7 +60,7 @@ class Resolver:
         kind = self.template["Resources"][name]["Type"]
         return {
             "AWS::S3::Bucket": BUCKET,
-            "AWS::SecretsManager::Secret": SECRET_ARN,
+            "AWS::SecretsManager::Secret": secret_arn(name),
             "AWS::Logs::LogGroup": self.resolve(self.template["Resources"][name]["Properties"].get("LogGroupName", name)),
         }.get(kind, f"{name}-physical-id")
 

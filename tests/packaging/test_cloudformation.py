@@ -13,9 +13,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from services.plan.signing import PlanSigner, PlanVerifier
 from services.stack import ENACTORS, Ports
 from tests.packaging import cfn_template
-from tests.packaging.test_iam import PARAMS
+from tests.packaging.test_iam import PARAMS, PUBLIC_KEY_LINE, SIGNING_KEY_LINE
 
 
 @pytest.fixture(scope="module")
@@ -128,4 +129,16 @@ def test_logs_token_and_image(resolved):
         if name.startswith("enactor-"):
             # Three enactors share the account's 5 requests/s; each paces itself below a third.
             assert 3 * float(env["DNSCTL_ROUTE53_RPS"]) <= 5, name
+            # Enactors get only the public key; the private key stays in its secret, read by the planner.
+            assert env["DNSCTL_PLAN_PUBLIC_KEY"] == PUBLIC_KEY_LINE and "DNSCTL_PLAN_SIGNING_KEY_SECRET" not in env, name
+        else:
+            assert env["DNSCTL_PLAN_SIGNING_KEY_SECRET"] == cfn_template.SIGNING_KEY_SECRET_ARN
+            assert "DNSCTL_PLAN_PUBLIC_KEY" not in env and SIGNING_KEY_LINE not in str(container)
         assert "healthz" in " ".join(container["HealthCheck"]["Command"]), name
+
+
+def test_the_signing_key_parameters_load_as_the_services_load_them(resolved):
+    (secret,) = [r for n, r in _of_type(resolved, "AWS::SecretsManager::Secret").items() if n == "PlanSigningKeySecret"]
+    signer = PlanSigner.from_pem(secret["Properties"]["SecretString"], "the secret")
+    verifier = PlanVerifier.from_pem(PUBLIC_KEY_LINE, "DNSCTL_PLAN_PUBLIC_KEY")
+    assert signer.key_id == verifier.key_id

@@ -8,6 +8,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from services.plan.fleet_store import FleetStore
 from services.plan.store import PlanStore
@@ -15,7 +17,13 @@ from tests.packaging import cfn_template
 
 ZONES = ["Z0123456789ABCDEFGHIJ", "Z9876543210ZYXWVUTSRQ"]
 ENDPOINTS = ["dynamodb.us-east-1.api.aws", "dynamodb.us-east-1.amazonaws.com"]
+# The one-line forms of an Ed25519 key pair's PEMs, as the deploy README makes them with openssl.
+_KEY = Ed25519PrivateKey.generate()
+SIGNING_KEY_LINE = _KEY.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode().splitlines()[1]
+PUBLIC_KEY_LINE = _KEY.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode().splitlines()[1]
 PARAMS = {
+    "PlanSigningKey": SIGNING_KEY_LINE,
+    "PlanPublicKey": PUBLIC_KEY_LINE,
     "HostedZoneIds": ZONES,
     "EndpointNames": ENDPOINTS,
     "VpcId": "vpc-0abc",
@@ -80,6 +88,7 @@ def test_planner_may_only_write_plans_and_the_freeze_marker(resolved):
             # Read-only: the applied versions it numbers above (planner/applied.py).
             allow("route53:ListResourceRecordSets", ZONE_ARNS),
             allow("route53:ListHostedZonesByName", "*"),
+            allow("secretsmanager:GetSecretValue", cfn_template.SIGNING_KEY_SECRET_ARN),
         ],
     )
 

@@ -9,6 +9,7 @@ import yaml
 
 from planner.fleet import (
     DEMO_AZS,
+    MAX_GENERATED_LBS,
     FleetError,
     LoadBalancer,
     NotInFleet,
@@ -121,9 +122,13 @@ def test_generator_scales_to_1000_and_is_deterministic():
         assert {b.az for b in big.lbs_of(ep.name)} == set(big.azs)
     small = generate_fleet(3)
     assert {b.endpoint for b in small.load_balancers} == {e.name for e in small.endpoints}
-    for bad in (2, 1001):
+    for bad in (2, MAX_GENERATED_LBS + 1):
         with pytest.raises(FleetError):
             generate_fleet(bad)
+    with pytest.raises(FleetError, match="not demo endpoints"):
+        generate_fleet(10, endpoints=("nope.example.com",))
+    only = generate_fleet(10, endpoints=("dynamodb.us-east-1.api.aws",))
+    assert [e.name for e in only.endpoints] == ["dynamodb.us-east-1.api.aws"] and len(only.load_balancers) == 10
 
 
 def test_changes_make_new_validated_fleets_and_leave_the_old_one():

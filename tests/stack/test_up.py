@@ -18,7 +18,7 @@ from tests.processes import ROOT, free_port, free_port_udp_tcp
 from tests.stack.shells import bare_env
 
 
-def _up_args(state_dir: Path, ports: dict[str, int], duration: float) -> list[str]:
+def _up_args(state_dir: Path, ports: dict[str, int], duration: float, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "cli.main", "up",
         "--emulator-port", str(ports["emulator"]),
@@ -30,6 +30,7 @@ def _up_args(state_dir: Path, ports: dict[str, int], duration: float) -> list[st
         "--state-dir", str(state_dir),
         "--duration", str(duration),
         "--no-live",
+        *extra,
     ]  # fmt: skip
 
 
@@ -74,7 +75,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     ports = _ports()
     state_dir = tmp_path / "state"
     proc = subprocess.Popen(
-        _up_args(state_dir, ports, duration=150), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        _up_args(state_dir, ports, 150, "--lbs", "30"), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         stack_file = state_dir / "stack.json"
@@ -95,6 +96,10 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
         pids = [svc["pid"] for svc in json.loads(stack_file.read_text())["services"].values()]
         assert len(pids) == 7  # emulator, planner, three enactors, dns, prober (zones is a one-shot)
         assert (state_dir / "token").stat().st_mode & 0o777 == 0o600
+        for key in ("plan-signing.key", "plan-signing.pub"):
+            assert (state_dir / key).stat().st_mode & 0o777 == 0o600
+        fleet = httpx.get(f"http://127.0.0.1:{ports['planner']}/v1/fleet", timeout=5).json()
+        assert len(fleet["load_balancers"]) == 30, "--lbs reaches the planner"
         _second_shell_finds_the_stack(tmp_path, state_dir, ports)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         out, _ = proc.communicate(timeout=60)
@@ -108,6 +113,30 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     time.sleep(0.5)
     assert not [pid for pid in pids if _alive(pid)], "children outlived dnsctl up"
     assert not stack_file.exists()
+    # Every plan was signed by the planner with the state dir's key and verified by every enactor with its pair.
+    keys = {name: _started_key(state_dir, name) for name in ("planner", "enactor-a", "enactor-b", "enactor-c")}
+    assert len(set(keys.values())) == 1 and None not in keys.values() and "unsigned" not in keys.values(), keys
+
+
+def _started_key(state_dir: Path, name: str) -> str | None:
+    (log,) = state_dir.glob(f"logs/*/{name}.log")  # one run: logs/<run id>/<service>.log
+    for line in log.read_text().splitlines():
+        if '"event": "planner_started"' in line or '"event": "enactor_started"' in line:
+            return json.loads(line).get("plan_key")
+    return None
+
+
+def test_a_bad_fleet_file_is_a_clear_error_and_starts_nothing(tmp_path: Path):
+    state_dir = tmp_path / "state"
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text("region: us-east-1\nazs: [use1-az1]\nendpoints: [{name: x.example.com, record_types: [A]}]\n"
+                   "load_balancers: [{id: lb-, az: use1-az1, endpoint: x.example.com, ipv4: [192.0.2.1], capacity: 1}]\n")
+    run = subprocess.run(_up_args(state_dir, _ports(), 5, "--fleet-file", str(bad)), cwd=ROOT, env=_env(),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout + run.stderr
+    text = " ".join(run.stdout.split())
+    assert "load_balancers.0.id" in text and "DNS label" in text
+    assert not (state_dir / "stack.json").exists()
 
 
 def _second_shell_finds_the_stack(tmp_path: Path, state_dir: Path, ports: dict[str, int]) -> None:
