@@ -80,13 +80,13 @@ def planner(
     allow_chaos: bool = typer.Option(False, "--allow-chaos", help="Enable the chaos routes (plan bursts for the race lab)."),
 ) -> None:
     """Run the planner: REST API (OpenAPI at /docs), metrics, and a plan every --plan-interval seconds."""
-    import uvicorn
     from pydantic import ValidationError
 
     from planner.api import create_app
     from planner.fleet import FleetError
     from planner.settings import PlannerSettings
     from services.logs import configure
+    from services.web import serve
 
     overrides = {
         "host": host,
@@ -115,7 +115,7 @@ def planner(
             highlight=False,
         )
         raise typer.Exit(1)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    serve(app, settings.host, settings.port)
 
 
 # -- plans --------------------------------------------------------------------------------------

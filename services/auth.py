@@ -59,7 +59,10 @@ def bearer_dependency(expected: str | None):
         if expected is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "no API token is configured on this server")
         scheme, _, supplied = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(supplied.strip(), expected):
+        # Headers arrive as latin-1 text, so any byte can be in them; compare bytes, since
+        # compare_digest refuses str with non-ASCII characters (a TypeError, once a 500).
+        given = supplied.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(given, expected.encode()):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing or wrong bearer token (set DNSCTL_API_TOKEN or use the token file written by `dnsctl up`)",
