@@ -20,7 +20,12 @@ def render_stack(sup: Supervisor, host: str, ports: Ports) -> Group:
     services.add_column("address")
     for child in sup.children:
         ok = sup.is_healthy(child)
-        services.add_row(child.spec.name, "[green]healthy[/green]" if ok else "[red]down[/red]", f"{host}:{child.spec.port}")
+        state = "[green]healthy[/green]" if ok else "[red]down[/red]"
+        if child.restart_at is not None:
+            state = f"[red]exited {child.last_exit}[/red], restart due"
+        if child.restarts:
+            state += f" [yellow](restarted {child.restarts}x)[/yellow]"
+        services.add_row(child.spec.name, state, f"{host}:{child.spec.port}")
     names = {c.spec.name for c in sup.children}
     sources = Sources(
         planner_url=f"http://{host}:{ports.planner}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -41,6 +42,7 @@ def up(
     state_dir: Path = typer.Option(Path(".dnsctl"), help="Token, logs and the stack's pid file."),
     duration: float = typer.Option(0.0, help="Stop by itself after this many seconds (0: run until Ctrl-C)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show the compact live view."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start the emulator empty (its journaled state in STATE_DIR/emulator is deleted)."),
 ) -> None:
     """Start the emulator, planner, three enactors, DNS server and prober; Ctrl-C stops them all."""
     ports = Ports(
@@ -55,7 +57,11 @@ def up(
     state_dir = state_dir.resolve()
     os.environ["DNSCTL_STATE_DIR"] = str(state_dir)
     auth.ensure_token()
-    specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval, allow_chaos=allow_chaos)
+    emulator_data = state_dir / "emulator"  # the emulator's journal and state: they survive kill -9 and restarts
+    if fresh:
+        shutil.rmtree(emulator_data, ignore_errors=True)
+    specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval,
+                     allow_chaos=allow_chaos, emulator_data_dir=str(emulator_data))
     if not emulator:
         specs = [s for s in specs if s.name != "emulator"]
         for s in specs:
@@ -77,6 +83,11 @@ def up(
     # This process is a client of the stack too (zone bootstrap, live view): same settings as the children.
     os.environ.update(base_env)
     sup = Supervisor(host=host, state_dir=state_dir, base_env=base_env)
+    # The supervisor's own events (service_exited, service_restarted) join the stack's logs.
+    sup.log_dir.mkdir(parents=True, exist_ok=True)
+    from services.logs import RotatingStream, configure
+
+    configure(process="supervisor", stream=RotatingStream(str(sup.log_dir / "supervisor.log")))  # type: ignore[arg-type]
 
     stopping = {"now": False}
 
@@ -165,10 +176,12 @@ def _watch(sup: Supervisor, host: str, ports: Ports, duration: float, live: bool
 
 
 def _restart_check(sup: Supervisor) -> None:
+    """Restart crashed services (with backoff), and say so, as compose's restart: unless-stopped does."""
     for child in sup.children:
-        if child.process.poll() is not None and not getattr(child, "_reported", False):
+        if child.process.poll() is not None and child.restart_at is None:
             console.print(f"[red]{child.spec.name} exited with code {child.process.returncode}[/red] (log {child.log_path})")
-            child._reported = True  # type: ignore[attr-defined]
+    for child in sup.restart_crashed():
+        console.print(f"[yellow]restarted[/yellow] {child.spec.name} (restart {child.restarts}, pid {child.process.pid})")
 
 
 def register(app: typer.Typer) -> None:

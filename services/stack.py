@@ -46,17 +46,25 @@ def services(
     allow_chaos: bool = True,
     emulator_host: str | None = None,
     service_host: dict[str, str] | None = None,
+    emulator_data_dir: str | None = None,
 ) -> list[ServiceSpec]:
     """The stack's services in start order.
 
     `emulator_host` and `service_host` let docker-compose name the other containers; locally
-    everything is on `host`.
+    everything is on `host`. `emulator_data_dir` makes the emulator crash-safe (its journal and
+    state file live there; `dnsctl up` puts it in its state dir).
     """
     emu = emulator_host or host
     peer = service_host or {}
     common = {"AWS_ENDPOINT_URL": f"http://{emu}:{ports.emulator}", "DNSCTL_BUCKET": DEFAULT_BUCKET, "DNSCTL_REGION": DEFAULT_REGION}
     specs = [
-        ServiceSpec("emulator", ("emulator", "--host", host, "--port", str(ports.emulator)), ports.emulator, "/moto-api/"),
+        ServiceSpec(
+            "emulator",
+            ("emulator", "--host", host, "--port", str(ports.emulator))
+            + (("--data-dir", emulator_data_dir) if emulator_data_dir else ()),
+            ports.emulator,
+            "/moto-api/",
+        ),
         ServiceSpec(
             "planner",
             ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s))
