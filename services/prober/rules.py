@@ -15,6 +15,11 @@ highest plan version seen, since when an endpoint lags) lives in `Rules`.
   with addresses. Timeouts and SERVFAIL say nothing either way.
 - PlanLagHigh: the newest published plan is `lag_versions` or more ahead of the endpoint's
   applied version, or has been ahead at all for `lag_seconds`.
+- EndpointAnswerError: `empty_after` rounds in a row in which DNS answered REFUSED, SERVFAIL (or
+  any rcode but NOERROR/NXDOMAIN) for the endpoint; clears after `clear_after` good rounds.
+- ProberBlind (subject "prober"): for `blind_after_s`, the prober could not probe: Route 53 was
+  never read or its snapshot is older than `route53_stale_s`, there is no endpoint to probe, or
+  every probe of the round went unanswered. A prober that probes nothing never looks healthy.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class RuleSettings:
     clear_after: int = 5
     lag_versions: int = 5
     lag_seconds: float = 60.0
+    blind_after_s: float = 5.0
+    route53_stale_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,10 @@ class Rules:
     _highest: dict[str, int] = field(default_factory=dict)
     _lag_since: dict[str, float] = field(default_factory=dict)
     _last_applied: dict[str, int] = field(default_factory=dict)
+    _error_run: dict[str, int] = field(default_factory=dict)
+    _good_run: dict[str, int] = field(default_factory=dict)
+    _error_active: set[str] = field(default_factory=set)
+    _blind_since: float | None = None
 
     # -- Route 53 --------------------------------------------------------------------------------
 
@@ -134,6 +145,58 @@ class Rules:
             types = "/".join(served_types.get(ep, ()))
             out[ep] = Condition(detail=f"DNS returns zero addresses for {ep} ({types}) over {self._empty_run.get(ep, 0)} probes in a row")
         return out, evaluated
+
+    def answer_errors(self, probes: list[ProbeResult]) -> tuple[dict[str, Condition], set[str]]:
+        """(conditions, endpoints evaluated): REFUSED/SERVFAIL answers, counted per round per endpoint."""
+        by_endpoint: dict[str, list[ProbeResult]] = {}
+        for p in probes:
+            if p.rcode is not None:  # no answer at all says nothing here (ProberBlind covers silence)
+                by_endpoint.setdefault(endpoint_key(p.endpoint), []).append(p)
+        last: dict[str, str] = {}
+        for ep, results in by_endpoint.items():
+            bad = [r for r in results if r.rcode not in ("NOERROR", "NXDOMAIN")]
+            if bad:
+                last[ep] = "/".join(sorted({f"{r.record_type} {r.rcode}" for r in bad}))
+                self._error_run[ep] = self._error_run.get(ep, 0) + 1
+                self._good_run[ep] = 0
+            else:
+                self._good_run[ep] = self._good_run.get(ep, 0) + 1
+                self._error_run[ep] = 0
+            if ep in self._error_active:
+                if self._good_run[ep] >= self.settings.clear_after:
+                    self._error_active.discard(ep)
+            elif self._error_run[ep] >= self.settings.empty_after:
+                self._error_active.add(ep)
+        out = {
+            ep: Condition(
+                detail=f"DNS answers {last.get(ep, 'an error')} for {ep} over {self._error_run.get(ep, 0)} probes in a row",
+                facts=(("answer", last.get(ep)),),
+            )
+            for ep in self._error_active
+        }
+        return out, set(by_endpoint)
+
+    def blind(
+        self, now: float, *, snapshot_age_s: float | None, endpoints: int, probes: list[ProbeResult], dns: str
+    ) -> dict[str, Condition]:
+        """ProberBlind's condition: why the prober cannot probe, once that has lasted `blind_after_s`."""
+        if snapshot_age_s is None:
+            reason = "Route 53 has not been read yet"
+        elif snapshot_age_s > self.settings.route53_stale_s:
+            reason = f"Route 53 could not be read for {snapshot_age_s:.0f}s (probing from a stale snapshot)"
+        elif endpoints == 0:
+            reason = "no endpoint to probe: Route 53 holds no zone with a root alias"
+        elif probes and all(p.rcode is None for p in probes):
+            reason = f"the DNS server {dns} answered none of {len(probes)} probes"
+        else:
+            self._blind_since = None
+            return {}
+        if self._blind_since is None:
+            self._blind_since = now
+        if now - self._blind_since < self.settings.blind_after_s:
+            return {}
+        return {"prober": Condition(detail=f"cannot probe: {reason} (for {now - self._blind_since:.0f}s)",
+                                    facts=(("reason", reason),))}
 
     # -- enactors and planner ------------------------------------------------------------------
 
