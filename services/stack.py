@@ -30,7 +30,9 @@ class ServiceSpec:
     name: str
     args: tuple[str, ...]  # arguments after `dnsctl`
     port: int
-    health_path: str | None  # HTTP health route, or None for non-HTTP services
+    # The route `dnsctl up` and compose wait on: /readyz where S3 and Route 53 must answer first;
+    # the prober's /healthz (its /readyz also needs endpoints to probe, which come later). None: not HTTP.
+    health_path: str | None
     env: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     protocol: str = "tcp"  # "udp+tcp" for the DNS server
@@ -70,7 +72,7 @@ def services(
             ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s))
             + (("--allow-chaos",) if allow_chaos else ()),
             ports.planner,
-            "/healthz",
+            "/readyz",  # ready: S3 and Route 53 answer (its dependents need both)
             env=dict(common),
             depends_on=("emulator",),
         ),
@@ -93,7 +95,7 @@ def services(
         args.append("--version-guard" if version_guard else "--no-version-guard")
         if allow_chaos:
             args.append("--allow-chaos")
-        specs.append(ServiceSpec(name, tuple(args), port, "/healthz", env=dict(common), depends_on=("planner", "zones")))
+        specs.append(ServiceSpec(name, tuple(args), port, "/readyz", env=dict(common), depends_on=("planner", "zones")))
     specs.append(
         ServiceSpec(
             "dns",

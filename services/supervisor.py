@@ -171,7 +171,7 @@ class Supervisor:
         if child.spec.health_path is None:
             return _dns_ready(self.host, child.spec.port)
         try:
-            return httpx.get(child.url(self.host) + child.spec.health_path, timeout=1.0).status_code < 500
+            return httpx.get(child.url(self.host) + child.spec.health_path, timeout=3.0).status_code < 500
         except httpx.HTTPError:
             return False
 

@@ -24,15 +24,17 @@ Limits come from one settings object (env DNSCTL_HTTP_*).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -168,16 +170,43 @@ class RequestGuard:
 # --- the app ----------------------------------------------------------------------------------
 
 
+OFFLINE_ASSETS = "/static-offline-docs"  # where fastapi-offline mounts its packaged Swagger UI and ReDoc
+REDOC_JS = "/docs-assets/redoc.standalone.js"
+# ReDoc's bundle shows a Redocly logo from a CDN (hidden when it fails to load); served from here instead.
+_REDOC_CDN_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@functools.cache
+def _redoc_js() -> bytes:
+    import fastapi_offline
+
+    bundle = Path(fastapi_offline.__file__).parent / "static" / "redoc.standalone.js"
+    return bundle.read_bytes().replace(_REDOC_CDN_LOGO.encode(), f"{OFFLINE_ASSETS}/favicon.png".encode())
+
+
 def service_app(title: str, *, limits: ServerLimits | None = None, **kwargs: Any) -> FastAPI:
     """A FastAPI app with offline docs, `/` -> /docs, the body limit and the NaN check."""
+    from fastapi.openapi.docs import get_redoc_html
     from fastapi_offline import FastAPIOffline
 
     limits = limits or ServerLimits()
-    app = FastAPIOffline(title=title, **kwargs)
+    # validatorUrl None: Swagger UI would otherwise send the spec to validator.swagger.io for a badge.
+    parameters = {"validatorUrl": None, **kwargs.pop("swagger_ui_parameters", {})}
+    app = FastAPIOffline(title=title, redoc_url=None, swagger_ui_parameters=parameters, **kwargs)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/docs")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> Any:
+        return get_redoc_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{title} - ReDoc",
+                              redoc_js_url=REDOC_JS, with_google_fonts=False,
+                              redoc_favicon_url=f"{OFFLINE_ASSETS}/favicon.png")
+
+    @app.get(REDOC_JS, include_in_schema=False)
+    def redoc_js() -> Response:
+        return Response(_redoc_js(), media_type="application/javascript")
 
     app.add_middleware(RequestGuard, max_bytes=limits.max_body_bytes, body_timeout_s=limits.body_timeout_s)
     return app
@@ -194,13 +223,23 @@ class Dependency:
     check: Callable[[], str | None]
 
 
-def s3_bucket(bucket: str, client: Callable[[], Any] | None = None) -> Dependency:
+def _once(make: Callable[[], Any]) -> Callable[[], Any]:
+    """A boto3 client made on first use and kept: making one costs far more than the call."""
+    return functools.cache(make)
+
+
+def s3_bucket(bucket: str) -> Dependency:
     """S3 answers and the plan bucket exists."""
 
-    def check() -> str | None:
+    def make() -> Any:
         from services.aws_clients import s3_client
 
-        (client or (lambda: s3_client(max_attempts=1, timeout_s=2.0)))().head_bucket(Bucket=bucket)
+        return s3_client(max_attempts=1, timeout_s=2.0)
+
+    client = _once(make)
+
+    def check() -> str | None:
+        client().head_bucket(Bucket=bucket)
         return None
 
     return Dependency("s3", check)
@@ -209,37 +248,58 @@ def s3_bucket(bucket: str, client: Callable[[], Any] | None = None) -> Dependenc
 def route53() -> Dependency:
     """Route 53's control API answers (one cheap call: GetHostedZoneCount)."""
 
-    def check() -> str | None:
+    def make() -> Any:
         from services.aws_clients import route53_client
 
-        route53_client(max_attempts=1, timeout_s=2.0).get_hosted_zone_count()
+        return route53_client(max_attempts=1, timeout_s=2.0)
+
+    client = _once(make)
+
+    def check() -> str | None:
+        client().get_hosted_zone_count()
         return None
 
     return Dependency("route53", check)
 
 
 class Readiness:
-    """The result of checking every dependency, cached for `ttl_s` so /readyz never floods AWS
-    (Route 53 allows five control-API requests per second per account, shared by every enactor)."""
+    """Checks every dependency in a background thread every `interval_s` and answers /readyz from
+    the last result at once: a slow AWS call never makes the health route slow, and /readyz never
+    floods AWS (Route 53 allows five control-API requests per second per account)."""
 
-    def __init__(self, dependencies: Iterable[Dependency], ttl_s: float = 2.0):
+    def __init__(self, dependencies: Iterable[Dependency], interval_s: float = 2.0):
         self.dependencies = tuple(dependencies)
-        self.ttl_s = ttl_s
+        self.interval_s = interval_s
         self._lock = threading.Lock()
-        self._checked_at = float("-inf")
-        self._result: dict[str, dict[str, Any]] = {}
+        self._result: dict[str, dict[str, Any]] = {
+            d.name: {"ok": False, "detail": "not checked yet"} for d in self.dependencies
+        }
+        self._thread: threading.Thread | None = None
+
+    def check_now(self) -> dict[str, dict[str, Any]]:
+        result = {}
+        for dep in self.dependencies:
+            try:
+                problem = dep.check()
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
+                problem = f"{type(exc).__name__}: {exc}"[:300]
+            result[dep.name] = {"ok": problem is None, "detail": problem}
+        with self._lock:
+            self._result = result
+        return result
+
+    def _run(self) -> None:
+        while True:
+            self.check_now()
+            time.sleep(self.interval_s)
 
     def check(self) -> tuple[bool, dict[str, dict[str, Any]]]:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="readiness", daemon=True)
+                    self._thread.start()
         with self._lock:
-            if time.monotonic() - self._checked_at >= self.ttl_s:
-                result = {}
-                for dep in self.dependencies:
-                    try:
-                        problem = dep.check()
-                    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", with its reason
-                        problem = f"{type(exc).__name__}: {exc}"[:300]
-                    result[dep.name] = {"ok": problem is None, "detail": problem}
-                self._result, self._checked_at = result, time.monotonic()
             result = dict(self._result)
         return all(r["ok"] for r in result.values()), result
 

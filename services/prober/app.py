@@ -55,7 +55,7 @@ def create_app(settings: ProberSettings, prober: Prober | None = None) -> FastAP
 
     # The prober reads Route 53 (never S3) and probes over DNS: it is not ready while blind.
     probing = web.Dependency("probing", lambda: prober.blind_reason if prober.ticks else "no probe round yet")
-    web.add_health_routes(app, alive, web.Readiness([web.route53(), probing], ttl_s=0.5))
+    web.add_health_routes(app, alive, web.Readiness([web.route53(), probing], interval_s=0.5))
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -60,17 +60,33 @@ def endpoint_key(name: str) -> str:
 
 
 @dataclass
+class _Streaks:
+    """Per endpoint, bad and good rounds in a row: active after `empty_after` bad rounds, cleared
+    after `clear_after` good ones (the same hysteresis for empty answers and for error answers)."""
+
+    bad: dict[str, int] = field(default_factory=dict)
+    good: dict[str, int] = field(default_factory=dict)
+    active: set[str] = field(default_factory=set)
+
+    def observe(self, endpoint: str, is_bad: bool, settings: RuleSettings) -> None:
+        runs, other = (self.bad, self.good) if is_bad else (self.good, self.bad)
+        runs[endpoint] = runs.get(endpoint, 0) + 1
+        other[endpoint] = 0
+        if endpoint in self.active:
+            if self.good[endpoint] >= settings.clear_after:
+                self.active.discard(endpoint)
+        elif self.bad[endpoint] >= settings.empty_after:
+            self.active.add(endpoint)
+
+
+@dataclass
 class Rules:
     settings: RuleSettings = field(default_factory=RuleSettings)
-    _empty_run: dict[str, int] = field(default_factory=dict)
-    _full_run: dict[str, int] = field(default_factory=dict)
-    _empty_active: set[str] = field(default_factory=set)
+    _empty: _Streaks = field(default_factory=lambda: _Streaks())
     _highest: dict[str, int] = field(default_factory=dict)
     _lag_since: dict[str, float] = field(default_factory=dict)
     _last_applied: dict[str, int] = field(default_factory=dict)
-    _error_run: dict[str, int] = field(default_factory=dict)
-    _good_run: dict[str, int] = field(default_factory=dict)
-    _error_active: set[str] = field(default_factory=set)
+    _errors: _Streaks = field(default_factory=lambda: _Streaks())
     _blind_since: float | None = None
 
     # -- Route 53 --------------------------------------------------------------------------------
@@ -128,22 +144,11 @@ class Rules:
             if not known:
                 continue
             evaluated.add(ep)
-            empty = [r for r in known if r.addresses == 0]
-            if empty:
-                self._empty_run[ep] = self._empty_run.get(ep, 0) + 1
-                self._full_run[ep] = 0
-            else:
-                self._full_run[ep] = self._full_run.get(ep, 0) + 1
-                self._empty_run[ep] = 0
-            if ep in self._empty_active:
-                if self._full_run[ep] >= self.settings.clear_after:
-                    self._empty_active.discard(ep)
-            elif self._empty_run[ep] >= self.settings.empty_after:
-                self._empty_active.add(ep)
+            self._empty.observe(ep, any(r.addresses == 0 for r in known), self.settings)
         out = {}
-        for ep in self._empty_active:
+        for ep in self._empty.active:
             types = "/".join(served_types.get(ep, ()))
-            out[ep] = Condition(detail=f"DNS returns zero addresses for {ep} ({types}) over {self._empty_run.get(ep, 0)} probes in a row")
+            out[ep] = Condition(detail=f"DNS returns zero addresses for {ep} ({types}) over {self._empty.bad.get(ep, 0)} probes in a row")
         return out, evaluated
 
     def answer_errors(self, probes: list[ProbeResult]) -> tuple[dict[str, Condition], set[str]]:
@@ -157,22 +162,13 @@ class Rules:
             bad = [r for r in results if r.rcode not in ("NOERROR", "NXDOMAIN")]
             if bad:
                 last[ep] = "/".join(sorted({f"{r.record_type} {r.rcode}" for r in bad}))
-                self._error_run[ep] = self._error_run.get(ep, 0) + 1
-                self._good_run[ep] = 0
-            else:
-                self._good_run[ep] = self._good_run.get(ep, 0) + 1
-                self._error_run[ep] = 0
-            if ep in self._error_active:
-                if self._good_run[ep] >= self.settings.clear_after:
-                    self._error_active.discard(ep)
-            elif self._error_run[ep] >= self.settings.empty_after:
-                self._error_active.add(ep)
+            self._errors.observe(ep, bool(bad), self.settings)
         out = {
             ep: Condition(
-                detail=f"DNS answers {last.get(ep, 'an error')} for {ep} over {self._error_run.get(ep, 0)} probes in a row",
+                detail=f"DNS answers {last.get(ep, 'an error')} for {ep} over {self._errors.bad.get(ep, 0)} probes in a row",
                 facts=(("answer", last.get(ep)),),
             )
-            for ep in self._error_active
+            for ep in self._errors.active
         }
         return out, set(by_endpoint)
 

@@ -77,7 +77,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     )
     try:
         stack_file = state_dir / "stack.json"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # services start one after another: about 15 s each on a loaded machine
         applied: dict = {}
         while time.monotonic() < deadline:
             time.sleep(0.5)

@@ -80,7 +80,7 @@ def test_root_redirects_to_docs_and_docs_load_only_local_assets(services, name):
             assert httpx.get(svc.url + ref).status_code == 200, ref
 
 
-@pytest.mark.parametrize("name", ["planner", "enactor", "prober"])
+@pytest.mark.parametrize("name", ["planner", "enactor"])
 def test_healthz_is_alive_and_readyz_checks_aws(services, name):
     svc = services[name]
     assert httpx.get(svc.url + "/healthz").json()["status"] == "ok"
@@ -88,8 +88,17 @@ def test_healthz_is_alive_and_readyz_checks_aws(services, name):
     while (ready := httpx.get(svc.url + "/readyz")).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.3)
     assert ready.status_code == 200, ready.text
+    assert set(ready.json()["checks"]) == {"s3", "route53"}
     assert all(check["ok"] for check in ready.json()["checks"].values())
-    assert "route53" in ready.json()["checks"]
+
+
+def test_prober_is_alive_but_not_ready_while_it_probes_nothing(services):
+    svc = services["prober"]
+    assert httpx.get(svc.url + "/healthz").json()["status"] == "ok"
+    ready = httpx.get(svc.url + "/readyz")
+    assert ready.status_code == 503, ready.text
+    checks = ready.json()["checks"]
+    assert checks["route53"]["ok"] is True and checks["probing"]["ok"] is False
 
 
 @pytest.mark.parametrize("name", ["planner", "enactor", "prober"])
