@@ -100,12 +100,11 @@ def register(app: typer.Typer) -> None:
         lag_seconds: float = typer.Option(60.0, help="...or behind at all for this many seconds."),
     ) -> None:
         """Probe every endpoint over DNS, export metrics, and raise ranked alarms (cause first)."""
-        import uvicorn
-
         from services.logs import configure
         from services.prober.app import create_app
         from services.prober.loop import ProberSettings
         from services.prober.rules import RuleSettings
+        from services.web import serve
 
         for name, value in (("--interval-ms", interval_ms), ("--route53-refresh-ms", route53_refresh_ms),
                             ("--stuck-after", stuck_after), ("--empty-after", empty_after),
@@ -124,7 +123,7 @@ def register(app: typer.Typer) -> None:
             zones=tuple(zone),
             rules=RuleSettings(stuck_after, empty_after, clear_after, lag_versions, lag_seconds),
         )
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        serve(create_app(settings), host, port)
 
     @app.command("resolve")
     def resolve_cmd(

@@ -15,6 +15,11 @@ def register(app: typer.Typer) -> None:
         state_file: Path | None = typer.Option(
             None, help="Restore state from this file on start; save to it on SIGTERM/SIGINT."
         ),
+        data_dir: Path | None = typer.Option(
+            None,
+            help="Keep the state here: every accepted change is journaled (fsync) before its reply and "
+            "replayed at start, so even kill -9 loses no acknowledged change.",
+        ),
         propagation_delay: float = typer.Option(
             0.0,
             "--propagation-delay",
@@ -62,6 +67,7 @@ def register(app: typer.Typer) -> None:
                 host=host,
                 port=port,
                 state_file=state_file,
+                data_dir=data_dir,
                 route53=Settings(
                     limits=Limits(max_record_sets_per_zone=max_record_sets_per_zone),
                     propagation_delay_s=propagation_delay,

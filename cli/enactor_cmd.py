@@ -21,7 +21,6 @@ def enactor(
     allow_chaos: bool = typer.Option(False, "--allow-chaos", help="Allow fault injection (the race lab's chaos routes)."),
 ) -> None:
     """Apply the newest plan to Route 53, one lock-protected machine per endpoint."""
-    import uvicorn
     from pydantic import ValidationError
 
     from enactor.api import create_app
@@ -29,6 +28,7 @@ def enactor(
     from enactor.settings import EnactorSettings
     from services.logs import configure
     from services.supervisor import port_free
+    from services.web import serve
 
     overrides = {
         "enactor_id": enactor_id,
@@ -54,7 +54,7 @@ def enactor(
         )
         raise typer.Exit(1)
     app = create_app(Runner(settings))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    serve(app, settings.host, settings.port)
 
 
 def register(app: typer.Typer) -> None:

@@ -131,13 +131,13 @@ def planner(
     ),
 ) -> None:
     """Run the planner: REST API (OpenAPI at /docs), metrics, and a plan every --plan-interval seconds."""
-    import uvicorn
     from pydantic import ValidationError
 
     from planner.api import create_app
     from planner.fleet import FleetError
     from planner.settings import PlannerSettings
     from services.logs import configure
+    from services.web import serve
 
     overrides = {
         "host": host,
@@ -169,7 +169,7 @@ def planner(
             highlight=False,
         )
         raise typer.Exit(1)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    serve(app, settings.host, settings.port)
 
 
 # -- plans --------------------------------------------------------------------------------------

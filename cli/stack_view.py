@@ -38,7 +38,12 @@ def _services(sup: Supervisor, host: str, compact: bool):
     table.add_column("address")
     for child in sup.children:
         ok = sup.is_healthy(child)
-        table.add_row(child.spec.name, "[green]healthy[/green]" if ok else "[red]down[/red]", f"{host}:{child.spec.port}")
+        state = "[green]healthy[/green]" if ok else "[red]down[/red]"
+        if child.restart_at is not None:
+            state = f"[red]exited {child.last_exit}[/red], restart due"
+        if child.restarts:
+            state += f" [yellow](restarted {child.restarts}x)[/yellow]"
+        table.add_row(child.spec.name, state, f"{host}:{child.spec.port}")
     return table
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -46,19 +47,23 @@ def up(
     live: bool = typer.Option(True, "--live/--no-live", help="Show the compact live view."),
     fleet_file: Path | None = typer.Option(None, help="Fleet file (.toml, .yaml) for the planner; default: the demo fleet."),
     lbs: int | None = typer.Option(None, help="Have the planner generate a fleet of N load balancers (planner.fleet.generate_fleet says the bounds)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start the emulator empty (its journaled state in STATE_DIR/emulator is deleted)."),
 ) -> None:
     """Start the emulator, planner, three enactors, DNS server and prober; Ctrl-C stops them all."""
     ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
     state_dir = use_state_dir(state_dir)
     planner_args = _fleet_args(fleet_file, lbs)
     auth.ensure_token()
+    emulator_data = state_dir / "emulator"  # the emulator's journal and state: they survive kill -9 and restarts
+    if fresh:
+        shutil.rmtree(emulator_data, ignore_errors=True)
     # The planner signs every plan with this pair's private key; enactors apply only what verifies.
     from services.plan.signing import generate_key_pair
 
     plan_keys = generate_key_pair(state_dir)
     specs = services(
         ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval, allow_chaos=allow_chaos,
-        plan_keys=plan_keys, planner_args=planner_args,
+        plan_keys=plan_keys, planner_args=planner_args, emulator_data_dir=str(emulator_data),
     )
     if not emulator:
         specs = [s for s in specs if s.name != "emulator"]
@@ -85,6 +90,11 @@ def up(
     os.environ.update(base_env)
     sup = Supervisor(host=host, state_dir=state_dir, base_env=base_env)
     sup.description = describe(ports, version_guard=version_guard, aws_env=aws_env)
+    # The supervisor's own events (service_exited, service_restarted) join the stack's logs.
+    sup.log_dir.mkdir(parents=True, exist_ok=True)
+    from services.logs import RotatingStream, configure
+
+    configure(process="supervisor", stream=RotatingStream(str(sup.log_dir / "supervisor.log")))  # type: ignore[arg-type]
 
     stopping = {"now": False}
 
@@ -241,10 +251,12 @@ def _watch(sup: Supervisor, host: str, ports: Ports, duration: float, live: bool
 
 
 def _restart_check(sup: Supervisor) -> None:
+    """Restart crashed services (with backoff), and say so, as compose's restart: unless-stopped does."""
     for child in sup.children:
-        if child.process.poll() is not None and not getattr(child, "_reported", False):
+        if child.process.poll() is not None and child.restart_at is None:
             console.print(f"[red]{child.spec.name} exited with code {child.process.returncode}[/red] (log {child.log_path})")
-            child._reported = True  # type: ignore[attr-defined]
+    for child in sup.restart_crashed():
+        console.print(f"[yellow]restarted[/yellow] {child.spec.name} (restart {child.restarts}, pid {child.process.pid})")
 
 
 def register(app: typer.Typer) -> None:

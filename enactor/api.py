@@ -1,6 +1,7 @@
 """The enactor's HTTP API (FastAPI): health, status and metrics of one enactor process.
 
     GET /healthz   200 while the process runs (its workers never die; see enactor/runner.py)
+    GET /readyz    200 when the plan bucket and Route 53 answer, else 503 naming what fails
     GET /status    JSON: enactor, az, version_guard, frozen, state, and per endpoint the applied
                    version, plan in hand, lock holder and expiry, backoff, consecutive flip
                    failures, last error and state (idle, working, backing_off, stuck, frozen)
@@ -21,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from enactor.chaos import chaos_router
 from enactor.runner import Runner
+from services import web
 
 
 def create_app(runner: Runner) -> FastAPI:
@@ -32,12 +34,14 @@ def create_app(runner: Runner) -> FastAPI:
         finally:
             runner.stop()
 
-    app = FastAPI(title=f"dnsctl enactor {runner.settings.enactor_id}", lifespan=lifespan)
+    app = web.service_app(f"dnsctl enactor {runner.settings.enactor_id}", lifespan=lifespan)
     app.state.runner = runner
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"ok": True, "enactor": runner.settings.enactor_id, "az": runner.settings.az}
+    web.add_health_routes(
+        app,
+        lambda: {"ok": True, "enactor": runner.settings.enactor_id, "az": runner.settings.az},
+        web.Readiness([web.s3_bucket(runner.settings.bucket), web.route53()]),
+    )
 
     @app.get("/status")
     def status() -> dict[str, Any]:

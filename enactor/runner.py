@@ -350,6 +350,8 @@ class EndpointWorker:
     def _record(self, state: p.EndpointState, request: p.Request, obs: p.Observation, notes: tuple[p.Note, ...]) -> None:
         m, label = self.runner.metrics, self.label
         updates: dict[str, Any] = {"state": state}
+        if self.status.last_error is not None and self._succeeded(state, notes):
+            updates["last_error"] = None  # the endpoint works again; an error set below in this step still wins
         for note in notes:
             fields = {k: _loggable(v) for k, v in note.fields if k != "endpoint"}
             level = "warning" if note.event in _WARNINGS else "info"
@@ -401,6 +403,14 @@ class EndpointWorker:
             m.plan_lag.labels(label).set(max(0, newest - state.applied_version))
         m.stuck.labels(label).set(1 if self.status.consecutive_flip_failures >= p.STUCK_AFTER else 0)
 
+    def _succeeded(self, state: p.EndpointState, notes: tuple[p.Note, ...]) -> bool:
+        """This step shows the endpoint working: a unit of work succeeded, or it is idle on the newest plan."""
+        if any(n.event in _SUCCESSES for n in notes):
+            return True
+        newest = self.runner.plans.newest_version
+        idle = _endpoint_state(state, self.status.consecutive_flip_failures) == "idle"
+        return idle and newest is not None and state.applied_version >= newest
+
     def _set(self, **fields: Any) -> None:
         with self._status_lock:
             for k, v in fields.items():
@@ -431,6 +441,8 @@ class EndpointWorker:
             }
 
 
+# Events that show the endpoint's work succeeding again: they clear a stale last_error.
+_SUCCESSES = {"flipped", "tree_built", "cleanup_deleted", "cleanup_skipped", "lock_released"}
 _WARNINGS = {"lock_lost", "flip_failed", "build_failed", "cleanup_aborted", "refused_stale", "plan_rejected", "request_failed", "frozen",
              "flip_deferred", "plan_refused_by_route53", "plan_too_large", "plan_superseded"}
 

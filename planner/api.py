@@ -39,6 +39,7 @@ from planner.fleet import (
 from planner.schedule import PlanSchedule
 from planner.service import ChangeResult, FleetUnavailable, Planner, PlannerRefused, Preview, plan_summary
 from planner.settings import PlannerSettings
+from services import web
 from services.auth import bearer_dependency, load_token
 from services.plan.fleet_store import FleetConflict
 from services.plan.model import PlanInvalid, RecordType
@@ -208,8 +209,8 @@ def create_app(
                 planner.schedule.stop()
             planner.log.info("planner_stopped")
 
-    app = FastAPI(
-        title="dnsctl planner",
+    app = web.service_app(
+        "dnsctl planner",
         description="Holds the fleet and publishes versioned plans of the region's desired DNS state to S3.",
         version="1",
         lifespan=lifespan,
@@ -256,20 +257,17 @@ def create_app(
 
     # -- health and metrics -------------------------------------------------------------------
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, Any]:
-        """Alive (always 200 while serving); `status` is "degraded" with a reason when S3 is unreachable."""
+    def alive() -> dict[str, Any]:
         problem = planner.check_store()
         return {
-            "status": "ok" if problem is None else "degraded",
             "planner": settings.planner_id,
-            "store": {
-                "ok": problem is None,
-                "bucket": settings.bucket,
-                "endpoint": planner.store.endpoint,
-                "detail": problem,
-            },
+            "store": {"ok": problem is None, "bucket": settings.bucket, "endpoint": planner.store.endpoint,
+                      "detail": problem},
         }
+
+    # Ready when the plan store works (check_store creates the bucket lazily) and Route 53 answers.
+    readiness = web.Readiness([web.Dependency("s3", planner.check_store), web.route53()])
+    web.add_health_routes(app, alive, readiness)
 
     @app.get("/metrics", tags=["health"])
     def metrics() -> Response:

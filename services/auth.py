@@ -46,6 +46,15 @@ def ensure_token() -> str:
     return token
 
 
+def bearer_matches(authorization: str | None, expected: str) -> bool:
+    """True when an Authorization header is exactly `Bearer <expected>`; any malformed header is False."""
+    scheme, _, supplied = (authorization or "").partition(" ")
+    # Headers arrive as latin-1 text, so any byte can be in them; compare bytes, since
+    # compare_digest refuses str with non-ASCII characters (a TypeError, once a 500).
+    given = supplied.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and secrets.compare_digest(given, expected.encode())
+
+
 def bearer_dependency(expected: str | None):
     """A FastAPI dependency that admits only `Authorization: Bearer <expected>`.
 
@@ -58,8 +67,7 @@ def bearer_dependency(expected: str | None):
     def require_token(authorization: str | None = Header(default=None)) -> None:
         if expected is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "no API token is configured on this server")
-        scheme, _, supplied = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(supplied.strip(), expected):
+        if not bearer_matches(authorization, expected):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "missing or wrong bearer token (set DNSCTL_API_TOKEN or use the token file written by `dnsctl up`)",

@@ -5,12 +5,17 @@ wall-clock timestamp (ISO 8601, UTC), a per-process sequence number and, under a
 can merge the logs of many processes into one order and spot gaps. Field names are stable:
 enactor, endpoint, plan_version, applied_version, batch_id, holder. Secrets never reach a log:
 any field whose name looks like a credential is redacted before rendering.
+
+With DNSCTL_LOG_FILE set (`dnsctl up` sets it for each service) events go to that file instead
+of stdout, rotated by size: at DNSCTL_LOG_MAX_BYTES (default 10 MB) the file becomes .1, the
+previous .1 becomes .2, and so on up to DNSCTL_LOG_BACKUPS (default 5) files.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import logging.handlers
 import os
 import sys
 import threading
@@ -18,6 +23,9 @@ from typing import Any, TextIO
 
 import structlog
 
+LOG_FILE_ENV = "DNSCTL_LOG_FILE"
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_BACKUPS = 5
 _SECRET_MARKERS = ("token", "secret", "password", "authorization", "credential", "access_key")
 _seq = itertools.count(1)
 _seq_lock = threading.Lock()
@@ -44,8 +52,42 @@ def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class RotatingStream:
+    """A text stream over stdlib's RotatingFileHandler: each line written is one record, and the
+    file rolls over by size. structlog's PrintLogger and logging's StreamHandler both write to it."""
+
+    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS):
+        self._handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                                             encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._partial = (self._partial + text).split("\n")
+            for line in lines:
+                self._handler.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
+        return len(text)
+
+    def flush(self) -> None:
+        self._handler.flush()
+
+
+def _default_stream() -> TextIO:
+    path = os.environ.get(LOG_FILE_ENV)
+    if not path:
+        return sys.stdout
+    return RotatingStream(  # type: ignore[return-value]
+        path,
+        int(os.environ.get("DNSCTL_LOG_MAX_BYTES", DEFAULT_MAX_BYTES)),
+        int(os.environ.get("DNSCTL_LOG_BACKUPS", DEFAULT_BACKUPS)),
+    )
+
+
 def configure(process: str, stream: TextIO | None = None, level: str | None = None) -> None:
-    """Send JSON events to `stream` (stdout by default), each tagged with `process`."""
+    """Send JSON events to `stream` (stdout, or the rotated DNSCTL_LOG_FILE), each tagged with `process`."""
+    stream = stream or _default_stream()
     level_name = (level or os.environ.get("DNSCTL_LOG_LEVEL", "INFO")).upper()
     logging.basicConfig(stream=stream or sys.stdout, level=getattr(logging, level_name, logging.INFO), format="%(message)s")
     # uvicorn and botocore have their own loggers; keep them quiet unless debugging.

@@ -33,7 +33,9 @@ class ServiceSpec:
     name: str
     args: tuple[str, ...]  # arguments after `dnsctl`
     port: int
-    health_path: str | None  # HTTP health route, or None for non-HTTP services
+    # The route `dnsctl up` and compose wait on: /readyz where S3 and Route 53 must answer first;
+    # the prober's /healthz (its /readyz also needs endpoints to probe, which come later). None: not HTTP.
+    health_path: str | None
     env: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     protocol: str = "tcp"  # "udp+tcp" for the DNS server
@@ -57,19 +59,27 @@ def services(
     service_host: dict[str, str] | None = None,
     plan_keys: tuple[Path, Path] | None = None,
     planner_args: tuple[str, ...] = (),
+    emulator_data_dir: str | None = None,
 ) -> list[ServiceSpec]:
     """The stack's services in start order.
 
     `emulator_host` and `service_host` let docker-compose name the other containers; locally
     everything is on `host`. `plan_keys` (private, public key file) make the planner sign every
     plan and the enactors apply only plans that verify; `planner_args` are extra planner flags
-    (`--fleet-file F`, `--lbs N`).
+    (`--fleet-file F`, `--lbs N`). `emulator_data_dir` makes the emulator crash-safe (its journal and
+    state file live there; `dnsctl up` puts it in its state dir).
     """
     emu = emulator_host or host
     peer = service_host or {}
     common = {"AWS_ENDPOINT_URL": f"http://{emu}:{ports.emulator}", "DNSCTL_BUCKET": DEFAULT_BUCKET, "DNSCTL_REGION": DEFAULT_REGION}
     specs = [
-        ServiceSpec("emulator", ("emulator", "--host", host, "--port", str(ports.emulator)), ports.emulator, "/moto-api/"),
+        ServiceSpec(
+            "emulator",
+            ("emulator", "--host", host, "--port", str(ports.emulator))
+            + (("--data-dir", emulator_data_dir) if emulator_data_dir else ()),
+            ports.emulator,
+            "/moto-api/",
+        ),
         ServiceSpec(
             "planner",
             ("planner", "--host", host, "--port", str(ports.planner), "--plan-interval", str(plan_interval_s))
@@ -77,7 +87,7 @@ def services(
             + (("--drift", str(drift)) if drift > 0 else ())
             + planner_args,
             ports.planner,
-            "/healthz",
+            "/readyz",  # ready: S3 and Route 53 answer (its dependents need both)
             env={**common, **({PRIVATE_KEY_FILE_ENV: str(plan_keys[0])} if plan_keys else {})},
             depends_on=("emulator",),
         ),
@@ -101,7 +111,7 @@ def services(
         if allow_chaos:
             args.append("--allow-chaos")
         env = {**common, **({PUBLIC_KEY_FILE_ENV: str(plan_keys[1])} if plan_keys else {})}
-        specs.append(ServiceSpec(name, tuple(args), port, "/healthz", env=env, depends_on=("planner", "zones")))
+        specs.append(ServiceSpec(name, tuple(args), port, "/readyz", env=env, depends_on=("planner", "zones")))
     specs.append(
         ServiceSpec(
             "dns",

@@ -6,6 +6,12 @@ state directory (services/stack_file.py: so `dnsctl down`, `dnsctl status`, the 
 every other command find it), and stops them all, in reverse order and by process group, so no
 child outlives it. Each run logs into a folder of its own, <state dir>/logs/<run id>/, so two
 runs' logs are never read as one story.
+
+A service that dies is started again, as compose's `restart: unless-stopped` and ECS do, with
+exponential backoff (`RestartPolicy`); each restart is a `service_restarted` event in the
+supervisor's log and shows in the live view. Each service logs its JSON events to
+logs/<run id>/<name>.log, which it rotates by size itself (services/logs.py); anything else it prints
+(a traceback as it dies) goes to logs/<run id>/<name>.out.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from services import stack_file
+from services.logs import LOG_FILE_ENV
 from services.stack import ServiceSpec
 
 
@@ -110,14 +117,36 @@ def _dns_ready(host: str, port: int) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Backoff between restarts of a crashed service: initial, doubling, capped; a service that
+    ran `stable_after_s` before it died starts again from the initial delay."""
+
+    initial_s: float = 1.0
+    max_s: float = 30.0
+    stable_after_s: float = 60.0
+
+    def delay(self, restarts_in_a_row: int) -> float:
+        return min(self.max_s, self.initial_s * (2 ** max(0, restarts_in_a_row)))
+
+
 @dataclass
 class Child:
     spec: ServiceSpec
     process: subprocess.Popen
     log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
+    restarts: int = 0  # how many times the supervisor started it again
+    crashes_in_a_row: int = 0
+    restart_at: float | None = None  # when a crashed child is due to start again
+    last_exit: int | None = None
 
     def url(self, host: str) -> str:
         return f"http://{host}:{self.spec.port}"
+
+    @property
+    def out_path(self) -> Path:
+        return self.log_path.with_suffix(".out")
 
 
 @dataclass
@@ -133,6 +162,7 @@ class Supervisor:
     description: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # children and stack.json, under parallel starts
     _client: Any = field(default=None, repr=False)
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
 
     @property
     def log_dir(self) -> Path:
@@ -142,19 +172,24 @@ class Supervisor:
     def stack_file(self) -> Path:
         return self.state_dir / "stack.json"
 
-    def start(self, spec: ServiceSpec, health_timeout_s: float = 60.0) -> Child:
+    def _spawn(self, spec: ServiceSpec) -> tuple[subprocess.Popen, Path]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{spec.name}.log"
-        env = {**os.environ, **self.base_env, **spec.env, "PYTHONUNBUFFERED": "1", stack_file.RUN_ID_ENV: self.run_id}
-        with open(log_path, "ab") as log:
+        env = {**os.environ, **self.base_env, **spec.env, "PYTHONUNBUFFERED": "1", stack_file.RUN_ID_ENV: self.run_id,
+               LOG_FILE_ENV: str(log_path)}
+        with open(log_path.with_suffix(".out"), "ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "cli.main", *spec.args],
                 env=env,
-                stdout=log,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group, so a stop reaches its children too
             )
+        return process, log_path
+
+    def start(self, spec: ServiceSpec, health_timeout_s: float = 60.0) -> Child:
+        process, log_path = self._spawn(spec)
         child = Child(spec, process, log_path)
         if spec.oneshot:
             self._wait_done(child, health_timeout_s)
@@ -170,19 +205,19 @@ class Supervisor:
             code = child.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             stop_process_group(child.process)
-            raise ServiceFailed(f"{child.spec.name} did not finish in {timeout_s:.0f}s:\n{tail(child.log_path)}") from None
+            raise ServiceFailed(f"{child.spec.name} did not finish in {timeout_s:.0f}s:\n{child_tail(child)}") from None
         if code != 0:
-            raise ServiceFailed(f"{child.spec.name} failed with code {code}:\n{tail(child.log_path)}")
+            raise ServiceFailed(f"{child.spec.name} failed with code {code}:\n{child_tail(child)}")
 
     def wait_healthy(self, child: Child, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
-                raise ServiceFailed(f"{child.spec.name} exited with code {child.process.returncode}:\n{tail(child.log_path)}")
+                raise ServiceFailed(f"{child.spec.name} exited with code {child.process.returncode}:\n{child_tail(child)}")
             if self.is_healthy(child):
                 return
             time.sleep(0.1)
-        raise ServiceFailed(f"{child.spec.name} not healthy after {timeout_s:.0f}s:\n{tail(child.log_path)}")
+        raise ServiceFailed(f"{child.spec.name} not healthy after {timeout_s:.0f}s:\n{child_tail(child)}")
 
     def is_healthy(self, child: Child) -> bool:
         if child.process.poll() is not None:
@@ -205,6 +240,42 @@ class Supervisor:
 
                 self._client = httpx.Client()
             return self._client
+
+    def restart_crashed(self, now: float | None = None) -> list[Child]:
+        """Start again every child that died, once its backoff has passed; returns those started.
+
+        Call it every second or so. A death is logged once (`service_exited`), each restart once
+        (`service_restarted`, with the attempt and the backoff it waited)."""
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for child in self.children:
+            code = child.process.poll()
+            if code is None:
+                continue
+            if child.restart_at is None:
+                ran_s = now - child.started_at
+                if ran_s >= self.restart_policy.stable_after_s:
+                    child.crashes_in_a_row = 0
+                backoff = self.restart_policy.delay(child.crashes_in_a_row)
+                child.crashes_in_a_row += 1
+                child.last_exit = code
+                child.restart_at = now + backoff
+                supervisor_log().warning("service_exited", service=child.spec.name, code=code, pid=child.process.pid,
+                                         ran_s=round(ran_s, 1), restart_in_s=backoff, log=str(child.log_path))
+                continue
+            if now < child.restart_at:
+                continue
+            old_pid = child.process.pid
+            child.process, child.log_path = self._spawn(child.spec)
+            child.started_at, child.restart_at = now, None
+            child.restarts += 1
+            supervisor_log().warning("service_restarted", service=child.spec.name, attempt=child.restarts,
+                                     previous_pid=old_pid, pid=child.process.pid, previous_exit=child.last_exit)
+            restarted.append(child)
+        if restarted:
+            with self._lock:
+                self._write_stack_file()
+        return restarted
 
     def stop_all(self, timeout_s: float = 10.0, on_stop: Callable[[str], None] | None = None) -> None:
         for child in reversed(self.children):
@@ -229,6 +300,7 @@ class Supervisor:
                     "protocol": c.spec.protocol,
                     "log": str(c.log_path),
                     "args": list(c.spec.args),
+                    "restarts": c.restarts,
                     **({"url": c.url(self.host)} if c.spec.protocol == "tcp" else {}),
                 }
                 for c in list(self.children)
@@ -293,6 +365,18 @@ def stop_process_group(process: subprocess.Popen, timeout_s: float = 10.0) -> No
 def read_stack_file(state_dir: Path) -> dict | None:
     stack = stack_file.read(state_dir)
     return stack.data if stack else None
+
+
+def supervisor_log():
+    from services.logs import get_logger
+
+    return get_logger(component="supervisor")
+
+
+def child_tail(child: Child, lines: int = 30) -> str:
+    """The end of what a child printed outside its event log (a traceback), then of its events."""
+    out = tail(child.out_path, lines) if child.out_path.exists() and child.out_path.stat().st_size else ""
+    return (out + "\n" if out else "") + tail(child.log_path, lines)
 
 
 def tail(path: Path, lines: int = 30) -> str:

@@ -32,10 +32,12 @@ class Emulator:
         return boto3.client(service, endpoint_url=self.url, region_name="us-east-1")
 
 
-def start_emulator(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Emulator:
-    port = free_port()
+def start_emulator(
+    tmp_path_factory: pytest.TempPathFactory, *extra: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Emulator:
+    port = port or free_port()
     log_dir = tmp_path_factory.mktemp("emulator")
-    proc = ManagedProcess("emulator", ["emulator", "--host", "127.0.0.1", "--port", str(port), *extra], None, log_dir)
+    proc = ManagedProcess("emulator", ["emulator", "--host", "127.0.0.1", "--port", str(port), *extra], env, log_dir)
     emu = Emulator(proc, port)
     proc.wait_http(f"{emu.url}/moto-api/", timeout_s=60)
     return emu

@@ -42,14 +42,22 @@ from services.dns.snapshot import DEFAULT_LIST_INTERVAL_S, DEFAULT_REFRESH_S, Sn
 from services.logs import get_logger
 
 UDP_PAYLOAD = 1232  # the EDNS buffer size DNS flag day 2020 settled on
-TCP_IDLE_S = 10.0
-MAX_TCP_CONNECTIONS = 256
+# TCP limits (RFC 7766 section 6.2: servers should limit connections per client and close idle
+# ones). A client gets at most MAX_TCP_PER_CLIENT connections; when the server as a whole is
+# full, a new connection takes the place of an idle one of the client holding the most, so one
+# client holding many idle connections can never shut others out.
+TCP_IDLE_S = 10.0  # between queries on one connection
+TCP_READ_S = 5.0  # to receive the rest of a query once its length has arrived
+MAX_TCP_CONNECTIONS = 1024
+MAX_TCP_PER_CLIENT = 32
 MEMO_ENTRIES = 16_384  # parsed queries and rendered replies kept for reuse
 MAX_PENDING = 4096  # asynchronous answers (cache misses) in flight before new ones are dropped
 
 QUERIES = Counter("dnsctl_dns_queries_total", "Queries answered", ["transport", "rcode"])
 MALFORMED = Counter("dnsctl_dns_malformed_total", "Packets that were not a usable query", ["transport", "reason"])
 BAD_VALUES = Counter("dnsctl_dns_bad_record_values_total", "Record values in Route 53 that are not valid rdata (skipped)")
+TCP_REFUSED = Counter("dnsctl_dns_tcp_refused_total", "TCP connections refused at accept", ["reason"])
+TCP_EVICTED = Counter("dnsctl_dns_tcp_evicted_total", "Idle TCP connections closed to make room for a new client")
 RESPONDER_ERRORS = Counter("dnsctl_dns_responder_errors_total", "Queries whose answer failed (SERVFAIL sent)")
 
 _RCODE_TEXT = {int(r): r.name for r in dns.rcode.Rcode if int(r) < 16}
@@ -349,30 +357,58 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 class DnsServer:
     """UDP and TCP listeners on one host:port, answering through `responder`."""
 
-    def __init__(self, responder: Responder, host: str, port: int):
+    def __init__(self, responder: Responder, host: str, port: int, max_tcp: int = MAX_TCP_CONNECTIONS,
+                 max_tcp_per_client: int = MAX_TCP_PER_CLIENT, tcp_idle_s: float = TCP_IDLE_S):
         self.handler = WireHandler(responder)
         self.host, self.port = host, port
+        self.max_tcp, self.max_tcp_per_client, self.tcp_idle_s = max_tcp, max_tcp_per_client, tcp_idle_s
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._tcp_open = 0
+        self._per_client: dict[str, int] = {}
+        self._idle: dict[str, set[asyncio.StreamWriter]] = {}  # connections waiting for their next query
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self.handler), local_addr=(self.host, self.port))
         self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port, reuse_address=True)
 
+    def _admit(self, client: str) -> bool:
+        """Room for one more connection from `client`? May close another client's idle connection."""
+        if self._per_client.get(client, 0) >= self.max_tcp_per_client:
+            TCP_REFUSED.labels("per_client_limit").inc()
+            return False
+        if self._tcp_open >= self.max_tcp:
+            # Full: take an idle connection from whoever holds the most connections.
+            heaviest = max((c for c in self._idle if self._idle[c]), key=lambda c: self._per_client.get(c, 0), default=None)
+            if heaviest is None:
+                TCP_REFUSED.labels("server_full").inc()
+                return False
+            victim = self._idle[heaviest].pop()
+            victim.close()
+            TCP_EVICTED.inc()
+        return True
+
     async def _tcp_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._tcp_open >= MAX_TCP_CONNECTIONS:
-            MALFORMED.labels("tcp", "too_many_connections").inc()
+        peer = writer.get_extra_info("peername")
+        client = peer[0] if isinstance(peer, tuple) and peer else "?"
+        if not self._admit(client):
             writer.close()
             return
         self._tcp_open += 1
+        self._per_client[client] = self._per_client.get(client, 0) + 1
+        idle = self._idle.setdefault(client, set())
         try:
             while True:
-                size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_S), "big")
+                idle.add(writer)
+                try:
+                    head = await asyncio.wait_for(reader.readexactly(2), self.tcp_idle_s)
+                finally:
+                    idle.discard(writer)
+                size = int.from_bytes(head, "big")
                 if size == 0:
                     break
-                data = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_S)
+                data = await asyncio.wait_for(reader.readexactly(size), TCP_READ_S)
                 reply = self.handler.handle(data, "tcp")
                 if inspect.isawaitable(reply):
                     reply = await reply
@@ -386,6 +422,10 @@ class DnsServer:
             MALFORMED.labels("tcp", "handler_error").inc()
         finally:
             self._tcp_open -= 1
+            self._per_client[client] -= 1
+            if not self._per_client[client]:
+                del self._per_client[client]
+                self._idle.pop(client, None)
             writer.close()
 
     def close(self) -> None:

@@ -31,6 +31,9 @@ NAME_SERVERS = (
 SOA_TTL = 900
 NS_TTL = 172800
 _ID_CHARS = string.ascii_uppercase + string.digits
+# Change ids kept for GetChange. Older ones are forgotten (NoSuchChange), oldest first, so memory
+# stays bounded however long the emulator runs; by then they are long INSYNC.
+MAX_CHANGE_IDS = 20_000
 
 
 class NoSuchHostedZone(Route53Error):
@@ -113,6 +116,8 @@ class Route53Store:
     _zones: dict[str, _HostedZone] = field(default_factory=dict)
     _changes: dict[str, ChangeInfo] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    max_change_ids: int = MAX_CHANGE_IDS
+    _pinned_change: tuple[str, float] | None = None  # set by journal replay: the next change's id and time
 
     # --- zones ---------------------------------------------------------------------------
 
@@ -184,10 +189,20 @@ class Route53Store:
                 listing = hosted.listing = SortedRecords(hosted.state.zone)
         return listing.page(start_name, start_type, start_identifier, max_items)
 
+    def pin_next_change(self, change_id: str | None, submitted_at: float = 0.0) -> None:
+        """Journal replay: the next change gets this id and time (None: back to fresh ones)."""
+        self._pinned_change = (change_id, submitted_at) if change_id else None
+
     def _new_change(self, comment: str) -> ChangeInfo:
-        change = ChangeInfo(id=new_change_id(), submitted_at=self.clock(), comment=comment)
+        pinned, self._pinned_change = self._pinned_change, None
+        if pinned is not None:
+            change = ChangeInfo(id=pinned[0], submitted_at=pinned[1], comment=comment)
+        else:
+            change = ChangeInfo(id=new_change_id(), submitted_at=self.clock(), comment=comment)
         with self._lock:
             self._changes[change.id] = change
+            while len(self._changes) > self.max_change_ids:
+                del self._changes[next(iter(self._changes))]  # dicts keep insertion order: the oldest
         return change
 
     def get_change(self, change_id: str) -> ChangeInfo:

@@ -1,5 +1,8 @@
 """Run the emulator: moto's WSGI dispatcher, patched by moto_gaps, behind uvicorn (through
-a2wsgi's WSGI adapter); save the state on SIGTERM/SIGINT when a state file is configured.
+a2wsgi's WSGI adapter). With a data directory every accepted change is journaled before its reply
+and replayed at start (services/emulator/journal.py); with only a state file the state is saved on
+SIGTERM/SIGINT. moto's control routes (POST /moto-api/..., among them reset) need the API token
+and are off without one.
 
 Not werkzeug's development server: it answers every request with `Connection: close`, so each
 boto3 call of every process cost a new connection and left one socket in TIME-WAIT (about 2,400
@@ -11,12 +14,16 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services import auth
 from services.emulator import moto_gaps, state_file
+from services.emulator.journal import Journal, JournalWsgi
 from services.emulator.route53_state import Settings
 from services.logs import get_logger
 
@@ -28,26 +35,57 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = 4566
     state_file: Path | None = None
+    data_dir: Path | None = None  # journal + state file: every acknowledged change survives kill -9
     route53: Settings = field(default_factory=Settings)
     throttle: tuple[float, float] | None = None  # (requests per second, burst) or None for off
 
 
-def build_app(config: EmulatorConfig) -> tuple[moto_gaps.EmulatorWsgi, moto_gaps.Route53Store]:
+class MotoApiGuard:
+    """moto's control routes (POST /moto-api/reset, seed, ...) wipe or rewrite state with no
+    credentials; here they need `Authorization: Bearer <API token>` and are off with no token."""
+
+    def __init__(self, app: Callable, token: str | None):
+        self.app, self.token = app, token
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/moto-api/") and environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            if self.token is None:
+                return _plain(start_response, "403 Forbidden", "moto's control routes are off: no API token is configured")
+            if not auth.bearer_matches(environ.get("HTTP_AUTHORIZATION"), self.token):
+                return _plain(start_response, "401 Unauthorized", "moto's control routes need the API token (Bearer)")
+        return self.app(environ, start_response)
+
+
+def _plain(start_response: Callable, status: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def build_app(
+    config: EmulatorConfig,
+) -> tuple[moto_gaps.EmulatorWsgi, moto_gaps.Route53Store, Journal | None, Callable]:
+    """The served app, the Route 53 store, the journal (with a data dir) and the app replay goes through."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     store = moto_gaps.install(config.route53)
+    dispatcher: Callable = DomainDispatcherApplication(create_backend_app)
+    journal = Journal(config.data_dir, store) if config.data_dir is not None else None
+    inner = JournalWsgi(dispatcher, journal) if journal is not None else dispatcher
     app = moto_gaps.EmulatorWsgi(
-        DomainDispatcherApplication(create_backend_app),
+        MotoApiGuard(inner, auth.load_token()),
         throttle=config.throttle,
         extra_routes={METRICS_PATH: lambda: (CONTENT_TYPE_LATEST, generate_latest())},
     )
-    return app, store
+    return app, store, journal, dispatcher
 
 
 def serve(config: EmulatorConfig) -> None:
     log = get_logger(component="emulator")
-    app, store = build_app(config)
-    if config.state_file is not None:
+    app, store, journal, dispatcher = build_app(config)
+    if journal is not None:
+        journal.recover(dispatcher)
+    elif config.state_file is not None:
         state_file.load(config.state_file, store)
     server = KeepAliveServer(app, config.host, config.port)
     stop = threading.Event()
@@ -65,6 +103,7 @@ def serve(config: EmulatorConfig) -> None:
         host=config.host,
         port=server.server_port,
         state_file=str(config.state_file) if config.state_file else None,
+        data_dir=str(config.data_dir) if config.data_dir else None,
         propagation_delay_s=config.route53.propagation_delay_s,
         prior_request_check=config.route53.prior_request_check,
         throttle=list(config.throttle) if config.throttle else None,
@@ -74,7 +113,9 @@ def serve(config: EmulatorConfig) -> None:
         pass
     server.shutdown()
     worker.join(timeout=10)
-    if config.state_file is not None:
+    if journal is not None:
+        journal.close()
+    elif config.state_file is not None:
         state_file.save(config.state_file, store)
     server.server_close()
     log.info("emulator_stopped")

@@ -28,19 +28,27 @@ def _backend_dicts() -> dict[str, Any]:
     return {"s3": s3_backends, "route53": route53_backends}
 
 
-def save(path: Path, store: Route53Store) -> None:
+def save(path: Path, store: Route53Store, journal_seq: int = 0) -> None:
+    """Write the whole state atomically; `journal_seq`: the last journal entry it includes."""
     moto_state: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     for service, backends in _backend_dicts().items():
         for account_id, regions in backends.items():
             for region, backend in regions.items():
                 moto_state.setdefault(service, {}).setdefault(account_id, {})[region] = dict(vars(backend))
-    data = {"format": FORMAT, "moto": moto_state, "route53_store": store.snapshot()}
+    data = {"format": FORMAT, "moto": moto_state, "route53_store": store.snapshot(), "journal_seq": journal_seq}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())  # the journal is emptied after this returns: the file must be on disk
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # and so must the rename
+        finally:
+            os.close(dir_fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -70,3 +78,13 @@ def load(path: Path, store: Route53Store) -> bool:
         return False
     log.info("emulator_state_restored", path=str(path), zones=len(data["route53_store"]["zones"]))
     return True
+
+
+def journal_seq(path: Path) -> int:
+    """The last journal entry a state file includes (0 for files written before the journal)."""
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+        return int(data.get("journal_seq", 0)) if isinstance(data, dict) else 0
+    except Exception:  # noqa: BLE001 - unreadable: load() has said why; replay the whole journal
+        return 0

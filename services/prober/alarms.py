@@ -3,10 +3,13 @@
 On 20 October operators faced hundreds of alarms naming effects. Here every alarm has a rank,
 cause before effect:
 
+    0 ProberBlind         the prober cannot probe: Route 53 unreadable, no endpoint, DNS silent
+                          (while it holds, no other alarm can be trusted to fire)
     1 RootAliasDangling   the root points at a record that does not exist (the cause)
     2 EnactorStuck        the same flip has failed N times in a row
     3 StalePlanApplied    an endpoint's applied version went down without an operator restore
     4 EndpointEmpty       DNS answers with zero addresses (the effect customers see)
+    4 EndpointAnswerError DNS answers REFUSED or SERVFAIL for the endpoint
     5 PlanLagHigh         the applied plan is far behind the newest one
     6 EndpointBlocked     Route 53 refused the newest plan for an endpoint (or it cannot fit the zone)
     7 PlanStoreBehind     the plan store's newest version is below what Route 53 has applied
@@ -31,17 +34,21 @@ ENDPOINT_EMPTY = "EndpointEmpty"
 PLAN_LAG_HIGH = "PlanLagHigh"
 ENDPOINT_BLOCKED = "EndpointBlocked"
 PLAN_STORE_BEHIND = "PlanStoreBehind"
+PROBER_BLIND = "ProberBlind"
+ENDPOINT_ANSWER_ERROR = "EndpointAnswerError"
 RANK = {
+    PROBER_BLIND: 0,
     ROOT_ALIAS_DANGLING: 1,
     ENACTOR_STUCK: 2,
     STALE_PLAN_APPLIED: 3,
     ENDPOINT_EMPTY: 4,
+    ENDPOINT_ANSWER_ERROR: 4,
     PLAN_LAG_HIGH: 5,
     ENDPOINT_BLOCKED: 6,
     PLAN_STORE_BEHIND: 7,
 }
 # Which kind of thing an alarm's subject is.
-SUBJECT_KIND = {ENACTOR_STUCK: "enactor"}
+SUBJECT_KIND = {ENACTOR_STUCK: "enactor", PROBER_BLIND: "prober"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The prober's HTTP API: health, Prometheus metrics, the ranked active alarms and the latest probes.
 
     GET  /healthz                          200 while serving
+    GET  /readyz                           200 when Route 53 answers, else 503
     GET  /metrics                          Prometheus text
     GET  /v1/alarms                        {"alarms": [...], "cause": first or null, ...}, cause first
     GET  /v1/probes                        the latest DNS answer per endpoint and record type
@@ -18,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from services import web
 from services.auth import bearer_dependency, load_token
 from services.prober.loop import Prober, ProberSettings
 from services.prober.rules import endpoint_key
@@ -40,18 +42,20 @@ def create_app(settings: ProberSettings, prober: Prober | None = None) -> FastAP
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    app = FastAPI(title="dnsctl prober", lifespan=lifespan)
+    app = web.service_app("dnsctl prober", lifespan=lifespan)
     app.state.prober = prober
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    def alive() -> dict[str, Any]:
         return {
-            "status": "ok",
             "route53_loaded": prober.refresher.current is not None,
             "endpoints": len(prober.views() or []),
             "rounds": prober.ticks,
             "last_probe_at": prober.last_probe_at,
         }
+
+    # The prober reads Route 53 (never S3) and probes over DNS: it is not ready while blind.
+    probing = web.Dependency("probing", lambda: prober.blind_reason if prober.ticks else "no probe round yet")
+    web.add_health_routes(app, alive, web.Readiness([web.route53(), probing], interval_s=0.5))
 
     @app.get("/metrics")
     def metrics() -> Response:

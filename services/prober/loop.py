@@ -83,6 +83,7 @@ class Prober:
         self.last_probes: list[ProbeResult] = []
         self.last_probe_at: float | None = None
         self.ticks = 0
+        self.blind_reason: str | None = None  # why the prober cannot probe (ProberBlind), or None
         self._views: list[EndpointView] = []
         self._views_of: Snapshot | None = None
         self._types: dict[str, tuple[str, ...]] = {}
@@ -178,6 +179,19 @@ class Prober:
             for v in views:
                 if v.active_version is not None:
                     APPLIED_VERSION.labels(endpoint_key(v.endpoint)).set(v.active_version)
+        errors, answered = self.rules.answer_errors(probes)
+        transitions += self.book.observe(alarms.ENDPOINT_ANSWER_ERROR, {k: c for k, c in errors.items() if k in current},
+                                         now, answered | gone)
+        snap = self.refresher.current
+        blind = self.rules.blind(
+            now,
+            snapshot_age_s=None if snap is None else max(0.0, now - snap.loaded_at),
+            endpoints=len(questions),
+            probes=probes,
+            dns=f"{self.settings.dns[0]}:{self.settings.dns[1]}",
+        )
+        self.blind_reason = blind["prober"].detail if blind else None
+        transitions += self.book.observe(alarms.PROBER_BLIND, blind, now)
         empty, evaluated = self.rules.empty(probes, self._types)
         transitions += self.book.observe(alarms.ENDPOINT_EMPTY, {k: c for k, c in empty.items() if k in current},
                                          now, evaluated | gone)

@@ -21,6 +21,11 @@ highest plan version seen, since when an endpoint lags) lives in `Rules`.
 - PlanStoreBehind: the plan store's newest version (the planner's status) is below the version
   the endpoint has applied, two rounds in a row: plans were deleted or the bucket re-created, and enactors would skip
   every plan numbered from the store. The planner numbers above Route 53 when it sees this.
+- EndpointAnswerError: `empty_after` rounds in a row in which DNS answered REFUSED, SERVFAIL (or
+  any rcode but NOERROR/NXDOMAIN) for the endpoint; clears after `clear_after` good rounds.
+- ProberBlind (subject "prober"): for `blind_after_s`, the prober could not probe: Route 53 was
+  never read or its snapshot is older than `route53_stale_s`, there is no endpoint to probe, or
+  every probe of the round went unanswered. A prober that probes nothing never looks healthy.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class RuleSettings:
     clear_after: int = 5
     lag_versions: int = 5
     lag_seconds: float = 60.0
+    blind_after_s: float = 5.0
+    route53_stale_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +66,35 @@ def endpoint_key(name: str) -> str:
 
 
 @dataclass
+class _Streaks:
+    """Per endpoint, bad and good rounds in a row: active after `empty_after` bad rounds, cleared
+    after `clear_after` good ones (the same hysteresis for empty answers and for error answers)."""
+
+    bad: dict[str, int] = field(default_factory=dict)
+    good: dict[str, int] = field(default_factory=dict)
+    active: set[str] = field(default_factory=set)
+
+    def observe(self, endpoint: str, is_bad: bool, settings: RuleSettings) -> None:
+        runs, other = (self.bad, self.good) if is_bad else (self.good, self.bad)
+        runs[endpoint] = runs.get(endpoint, 0) + 1
+        other[endpoint] = 0
+        if endpoint in self.active:
+            if self.good[endpoint] >= settings.clear_after:
+                self.active.discard(endpoint)
+        elif self.bad[endpoint] >= settings.empty_after:
+            self.active.add(endpoint)
+
+
+@dataclass
 class Rules:
     settings: RuleSettings = field(default_factory=RuleSettings)
-    _empty_run: dict[str, int] = field(default_factory=dict)
-    _full_run: dict[str, int] = field(default_factory=dict)
-    _empty_active: set[str] = field(default_factory=set)
+    _empty: _Streaks = field(default_factory=lambda: _Streaks())
     _highest: dict[str, int] = field(default_factory=dict)
     _lag_since: dict[str, float] = field(default_factory=dict)
     _last_applied: dict[str, int] = field(default_factory=dict)
     _behind_run: dict[str, int] = field(default_factory=dict)
+    _errors: _Streaks = field(default_factory=lambda: _Streaks())
+    _blind_since: float | None = None
 
     # -- Route 53 --------------------------------------------------------------------------------
 
@@ -124,23 +151,55 @@ class Rules:
             if not known:
                 continue
             evaluated.add(ep)
-            empty = [r for r in known if r.addresses == 0]
-            if empty:
-                self._empty_run[ep] = self._empty_run.get(ep, 0) + 1
-                self._full_run[ep] = 0
-            else:
-                self._full_run[ep] = self._full_run.get(ep, 0) + 1
-                self._empty_run[ep] = 0
-            if ep in self._empty_active:
-                if self._full_run[ep] >= self.settings.clear_after:
-                    self._empty_active.discard(ep)
-            elif self._empty_run[ep] >= self.settings.empty_after:
-                self._empty_active.add(ep)
+            self._empty.observe(ep, any(r.addresses == 0 for r in known), self.settings)
         out = {}
-        for ep in self._empty_active:
+        for ep in self._empty.active:
             types = "/".join(served_types.get(ep, ()))
-            out[ep] = Condition(detail=f"DNS returns zero addresses for {ep} ({types}) over {self._empty_run.get(ep, 0)} probes in a row")
+            out[ep] = Condition(detail=f"DNS returns zero addresses for {ep} ({types}) over {self._empty.bad.get(ep, 0)} probes in a row")
         return out, evaluated
+
+    def answer_errors(self, probes: list[ProbeResult]) -> tuple[dict[str, Condition], set[str]]:
+        """(conditions, endpoints evaluated): REFUSED/SERVFAIL answers, counted per round per endpoint."""
+        by_endpoint: dict[str, list[ProbeResult]] = {}
+        for p in probes:
+            if p.rcode is not None:  # no answer at all says nothing here (ProberBlind covers silence)
+                by_endpoint.setdefault(endpoint_key(p.endpoint), []).append(p)
+        last: dict[str, str] = {}
+        for ep, results in by_endpoint.items():
+            bad = [r for r in results if r.rcode not in ("NOERROR", "NXDOMAIN")]
+            if bad:
+                last[ep] = "/".join(sorted({f"{r.record_type} {r.rcode}" for r in bad}))
+            self._errors.observe(ep, bool(bad), self.settings)
+        out = {
+            ep: Condition(
+                detail=f"DNS answers {last.get(ep, 'an error')} for {ep} over {self._errors.bad.get(ep, 0)} probes in a row",
+                facts=(("answer", last.get(ep)),),
+            )
+            for ep in self._errors.active
+        }
+        return out, set(by_endpoint)
+
+    def blind(
+        self, now: float, *, snapshot_age_s: float | None, endpoints: int, probes: list[ProbeResult], dns: str
+    ) -> dict[str, Condition]:
+        """ProberBlind's condition: why the prober cannot probe, once that has lasted `blind_after_s`."""
+        if snapshot_age_s is None:
+            reason = "Route 53 has not been read yet"
+        elif snapshot_age_s > self.settings.route53_stale_s:
+            reason = f"Route 53 could not be read for {snapshot_age_s:.0f}s (probing from a stale snapshot)"
+        elif endpoints == 0:
+            reason = "no endpoint to probe: Route 53 holds no zone with a root alias"
+        elif probes and all(p.rcode is None for p in probes):
+            reason = f"the DNS server {dns} answered none of {len(probes)} probes"
+        else:
+            self._blind_since = None
+            return {}
+        if self._blind_since is None:
+            self._blind_since = now
+        if now - self._blind_since < self.settings.blind_after_s:
+            return {}
+        return {"prober": Condition(detail=f"cannot probe: {reason} (for {now - self._blind_since:.0f}s)",
+                                    facts=(("reason", reason),))}
 
     # -- enactors and planner ------------------------------------------------------------------
 

@@ -224,3 +224,44 @@ def test_an_answer_too_big_for_udp_is_truncated_and_whole_over_tcp(served: Serve
         assert udp.flags & dns.flags.TC and not udp.answer
         tcp = dns.query.tcp(query, "127.0.0.1", port=served.dns.port, timeout=2)
         assert not tcp.flags & dns.flags.TC and len(tcp.answer[0]) == 12
+
+
+def _tcp_query(port: int, endpoint: str, source: str = "127.0.0.1") -> dns.message.Message:
+    return dns.query.tcp(dns.message.make_query(endpoint, "A"), "127.0.0.1", port=port, timeout=3, source=source)
+
+
+def test_one_client_holding_300_idle_tcp_connections_blocks_no_other_client(served: Served) -> None:
+    """RFC 7766 limits: per client, and idle connections of the heaviest client give way when full."""
+    port = served.dns.port
+    hog: list[socket.socket] = []
+    try:
+        for _ in range(300):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))  # the hog: another address on loopback
+            s.settimeout(3)
+            try:
+                s.connect(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            hog.append(s)
+        time.sleep(0.5)
+        # Another client is answered at once, over TCP, many times.
+        for _ in range(20):
+            assert _tcp_query(port, served.stable.endpoint).rcode() == dns.rcode.NOERROR
+        # The hog itself got only its share: the rest of its connections were closed by the server.
+        closed = 0
+        for s in hog:
+            s.settimeout(0.2)
+            try:
+                if s.recv(1) == b"":
+                    closed += 1
+            except TimeoutError:
+                pass
+            except OSError:
+                closed += 1
+        assert closed >= 300 - 32, f"only {closed} of the hog's 300 connections were refused"
+        # A held connection that stays idle is closed too (idle timeout), so even its share frees up.
+    finally:
+        for s in hog:
+            s.close()

@@ -39,6 +39,9 @@ def s3(emulator: Emulator) -> Any:
     return client(emulator, "s3")
 
 
+RESET_TOKEN = "emulator-reset-token"
+
+
 @pytest.fixture
 def zone(r53: Any, unique: str) -> tuple[str, str]:
     return new_zone(r53, unique)
@@ -54,6 +57,7 @@ def slow_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator
         "--prior-request-check",
         "--max-record-sets-per-zone",
         "12",
+        env={"DNSCTL_API_TOKEN": RESET_TOKEN},
     )
     yield emu
     emu.process.stop()

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import start_emulator
-from tests.emulator.conftest import client, new_zone
+from tests.emulator.conftest import RESET_TOKEN, client, new_zone
 
 
 def a_record(name: str, ip: str = "10.0.0.1") -> dict[str, Any]:
@@ -87,10 +87,15 @@ def test_record_set_quota_per_zone_is_enforced(slow_emulator, unique):
 
 
 def test_reset_clears_zones_and_records(slow_emulator, unique):
-    """moto's /moto-api/reset still works and empties the Route 53 store too."""
+    """moto's /moto-api/reset works with the API token (and only with it) and empties the Route 53 store too."""
     r53 = client(slow_emulator, "route53")
     zone_id, _ = new_zone(r53, unique, "reset")
-    assert httpx.post(f"{slow_emulator.url}/moto-api/reset").status_code == 200
+    assert httpx.post(f"{slow_emulator.url}/moto-api/reset").status_code == 401
+    assert httpx.post(f"{slow_emulator.url}/moto-api/reset", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.post(f"{slow_emulator.url}/moto-api/seed?a=1").status_code == 401
+    assert r53.get_hosted_zone(Id=zone_id)  # nothing was wiped
+    reset = httpx.post(f"{slow_emulator.url}/moto-api/reset", headers={"Authorization": f"Bearer {RESET_TOKEN}"})
+    assert reset.status_code == 200
     assert r53.list_hosted_zones_by_name()["HostedZones"] == []
     code, _, status = error_of(lambda: r53.list_resource_record_sets(HostedZoneId=zone_id))
     assert (code, status) == ("NoSuchHostedZone", 404)
@@ -182,6 +187,18 @@ def test_state_file_survives_a_restart_with_the_same_zone_ids(tmp_path_factory, 
         assert code == "InvalidChangeBatch"
     finally:
         second.process.stop()
+
+
+def test_reset_is_off_without_a_token(tmp_path_factory, unique):
+    emu = start_emulator(tmp_path_factory, env={"DNSCTL_API_TOKEN": "", "DNSCTL_STATE_DIR": str(tmp_path_factory.mktemp("nostate"))})
+    try:
+        r53 = client(emu, "route53")
+        zone_id, _ = new_zone(r53, unique, "noreset")
+        r = httpx.post(f"{emu.url}/moto-api/reset", headers={"Authorization": "Bearer anything"})
+        assert r.status_code == 403 and "off" in r.text
+        assert r53.get_hosted_zone(Id=zone_id)
+    finally:
+        emu.process.stop()
 
 
 def test_unreadable_state_file_starts_empty_and_says_why(tmp_path_factory):

@@ -304,9 +304,16 @@ def test_a_corrupted_plan_is_rejected_and_dns_stays_as_it_is(lab):
     assert all(m.get("dnsctl_enactor_plans_rejected_total", 0) >= 3 for m in metrics)
     rejected = [ev for name in lab.enactors for ev in lab.events(name) if ev["event"] == "plan_rejected"]
     assert rejected and all("sha256" in ev["reason"] or "checksum" in ev["reason"] for ev in rejected)
-    # The enactors move on when a valid newer plan arrives.
+    # The enactors move on when a valid newer plan arrives, and the rejection stops being reported.
     lab.store.put(lab.plan(3))
     lab.wait_applied(3)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        errors = [ep["last_error"] for e in lab.enactors.values() for ep in e.status()["endpoints"].values()]
+        if not any(errors):
+            break
+        time.sleep(0.2)
+    assert not any(errors), f"last_error still set after recovery: {errors}"
 
 
 def test_frozen_enactors_apply_nothing_until_thawed(lab):

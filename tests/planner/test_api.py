@@ -310,8 +310,11 @@ def test_s3_unreachable_gives_503_and_the_planner_recovers_when_it_comes_back(tm
     port = free_port()
     planner = start_planner(tmp_path, f"http://127.0.0.1:{port}", interval_s=0.5)
     try:
+        # Alive, but not ready: /healthz stays 200, /readyz names S3 as the problem.
         health = httpx.get(f"{planner.url}/healthz").json()
-        assert health["status"] == "degraded" and f"127.0.0.1:{port}" in health["store"]["detail"]
+        assert health["status"] == "ok" and f"127.0.0.1:{port}" in health["store"]["detail"]
+        ready = httpx.get(f"{planner.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["s3"]["ok"] is False, ready.text
         with planner.http() as http:
             for call in (
                 lambda: http.post("/v1/plans"),
@@ -346,6 +349,10 @@ def test_s3_unreachable_gives_503_and_the_planner_recovers_when_it_comes_back(tm
             emu.wait_http(f"http://127.0.0.1:{port}/moto-api/", timeout_s=30)
             planner.wait_for_version(1, timeout_s=20)
             assert httpx.get(f"{planner.url}/healthz").json()["status"] == "ok"
+            wait_ready = time.monotonic() + 10
+            while httpx.get(f"{planner.url}/readyz").status_code != 200 and time.monotonic() < wait_ready:
+                time.sleep(0.2)
+            assert httpx.get(f"{planner.url}/readyz").status_code == 200
             with planner.http() as http:
                 assert http.post("/v1/plans").status_code == 201
                 assert http.get("/v1/fleet").json()["drained_azs"] == []  # the refused drain changed nothing

@@ -100,3 +100,38 @@ def test_alarms_fire_once_and_clear_once_across_a_break_and_a_repair(emulator, t
     finally:
         prober.stop()
         dns_server.stop()
+
+
+def test_a_prober_that_probes_nothing_alarms_and_is_not_ready_and_refused_answers_alarm(emulator, tmp_path) -> None:
+    """ProberBlind with nothing to probe; EndpointAnswerError when DNS answers REFUSED for an endpoint."""
+    parent = f"p{uuid.uuid4().hex[:10]}.test"
+    served_elsewhere = f"q{uuid.uuid4().hex[:10]}.test"
+    zone = HandZone(emulator.client("route53"), f"dynamodb.{parent}")
+    zone.flip(zone.build_tree(1, a_fleet(2, salt=42)))
+    # This DNS server serves another zone only: it answers REFUSED for the prober's endpoint.
+    dns_server = start_dns(tmp_path, "--zone", served_elsewhere, "--refresh-ms", "100")
+    blind_port, port = free_port(), free_port()
+    common = ["--dns", f"127.0.0.1:{dns_server.port}", "--route53-refresh-ms", "200"]
+    blind = ManagedProcess("prober-blind", ["prober", "--port", str(blind_port), "--zone", f"nothing-{parent}", *common],
+                           dict(FAST_ROUTE53), tmp_path)
+    refused = ManagedProcess("prober-refused", ["prober", "--port", str(port), "--zone", parent, *common],
+                             dict(FAST_ROUTE53), tmp_path)
+    try:
+        blind_url, url = f"http://127.0.0.1:{blind_port}", f"http://127.0.0.1:{port}"
+        blind.wait_http(f"{blind_url}/healthz")
+        refused.wait_http(f"{url}/healthz")
+        wait_for(lambda: [a["alarm"] for a in alarms_of(blind_url)] == ["ProberBlind"], 20, "ProberBlind")
+        (alarm,) = alarms_of(blind_url)
+        assert "no endpoint to probe" in alarm["detail"]
+        ready = httpx.get(f"{blind_url}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["probing"]["ok"] is False
+        assert events(blind, "alarm_fired")[0]["alarm"] == "ProberBlind"
+
+        wait_for(lambda: "EndpointAnswerError" in {a["alarm"] for a in alarms_of(url)}, 20, "EndpointAnswerError")
+        error = next(a for a in alarms_of(url) if a["alarm"] == "EndpointAnswerError")
+        assert "REFUSED" in error["detail"] and error["endpoint"] == zone.endpoint.rstrip(".")
+        assert "ProberBlind" not in {a["alarm"] for a in alarms_of(url)}  # it probes, and gets answers
+    finally:
+        blind.stop()
+        refused.stop()
+        dns_server.stop()

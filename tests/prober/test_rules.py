@@ -163,3 +163,48 @@ def test_book_random_walk_logs_exactly_one_transition_per_change() -> None:
         state = want
         transitions += len(book.observe(alarms.ENDPOINT_EMPTY, {EP: Condition("e")} if want else {}, now))
     assert transitions == changes
+
+
+def test_refused_and_servfail_fire_endpoint_answer_error_and_good_answers_clear_it() -> None:
+    rules = Rules(RuleSettings(empty_after=2, clear_after=3))
+    refused = [ProbeResult(EP, "A", "REFUSED", 0, 0.001)]
+    good = [ProbeResult(EP, "A", "NOERROR", 2, 0.001)]
+    assert rules.answer_errors(refused)[0] == {}
+    conditions, evaluated = rules.answer_errors(refused)
+    assert list(conditions) == [EP] and "A REFUSED" in conditions[EP].detail and evaluated == {EP}
+    assert EP in rules.answer_errors([ProbeResult(EP, "A", "SERVFAIL", 0, 0.001)])[0]
+    # Timeouts say nothing either way (that is ProberBlind's business).
+    assert EP in rules.answer_errors([ProbeResult(EP, "A", None, 0, 0.5)])[0]
+    for _ in range(2):
+        assert EP in rules.answer_errors(good)[0]
+    assert rules.answer_errors(good)[0] == {}
+
+
+def test_prober_blind_fires_after_its_grace_for_each_reason_and_clears_when_probing() -> None:
+    rules = Rules(RuleSettings(blind_after_s=5, route53_stale_s=15))
+    ok = [ProbeResult(EP, "A", "NOERROR", 2, 0.001)]
+
+    def blind(now, **kw):
+        args = {"snapshot_age_s": 1.0, "endpoints": 1, "probes": ok, "dns": "127.0.0.1:53", **kw}
+        return rules.blind(now, **args)
+
+    assert blind(0.0, snapshot_age_s=None) == {}  # grace
+    assert "not been read" in blind(6.0, snapshot_age_s=None)["prober"].detail
+    assert blind(7.0) == {}  # probing again: clears, and the grace starts over
+    assert blind(8.0, endpoints=0, probes=[]) == {}
+    assert "no endpoint to probe" in blind(14.0, endpoints=0, probes=[])["prober"].detail
+    assert blind(15.0) == {}
+    silent = [ProbeResult(EP, "A", None, 0, 0.5)]
+    blind(16.0, probes=silent)
+    assert "answered none of 1 probes" in blind(22.0, probes=silent)["prober"].detail
+    blind(23.0)
+    blind(24.0, snapshot_age_s=30.0)
+    assert "could not be read for 30s" in blind(30.0, snapshot_age_s=30.0)["prober"].detail
+
+
+def test_prober_blind_ranks_first() -> None:
+    book = AlarmBook()
+    book.observe(alarms.ENDPOINT_EMPTY, {EP: Condition("empty")}, 1.0)
+    book.observe(alarms.PROBER_BLIND, {"prober": Condition("cannot probe")}, 2.0)
+    assert [a.alarm for a in book.active()] == ["ProberBlind", "EndpointEmpty"]
+    assert book.active()[0].to_json()["prober"] == "prober"

@@ -79,7 +79,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     )
     try:
         stack_file = state_dir / "stack.json"
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # services start one after another: about 15 s each on a loaded machine
         applied: dict = {}
         while time.monotonic() < deadline:
             time.sleep(0.5)
@@ -101,6 +101,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
         fleet = httpx.get(f"http://127.0.0.1:{ports['planner']}/v1/fleet", timeout=5).json()
         assert len(fleet["load_balancers"]) == 30, "--lbs reaches the planner"
         _second_shell_finds_the_stack(tmp_path, state_dir, ports)
+        pids += _kill_9_emulator_and_an_enactor_and_see_them_restarted(state_dir, ports)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -173,6 +174,61 @@ def _second_shell_finds_the_stack(tmp_path: Path, state_dir: Path, ports: dict[s
     timeline = run("timeline", "--stack", "--json")
     assert timeline.returncode == 0, timeline.stderr
     assert {Path(f["path"]).parent.name for f in json.loads(timeline.stdout)["files"]} == {run_id}
+
+
+def _records(emulator_port: int) -> dict[str, set[tuple[str, str]]]:
+    import boto3
+
+    r53 = boto3.client("route53", endpoint_url=f"http://127.0.0.1:{emulator_port}", region_name="us-east-1",
+                       aws_access_key_id="dnsctl-local", aws_secret_access_key="dnsctl-local")
+    out = {}
+    for zone in r53.list_hosted_zones_by_name()["HostedZones"]:
+        zone_id = zone["Id"].rsplit("/", 1)[-1]
+        names = set()
+        for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id):
+            names |= {(r["Name"], r["Type"]) for r in page["ResourceRecordSets"] if not r["Name"].startswith("_lock.")}
+        out[zone_id] = names
+    return out
+
+
+def _kill_9_emulator_and_an_enactor_and_see_them_restarted(state_dir: Path, ports: dict[str, int]) -> list[int]:
+    """`dnsctl up` restarts what crashes (service_restarted); the emulator comes back with every record."""
+    services = json.loads((state_dir / "stack.json").read_text())["services"]
+    # Freeze first, so what Route 53 holds before the kill is all there is to find after it.
+    token = (state_dir / "token").read_text().strip()
+    planner = f"http://127.0.0.1:{ports['planner']}"
+    assert httpx.post(f"{planner}/v1/planner/freeze", json={"reason": "kill -9 test"},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    time.sleep(3)  # enactors see the freeze within a poll
+    before = _records(ports["emulator"])
+    assert before and all(len(names) > 5 for names in before.values()), before
+    for name in ("emulator", "enactor-b"):
+        os.killpg(services[name]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    now: dict = services
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = json.loads((state_dir / "stack.json").read_text())["services"]
+        if all(now[n]["restarts"] >= 1 and now[n]["pid"] != services[n]["pid"] for n in ("emulator", "enactor-b")):
+            break
+    assert now["emulator"]["restarts"] >= 1 and now["enactor-b"]["restarts"] >= 1, now
+    while True:  # the restarted emulator replays its journal before it listens
+        try:
+            httpx.get(f"http://127.0.0.1:{ports['emulator']}/moto-api/", timeout=5)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline + 60, "the restarted emulator never listened"
+            time.sleep(0.5)
+    after = _records(ports["emulator"])
+    assert after.keys() == before.keys()
+    for zone_id, names in before.items():
+        assert names <= after[zone_id], f"records lost in {zone_id}: {sorted(names - after[zone_id])[:5]}"
+    (supervisor_log,) = state_dir.glob("logs/*/supervisor.log")  # this run's folder: logs/<run id>/
+    events = [json.loads(line) for line in supervisor_log.read_text().splitlines()]
+    restarted = {e["service"] for e in events if e["event"] == "service_restarted"}
+    assert {"emulator", "enactor-b"} <= restarted
+    httpx.post(f"{planner}/v1/planner/thaw", json={}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return [now["emulator"]["pid"], now["enactor-b"]["pid"]]
 
 
 def test_a_port_in_use_is_a_clear_error_and_starts_nothing(tmp_path: Path):
