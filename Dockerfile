@@ -1,12 +1,25 @@
 # One image for every dnsctl service: the container's command is the dnsctl subcommand
 # (docker-compose.yml and the ECS task definitions in deploy/aws/ pass it).
-FROM python:3.11-slim
+#
+# The base is Debian bookworm with Debian's python3 (3.11). `docker compose up --build` pulls
+# debian:bookworm-slim; where no registry is reachable, deploy/local-base-image.sh builds the same
+# distribution from Debian's packages and is passed as --build-arg BASE_IMAGE=dnsctl-base:bookworm.
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DNSCTL_STATE_DIR=/var/lib/dnsctl
+    DEBIAN_FRONTEND=noninteractive \
+    DNSCTL_STATE_DIR=/var/lib/dnsctl \
+    PATH=/opt/dnsctl/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# Debian's python3 is "externally managed" (PEP 668): the project goes into a venv of its own.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/dnsctl
 
 WORKDIR /src
 # Runtime dependencies only: the project itself, without the test extras.

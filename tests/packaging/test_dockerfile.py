@@ -1,5 +1,6 @@
-"""The Dockerfile's rules, checked without a Docker engine (none runs here; the image is not built
-by this suite): slim Python 3.11 base, runtime install without dev extras, a non-root user,
+"""The Dockerfile's rules, checked without a Docker engine (the image is built for real by
+.ci/compose-e2e.sh, not by this suite): a Debian bookworm base with Debian's python3 3.11, the same
+distribution deploy/local-base-image.sh builds; runtime install without dev extras, a non-root user,
 `dnsctl` as the entry point, nothing secret in the image. The one part that can run here does:
 the build context the Dockerfile copies is assembled (honouring .dockerignore) and `pip wheel`
 builds the project from it exactly as the image's `pip install .` would.
@@ -71,9 +72,27 @@ def copy_sources() -> list[str]:
     return sources
 
 
-def test_base_is_slim_python_311():
-    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", of("FROM")[0])
-    assert len(of("FROM")) == 1  # one stage, one image
+LOCAL_BASE = ROOT / "deploy" / "local-base-image.sh"
+
+
+def test_base_is_debian_bookworm_with_its_python_311():
+    assert of("FROM") == ["${BASE_IMAGE}"]  # one stage, one image, the base chosen by a build arg
+    (arg,) = [a for a in of("ARG") if a.startswith("BASE_IMAGE=")]
+    default = arg.split("=", 1)[1]
+    # Debian bookworm's python3 is 3.11: the slim Debian image, or Python's own bookworm image.
+    assert re.fullmatch(r"(debian:bookworm-slim|python:3\.11(\.\d+)?-slim-bookworm)(@sha256:[0-9a-f]{64})?", default), default
+    if default.startswith("debian:"):
+        assert any("apt-get install" in run and "python3" in run and "python3-venv" in run for run in of("RUN"))
+
+
+def test_the_local_base_is_the_same_distribution():
+    """Where no registry answers, the base is made from Debian's packages: bookworm, python3, venv."""
+    script = LOCAL_BASE.read_text()
+    assert re.search(r"^SUITE=bookworm$", script, re.MULTILINE)
+    assert "debootstrap --variant=minbase" in script
+    assert re.search(r"--include=[^ ]*python3,python3-venv,python3-pip", script)
+    assert "docker import" in script
+    assert LOCAL_BASE.stat().st_mode & 0o111, "deploy/local-base-image.sh must be executable"
 
 
 def test_runs_as_a_non_root_user():
