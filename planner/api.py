@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.burst import burst_router
 from planner.fleet import (
+    Endpoint,
     Fleet,
     FleetError,
     LbState,
@@ -28,6 +29,7 @@ from planner.fleet import (
     demo_fleet,
     generate_fleet,
     load_fleet_file,
+    validate_fleet,
 )
 from planner.schedule import PlanSchedule
 from planner.service import ChangeResult, Planner, PlannerRefused, plan_summary
@@ -65,6 +67,13 @@ class FreezeRequest(_Body):
 
 class ThawRequest(_Body):
     by: str = Field("api", min_length=1, max_length=100)
+
+
+class NewEndpoint(_Body):
+    """An endpoint and the load balancers behind it, added together (`dnsctl zones adopt` sends one)."""
+
+    endpoint: Endpoint
+    load_balancers: list[LoadBalancer] = Field(min_length=1, max_length=1000)
 
 
 Force = Annotated[bool, Query(description="Publish even if the safety check refuses the plan")]
@@ -234,6 +243,27 @@ def create_app(
         try:
             return _change(planner.delete_lb(lb_id, force=force), planner)
         except FleetError as exc:
+            return _fleet_422(exc, body_field_of_lb=False)
+
+    @app.post("/v1/fleet/endpoints", tags=["fleet"], dependencies=guarded, status_code=201)
+    def add_endpoint(body: NewEndpoint, force: Force = False) -> Any:
+        """Add an endpoint with its load balancers and publish at once (fast lane): its first plan."""
+        name = body.endpoint.name
+
+        def apply(fleet: Fleet) -> Fleet:
+            if fleet.endpoint(name) is not None:
+                raise FleetError([("endpoint.name", f"endpoint {name} already exists")])
+            data = fleet.model_dump(mode="json")
+            data["endpoints"].append(body.endpoint.model_dump(mode="json"))
+            data["load_balancers"] += [lb.model_dump(mode="json") for lb in body.load_balancers]
+            return validate_fleet(data)
+
+        description = f"add endpoint {name} ({len(body.load_balancers)} LBs)"
+        try:
+            return _change(planner.change_fleet("add_endpoint", description, apply, "fast", force=force), planner)
+        except FleetError as exc:
+            if any("already exists" in msg for _, msg in exc.errors):
+                return _error(409, "exists", str(exc))
             return _fleet_422(exc, body_field_of_lb=False)
 
     @app.post("/v1/fleet/azs/{az}/drain", tags=["fleet"], dependencies=guarded)
