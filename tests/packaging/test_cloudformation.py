@@ -129,3 +129,19 @@ def test_logs_token_and_image(resolved):
             # Three enactors share the account's 5 requests/s; each paces itself below a third.
             assert 3 * float(env["DNSCTL_ROUTE53_RPS"]) <= 5, name
         assert "healthz" in " ".join(container["HealthCheck"]["Command"]), name
+
+
+def test_the_planner_is_reached_by_ssm_port_forwarding_and_drift_is_off_by_default(resolved):
+    services = _of_type(resolved, "AWS::ECS::Service")
+    planner = next(s for s in services.values() if s["Properties"]["ServiceName"] == "planner")
+    assert planner["Properties"]["EnableExecuteCommand"] is True  # `aws ssm start-session` port forwarding
+    assert not any(s["Properties"].get("EnableExecuteCommand") for s in services.values() if s is not planner)
+    params = cfn_template.load()["Parameters"]
+    assert params["PlannerIngressCidr"]["Default"] == ""  # no plain-HTTP ingress unless asked
+    assert params["TrafficDrift"]["Default"] == "0"
+    env = {e["Name"]: e["Value"] for e in _containers(resolved)["planner"]["Environment"]}
+    assert env["DNSCTL_PLANNER_DRIFT"] == "0"
+    from planner.settings import PlannerSettings
+
+    for value in params["TrafficDrift"]["AllowedValues"]:
+        assert PlannerSettings(drift=float(value)).drift == float(value)  # every allowed value starts the planner
