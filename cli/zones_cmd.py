@@ -23,7 +23,16 @@ from rich.table import Table
 
 from cli.client import cli_errors, service_client
 from services import logs
-from services.zones import AdoptRefused, Adoption, ZoneNotFound, adoption_of, enclosing_zone, ensure_zones, find_zone_id, records_at
+from services.zones import (
+    Adoption,
+    AdoptRefused,
+    ZoneNotFound,
+    adoption_of,
+    enclosing_zone,
+    ensure_zones,
+    find_zone_id,
+    records_at,
+)
 
 zones_app = typer.Typer(help="Hosted zones of the endpoints.", no_args_is_help=True)
 console = Console()

@@ -16,6 +16,8 @@ set -euo pipefail
 NAME="${1:-dnsctl-base:bookworm}"
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The .debs go to the machine's own apt cache: a second build on the same machine downloads nothing.
+CACHE="${DEBOOTSTRAP_CACHE:-/var/cache/apt/archives}"
 
 if docker image inspect "$NAME" >/dev/null 2>&1; then
   echo "local-base-image: $NAME already present in the daemon"
@@ -35,7 +37,8 @@ trap cleanup EXIT
 
 start=$(date +%s)
 echo "local-base-image: debootstrap --variant=minbase $SUITE from $MIRROR (python3, python3-venv, python3-pip) ..."
-debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+mkdir -p "$CACHE"
+debootstrap --variant=minbase --cache-dir="$CACHE" --include=python3,python3-venv,python3-pip,ca-certificates \
   "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1 || { tail -n 30 "$ROOTFS.log" >&2; exit 1; }
 
 # The base trusts what this machine trusts: certificate authorities added locally (a company
