@@ -1,4 +1,5 @@
-"""Hosted zones of the endpoints: find a zone's id by name, and create the zones that are missing.
+"""Hosted zones of the endpoints: find a zone's id by name, create the zones that are missing, and
+adopt a name whose records another tool manages today (its records -> fleet entries; see below).
 
 Each endpoint lives in its own public hosted zone, named like the endpoint (or a parent of it,
 as a fleet may say). The enactor finds the id with ListHostedZonesByName, the one call Route 53
