@@ -52,16 +52,23 @@ def ignore_patterns() -> list[str]:
     return [ln.strip() for ln in DOCKERIGNORE.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
-def ignored(rel: str) -> bool:
+def _matches(pattern: str, rel: str) -> bool:
+    """Docker's rule: a pattern matches a path or any directory above it ("**/" at any depth)."""
     parts = Path(rel).parts
+    if pattern.startswith("**/"):
+        return any(fnmatch.fnmatch(p, pattern.removeprefix("**/")) for p in parts)
+    return any(fnmatch.fnmatch("/".join(parts[:i]), pattern) for i in range(1, len(parts) + 1))
+
+
+def ignored(rel: str) -> bool:
+    """Whether .dockerignore keeps `rel` out of the build context: the last matching pattern wins,
+    and a "!" pattern brings a path back in."""
+    out = False
     for pattern in ignore_patterns():
-        bare = pattern.removeprefix("**/")
-        if pattern.startswith("**/"):
-            if any(fnmatch.fnmatch(p, bare) for p in parts):
-                return True
-        elif fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(parts[0], pattern):
-            return True
-    return False
+        negated = pattern.startswith("!")
+        if _matches(pattern.removeprefix("!"), rel):
+            out = not negated
+    return out
 
 
 def copy_sources() -> list[str]:
@@ -133,23 +140,36 @@ def test_nothing_secret_is_baked_in():
     assert ignored("services/__pycache__/x.pyc")
 
 
+def context_files(source: str) -> list[str]:
+    """The repository files a COPY of `source` takes from the build context (relative paths)."""
+    roots = [p for p in ROOT.iterdir() if not ignored(p.name)] if source == "." else [ROOT / source]
+    files = []
+    for root in roots:
+        for file in [root] if root.is_file() else root.rglob("*"):
+            rel = file.relative_to(ROOT).as_posix()
+            if file.is_file() and not ignored(rel):
+                files.append(rel)
+    return sorted(files)
+
+
 def test_every_copied_path_exists_and_is_in_the_build_context():
     for source in copy_sources():
         assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
-        assert not ignored(source), f"COPY {source}: excluded by .dockerignore"
+        assert source == "." or not ignored(source), f"COPY {source}: excluded by .dockerignore"
+
+
+def test_the_build_context_is_the_project_and_nothing_else():
+    files = {f for source in copy_sources() for f in context_files(source)}
+    assert {"pyproject.toml", "README.md", "cli/main.py", "planner/fleets/demo.toml", "enactor/protocol.py"} <= files
+    assert {f.split("/")[0] for f in files} == {"pyproject.toml", "README.md", "services", "cli", "lab", "planner", "enactor"}
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
 
 
 def _build_context(dest: Path) -> None:
     for source in copy_sources():
-        path = ROOT / source
-        if path.is_file():
-            shutil.copy2(path, dest / source)
-            continue
-        for file in path.rglob("*"):
-            rel = file.relative_to(ROOT).as_posix()
-            if file.is_file() and not ignored(rel):
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(file, dest / rel)
+        for rel in context_files(source):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
 
 
 @pytest.mark.slow
