@@ -29,12 +29,14 @@ WORK="$(mktemp -d /tmp/dnsctl-compose-e2e.XXXXXX)"
 PROJECT="dnsctl-e2e-$$"
 COMPOSE=(docker-compose -p "$PROJECT" -f "$WORK/docker-compose.yml")
 STARTED=0
+LOG_PIDS=()
 # The stack's token lives only in this shell's environment (compose passes it to the services).
 DNSCTL_API_TOKEN="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')"
 export DNSCTL_API_TOKEN
 
 finish() {
   code=$?
+  for pid in "${LOG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ "$STARTED" -eq 1 ]; then
     if [ "$code" -ne 0 ]; then
       echo "compose-e2e: failed; the services' last log lines:" >&2
@@ -97,6 +99,14 @@ while bad="$(unhealthy)"; [ -n "$bad" ]; do
 done
 UP_TO_HEALTHY=$(since "$t_up")
 echo "compose-e2e: compose up -> every service healthy in ${UP_TO_HEALTHY}s"
+
+# Each container's output as a file where `dnsctl up` keeps its services' logs (stack.json names
+# <state dir>/logs/<service>.log): the race reads its evidence (refused_stale, flips) from them.
+mkdir -p "$WORK/state/logs"
+for name in $("${COMPOSE[@]}" ps --services); do
+  docker logs -f "$("${COMPOSE[@]}" ps -q "$name")" >"$WORK/state/logs/$name.log" 2>&1 &
+  LOG_PIDS+=($!)
+done
 
 # Dig: every endpoint of the fleet answers an address for every record type it serves.
 mapfile -t QUESTIONS < <(curl -sf "$PLANNER_URL/v1/fleet" | "$PY" -c '

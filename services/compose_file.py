@@ -123,11 +123,16 @@ def render_text(ports: Ports = Ports(), host_network: bool = False) -> str:
     return header + yaml.safe_dump(render(ports, host_network), sort_keys=False, default_flow_style=False, width=200)
 
 
-def stack_description(ports: Ports) -> dict[str, Any]:
-    """The host-network stack as `dnsctl up` describes its own in <state dir>/stack.json."""
+def stack_description(ports: Ports, state_dir: Path) -> dict[str, Any]:
+    """The host-network stack as `dnsctl up` describes its own in <state dir>/stack.json; the logs
+    are where `dnsctl up` keeps them (whoever runs the containers copies their output there)."""
     return {
         "host": PUBLISH_HOST,
-        "services": {spec.name: {"port": spec.port, "args": list(spec.args)} for spec in services(ports, host=PUBLISH_HOST) if not spec.oneshot},
+        "services": {
+            spec.name: {"port": spec.port, "args": list(spec.args), "log": str(state_dir / "logs" / f"{spec.name}.log")}
+            for spec in services(ports, host=PUBLISH_HOST)
+            if not spec.oneshot
+        },
     }
 
 
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.output}")
     if args.stack_file:
         args.stack_file.parent.mkdir(parents=True, exist_ok=True)
-        args.stack_file.write_text(json.dumps(stack_description(ports), indent=2))
+        args.stack_file.write_text(json.dumps(stack_description(ports, args.stack_file.parent.resolve()), indent=2))
         print(f"wrote {args.stack_file}")
     return 0
 

@@ -216,3 +216,4 @@ def test_host_network_variant_needs_its_own_output_and_writes_the_stack_file(tmp
     for name, entry in described["services"].items():
         assert entry["port"] not in demo, name  # a running demo is never in the way
         assert entry["args"] == rendered[name]["command"], name
+        assert entry["log"] == str(stack.parent.resolve() / "logs" / f"{name}.log"), name  # where `dnsctl up` keeps logs
