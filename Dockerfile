@@ -1,29 +1,38 @@
 # One image for every dnsctl service: the container's command is the dnsctl subcommand
 # (docker-compose.yml and the ECS task definitions in deploy/aws/ pass it).
-FROM python:3.11-slim
+#
+# The base is Debian bookworm with Debian's python3 (3.11). `docker compose up --build` pulls
+# debian:bookworm-slim; where no registry is reachable, deploy/local-base-image.sh builds the same
+# distribution from Debian's packages and is passed as --build-arg BASE_IMAGE=dnsctl-base:bookworm.
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DNSCTL_STATE_DIR=/var/lib/dnsctl
+    DEBIAN_FRONTEND=noninteractive \
+    DNSCTL_STATE_DIR=/var/lib/dnsctl \
+    PATH=/opt/dnsctl/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-WORKDIR /src
-# Runtime dependencies only: the project itself, without the test extras.
-COPY pyproject.toml README.md ./
-COPY services ./services
-COPY cli ./cli
-COPY lab ./lab
-COPY planner ./planner
-COPY enactor ./enactor
-RUN pip install . \
-    && rm -rf /src
-
-# An unprivileged user that owns nothing but the state directory.
-RUN groupadd --system --gid 10001 dnsctl \
+# Debian's python3 is "externally managed" (PEP 668): the project goes into a venv of its own.
+# An unprivileged user that owns nothing but the state directory. (Few RUN steps: on a daemon
+# with the vfs storage driver, as in CI, every layer is a full copy of the file system.)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/dnsctl \
+    && groupadd --system --gid 10001 dnsctl \
     && useradd --system --uid 10001 --gid dnsctl --home-dir /var/lib/dnsctl --shell /usr/sbin/nologin dnsctl \
     && mkdir -p /var/lib/dnsctl \
     && chown dnsctl:dnsctl /var/lib/dnsctl
+
+WORKDIR /src
+# Runtime dependencies only: the project itself, without the test extras. The context holds only
+# pyproject.toml, README.md and the packages (.dockerignore is a whitelist).
+COPY . ./
+RUN pip install . \
+    && rm -rf /src
 WORKDIR /var/lib/dnsctl
 USER dnsctl:dnsctl
 

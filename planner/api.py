@@ -302,11 +302,16 @@ def create_app(
             return JSONResponse({"detail": detail, "error": "invalid_fleet"}, status_code=422)
 
     @app.post("/v1/fleet/endpoints", tags=["fleet"], dependencies=guarded, status_code=201)
-    def add_endpoint(body: EndpointCreate, force: Force = False, dry_run: DryRun = False) -> Any:
-        """Add an endpoint, optionally with its first LBs (slow lane: it joins the next scheduled plan)."""
+    def add_endpoint(
+        body: EndpointCreate, force: Force = False, dry_run: DryRun = False,
+        publish: Annotated[bool, Query(description="Publish at once (fast lane), as `dnsctl zones adopt` does")] = False,
+    ) -> Any:
+        """Add an endpoint, optionally with its first LBs (slow lane: it joins the next scheduled plan;
+        `publish=true`: its first plan at once)."""
         try:
             return _change(
-                planner.add_endpoint(body.endpoint, tuple(body.load_balancers), force=force, dry_run=dry_run),
+                planner.add_endpoint(body.endpoint, tuple(body.load_balancers), force=force, dry_run=dry_run,
+                                     lane="fast" if publish else "slow"),
                 planner,
             )
         except FleetError as exc:

@@ -723,9 +723,11 @@ class Planner:
         )
 
     def add_endpoint(
-        self, endpoint: Endpoint, lbs: tuple[LoadBalancer, ...], *, force: bool, dry_run: bool = False
+        self, endpoint: Endpoint, lbs: tuple[LoadBalancer, ...], *, force: bool, dry_run: bool = False,
+        lane: str = "slow",
     ) -> ChangeResult:
-        """A new endpoint (with its first LBs, if given) joins the next scheduled plan (slow lane)."""
+        """A new endpoint (with its first LBs, if given) joins the next scheduled plan (slow lane),
+        or is published at once (fast lane: an adopted endpoint's first plan)."""
 
         def apply(f: Fleet) -> Fleet:
             f = f.with_endpoint(endpoint)
@@ -737,7 +739,7 @@ class Planner:
             "add_endpoint",
             f"add endpoint {endpoint.name} ({'/'.join(endpoint.record_types)}, {len(lbs)} LBs)",
             apply,
-            "slow",
+            lane,
             force=force,
             dry_run=dry_run,
         )

@@ -142,3 +142,19 @@ def test_the_signing_key_parameters_load_as_the_services_load_them(resolved):
     signer = PlanSigner.from_pem(secret["Properties"]["SecretString"], "the secret")
     verifier = PlanVerifier.from_pem(PUBLIC_KEY_LINE, "DNSCTL_PLAN_PUBLIC_KEY")
     assert signer.key_id == verifier.key_id
+
+
+def test_the_planner_is_reached_by_ssm_port_forwarding_and_drift_is_off_by_default(resolved):
+    services = _of_type(resolved, "AWS::ECS::Service")
+    planner = next(s for s in services.values() if s["Properties"]["ServiceName"] == "planner")
+    assert planner["Properties"]["EnableExecuteCommand"] is True  # `aws ssm start-session` port forwarding
+    assert not any(s["Properties"].get("EnableExecuteCommand") for s in services.values() if s is not planner)
+    params = cfn_template.load()["Parameters"]
+    assert params["PlannerIngressCidr"]["Default"] == ""  # no plain-HTTP ingress unless asked
+    assert params["TrafficDrift"]["Default"] == "0"
+    env = {e["Name"]: e["Value"] for e in _containers(resolved)["planner"]["Environment"]}
+    assert env["DNSCTL_PLANNER_DRIFT"] == "0"
+    from planner.settings import PlannerSettings
+
+    for value in params["TrafficDrift"]["AllowedValues"]:
+        assert PlannerSettings(drift=float(value)).drift == float(value)  # every allowed value starts the planner

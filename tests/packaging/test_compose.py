@@ -9,6 +9,7 @@ name, placeholder credentials, the token from the host) allowed.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import shutil
 import subprocess
@@ -168,3 +169,51 @@ def test_docker_compose_refuses_to_run_without_a_token():
     proc = _compose(["config", "-q"], token=None)
     assert proc.returncode != 0
     assert TOKEN_ENV in proc.stderr
+
+
+# -- the host-network variant CI runs (.ci/compose-e2e.sh): a daemon without a bridge -----------
+
+
+def _host_network_ports() -> Ports:
+    return Ports(emulator=14566, planner=18080, enactors=(18081, 18082, 18083), dns=18053, prober=18090)
+
+
+def test_host_network_variant_runs_what_dnsctl_up_runs_on_its_ports():
+    ports = _host_network_ports()
+    rendered = yaml.safe_load(compose_file.render_text(ports, host_network=True))["services"]
+    local = services(ports, host="127.0.0.1")
+    assert list(rendered) == [s.name for s in local]
+    for spec in local:
+        service = rendered[spec.name]
+        # Exactly `dnsctl up`'s commands: loopback, peers on loopback, the given ports.
+        assert service["command"] == list(spec.args), spec.name
+        assert service["network_mode"] == "host", spec.name
+        assert "ports" not in service and "build" not in service, spec.name  # nothing to publish; built beforehand
+        env = dict(spec.env)
+        if "AWS_ENDPOINT_URL" in spec.env:
+            env.update(compose_file.EMULATOR_CREDENTIALS)
+            env[TOKEN_ENV] = compose_file.TOKEN_REQUIRED
+        assert service.get("environment", {}) == env, spec.name
+        if not spec.oneshot:
+            assert str(spec.port) in " ".join(service["healthcheck"]["test"]), spec.name
+    assert rendered["planner"]["environment"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:14566"
+
+
+def test_host_network_variant_needs_its_own_output_and_writes_the_stack_file(tmp_path):
+    base = [sys.executable, "-m", "services.compose_file"]
+    refused = subprocess.run([*base, "--host-network"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--output" in refused.stderr
+    assert subprocess.run([*base, "--free-ports"], cwd=ROOT, capture_output=True, timeout=60).returncode != 0
+    out, stack = tmp_path / "compose.yml", tmp_path / "state" / "stack.json"
+    proc = subprocess.run([*base, "--host-network", "--free-ports", "--output", str(out), "--stack-file", str(stack)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rendered = yaml.safe_load(out.read_text())["services"]
+    described = json.loads(stack.read_text())
+    assert described["host"] == "127.0.0.1"
+    assert set(described["services"]) == {n for n, s in rendered.items() if s.get("restart") != "no"}
+    demo = {s.port for s in services(Ports())}
+    for name, entry in described["services"].items():
+        assert entry["port"] not in demo, name  # a running demo is never in the way
+        assert entry["args"] == rendered[name]["command"], name
+        assert entry["log"] == str(stack.parent.resolve() / "logs" / f"{name}.log"), name  # where `dnsctl up` keeps logs

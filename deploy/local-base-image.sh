@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build the Dockerfile's base image from Debian's packages, for machines that reach Debian's
+# package archive but no container registry (CI here). A real user never needs this:
+# `docker compose up --build` pulls the Dockerfile's default base (debian:bookworm-slim).
+#
+# The image made here is the same distribution as that default: Debian bookworm (minbase) with
+# Debian's python3 3.11, python3-venv and pip, so the Dockerfile's steps run unchanged on it.
+#
+#   deploy/local-base-image.sh [NAME]      # default NAME: dnsctl-base:bookworm
+#   docker build --network host --build-arg BASE_IMAGE=NAME -t dnsctl:local .
+#
+# Needs root (debootstrap), debootstrap, and a reachable Docker daemon (DOCKER_HOST as usual).
+# An image of that name already present in the daemon is kept (nothing is rebuilt).
+set -euo pipefail
+
+NAME="${1:-dnsctl-base:bookworm}"
+SUITE=bookworm
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The .debs go to the machine's own apt cache: a second build on the same machine downloads nothing.
+CACHE="${DEBOOTSTRAP_CACHE:-/var/cache/apt/archives}"
+
+if docker image inspect "$NAME" >/dev/null 2>&1; then
+  echo "local-base-image: $NAME already present in the daemon"
+  exit 0
+fi
+command -v debootstrap >/dev/null || { echo "local-base-image: debootstrap is not installed (apt-get install debootstrap)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "local-base-image: debootstrap needs root" >&2; exit 1; }
+
+ROOTFS="$(mktemp -d /tmp/dnsctl-base-rootfs.XXXXXX)"
+cleanup() {
+  # debootstrap mounts proc (and may bind /dev) inside the tree while it runs; a failed run can
+  # leave them mounted: unmount them, then delete without ever crossing into another file system.
+  for m in $(awk -v r="$ROOTFS" '$2 ~ "^"r"/" {print $2}' /proc/mounts | sort -r); do umount -l "$m" || true; done
+  rm -rf --one-file-system "$ROOTFS" "$ROOTFS.log"
+}
+trap cleanup EXIT
+
+start=$(date +%s)
+echo "local-base-image: debootstrap --variant=minbase $SUITE from $MIRROR (python3, python3-venv, python3-pip) ..."
+mkdir -p "$CACHE"
+debootstrap --variant=minbase --cache-dir="$CACHE" --include=python3,python3-venv,python3-pip,ca-certificates \
+  "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1 || { tail -n 30 "$ROOTFS.log" >&2; exit 1; }
+
+# The base trusts what this machine trusts: certificate authorities added locally (a company
+# proxy's, say) go into the image's store as they are in the host's, so pip inside a build
+# reaches PyPI the way the host does. A registry's base image has Debian's store alone.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
+  chroot "$ROOTFS" update-ca-certificates >/dev/null
+fi
+
+# The archive's package lists and .debs are not part of an image (debian:*-slim ships neither);
+# the apt sources stay, so the Dockerfile's apt-get update works as on the registry's image.
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/*
+
+tar --numeric-owner --one-file-system -C "$ROOTFS" -c . | docker import \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["/bin/bash"]' \
+  --message "dnsctl local base: debootstrap --variant=minbase $SUITE + python3" \
+  - "$NAME" >/dev/null
+echo "local-base-image: $NAME built in $(( $(date +%s) - start ))s ($(docker run --rm --network none "$NAME" python3 --version))"
