@@ -27,6 +27,7 @@ def _register() -> None:
     from cli import (  # noqa: F401 - imported for registration
         chaos_cmd,
         check_cmd,
+        console_cmd,
         dns_cmd,
         emulator_cmd,
         enactor_cmd,
@@ -38,7 +39,7 @@ def _register() -> None:
         zones_cmd,
     )
 
-    for module in (chaos_cmd, check_cmd, dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, race_cmd, repair_cmd, timeline_cmd, up_cmd, zones_cmd):
+    for module in (chaos_cmd, check_cmd, console_cmd, dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, race_cmd, repair_cmd, timeline_cmd, up_cmd, zones_cmd):
         module.register(app)
 
 

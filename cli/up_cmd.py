@@ -34,6 +34,7 @@ def up(
     enactor_ports: str = typer.Option("8081,8082,8083", help="Ports of enactor-a, -b and -c."),
     dns_port: int = typer.Option(8053, help="UDP and TCP port of the DNS data plane."),
     prober_port: int = typer.Option(8090),
+    console_port: int = typer.Option(8088, help="Port of the live web console."),
     version_guard: bool = typer.Option(True, "--version-guard/--no-version-guard", help="Run the enactors guarded (default) or in legacy mode."),
     plan_interval: float = typer.Option(5.0, help="Seconds between scheduled plans."),
     allow_chaos: bool = typer.Option(True, "--allow-chaos/--no-chaos", help="Enable the enactors' chaos routes (for the race lab)."),
@@ -42,13 +43,14 @@ def up(
     duration: float = typer.Option(0.0, help="Stop by itself after this many seconds (0: run until Ctrl-C)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show the compact live view."),
 ) -> None:
-    """Start the emulator, planner, three enactors, DNS server and prober; Ctrl-C stops them all."""
+    """Start the emulator, planner, three enactors, DNS server, prober and web console; Ctrl-C stops them all."""
     ports = Ports(
         emulator=emulator_port,
         planner=planner_port,
         enactors=tuple(int(p) for p in enactor_ports.split(",")),
         dns=dns_port,
         prober=prober_port,
+        console=console_port,
     )
     if len(ports.enactors) != 3:
         raise typer.BadParameter("give three ports, for enactor-a, -b and -c", param_hint="--enactor-ports")
