@@ -31,6 +31,8 @@ class Hub:
         self._latest: dict[str, str] = {}
         self._backlog: list[str] = []
         self._lock = threading.Lock()
+        self._seq = 0  # every published message's number: a new page skips what it got at subscribe
+        self._since: dict[int, int] = {}  # id(queue) -> the last message number it got at subscribe
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -48,15 +50,19 @@ class Hub:
         """Thread-safe: encode once, hand the text to every client's queue in the event loop."""
         text = json.dumps(data, separators=(",", ":"), default=str)
         with self._lock:
+            self._seq += 1
+            seq = self._seq
             if kind in REPLACING:
                 self._latest[kind] = text
             else:
                 self._backlog = (self._backlog + [text])[-BACKLOG:]
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._fan_out, kind, text)
+            self._loop.call_soon_threadsafe(self._fan_out, kind, text, seq)
 
-    def _fan_out(self, kind: str, text: str) -> None:
+    def _fan_out(self, kind: str, text: str, seq: int) -> None:
         for queue in list(self._clients):
+            if self._since.get(id(queue), 0) >= seq:
+                continue  # published before this page subscribed: it got it (or newer) then
             if queue.full():
                 queue.get_nowait()  # a slow page loses its oldest message
             queue.put_nowait((kind, text))
@@ -68,10 +74,12 @@ class Hub:
                 queue.put_nowait((kind, text))
             if self._backlog:
                 queue.put_nowait(("backlog", "[" + ",".join(self._backlog) + "]"))
+            self._since[id(queue)] = self._seq
         self._clients.add(queue)
         CLIENTS.set(len(self._clients))
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
         self._clients.discard(queue)
+        self._since.pop(id(queue), None)
         CLIENTS.set(len(self._clients))
