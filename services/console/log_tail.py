@@ -3,7 +3,7 @@
 Every `*.log` file of the log directory (DNSCTL_STATE_DIR/logs, where `dnsctl up` writes one
 per service) is read from where it was last read, every TAIL_INTERVAL_S: new events go to the
 pages at once (a flip shows within a fraction of a second of the enactor logging it), and the
-timeline of the last WINDOW events is rebuilt with `dnsctl timeline`'s own code
+timeline of the last WINDOW events (its newest ROWS_SENT rows go to the page) is rebuilt with `dnsctl timeline`'s own code
 (lab/timeline: the same lanes, folding, cause/effect marks and links) at most every
 TIMELINE_EVERY_S, so the browser only draws it. A half-written last line waits for its end; a
 file that shrank (rotated, truncated) is read again from its start.
@@ -25,7 +25,10 @@ from services.logs import get_logger
 
 TAIL_INTERVAL_S = 0.1
 TIMELINE_EVERY_S = 1.0
-WINDOW = 400
+# The analysis needs the cause inside its window (a race logs thousands of events between the
+# stale flip and its effects); the page needs only the newest rows.
+WINDOW = 3000
+ROWS_SENT = 250
 READ_LIMIT = 4 * 1024 * 1024  # per file per pass: a huge backlog is caught up over several passes
 
 
@@ -48,6 +51,7 @@ class LogTail:
         self._stop = threading.Event()
         self._dirty = False
         self._timeline_at = 0.0
+        self._timeline_every = TIMELINE_EVERY_S
         self._thread = threading.Thread(target=self._run, name="console-logs", daemon=True)
         self._log = get_logger(component="console-logs")
 
@@ -101,12 +105,15 @@ class LogTail:
             self.window.extend(new)
             self.events_seen += len(new)
             self._dirty = True
-            self.hub.publish("events", [event_json(e) for e in new[-WINDOW:]])
+            self.hub.publish("events", [event_json(e) for e in new[-ROWS_SENT:]])
         return new
 
     def timeline(self) -> dict[str, Any]:
         merged = merge([LogFile(path="live", events=tuple(self.window), skipped_lines=0)])
-        return to_json(build(merged, fold=True))
+        out = to_json(build(merged, fold=True))
+        out["rows_total"] = len(out["rows"])
+        out["rows"] = out["rows"][-ROWS_SENT:]
+        return out
 
     def _run(self) -> None:
         first = True
@@ -115,10 +122,12 @@ class LogTail:
             try:
                 self.poll_once(first)
                 first = False
-                if self._dirty and time.monotonic() - self._timeline_at >= TIMELINE_EVERY_S:
+                if self._dirty and time.monotonic() - self._timeline_at >= self._timeline_every:
                     self._dirty = False
-                    self._timeline_at = time.monotonic()
+                    started = self._timeline_at = time.monotonic()
                     self.hub.publish("timeline", self.timeline())
+                    # A big window on a busy machine: never spend more than a quarter of the time on it.
+                    self._timeline_every = max(TIMELINE_EVERY_S, 4 * (time.monotonic() - started))
                 failing = False
             except Exception as exc:  # noqa: BLE001 - a bad file or line never stops the console
                 if not failing:

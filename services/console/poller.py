@@ -17,6 +17,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from enactor import layout
 from services.console.hub import Hub
 from services.dns.snapshot import Snapshot, SnapshotRefresher
 from services.logs import get_logger
@@ -78,6 +79,9 @@ class StatePoller:
             self._log.info("console_state_recovered")
         if route53_error:
             state["route53_error"] = route53_error
+        if snapshot is not None:
+            for row in state["endpoints"]:
+                row["tree_levels"] = tree_levels(snapshot, row["endpoint"])
         state["snapshot_at"] = snapshot.loaded_at if snapshot is not None else None
         state["console"] = {"route53_requests": self.route53_requests, "clients": self.hub.clients, "interval_s": self.interval_s}
         self._last_publish = time.monotonic()
@@ -89,3 +93,21 @@ class StatePoller:
             if time.monotonic() - self._last_publish > 3 * self.interval_s + 2:
                 current = self._refresher.current
                 self._publish(current, None if current is not None else "no Route 53 snapshot read yet")
+
+
+def tree_levels(snapshot: Snapshot, endpoint: str) -> dict[str, int]:
+    """Levels of every tree in the endpoint's zone: 1 for a top set alone, one more per interior
+    level ("i-<uuid>-<path>", path "2-17" is the third level; enactor/layout.py)."""
+    served = snapshot.zones.get(endpoint.rstrip(".") + ".")
+    if served is None:
+        return {}
+    view = layout.read_endpoint(served.name, served.zone)
+    out = {}
+    for tree in view.trees:
+        depth = 1
+        for record in tree.records:
+            if layout.role_of(record.name, served.name)[0] == "interior":
+                path = record.name.split(".", 1)[0].split("-", 2)[-1]
+                depth = max(depth, 1 + len(path.split("-")))
+        out[tree.tree_id] = depth
+    return out

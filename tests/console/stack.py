@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -94,18 +93,6 @@ def start_stack(state_dir: Path, *, version_guard: bool) -> Stack:
     raise TimeoutError(f"the console did not show three endpoints in time:\n{(state_dir.parent / 'up.log').read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def stack_fixture(version_guard: bool):
     @pytest.fixture(scope="module")
     def stack(tmp_path_factory) -> Iterator[Stack]:
@@ -138,6 +125,15 @@ def open_page(browser, stack: Stack, token: str | None = None):
     return page
 
 
+def race_from_the_page(page, mode: str) -> bool:
+    """Click the race button on a page that holds the token; the verdict says whether it broke."""
+    page.wait_for_selector("article.card")
+    assert page.inner_text("#race-mode") == mode
+    page.click("#race-run")
+    page.wait_for_selector("#race-verdict[data-broken]", timeout=240_000)
+    return page.get_attribute("#race-verdict", "data-broken") == "true"
+
+
 def wait_until(what: str, done, timeout_s: float, interval_s: float = 0.25):
     deadline = time.monotonic() + timeout_s
     last = None
@@ -164,4 +160,3 @@ def flipped_events(path: Path, version: int) -> list[dict]:
     return out
 
 
-__all__ = ["Stack", "browser", "open_page", "screenshots", "stack_fixture", "wait_until", "flipped_events", "signal"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.stack import browser, open_page, screenshots, stack_fixture  # noqa: F401
+from tests.console.stack import open_page, race_from_the_page, screenshots, stack_fixture
 
 pytestmark = pytest.mark.slow
 stack = stack_fixture(version_guard=True)
@@ -14,11 +14,7 @@ def test_the_race_button_in_guarded_mode_holds(stack, browser):
     stack.publish("console test: settle")
     page = open_page(browser, stack, token=stack.token)
     try:
-        page.wait_for_selector("article.card")
-        assert page.inner_text("#race-mode") == "guarded"
-        page.click("#race-run")
-        page.wait_for_selector("#race-verdict[data-broken]", timeout=240_000)
-        assert page.get_attribute("#race-verdict", "data-broken") == "false", page.inner_text("#race-verdict")
+        assert not race_from_the_page(page, "guarded"), page.inner_text("#race-verdict")
         assert "HELD" in page.inner_text("#race-verdict").upper()
         page.wait_for_timeout(1500)  # one more state read after the verdict
         assert page.query_selector_all("article.card[data-broken='true']") == []

@@ -13,7 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.console.stack import browser, flipped_events, open_page, screenshots, stack_fixture, wait_until  # noqa: F401
+from tests.console.stack import (
+    flipped_events,
+    open_page,
+    race_from_the_page,
+    screenshots,
+    stack_fixture,
+    wait_until,
+)
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.slow
@@ -138,11 +145,7 @@ def test_the_trace_viewer_steps_through_a_checker_counterexample(stack, browser,
 def test_the_race_button_in_legacy_mode_breaks_an_endpoint_and_repair_heals_it(stack, browser):
     page = open_page(browser, stack, token=stack.token)
     try:
-        page.wait_for_selector("article.card")
-        assert page.inner_text("#race-mode") == "legacy"
-        page.click("#race-run")
-        page.wait_for_selector("#race-verdict[data-broken]", timeout=240_000)
-        assert page.get_attribute("#race-verdict", "data-broken") == "true", page.inner_text("#race-verdict")
+        assert race_from_the_page(page, "legacy"), page.inner_text("#race-verdict")
         broken = page.wait_for_selector("article.card[data-broken='true'] .answers [data-answers='0']", timeout=30_000)
         assert broken is not None
         page.wait_for_selector("#timeline-head .cause")  # the live timeline names the cause

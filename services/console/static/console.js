@@ -194,7 +194,9 @@ function treeGraph(ep) {
   node(4, mid + 20, 92, "rollback", "→ plan " + (ep.rollback_version ?? "—"), "#4a5563", true);
   const treeBox = (tree, yy, dashed, colour) => {
     if (!tree) return null;
-    node(116, yy, 124, short(tree.tree_id), tree.exists ? `plan ${tree.plan_version ?? "?"}${tree.complete ? "" : " (incomplete)"}` : "MISSING", tree.exists ? colour : "#b3141b", dashed);
+    const levels = (ep.tree_levels || {})[tree.tree_id];
+    const sub = tree.exists ? `plan ${tree.plan_version ?? "?"}${levels ? ` · ${levels} level${levels > 1 ? "s" : ""}` : ""}${tree.complete ? "" : " (incomplete)"}` : "MISSING";
+    node(116, yy, 124, short(tree.tree_id), sub, tree.exists ? colour : "#b3141b", dashed);
     return yy + 17;
   };
   svg.append(s("line", { x1: 96, y1: mid - 43, x2: 116, y2: mid - 43, stroke: rootOk ? "#1d6b34" : "#b3141b", "stroke-width": 2 }));
