@@ -14,11 +14,22 @@ import typer
 from cli.client import err_console
 
 
-def _parse_enactor(value: str) -> tuple[str, str]:
-    name, sep, url = value.partition("=")
-    if not sep or not name or not url.startswith(("http://", "https://")):
-        raise typer.BadParameter(f"give NAME=URL (e.g. enactor-a=http://127.0.0.1:8081), not {value!r}", param_hint="--enactor")
-    return name, url
+def _enactors(urls: list[str] | None) -> dict[str, str]:
+    """The enactors by name: --enactor URLs in the stack's order (enactor-a, -b, -c, as the
+    prober's flags), or NAME=URL for any other name."""
+    from services.stack import ENACTORS
+
+    if not urls:
+        return {name: f"http://127.0.0.1:{port}" for name, _, port in ENACTORS}
+    out = {}
+    for i, value in enumerate(urls):
+        name, sep, url = value.partition("=")
+        if not sep:
+            name, url = (ENACTORS[i][0] if i < len(ENACTORS) else f"enactor-{i + 1}"), value
+        if not name or not url.startswith(("http://", "https://")):
+            raise typer.BadParameter(f"give URL or NAME=URL (e.g. http://127.0.0.1:8081), not {value!r}", param_hint="--enactor")
+        out[name] = url
+    return out
 
 
 def console(
@@ -26,7 +37,7 @@ def console(
     port: int = typer.Option(8088, help="Port of the console."),
     planner: str = typer.Option("http://127.0.0.1:8080", help="The planner's URL."),
     enactor: list[str] = typer.Option(
-        None, "--enactor", help="NAME=URL of an enactor (repeat; default: the three of services/stack.py on 127.0.0.1)."
+        None, "--enactor", help="URL (or NAME=URL) of an enactor; repeat in the order enactor-a, -b, -c (default: services/stack.py's on 127.0.0.1)."
     ),
     prober: str = typer.Option("http://127.0.0.1:8090", help="The prober's URL (alarms)."),
     dns: str = typer.Option("127.0.0.1:8053", help="HOST:PORT of the DNS data plane."),
@@ -45,11 +56,10 @@ def console(
     from services.console.poller import StatePoller
     from services.logs import configure
     from services.prober.overview import Sources
-    from services.stack import ENACTORS
     from services.supervisor import port_free
 
     configure(process="console")
-    enactors = dict(_parse_enactor(e) for e in enactor) if enactor else {name: f"http://127.0.0.1:{p}" for name, _, p in ENACTORS}
+    enactors = _enactors(enactor)
     try:
         dns_at = parse_host_port(dns)
     except (ValueError, typer.BadParameter) as exc:

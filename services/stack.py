@@ -118,7 +118,7 @@ def services(
     console = ["--planner", f"http://{peer.get('planner', host)}:{ports.planner}", "--dns", f"{dns_host}:{ports.dns}",
                "--prober", f"http://{peer.get('prober', host)}:{ports.prober}"]
     for (name, _, _), port in zip(ENACTORS, ports.enactors, strict=True):
-        console += ["--enactor", f"{name}=http://{peer.get(name, host)}:{port}"]
+        console += ["--enactor", f"http://{peer.get(name, host)}:{port}"]
     specs.append(
         ServiceSpec(
             "console",

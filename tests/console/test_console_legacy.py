@@ -40,6 +40,8 @@ def test_a_click_without_the_token_is_refused_and_changes_nothing(stack, browser
         assert status["frozen"] is False
         assert httpx.post(stack.console + "/api/freeze", json={"reason": "x"}, timeout=10).status_code == 401
         assert httpx.post(stack.console + "/api/race", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+        too_big = httpx.post(stack.console + "/api/trace", content=b"x" * (3 * 1024 * 1024), timeout=30)
+        assert too_big.status_code == 413  # refused before it is parsed
         page.screenshot(path=str(screenshots() / "console-refused-without-token.png"))
         assert page.errors == []
     finally:
