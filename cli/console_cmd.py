@@ -68,7 +68,7 @@ def console(
     if not port_free(host, port):
         err_console.print(f"[red]error:[/red] port {port} on {host} is in use; stop what holds it or pass --port", highlight=False)
         raise typer.Exit(1)
-    sources = Sources(planner_url=planner, enactor_urls=tuple(enactors.items()), dns=dns_at, prober_url=prober, timeout_s=1.0)
+    sources = Sources(planner_url=planner, enactor_urls=tuple(enactors.items()), dns=dns_at, prober_url=prober, timeout_s=3.0)
     hub = Hub()
     targets = Targets(planner, enactors, prober, dns_at, state_dir().resolve(), logs)
     app = create_app(hub, StatePoller(sources, hub, route53_client), LogTail(logs, hub), Actions(targets, hub))

@@ -41,9 +41,11 @@ class StatePoller:
         self._stop = threading.Event()
         self._log = get_logger(component="console-poller")
         self._failing = False
-        # Planner, enactors and DNS are read even while Route 53 cannot be (the view says so).
-        self._thread = threading.Thread(target=self._watchdog, name="console-state", daemon=True)
-        self._last_publish = 0.0
+        # The view is built in a thread of its own, from the newest snapshot, so the planner's,
+        # enactors' and DNS's answer times never slow the Route 53 reads down (nor the reverse),
+        # and the rest of the view is published even while Route 53 cannot be read.
+        self._fresh = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="console-state", daemon=True)
 
     def _counted_client(self) -> Any:
         client = self._client_factory()
@@ -64,7 +66,7 @@ class StatePoller:
         self._refresher.stop()
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
-        self._publish(snapshot, None)
+        self._fresh.set()
 
     def _publish(self, snapshot: Snapshot | None, route53_error: str | None) -> None:
         try:
@@ -84,15 +86,17 @@ class StatePoller:
                 row["tree_levels"] = tree_levels(snapshot, row["endpoint"])
         state["snapshot_at"] = snapshot.loaded_at if snapshot is not None else None
         state["console"] = {"route53_requests": self.route53_requests, "clients": self.hub.clients, "interval_s": self.interval_s}
-        self._last_publish = time.monotonic()
         self.hub.publish("state", state)
 
-    def _watchdog(self) -> None:
-        """When Route 53 gives nothing for a while, publish the rest of the view anyway."""
-        while not self._stop.wait(self.interval_s):
-            if time.monotonic() - self._last_publish > 3 * self.interval_s + 2:
-                current = self._refresher.current
-                self._publish(current, None if current is not None else "no Route 53 snapshot read yet")
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self._fresh.wait(3 * self.interval_s)  # a new snapshot, or the rest of the view anyway
+            self._fresh.clear()
+            current = self._refresher.current
+            self._publish(current, None if current is not None else "no Route 53 snapshot read yet")
+            # At most one view per interval: every page gets the same one, however many there are.
+            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
 
 def tree_levels(snapshot: Snapshot, endpoint: str) -> dict[str, int]:

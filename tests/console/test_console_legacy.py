@@ -54,7 +54,8 @@ def test_the_page_shows_the_three_endpoints_with_the_newest_plan(stack, browser)
     try:
         page.wait_for_function(
             """v => { const cards = [...document.querySelectorAll('article.card[data-endpoint]')];
-                      return cards.length === 3 && cards.every(c => Number(c.dataset.activeVersion) === v); }""",
+                      return cards.length === 3 && cards.every(c => Number(c.dataset.activeVersion) === v
+                                                                  && Number(c.querySelector('.newest').dataset.newest) === v); }""",
             arg=version, timeout=60_000,
         )
         cards = page.query_selector_all("article.card[data-endpoint]")
