@@ -130,7 +130,7 @@ def race_from_the_page(page, mode: str) -> bool:
     page.wait_for_selector("article.card")
     assert page.inner_text("#race-mode") == mode
     page.click("#race-run")
-    page.wait_for_selector("#race-verdict[data-broken]", timeout=240_000)
+    page.wait_for_selector("#race-verdict[data-broken]", timeout=480_000)
     return page.get_attribute("#race-verdict", "data-broken") == "true"
 
 
