@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import signal
 import statistics
 import sys
 import tempfile
@@ -66,6 +67,8 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=20, help="open pages for the second Route 53 window")
     ap.add_argument("--window-s", type=float, default=20.0, help="length of each Route 53 window")
     args = ap.parse_args()
+    # Stopped from outside (a timeout): unwind, so the finally below stops the stack.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     from playwright.sync_api import sync_playwright
 
@@ -96,7 +99,10 @@ def main() -> int:
                 flips = page.evaluate(
                     "v => window.dnsctlConsole.flips.filter(f => f.plan_version === v).map(f => f.shown_at - Date.parse(f.ts))", version)
                 latencies += flips
+            print(f"flip -> page latency: {len(latencies)} flipped events so far"
+                  + (f", median {statistics.median(latencies):.0f} ms, p90 {pct(latencies, 0.9):.0f} ms" if latencies else ""), flush=True)
             one_rate, one_clients = calls_per_second(stack, args.window_s)
+            print(f"Route 53: {one_rate:.2f}/s with {one_clients} page(s)", flush=True)
             contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(args.pages - 1)]
             for ctx in contexts:
                 ctx.new_page().goto(stack.console + "/")
