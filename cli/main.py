@@ -38,6 +38,7 @@ def _register() -> None:
     from cli import (  # noqa: F401 - imported for registration
         chaos_cmd,
         check_cmd,
+        console_cmd,
         dns_cmd,
         emulator_cmd,
         enactor_cmd,
@@ -50,7 +51,7 @@ def _register() -> None:
         zones_cmd,
     )
 
-    for module in (chaos_cmd, check_cmd, dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, race_cmd, repair_cmd, status_cmd, timeline_cmd, up_cmd, zones_cmd):
+    for module in (chaos_cmd, check_cmd, console_cmd, dns_cmd, emulator_cmd, enactor_cmd, planner_cmd, race_cmd, repair_cmd, status_cmd, timeline_cmd, up_cmd, zones_cmd):
         module.register(app)
 
 

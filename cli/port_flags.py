@@ -14,6 +14,7 @@ _HELP = {
     "enactors": "Ports of enactor-a, -b and -c (comma-separated)",
     "dns": "UDP and TCP port of the DNS data plane",
     "prober": "Port of the prober's HTTP API",
+    "console": "Port of the live web console",
 }
 
 
@@ -22,7 +23,7 @@ def port_option(service: str, default: int | str):
     return typer.Option(default, help=f"{_HELP[service]} (0: a free port).")
 
 
-def ports_from_flags(host: str, emulator: int, planner: int, enactors: str, dns: int, prober: int) -> Ports:
+def ports_from_flags(host: str, emulator: int, planner: int, enactors: str, dns: int, prober: int, console: int = 8088) -> Ports:
     """Validated Ports; every 0 becomes a port free right now."""
     try:
         enactor_ports = tuple(int(p) for p in enactors.split(","))
@@ -31,7 +32,7 @@ def ports_from_flags(host: str, emulator: int, planner: int, enactors: str, dns:
     if len(enactor_ports) != 3:
         raise typer.BadParameter("give three ports, for enactor-a, -b and -c", param_hint="--enactor-ports")
     for hint, port in (("--emulator-port", emulator), ("--planner-port", planner), ("--dns-port", dns),
-                       ("--prober-port", prober), *(("--enactor-ports", p) for p in enactor_ports)):
+                       ("--prober-port", prober), ("--console-port", console), *(("--enactor-ports", p) for p in enactor_ports)):
         if not 0 <= port <= 65535:
             raise typer.BadParameter(f"{port} is not a port (0-65535)", param_hint=hint)
 
@@ -44,4 +45,5 @@ def ports_from_flags(host: str, emulator: int, planner: int, enactors: str, dns:
         enactors=tuple(pick(p) for p in enactor_ports),
         dns=pick(dns, "udp+tcp"),
         prober=pick(prober),
+        console=pick(console),
     )

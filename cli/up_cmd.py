@@ -38,6 +38,7 @@ def up(
     enactor_ports: str = port_option("enactors", "8081,8082,8083"),
     dns_port: int = port_option("dns", 8053),
     prober_port: int = port_option("prober", 8090),
+    console_port: int = port_option("console", 8088),
     version_guard: bool = typer.Option(True, "--version-guard/--no-version-guard", help="Run the enactors guarded (default) or in legacy mode."),
     plan_interval: float = typer.Option(5.0, help="Seconds between scheduled plans."),
     allow_chaos: bool = typer.Option(True, "--allow-chaos/--no-chaos", help="Enable the enactors' chaos routes (for the race lab)."),
@@ -49,8 +50,8 @@ def up(
     lbs: int | None = typer.Option(None, help="Have the planner generate a fleet of N load balancers (planner.fleet.generate_fleet says the bounds)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start the emulator empty (its journaled state in STATE_DIR/emulator is deleted)."),
 ) -> None:
-    """Start the emulator, planner, three enactors, DNS server and prober; Ctrl-C stops them all."""
-    ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
+    """Start the emulator, planner, three enactors, DNS server, prober and web console; Ctrl-C stops them all."""
+    ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port, console_port)
     state_dir = use_state_dir(state_dir)
     planner_args = _fleet_args(fleet_file, lbs)
     auth.ensure_token()

@@ -26,6 +26,7 @@ class Ports:
     enactors: tuple[int, ...] = tuple(p for _, _, p in ENACTORS)
     dns: int = 8053
     prober: int = 8090
+    console: int = 8088
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,22 @@ def services(
             "/healthz",
             env=dict(common),
             depends_on=("dns",),
+        )
+    )
+    # The live web console reads what `dnsctl status` reads (Route 53, planner, enactors, prober,
+    # DNS) and the stack's logs (DNSCTL_STATE_DIR/logs) for its timeline.
+    console = ["--planner", f"http://{peer.get('planner', host)}:{ports.planner}", "--dns", f"{dns_host}:{ports.dns}",
+               "--prober", f"http://{peer.get('prober', host)}:{ports.prober}"]
+    for (name, _, _), port in zip(ENACTORS, ports.enactors, strict=True):
+        console += ["--enactor", f"http://{peer.get(name, host)}:{port}"]
+    specs.append(
+        ServiceSpec(
+            "console",
+            ("console", "--host", host, "--port", str(ports.console), *console),
+            ports.console,
+            "/healthz",
+            env=dict(common),
+            depends_on=("prober",),
         )
     )
     return specs

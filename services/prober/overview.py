@@ -20,7 +20,7 @@ import dns.rdatatype
 
 from cli.client import ServiceError, service_client
 from services.dns.explain import EndpointView, endpoint_views, view_to_json
-from services.dns.snapshot import load_snapshot
+from services.dns.snapshot import Snapshot, load_snapshot
 from services.prober.rules import endpoint_key
 from services.prober.sources import EnactorStatus, PlannerStatus, parse_enactor_status, parse_planner_status
 
@@ -115,12 +115,13 @@ def enactor_row(status: EnactorStatus) -> dict[str, Any]:
     }
 
 
-def gather(sources: Sources, route53: Any) -> dict[str, Any]:
-    """Everything `dnsctl status` shows, as JSON-ready data."""
+def gather(sources: Sources, route53: Any, snapshot: Snapshot | None = None) -> dict[str, Any]:
+    """Everything `dnsctl status` shows, as JSON-ready data; from `snapshot` when the caller
+    keeps one fresh (the web console), else from a Route 53 read of its own."""
     now = time.time()
     route53_error = None
     try:
-        views = endpoint_views(load_snapshot(route53, only=sources.zones))
+        views = endpoint_views(snapshot if snapshot is not None else load_snapshot(route53, only=sources.zones))
     except Exception as exc:  # noqa: BLE001 - shown in the view, not raised
         views, route53_error = [], f"{type(exc).__name__}: {exc}"[:300]
     planner = fetch_planner(sources)

@@ -39,6 +39,7 @@ def _up_specs():
         enactors=tuple(int(p) for p in _up_default("enactor_ports").split(",")),
         dns=_up_default("dns_port"),
         prober=_up_default("prober_port"),
+        console=_up_default("console_port"),
     )
     host = _up_default("host")
     specs = services(
@@ -75,7 +76,7 @@ def test_compose_runs_the_same_services_as_dnsctl_up():
     host, specs = _up_specs()
     compose = _checked_in()["services"]
     assert list(compose) == [s.name for s in specs]
-    assert {"emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"} == set(compose)
+    assert {"emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober", "console"} == set(compose)
     ports = {s.name: s.port for s in specs}
 
     def in_container(value: str) -> str:

@@ -26,6 +26,7 @@ def _up_args(state_dir: Path, ports: dict[str, int], duration: float, *extra: st
         "--enactor-ports", ",".join(str(ports[f"enactor-{x}"]) for x in "abc"),
         "--dns-port", str(ports["dns"]),
         "--prober-port", str(ports["prober"]),
+        "--console-port", str(ports["console"]),
         "--plan-interval", "2",
         "--state-dir", str(state_dir),
         "--duration", str(duration),
@@ -35,7 +36,7 @@ def _up_args(state_dir: Path, ports: dict[str, int], duration: float, *extra: st
 
 
 def _ports() -> dict[str, int]:
-    ports = {name: free_port() for name in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "prober")}
+    ports = {name: free_port() for name in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "prober", "console")}
     ports["dns"] = free_port_udp_tcp()
     return ports
 
@@ -90,11 +91,11 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
                 continue
             applied = {name: ep.get("applied_version") for name, ep in status["endpoints"].items()}
             started = json.loads(stack_file.read_text())["services"] if stack_file.exists() else {}
-            if len(applied) == 3 and newest and all(applied.values()) and "prober" in started:
+            if len(applied) == 3 and newest and all(applied.values()) and "console" in started:
                 break
         assert len(applied) == 3 and all(applied.values()), f"no plan was applied on every endpoint: {applied}"
         pids = [svc["pid"] for svc in json.loads(stack_file.read_text())["services"].values()]
-        assert len(pids) == 7  # emulator, planner, three enactors, dns, prober (zones is a one-shot)
+        assert len(pids) == 8  # emulator, planner, three enactors, dns, prober, console (zones is a one-shot)
         assert (state_dir / "token").stat().st_mode & 0o777 == 0o600
         for key in ("plan-signing.key", "plan-signing.pub"):
             assert (state_dir / key).stat().st_mode & 0o777 == 0o600
@@ -107,7 +108,7 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     finally:
         _stop_stack(proc, state_dir)
     assert proc.returncode == 0, out
-    for name in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"):
+    for name in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober", "console"):
         assert f"up {name}" in " ".join(out.split()) or f"up {name}" in out, out
         assert f"stopped {name}" in out, out
     assert "zones_ready endpoints=3" in out

@@ -1,0 +1,79 @@
+"""`dnsctl console`: the live web console (services/console), port 8088 by default.
+
+It reads what `dnsctl status` reads (Route 53 at most once per endpoint per second, the
+planner, the enactors, the prober, DNS) and follows the stack's logs for the live timeline;
+the page is read-only until the stack's token is pasted into it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli.client import err_console
+
+
+def _enactors(urls: list[str] | None) -> dict[str, str]:
+    """The enactors by name: --enactor URLs in the stack's order (enactor-a, -b, -c, as the
+    prober's flags), or NAME=URL for any other name."""
+    from services.stack import ENACTORS
+
+    if not urls:
+        return {name: f"http://127.0.0.1:{port}" for name, _, port in ENACTORS}
+    out = {}
+    for i, value in enumerate(urls):
+        name, sep, url = value.partition("=")
+        if not sep:
+            name, url = (ENACTORS[i][0] if i < len(ENACTORS) else f"enactor-{i + 1}"), value
+        if not name or not url.startswith(("http://", "https://")):
+            raise typer.BadParameter(f"give URL or NAME=URL (e.g. http://127.0.0.1:8081), not {value!r}", param_hint="--enactor")
+        out[name] = url
+    return out
+
+
+def console(
+    host: str = typer.Option("127.0.0.1", help="Address the console binds to."),
+    port: int = typer.Option(8088, help="Port of the console."),
+    planner: str = typer.Option("http://127.0.0.1:8080", help="The planner's URL."),
+    enactor: list[str] = typer.Option(
+        None, "--enactor", help="URL (or NAME=URL) of an enactor; repeat in the order enactor-a, -b, -c (default: services/stack.py's on 127.0.0.1)."
+    ),
+    prober: str = typer.Option("http://127.0.0.1:8090", help="The prober's URL (alarms)."),
+    dns: str = typer.Option("127.0.0.1:8053", help="HOST:PORT of the DNS data plane."),
+    log_dir: Path = typer.Option(None, help="The stack's log directory (default: DNSCTL_STATE_DIR/logs)."),
+) -> None:
+    """Serve the live web console: trees, locks, enactors, alarms and the timeline, as they change."""
+    import uvicorn
+
+    from cli.dns_cmd import parse_host_port
+    from services.auth import state_dir
+    from services.aws_clients import route53_client
+    from services.console.actions import Actions, Targets
+    from services.console.app import create_app
+    from services.console.hub import Hub
+    from services.console.log_tail import LogTail
+    from services.console.poller import StatePoller
+    from services.logs import configure
+    from services.prober.overview import Sources
+    from services.supervisor import port_free
+
+    configure(process="console")
+    enactors = _enactors(enactor)
+    try:
+        dns_at = parse_host_port(dns)
+    except (ValueError, typer.BadParameter) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--dns") from exc
+    logs = log_dir if log_dir is not None else state_dir().resolve() / "logs"
+    if not port_free(host, port):
+        err_console.print(f"[red]error:[/red] port {port} on {host} is in use; stop what holds it or pass --port", highlight=False)
+        raise typer.Exit(1)
+    sources = Sources(planner_url=planner, enactor_urls=tuple(enactors.items()), dns=dns_at, prober_url=prober, timeout_s=3.0)
+    hub = Hub()
+    targets = Targets(planner, enactors, prober, dns_at, state_dir().resolve(), logs)
+    app = create_app(hub, StatePoller(sources, hub, route53_client), LogTail(logs, hub), Actions(targets, hub))
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("console")(console)

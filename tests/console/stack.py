@@ -1,0 +1,162 @@
+"""A live `dnsctl up` stack (with its web console) on free ports in its own state dir, and a
+headless Debian Chromium driven by Playwright, for the console's browser tests.
+
+The stack runs with the race lab's settings (lab/race/stack.py: short backoff, fast polling,
+keep_plans 2) and no scheduled plans, so the tests publish every plan themselves and the race
+button reaches the October window as `dnsctl race` does. Screenshots go to DNSCTL_SCREENSHOTS
+(default: a temp dir), for the note.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lab.race.stack import RACE_ENACTOR_ENV, RACE_ROUTE53_ENV
+from tests.processes import ROOT, free_port, free_port_udp_tcp
+from tests.stack.test_up import _stop_stack
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1280, "height": 720}
+
+
+@dataclass
+class Stack:
+    proc: subprocess.Popen
+    state_dir: Path
+    ports: dict[str, int]
+
+    @property
+    def console(self) -> str:
+        return f"http://127.0.0.1:{self.ports['console']}"
+
+    @property
+    def planner(self) -> str:
+        return f"http://127.0.0.1:{self.ports['planner']}"
+
+    @property
+    def token(self) -> str:
+        return (self.state_dir / "token").read_text().strip()
+
+    def publish(self, reason: str = "console test") -> int:
+        r = httpx.post(self.planner + "/v1/plans", json={"reason": reason}, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        r.raise_for_status()
+        return int(r.json()["version"])
+
+    def state(self) -> dict:
+        return httpx.get(self.console + "/api/state", timeout=10).json() or {}
+
+    def log(self, service: str) -> Path:
+        return self.state_dir / "logs" / f"{service}.log"
+
+
+def start_stack(state_dir: Path, *, version_guard: bool) -> Stack:
+    ports = {n: free_port() for n in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "prober", "console")}
+    ports["dns"] = free_port_udp_tcp()
+    args = [
+        sys.executable, "-m", "cli.main", "up",
+        "--emulator-port", str(ports["emulator"]), "--planner-port", str(ports["planner"]),
+        "--enactor-ports", ",".join(str(ports[f"enactor-{x}"]) for x in "abc"),
+        "--dns-port", str(ports["dns"]), "--prober-port", str(ports["prober"]), "--console-port", str(ports["console"]),
+        "--plan-interval", "3600", "--state-dir", str(state_dir), "--no-live",
+        "--version-guard" if version_guard else "--no-version-guard",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "DNSCTL_API_TOKEN", "DNSCTL_BUCKET")}
+    env.update(RACE_ENACTOR_ENV)
+    env.update(RACE_ROUTE53_ENV)
+    log = open(state_dir.parent / "up.log", "wb")  # noqa: SIM115 - kept open for the stack's life
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    stack = Stack(proc, state_dir, ports)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dnsctl up exited with {proc.returncode}:\n{(state_dir.parent / 'up.log').read_text()[-3000:]}")
+        try:
+            if httpx.get(stack.console + "/healthz", timeout=2).status_code == 200 and len(stack.state().get("endpoints") or []) == 3:
+                return stack
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.5)
+    _stop_stack(proc, state_dir)
+    raise TimeoutError(f"the console did not show three endpoints in time:\n{(state_dir.parent / 'up.log').read_text()[-3000:]}")
+
+
+def stack_fixture(version_guard: bool):
+    @pytest.fixture(scope="module")
+    def stack(tmp_path_factory) -> Iterator[Stack]:
+        base = tmp_path_factory.mktemp("console-stack")
+        s = start_stack(base / "state", version_guard=version_guard)
+        try:
+            yield s
+        finally:
+            _stop_stack(s.proc, s.state_dir)
+
+    return stack
+
+
+def screenshots() -> Path:
+    out = Path(os.environ.get("DNSCTL_SCREENSHOTS") or tempfile.mkdtemp(prefix="dnsctl-console-screens-"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def open_page(browser, stack: Stack, token: str | None = None):
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(stack.console + "/")
+    if token:
+        page.fill("#token", token)
+        page.click("#token-form button[type=submit]")
+        page.wait_for_selector("#token-state.ok")
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+def race_from_the_page(page, mode: str) -> bool:
+    """Click the race button on a page that holds the token; the verdict says whether it broke."""
+    page.wait_for_selector("article.card")
+    assert page.inner_text("#race-mode") == mode
+    page.click("#race-run")
+    page.wait_for_selector("#race-verdict[data-broken]", timeout=480_000)
+    return page.get_attribute("#race-verdict", "data-broken") == "true"
+
+
+def wait_until(what: str, done, timeout_s: float, interval_s: float = 0.25):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = done()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def flipped_events(path: Path, version: int) -> list[dict]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        if '"flipped"' in line:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("event") == "flipped" and e.get("plan_version") == version:
+                out.append(e)
+    return out
+
+
