@@ -306,9 +306,8 @@ def plan_apply(
     from enactor.protocol import CoreSettings
     from services.aws_clients import route53_client
     from services.dns.snapshot import read_zone
-    from services.zones import zone_id_for
-
     from services.plan.store import PlanStore
+    from services.zones import zone_id_for
 
     store = PlanStore.from_env()
     with cli_errors():
