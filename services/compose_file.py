@@ -138,7 +138,7 @@ def stack_description(ports: Ports, state_dir: Path) -> dict[str, Any]:
 
 def free_ports() -> Ports:
     """Ports free on the loopback now, one per service (UDP and TCP for the DNS server)."""
-    from lab.race.stack import free_port  # the race lab's picker: one way to find a free port
+    from services.supervisor import free_port  # the supervisor's picker: one way to find a free port
 
     return Ports(
         emulator=free_port(PUBLISH_HOST),
@@ -146,6 +146,7 @@ def free_ports() -> Ports:
         enactors=tuple(free_port(PUBLISH_HOST) for _ in Ports().enactors),
         dns=free_port(PUBLISH_HOST, "udp+tcp"),
         prober=free_port(PUBLISH_HOST),
+        console=free_port(PUBLISH_HOST),
     )
 
 

@@ -191,4 +191,4 @@ def test_the_image_install_step_builds_a_complete_package(tmp_path):
     assert "planner/fleets/demo.toml" in names
     assert not any(n.startswith("tests/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "dnsctl = cli.main:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "dnsctl = cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
