@@ -1,7 +1,7 @@
 """The prober's HTTP API: health, Prometheus metrics, the ranked active alarms and the latest probes.
 
     GET  /healthz                          200 while serving
-    GET  /readyz                           200 when Route 53 answers, else 503
+    GET  /readyz                           200 while it probes (not ProberBlind), else 503
     GET  /metrics                          Prometheus text
     GET  /v1/alarms                        {"alarms": [...], "cause": first or null, ...}, cause first
     GET  /v1/probes                        the latest DNS answer per endpoint and record type
@@ -53,9 +53,11 @@ def create_app(settings: ProberSettings, prober: Prober | None = None) -> FastAP
             "last_probe_at": prober.last_probe_at,
         }
 
-    # The prober reads Route 53 (never S3) and probes over DNS: it is not ready while blind.
+    # The prober needs Route 53 (never S3) and the DNS server: both are in ProberBlind's reasons
+    # (Route 53 unread or stale, DNS silent), so it is ready exactly when it is not blind. Its
+    # snapshot refresher already reads Route 53; a separate call would spend the account's budget.
     probing = web.Dependency("probing", lambda: prober.blind_reason if prober.ticks else "no probe round yet")
-    web.add_health_routes(app, alive, web.Readiness([web.route53(), probing], interval_s=0.5))
+    web.add_health_routes(app, alive, web.Readiness([probing], interval_s=0.5))
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -349,7 +349,7 @@ def test_s3_unreachable_gives_503_and_the_planner_recovers_when_it_comes_back(tm
             emu.wait_http(f"http://127.0.0.1:{port}/moto-api/", timeout_s=30)
             planner.wait_for_version(1, timeout_s=20)
             assert httpx.get(f"{planner.url}/healthz").json()["status"] == "ok"
-            wait_ready = time.monotonic() + 10
+            wait_ready = time.monotonic() + 20
             while httpx.get(f"{planner.url}/readyz").status_code != 200 and time.monotonic() < wait_ready:
                 time.sleep(0.2)
             assert httpx.get(f"{planner.url}/readyz").status_code == 200

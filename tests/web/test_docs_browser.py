@@ -47,7 +47,7 @@ def test_docs_render_offline_in_chromium(emulator, tmp_path):
                 page.route("**/*", only_local)
                 page.goto(base + "/", wait_until="networkidle")  # `/` redirects to the docs
                 assert page.url == base + "/docs"
-                page.wait_for_selector(".opblock", timeout=20_000)
+                page.wait_for_selector(".opblock", timeout=90_000)
                 operations = page.locator(".opblock").count()
                 assert operations >= 10, f"Swagger UI shows {operations} operations"
                 assert "dnsctl planner" in page.locator(".title").first.inner_text()
@@ -55,7 +55,7 @@ def test_docs_render_offline_in_chromium(emulator, tmp_path):
                 shots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(shots / "docs-offline.png"), full_page=False)
                 page.goto(base + "/redoc", wait_until="networkidle")
-                page.wait_for_selector("h1", timeout=20_000)
+                page.wait_for_selector("h1", timeout=90_000)
                 assert "dnsctl planner" in page.locator("h1").first.inner_text()
                 page.screenshot(path=str(shots / "redoc-offline.png"), full_page=False)
             finally:
