@@ -127,6 +127,7 @@ def test_the_doomed_batch_reduction_stays_sound_on_an_engine_that_ignores_delete
     # With reductions on and off, the faulty engine is caught (it used to crash the checker).
     engine = mutant_module(by_name("engine_delete_ignores_values"))
     monkeypatch.setattr(world_module, "apply_batch", engine.apply_batch)
+    monkeypatch.setattr(world_module, "Route53Error", engine.Route53Error)  # the copy's own error classes
     for reduce in (True, False):
         cx = explore(World(Bounds(guard=True, **SMALL), reduce=reduce, ignore=KNOWN)).counterexample
         assert cx is not None and LOCK_EXCLUSION in cx.invariants
