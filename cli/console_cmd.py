@@ -44,8 +44,6 @@ def console(
     log_dir: Path = typer.Option(None, help="The stack's log directory (default: DNSCTL_STATE_DIR/logs)."),
 ) -> None:
     """Serve the live web console: trees, locks, enactors, alarms and the timeline, as they change."""
-    import uvicorn
-
     from cli.dns_cmd import parse_host_port
     from services.auth import state_dir
     from services.aws_clients import route53_client
@@ -72,7 +70,9 @@ def console(
     hub = Hub()
     targets = Targets(planner, enactors, prober, dns_at, state_dir().resolve(), logs)
     app = create_app(hub, StatePoller(sources, hub, route53_client), LogTail(logs, hub), Actions(targets, hub))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    from services.web import serve
+
+    serve(app, host, port)
 
 
 def register(app: typer.Typer) -> None:

@@ -184,8 +184,9 @@ def _redoc_js() -> bytes:
     return bundle.read_bytes().replace(_REDOC_CDN_LOGO.encode(), f"{OFFLINE_ASSETS}/favicon.png".encode())
 
 
-def service_app(title: str, *, limits: ServerLimits | None = None, **kwargs: Any) -> FastAPI:
-    """A FastAPI app with offline docs, `/` -> /docs, the body limit and the NaN check."""
+def service_app(title: str, *, limits: ServerLimits | None = None, home: str | None = "/docs", **kwargs: Any) -> FastAPI:
+    """A FastAPI app with offline docs, `/` -> `home` (the docs; None: the app serves `/` itself,
+    as the console does its page), the body limit and the NaN check."""
     from fastapi.openapi.docs import get_redoc_html
     from fastapi_offline import FastAPIOffline
 
@@ -194,9 +195,11 @@ def service_app(title: str, *, limits: ServerLimits | None = None, **kwargs: Any
     parameters = {"validatorUrl": None, **kwargs.pop("swagger_ui_parameters", {})}
     app = FastAPIOffline(title=title, redoc_url=None, swagger_ui_parameters=parameters, **kwargs)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    if home is not None:
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse(home)
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> Any:

@@ -38,36 +38,11 @@ from services.console.hub import Hub
 from services.console.log_tail import LogTail
 from services.console.poller import StatePoller
 from services.console.trace_view import TraceInvalid, frames
+from services.web import ServerLimits, service_app
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024  # a counterexample of the default bounds is a few tens of kB
 PING_S = 15
-
-
-class BodyLimit:
-    """ASGI middleware: a body larger than `limit` gets 413 before anything reads it."""
-
-    def __init__(self, app, limit: int):
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return await JSONResponse({"detail": f"request body larger than {self.limit} bytes"}, 413)(scope, receive, send)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, f"request body larger than {self.limit} bytes")
-            return message
-
-        return await self.app(scope, limited, send)
 
 
 class Faults(BaseModel):
@@ -103,8 +78,11 @@ def create_app(hub: Hub, poller: StatePoller | None, tail: LogTail | None, actio
         if tail is not None:
             tail.stop()
 
-    app = FastAPI(title="dnsctl console", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    # The shared server rules (services/web.py): body limit before parsing and auth, NaN -> 422,
+    # offline docs; a counterexample for the trace viewer may be larger than other bodies.
+    limits = ServerLimits()
+    limits = limits.model_copy(update={"max_body_bytes": max(limits.max_body_bytes, MAX_BODY)})
+    app = service_app("dnsctl console", limits=limits, home=None, lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(ActionRefused)

@@ -54,9 +54,9 @@ def create_app(settings: ProberSettings, prober: Prober | None = None) -> FastAP
         }
 
     # The prober needs Route 53 (never S3) and the DNS server: both are in ProberBlind's reasons
-    # (Route 53 unread or stale, DNS silent), so it is ready exactly when it is not blind. Its
+    # (Route 53 unread or stale, DNS silent), so it is ready exactly when its last round could probe (the alarm itself waits a few seconds). Its
     # snapshot refresher already reads Route 53; a separate call would spend the account's budget.
-    probing = web.Dependency("probing", lambda: prober.blind_reason if prober.ticks else "no probe round yet")
+    probing = web.Dependency("probing", lambda: prober.rules.cannot_probe if prober.ticks else "no probe round yet")
     web.add_health_routes(app, alive, web.Readiness([probing], interval_s=0.5))
 
     @app.get("/metrics")

@@ -95,6 +95,7 @@ class Rules:
     _behind_run: dict[str, int] = field(default_factory=dict)
     _errors: _Streaks = field(default_factory=lambda: _Streaks())
     _blind_since: float | None = None
+    cannot_probe: str | None = None  # why the last round could not probe, undebounced (None: it could)
 
     # -- Route 53 --------------------------------------------------------------------------------
 
@@ -192,8 +193,9 @@ class Rules:
         elif probes and all(p.rcode is None for p in probes):
             reason = f"the DNS server {dns} answered none of {len(probes)} probes"
         else:
-            self._blind_since = None
+            self._blind_since = self.cannot_probe = None
             return {}
+        self.cannot_probe = reason  # at once (readiness); the alarm waits blind_after_s (no flapping)
         if self._blind_since is None:
             self._blind_since = now
         if now - self._blind_since < self.settings.blind_after_s:
