@@ -87,7 +87,11 @@ def _check_batch(s: p.CoreSettings, before: p.EndpointState, batch: p.SubmitBatc
     if s.version_guard and listed is not None:
         applied_seen = listed.applied_version() or 0
         if batch.purpose in ("flip", "heal"):
-            assert batch.plan_version > applied_seen or (batch.purpose == "heal" and batch.plan_version >= applied_seen and listed.dangling)
+            # A heal (version >= applied) only for a root that dangles or lost a type the plan serves.
+            served = {c.record.type for c in ch if c.action == "UPSERT" and c.record.name == layout.root_name(EP)}
+            unserved = applied_seen > 0 and any(rt not in listed.root_targets() for rt in served)
+            assert batch.plan_version > applied_seen or (
+                batch.purpose == "heal" and batch.plan_version >= applied_seen and (listed.dangling or unserved))
             created = [c for c in ch if c.action == "CREATE" and c.record.name == layout.applied_name(EP)]
             assert len(created) == 1 and layout.AppliedValue.parse(created[0].record.values[0]).version == batch.plan_version
         if batch.purpose == "cleanup":
