@@ -88,7 +88,7 @@ def test_planner_may_only_write_plans_and_the_freeze_marker(resolved):
             allow(("s3:ListBucket", "s3:GetBucketVersioning"), BUCKET_ARN),
             # Read-only: the applied versions it numbers above (planner/applied.py).
             allow("route53:ListResourceRecordSets", ZONE_ARNS),
-            allow("route53:ListHostedZonesByName", "*"),
+            allow(("route53:GetHostedZoneCount", "route53:ListHostedZonesByName"), "*"),
             allow("secretsmanager:GetSecretValue", cfn_template.SIGNING_KEY_SECRET_ARN),
             # ECS Exec's channels for SSM port forwarding to the REST API; IAM cannot scope them (see the template's header).
             allow(SSM_CHANNELS, "*"),
@@ -112,10 +112,10 @@ def test_enactors_may_only_read_plans_and_change_the_named_zones(resolved):
                 ZONE_ARNS,
                 condition={"ForAllValues:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": names}},
             ),
-            allow("route53:ListResourceRecordSets", ZONE_ARNS),
+            allow(("route53:GetHostedZoneLimit", "route53:ListResourceRecordSets"), ZONE_ARNS),
             allow("route53:GetChange", "arn:aws:route53:::change/*"),
             # IAM cannot scope this one; it is read-only (see the template's header).
-            allow("route53:ListHostedZonesByName", "*"),
+            allow(("route53:GetHostedZoneCount", "route53:ListHostedZonesByName"), "*"),
         ],
     )
 
@@ -192,10 +192,10 @@ def test_no_task_role_has_a_wildcard_action_or_a_route53_write_outside_its_zones
         for st in statements(resolved, role):
             assert not any("*" in a for a in st["Action"]), (role, st)
             if st["Resource"] == ("*",):
-                assert st["Action"] in (("route53:ListHostedZonesByName",), tuple(sorted(SSM_CHANNELS))), (role, st)
+                assert st["Action"] in (("route53:GetHostedZoneCount", "route53:ListHostedZonesByName"), tuple(sorted(SSM_CHANNELS))), (role, st)
     planner, enactor = statements(resolved, "PlannerTaskRole"), statements(resolved, "EnactorTaskRole")
     planner_route53 = {a for st in planner for a in st["Action"] if a.startswith("route53:")}
-    assert planner_route53 == {"route53:ListResourceRecordSets", "route53:ListHostedZonesByName"}, "read-only"
+    assert planner_route53 == {"route53:ListResourceRecordSets", "route53:ListHostedZonesByName", "route53:GetHostedZoneCount"}, "read-only"
     assert not _allows(enactor, "route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/ZOTHERZONE")
     assert _allows(enactor, "route53:ChangeResourceRecordSets", f"arn:aws:route53:::hostedzone/{ZONES[1]}")
 
