@@ -124,8 +124,8 @@ MUTANTS: tuple[Mutant, ...] = (
          "    changes = () if st.acquired else ((Change(\"DELETE\", st.lock),) if st.lock is not None else ()) + (Change(\"CREATE\", lock),)\n"),
     ), "batches after the first of a unit carry no lock preamble"),
     Mutant("freshness_checked_once_guarded", CORE, (
-        ("    else:\n        heal = zone.dangling\n        if not (v >= applied if heal else v > applied):",
-         "    elif not st.checked:\n        st = replace(st, checked=True)\n        heal = zone.dangling\n        if not (v >= applied if heal else v > applied):"),
+        ("    else:\n        # Heal a root that dangles",
+         "    elif not st.checked:\n        st = replace(st, checked=True)\n        # Heal a root that dangles"),
     ), "guarded mode checks the plan's freshness once, at the first listing, as legacy does"),
     Mutant("expiry_off_by_one", CORE, (
         (_EXPIRY, 'return "expired" if value.expires < now else "held"'),
@@ -137,7 +137,7 @@ MUTANTS: tuple[Mutant, ...] = (
         equivalent="in guarded mode the rollback record only ever names a complete tree (flips point it at the active "
                    "tree, clean-up protects it), so leaving it as it is during a heal is as safe as re-pointing it"),
     Mutant("no_heal", CORE, (
-        ("heal = zone.dangling", "heal = False"),
+        ("heal = zone.dangling or unserved", "heal = False"),
     ), "a dangling root is never healed when the plan in hand is not newer", check_args=("--start", "damaged")),
     Mutant("flip_skips_freshness", CORE, (
         ("if not (v >= applied if heal else v > applied):", "if False:"),
@@ -151,8 +151,8 @@ MUTANTS: tuple[Mutant, ...] = (
          "    for rt in types[:1]:\n        changes.append(Change(\"UPSERT\", RecordSet(layout.root_name"),
     ), "the flip moves the root of the first record type only"),
     Mutant("tree_without_metadata", CORE, (
-        ("return tuple(leaves + sets + meta_records[1:] + meta_records[:1])", "return tuple(leaves + sets)"),
-    ), "trees are built without their metadata pages (never complete)"),
+        ("    return (*records, meta_record)", "    return tuple(records)"),
+    ), "trees are built without their metadata record (never complete)"),
     Mutant("release_keeps_lease", CORE, (
         ("int(now) if last else int(now) + s.lock_ttl_s", "int(now) + s.lock_ttl_s"),
     ), "the last batch of a unit does not release the lock (the lease runs on)",
