@@ -18,7 +18,7 @@ demo: install
 	$(BIN)/dnsctl up
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check planner enactor services cli lab tests benchmarks

@@ -72,7 +72,7 @@ echo "compose-e2e: image $IMAGE built in $(since "$t_build")s ($(docker run --rm
 read -r DNS_PORT PLANNER_URL < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["services"]
-print(s["dns"]["port"], f"http://127.0.0.1:{s[\"planner\"][\"port\"]}")' "$WORK/state/stack.json")
+print(s["dns"]["port"], "http://127.0.0.1:%d" % s["planner"]["port"])' "$WORK/state/stack.json")
 
 t_up=$(now)
 STARTED=1
