@@ -62,7 +62,7 @@ def console(
         dns_at = parse_host_port(dns)
     except (ValueError, typer.BadParameter) as exc:
         raise typer.BadParameter(str(exc), param_hint="--dns") from exc
-    logs = log_dir if log_dir is not None else state_dir().resolve() / "logs"
+    logs = log_dir if log_dir is not None else _run_log_dir(state_dir().resolve())
     if not port_free(host, port):
         err_console.print(f"[red]error:[/red] port {port} on {host} is in use; stop what holds it or pass --port", highlight=False)
         raise typer.Exit(1)
@@ -73,6 +73,20 @@ def console(
     from services.web import serve
 
     serve(app, host, port)
+
+
+def _run_log_dir(where: Path) -> Path:
+    """This run's log folder: <state dir>/logs/<run id> when `dnsctl up` started the console (it
+    passes the run id), else the folder a running stack describes, else <state dir>/logs."""
+    import os
+
+    from services import stack_file
+
+    run_id = os.environ.get(stack_file.RUN_ID_ENV)
+    if run_id:
+        return where / "logs" / run_id
+    described = stack_file.read(where)
+    return (described.log_dir if described is not None else None) or where / "logs"
 
 
 def register(app: typer.Typer) -> None:

@@ -173,10 +173,11 @@ def create_app(
     store: PlanStore | None = None,
     schedule: bool = True,
 ) -> FastAPI:
+    seed = fleet or fleet_for(settings)  # first: a bad fleet file is reported before any AWS setting is needed
     planner = Planner(
         settings,
         store or PlanStore(settings.bucket, settings.region, signer=settings.plan_signer()),
-        fleet or fleet_for(settings),
+        seed,
         seed_source="the given fleet" if fleet else seed_source(settings),
     )
     require_token = bearer_dependency(load_token())

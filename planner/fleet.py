@@ -374,7 +374,8 @@ def _batch_errors(index, k: int, ep_plan: EndpointPlan, records) -> list[tuple[s
         try:
             core.chunk_batches(_CHECKER, state, "build", (Change("CREATE", record),), None, ())
         except ValueError:
-            owner = next((t for t in ep_plan.targets if t.lb_id in record.name or t.lb_id == record.set_identifier), None)
+            member = layout.split_set_identifier(record.set_identifier)[0] if record.set_identifier else None
+            owner = next((t for t in ep_plan.targets if t.lb_id in record.name or t.lb_id == member), None)
             if owner is None:
                 errors.append((f"endpoints.{k}", f"endpoint {ep_plan.name}: its tree record {record.name} {record.type} "
                                "does not fit one Route 53 change batch"))

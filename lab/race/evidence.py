@@ -22,6 +22,10 @@ from lab.race.scenario import C, RaceRun
 OUTAGE_ALARMS = ("RootAliasDangling", "EnactorStuck", "EndpointEmpty")
 
 
+# How the guard keeps a stale plan out: refused at a listing (refused_stale), or dropped when the
+# newest plan is re-read after a rejection (plan_superseded), before the stale flip is ever tried.
+STALE_REFUSALS = ("refused_stale", "plan_superseded")
+
 @dataclass(frozen=True, slots=True)
 class KeyMoment:
     t: float  # seconds since the race started
@@ -39,7 +43,7 @@ class Evidence:
     dangling_seen: list[str]
     alarms_fired: list[dict[str, Any]]  # the prober's alarm_fired events during the race
     alarms_active: list[dict[str, Any]]
-    refused_stale: int  # enactor-c's refused_stale events
+    refused_stale: int  # enactor-c's refusals of its stale plan: refused_stale, or plan_superseded (the guard's re-read after a rejection)
     stale_flips: list[str]  # the timeline's stale_flip anomalies, summed up
     prober_empty_seconds: float  # growth of dnsctl_probe_empty_seconds_total during the race
     prober_empty_probes: float  # growth of dnsctl_probe_empty_total (every empty probe) during the race
@@ -133,7 +137,7 @@ def gather(control: Control, run: RaceRun) -> Evidence:
         dangling_seen=sorted(name for name, w in witness.items() if w.first_dangling is not None),
         alarms_fired=fired,
         alarms_active=c.alarms(),
-        refused_stale=sum(1 for e in events.get(C, []) if e.get("event") == "refused_stale"),
+        refused_stale=sum(1 for e in events.get(C, []) if e.get("event") in STALE_REFUSALS),
         stale_flips=[],
         prober_empty_seconds=round(c.prober_metric("dnsctl_probe_empty_seconds_total") - run.prober_empty_seconds_before, 3),
         prober_empty_probes=c.prober_metric("dnsctl_probe_empty_total") - run.prober_empty_probes_before,

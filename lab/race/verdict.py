@@ -7,7 +7,8 @@ what each mode promises:
   legacy   an endpoint answers NOERROR with zero addresses over dig; RootAliasDangling and
            EnactorStuck fire; and it stays broken (the next plan cannot heal it, every flip
            fails) until an operator acts
-  guarded  enactor-c refuses its stale plan (refused_stale in its log); the prober records not
+  guarded  enactor-c refuses its stale plan (refused_stale, or plan_superseded after a rejection,
+           in its log); the prober records not
            a single empty-answer probe; no root ever dangles; every endpoint serves the last plan
 """
 
@@ -96,7 +97,8 @@ def judge(ev: Evidence) -> Verdict:
     else:
         behind = {n: v for n, v in ev.final_versions.items() if v != ev.final_version}
         checks = (
-            Check("enactor-c refused its stale plan (refused_stale)", ev.refused_stale > 0, f"{ev.refused_stale} refused_stale events in enactor-c's log"),
+            Check("enactor-c refused its stale plan (refused_stale)", ev.refused_stale > 0,
+                  f"{ev.refused_stale} refused_stale or plan_superseded events in enactor-c's log"),
             Check(
                 "the prober recorded not a single empty-answer probe",
                 ev.prober_empty_probes == 0 and ev.prober_empty_seconds == 0 and not ev.fired("EndpointEmpty"),

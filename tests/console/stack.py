@@ -59,7 +59,9 @@ class Stack:
         return httpx.get(self.console + "/api/state", timeout=10).json() or {}
 
     def log(self, service: str) -> Path:
-        return self.state_dir / "logs" / f"{service}.log"
+        """The service's log of this run: <state dir>/logs/<run id>/<service>.log (stack.json names it)."""
+        described = json.loads((self.state_dir / "stack.json").read_text())
+        return Path(described["log_dir"]) / f"{service}.log"
 
 
 def start_stack(state_dir: Path, *, version_guard: bool) -> Stack:
