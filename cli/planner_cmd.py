@@ -159,7 +159,7 @@ def planner(
     try:
         app = create_app(settings)
     except (FleetError, ValueError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)  # paths stay whole
         raise typer.Exit(2) from exc
     from services.supervisor import port_free
 
