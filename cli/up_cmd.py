@@ -224,7 +224,7 @@ def _summary(line: str) -> str:
         event = json.loads(line)
     except ValueError:
         return line
-    skip = {"event", "level", "ts", "process", "pid", "seq"}
+    skip = {"event", "level", "ts", "process", "pid", "seq", "run"}
     return " ".join([str(event.get("event", ""))] + [f"{k}={v}" for k, v in event.items() if k not in skip])
 
 
