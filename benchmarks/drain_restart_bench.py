@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,22 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from planner.fleet import demo_fleet  # noqa: E402
 from services.stack import EMULATOR_CREDENTIALS  # noqa: E402
+from services.supervisor import free_port  # noqa: E402
 
 ENDPOINT = "dynamodb.us-east-1.api.aws"
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP (the DNS server takes both)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
 
 
 def answer(port: int) -> set[str] | None:
@@ -104,7 +90,7 @@ def main() -> None:
 
     az4 = {a for b in demo_fleet().load_balancers if b.az == "use1-az4" and b.endpoint == ENDPOINT for a in b.ipv4}
     state = Path(tempfile.mkdtemp(prefix="drain-restart-"))
-    ports = {k: free_port() for k in ("emulator", "planner", "a", "b", "c", "dns", "prober")}
+    ports = {k: free_port("127.0.0.1", "udp+tcp") for k in ("emulator", "planner", "a", "b", "c", "dns", "prober")}
     dnsctl = [sys.executable, "-m", "cli.main"]
     env = {**os.environ, "DNSCTL_STATE_DIR": str(state), "DNSCTL_API_TOKEN": "drain-restart-bench"}
     env.pop("AWS_ENDPOINT_URL", None)
