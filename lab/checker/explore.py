@@ -94,7 +94,6 @@ def explore(
     sym = Symmetry(world, bounds.symmetry)
     canonical = sym.canonical
     inv = Invariants(world)
-    n_ep = world.n_endpoints
     result = Result(world, "exhaustive")
 
     init = canonical(world.initial)
@@ -347,7 +346,6 @@ def random_walks(world: World, walks: int, seed: int, length: int | None = None)
     rng = random.Random(seed)
     seen: set[State] = set()
     result = Result(world, "random", seed=seed)
-    n_ep = world.n_endpoints
     for w in range(walks):
         state = world.initial
         seen.add(sym.canonical(state))

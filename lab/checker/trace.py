@@ -17,7 +17,19 @@ from typing import Any
 
 from enactor import layout
 from lab.checker.explore import Counterexample
-from lab.checker.world import CHOICES, EXPIRE, FAIL, LOCK_TTL_S, LOSE_LOCK, PUBLISH, Bounds, Label, Move, State, World
+from lab.checker.world import (
+    CHOICES,
+    EXPIRE,
+    FAIL,
+    LOCK_TTL_S,
+    LOSE_LOCK,
+    PUBLISH,
+    Bounds,
+    Label,
+    Move,
+    State,
+    World,
+)
 from services.dns.answer import resolve
 from services.dns.snapshot import Snapshot
 

@@ -13,14 +13,30 @@ import pytest
 
 from enactor import protocol
 from lab.checker import trace
-from lab.checker.explore import explore, progress_from
 from lab.checker import world as world_module
 from lab.checker.ablation import ablate
+from lab.checker.explore import explore, progress_from
 from lab.checker.invariants import (
-    CORE_RAISED, ENGINE_RAISED, LOCK_EXCLUSION, MONOTONIC, NEVER_DELETE_ACTIVE, NO_EMPTY_ANSWER, NO_HALF_TREE, PROGRESS,
-    ROLLBACK_INTACT, SERVED_IS_APPLIED,
+    CORE_RAISED,
+    ENGINE_RAISED,
+    LOCK_EXCLUSION,
+    MONOTONIC,
+    NEVER_DELETE_ACTIVE,
+    NO_EMPTY_ANSWER,
+    NO_HALF_TREE,
+    PROGRESS,
+    ROLLBACK_INTACT,
+    SERVED_IS_APPLIED,
 )  # fmt: skip
-from lab.checker.mutants import MUTANTS, Mutant, MutantStale, by_name, core_module, mutant_module, mutated_source
+from lab.checker.mutants import (
+    MUTANTS,
+    Mutant,
+    MutantStale,
+    by_name,
+    core_module,
+    mutant_module,
+    mutated_source,
+)
 from lab.checker.world import Bounds, World
 from services.route53.engine import apply_batch
 
