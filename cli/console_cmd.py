@@ -11,8 +11,6 @@ from pathlib import Path
 
 import typer
 
-from cli.client import err_console
-
 
 def _enactors(urls: list[str] | None) -> dict[str, str]:
     """The enactors by name: --enactor URLs in the stack's order (enactor-a, -b, -c, as the
@@ -45,6 +43,7 @@ def console(
 ) -> None:
     """Serve the live web console: trees, locks, enactors, alarms and the timeline, as they change."""
     from cli.dns_cmd import parse_host_port
+    from cli.service_start import require_port
     from services.auth import state_dir
     from services.aws_clients import route53_client
     from services.console.actions import Actions, Targets
@@ -54,7 +53,6 @@ def console(
     from services.console.poller import StatePoller
     from services.logs import configure
     from services.prober.overview import Sources
-    from services.supervisor import port_free
 
     configure(process="console")
     enactors = _enactors(enactor)
@@ -63,9 +61,7 @@ def console(
     except (ValueError, typer.BadParameter) as exc:
         raise typer.BadParameter(str(exc), param_hint="--dns") from exc
     logs = log_dir if log_dir is not None else _run_log_dir(state_dir().resolve())
-    if not port_free(host, port):
-        err_console.print(f"[red]error:[/red] port {port} on {host} is in use; stop what holds it or pass --port", highlight=False)
-        raise typer.Exit(1)
+    require_port(host, port)
     sources = Sources(planner_url=planner, enactor_urls=tuple(enactors.items()), dns=dns_at, prober_url=prober, timeout_s=3.0)
     hub = Hub()
     targets = Targets(planner, enactors, prober, dns_at, state_dir().resolve(), logs)

@@ -1,6 +1,9 @@
-"""`dnsctl plan apply --dry-run VERSION`: the Route 53 change batches an enactor would submit now.
+"""`dnsctl plan apply --dry-run VERSION` and `dnsctl enactor --dry-run`: the Route 53 change
+batches an enactor would submit now.
 
-Read-only. The plan comes from S3 and each endpoint's zone from one listing of Route 53; then the
+Read-only: no lock is taken, nothing is written. The plan comes from S3 and each endpoint's zone
+from one listing of Route 53 (an endpoint without a hosted zone is skipped, as the enactor skips
+it: `zone_missing`); then the
 enactor core (enactor/protocol.py) is driven with those observations, every batch answered as
 accepted, and the batches it asks for are printed. The decisions are the core's own (freshness
 check, lock preamble, tree, flip): this module only feeds it. The clean-up is decided by the core
@@ -9,8 +12,11 @@ after a fresh listing, which a dry run cannot make, so it is not shown.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from enactor import protocol as p
 
@@ -59,3 +65,51 @@ def describe(result: WouldApply) -> list[str]:
             sid = f" [{r.set_identifier} w={r.weight}]" if r.set_identifier else ""
             out.append(f"    {c.action} {r.name} {r.type}{sid} {target}")
     return out
+
+
+def preview_plan(settings: p.CoreSettings, plan, route53, only: Sequence[str] = ()) -> list[WouldApply]:
+    """`would_apply` for every endpoint of `plan` (or those in `only`), each over its zone as
+    Route 53 holds it now. Route 53 errors (ClientError, BotoCoreError) reach the caller."""
+    from enactor import layout
+    from services.dns.snapshot import read_zone
+    from services.zones import find_zone_id
+
+    wanted = {layout.root_name(e) for e in only}
+    results = []
+    for ep in plan.endpoints:
+        if wanted and layout.root_name(ep.name) not in wanted:
+            continue
+        zone_id = find_zone_id(ep.hosted_zone, route53)
+        if zone_id is None:
+            results.append(WouldApply(ep.name, (), f"zone_missing (no hosted zone {ep.hosted_zone}: skipped)"))
+            continue
+        zone, _ = read_zone(route53, zone_id, layout.root_name(ep.hosted_zone))
+        results.append(would_apply(settings, ep.name, zone_id, plan, zone))
+    return results
+
+
+def as_json(results: Sequence[WouldApply]) -> list[dict[str, Any]]:
+    """The batches as boto3 would send them (ChangeBatch.Changes), per endpoint."""
+    return [
+        {
+            "endpoint": r.endpoint,
+            "outcome": r.outcome,
+            "batches": [
+                {"batch_id": b.batch_id, "purpose": b.purpose, "plan_version": b.plan_version,
+                 "changes": [c.to_boto() for c in b.changes]}
+                for b in r.batches
+            ],
+        }
+        for r in results
+    ]
+
+
+def show(console, results: Sequence[WouldApply], heading: str, json_out: bool) -> None:
+    """Print the preview: JSON (`as_json`) on stdout, or `heading` and the batches in words."""
+    if json_out:
+        print(json.dumps(as_json(results), indent=2, sort_keys=True))
+        return
+    console.print(heading, highlight=False, markup=False)
+    for r in results:
+        for line in describe(r):
+            console.print(line, highlight=False, markup=False)

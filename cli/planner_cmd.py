@@ -131,15 +131,14 @@ def planner(
     ),
 ) -> None:
     """Run the planner: REST API (OpenAPI at /docs), metrics, and a plan every --plan-interval seconds."""
-    from pydantic import ValidationError
-
+    from cli.service_start import require_port, settings_from_flags
     from planner.api import create_app
     from planner.fleet import FleetError
     from planner.settings import PlannerSettings
     from services.logs import configure
     from services.web import serve
 
-    overrides = {
+    settings = settings_from_flags(PlannerSettings, "planner", {
         "host": host,
         "port": port,
         "plan_interval": plan_interval,
@@ -148,27 +147,14 @@ def planner(
         "seed": seed,
         "allow_chaos": allow_chaos or None,
         "drift": drift,
-    }
-    try:
-        settings = PlannerSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        err_console.print(f"[red]error:[/red] bad planner settings: {errs}", highlight=False)
-        raise typer.Exit(2) from exc
+    })
     configure(process=settings.planner_id)
     try:
         app = create_app(settings)
     except (FleetError, ValueError) as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)  # paths stay whole
         raise typer.Exit(2) from exc
-    from services.supervisor import port_free
-
-    if not port_free(settings.host, settings.port):
-        err_console.print(
-            f"[red]error:[/red] port {settings.port} on {settings.host} is in use; stop what holds it or pass --port",
-            highlight=False,
-        )
-        raise typer.Exit(1)
+    require_port(settings.host, settings.port)
     serve(app, settings.host, settings.port)
 
 
@@ -301,13 +287,10 @@ def plan_apply(
         raise typer.BadParameter("give a version number or 'latest'", param_hint="VERSION")
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from cli.plan_preview import describe, would_apply
-    from enactor import layout
+    from cli.plan_preview import preview_plan, show
     from enactor.protocol import CoreSettings
     from services.aws_clients import route53_client
-    from services.dns.snapshot import read_zone
     from services.plan.store import PlanStore
-    from services.zones import zone_id_for
 
     store = PlanStore.from_env()
     with cli_errors():
@@ -315,40 +298,12 @@ def plan_apply(
     if plan is None:
         err_console.print("[red]error:[/red] no plan has been published yet", highlight=False)
         raise typer.Exit(1)
-    wanted = {layout.root_name(e) for e in endpoint}
-    settings = CoreSettings("dry-run", version_guard=guard)
-    client = route53_client()
-    results = []
-    for ep in plan.endpoints:
-        if wanted and layout.root_name(ep.name) not in wanted:
-            continue
-        try:
-            zone_id = zone_id_for(ep.hosted_zone, client)
-            zone, _ = read_zone(client, zone_id, layout.root_name(ep.hosted_zone))
-        except (ClientError, BotoCoreError, LookupError) as exc:
-            err_console.print(f"[red]error:[/red] cannot read {ep.name} from Route 53: {exc}", highlight=False)
-            raise typer.Exit(1) from exc
-        results.append(would_apply(settings, ep.name, zone_id, plan, zone))
-    if as_json:
-        _print_json(
-            [
-                {
-                    "endpoint": r.endpoint,
-                    "outcome": r.outcome,
-                    "batches": [
-                        {"batch_id": b.batch_id, "purpose": b.purpose, "plan_version": b.plan_version,
-                         "changes": [c.to_boto() for c in b.changes]}
-                        for b in r.batches
-                    ],
-                }
-                for r in results
-            ]
-        )
-        return
-    console.print(f"dry run of plan {plan.version} (nothing is submitted):")
-    for r in results:
-        for line in describe(r):
-            console.print(line, highlight=False, markup=False)
+    try:
+        results = preview_plan(CoreSettings("dry-run", version_guard=guard), plan, route53_client(), endpoint)
+    except (ClientError, BotoCoreError) as exc:
+        err_console.print(f"[red]error:[/red] cannot read the zones of plan {plan.version} from Route 53: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    show(console, results, f"dry run of plan {plan.version} (nothing is submitted):", as_json)
 
 
 @plan_app.command("diff")
