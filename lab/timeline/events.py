@@ -226,10 +226,14 @@ def parse_lines(lines: Iterable[str], source: str = "", default_process: str = "
 
 
 def read_log(path: Path) -> LogFile:
-    """Read one JSON-lines log; a file with no `process` anywhere is named after itself (enactor-a.log)."""
+    """Read one JSON-lines log; a file with no `process` anywhere is named after itself
+    (enactor-a.log, and its rotated backups enactor-a.log.1 ...: enactor-a)."""
+    name = path.name
+    while name.rsplit(".", 1)[-1].isdigit() and "." in name:
+        name = name.rsplit(".", 1)[0]
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return parse_lines(handle, source=str(path), default_process=path.stem)
+            return parse_lines(handle, source=str(path), default_process=Path(name).stem)
     except FileNotFoundError as exc:
         raise LogUnreadable(f"no such log file: {path}") from exc
     except IsADirectoryError as exc:

@@ -6,6 +6,10 @@ their plan versions start again from the store's newest, their processes are new
 them as one story makes false anomalies (a "stale flip" of plan 1 over plan 251 of the run
 before). `--run` picks a run; with none the stack's current run (or the newest) is read; logs
 given by hand that hold several runs are cut to the newest, and the timeline says so.
+
+Each process's log is rotated by size (services/logs.py: `x.log` is the live file, `x.log.1` the
+newest backup ... `x.log.5` the oldest); a run's folder is read with every backup, oldest first,
+so a long run's beginning (the plan that started it all) is not lost to rotation.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from lab.timeline.events import LogFile, Merged, merge, normalise_endpoint, read
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_ROTATED = re.compile(r"^(?P<live>.+\.log)(?:\.(?P<backup>\d+))?$")
 
 
 class SelectionError(ValueError):
@@ -56,6 +61,18 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+def log_files(folder: Path) -> list[Path]:
+    """The folder's logs, per process: its rotated backups oldest first (x.log.5 ... x.log.1),
+    then the live x.log. A backup whose live file is gone still counts (the process's history)."""
+    found = []
+    for path in folder.iterdir():
+        match = _ROTATED.match(path.name)
+        if match and path.is_file():
+            backup = int(match.group("backup")) if match.group("backup") else 0
+            found.append(((match.group("live"), -backup), path))
+    return [path for _, path in sorted(found)]
+
+
 def run_dirs(state_dir: Path) -> list[Path]:
     """The per-run log folders under <state dir>/logs, oldest first (run ids sort by start time)."""
     logs = state_dir / "logs"
@@ -72,12 +89,13 @@ def stack_logs(state_dir: Path, run: str | None = None, current: Path | None = N
         if not folder.is_dir():
             known = ", ".join(p.name for p in runs[-5:]) or "none"
             raise SelectionError(f"no run {run!r} in {state_dir / 'logs'} (latest runs: {known})")
-        return run, sorted(folder.glob("*.log"))
+        return run, log_files(folder)
     if current is not None and current.is_dir() and any(current.glob("*.log")):
-        return current.name, sorted(current.glob("*.log"))
+        return current.name, log_files(current)
     if runs:
-        return runs[-1].name, sorted(runs[-1].glob("*.log"))
-    return None, sorted((state_dir / "logs").glob("*.log"))
+        return runs[-1].name, log_files(runs[-1])
+    logs = state_dir / "logs"
+    return None, log_files(logs) if logs.is_dir() else []
 
 
 @dataclass(frozen=True)
