@@ -2,30 +2,72 @@
 
     python benchmarks/cli_import_bench.py [--runs 5] [--tree PATH]
 
-For each command line it runs `python -X importtime -m cli.main ARGS` in a fresh process, sums the
-cumulative time of the top-level imports (what the interpreter spent importing, not the command's
-own work) and prints the median over the runs, with the number of modules imported (not noisy)
-beside it. `status` runs with an empty state dir and no AWS settings, so it stops at its
-"no AWS settings" error right after its imports; the imports are what is measured.
+For each command line it runs `python -X importtime -m cli.main ARGS` in a fresh process and prints,
+as the median over the runs:
+- imports: the sum of the cumulative time of the top-level imports (what the interpreter spent
+  importing, not the command's own work);
+- CPU: the child process's user+sys seconds (the whole process: interpreter start, imports and
+  the command). On a machine shared with other work, wall seconds mostly measure waiting; CPU
+  seconds do not;
+- wall: the whole process, start to exit;
+- the number of modules imported (not noisy) beside them.
+
+Cases:
+- `status (no stack)`: an empty state dir and no AWS settings: it stops at its "no AWS settings"
+  error right after resolving where AWS is.
+- `status (stack)`: a stack description whose services and emulator are on ports nothing listens
+  on, so `status` runs its whole path (Route 53 client, planner, enactors, DNS, prober) and every
+  call is refused at once: the modules a real `status` imports before and during its calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = (("--help",), ("status",), ("status", "--help"), ("timeline", "--help"))
+COMMANDS = (
+    ("--help",), ("status (no stack)", "status"), ("status (stack)", "status"), ("status", "--help"), ("timeline", "--help"),
+)
 
 
-def measure(args: tuple[str, ...], env: dict[str, str], tree: Path = ROOT) -> tuple[float, int]:
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unreachable_stack(where: Path) -> None:
+    """A stack.json whose every service (and emulator) is a closed port on 127.0.0.1."""
+    ports = {name: closed_port() for name in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober")}
+    services = {name: {"port": port, "protocol": "udp+tcp" if name == "dns" else "tcp"} for name, port in ports.items()}
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "stack.json").write_text(json.dumps({
+        "run_id": "bench", "mode": "guarded", "host": "127.0.0.1", "supervisor_pid": os.getpid(), "services": services,
+        "aws_env": {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['emulator']}", "AWS_ACCESS_KEY_ID": "bench",
+                    "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"},
+    }))
+
+
+def measure(args: tuple[str, ...], env: dict[str, str], tree: Path = ROOT) -> tuple[float, float, float, int]:
+    """(import seconds, CPU seconds, wall seconds, modules) of one fresh `dnsctl ARGS`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli.main", *args], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
                          capture_output=True, text=True, timeout=120)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     total_us = 0
     modules = 0
     for line in run.stderr.splitlines():
@@ -35,7 +77,7 @@ def measure(args: tuple[str, ...], env: dict[str, str], tree: Path = ROOT) -> tu
         modules += 1
         if not name[1:].startswith(" "):  # top level: one space after the bar, no nesting indent
             total_us += int(cumulative)
-    return total_us / 1e6, modules
+    return total_us / 1e6, cpu, wall, modules
 
 
 def main() -> None:
@@ -43,14 +85,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tree", type=Path, default=ROOT, help="Source tree to measure (e.g. a worktree of main).")
     opts = parser.parse_args()
-    with tempfile.TemporaryDirectory() as state:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DNSCTL_"))}
-        env.update(DNSCTL_STATE_DIR=state, HOME=state)  # no stack, no ~/.aws
-        for args in COMMANDS:
+    with tempfile.TemporaryDirectory() as tmp:
+        empty, stacked = Path(tmp) / "empty", Path(tmp) / "stack"
+        empty.mkdir()
+        unreachable_stack(stacked)
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DNSCTL_"))}
+        base.update(HOME=tmp)  # no ~/.aws
+        for case in COMMANDS:
+            label, args = (case[0], case[1:]) if "(" in case[0] else (" ".join(case), case)
+            env = {**base, "DNSCTL_STATE_DIR": str(stacked if label == "status (stack)" else empty)}
             samples = [measure(args, env, opts.tree) for _ in range(opts.runs)]
-            seconds = statistics.median(s for s, _ in samples)
-            print(f"dnsctl {' '.join(args):<18} imports {seconds:6.3f} s (median of {opts.runs}), {samples[0][1]} modules"
-                  f"   [load average {os.getloadavg()[0]:.1f}]")
+            imports, cpu, wall = (statistics.median(s[i] for s in samples) for i in range(3))
+            print(f"dnsctl {label:<18} imports {imports:6.3f} s  CPU {cpu:6.3f} s  wall {wall:6.3f} s  (medians of {opts.runs}), "
+                  f"{samples[0][3]} modules   [load average {os.getloadavg()[0]:.1f}]")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import typer
 
 from services.stack import Ports
-from services.supervisor import free_port
 
 _HELP = {
     "emulator": "Port of the Route 53 + S3 emulator",
@@ -35,6 +34,9 @@ def ports_from_flags(host: str, emulator: int, planner: int, enactors: str, dns:
                        ("--prober-port", prober), ("--console-port", console), *(("--enactor-ports", p) for p in enactor_ports)):
         if not 0 <= port <= 65535:
             raise typer.BadParameter(f"{port} is not a port (0-65535)", param_hint=hint)
+
+    # Imported here, not at the top: `dnsctl --help` need not import the supervisor.
+    from services.supervisor import free_port
 
     def pick(port: int, protocol: str = "tcp") -> int:
         return port or free_port(host, protocol)

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,14 +19,9 @@ from cli.port_flags import port_option, ports_from_flags
 from services import auth, stack_file
 from services.stack import DEFAULT_BUCKET, DEFAULT_REGION, EMULATOR_CREDENTIALS, Ports, services
 from services.stack_file import STATE_DIR_ENV, use_state_dir
-from services.supervisor import (
-    PortInUse,
-    ServiceFailed,
-    Supervisor,
-    check_ports,
-    stop_process_group,
-    tail,
-)
+
+if TYPE_CHECKING:  # the supervisor (and its structlog) is imported by the commands that run it, not by `dnsctl --help`
+    from services.supervisor import Supervisor
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,6 +47,8 @@ def up(
     fresh: bool = typer.Option(False, "--fresh", help="Start the emulator empty (its journaled state in STATE_DIR/emulator is deleted)."),
 ) -> None:
     """Start the emulator, planner, three enactors, DNS server, prober and web console; Ctrl-C stops them all."""
+    from services.supervisor import PortInUse, ServiceFailed, Supervisor, check_ports
+
     ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port, console_port)
     state_dir = use_state_dir(state_dir)
     planner_args = _fleet_args(fleet_file, lbs)
@@ -150,6 +148,8 @@ def describe(ports: Ports, *, version_guard: bool, aws_env: dict[str, str]) -> d
 
 def start_with_progress(sup: Supervisor, specs: list, out: Console, should_stop=lambda: False) -> None:
     """Start every service (in parallel where depends_on allows) and show what is up while the rest start."""
+    from services.supervisor import tail
+
     host = sup.host
     waiting = [s.name for s in specs]
 
@@ -266,4 +266,4 @@ def register(app: typer.Typer) -> None:
     app.command("env")(env)
 
 
-__all__ = ["register", "stop_process_group"]
+__all__ = ["register"]

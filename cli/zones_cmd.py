@@ -15,22 +15,16 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cli.client import cli_errors, err_console, service_client
-from services import logs
-from services.zones import (
-    Adoption,
-    AdoptRefused,
-    ZoneNotFound,
-    adoption_of,
-    enclosing_zone,
-    find_zone_id,
-    records_at,
-)
+
+if TYPE_CHECKING:
+    from services.zones import Adoption
 
 zones_app = typer.Typer(help="Hosted zones of the endpoints.", no_args_is_help=True)
 console = Console()
@@ -115,6 +109,7 @@ def _show(adoption: Adoption, az: str) -> None:
 def _root_tree(adoption: Adoption, client) -> str | None:
     """The tree id every address type of the root aliases, or None while any is not flipped yet."""
     from enactor import layout
+    from services.zones import records_at
 
     roots = [r for r in records_at(adoption.endpoint, adoption.zone_id, client) if r["Type"] in adoption.record_types]
     trees = {layout.tree_id_of(r["AliasTarget"]["DNSName"], adoption.endpoint) if r.get("AliasTarget") else None for r in roots}
@@ -134,7 +129,16 @@ def adopt(
     """Import ENDPOINT's existing A/AAAA records as its first plan and cut over without an empty answer."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from services import logs
     from services.aws_clients import route53_client
+    from services.zones import (
+        AdoptRefused,
+        ZoneNotFound,
+        adoption_of,
+        enclosing_zone,
+        find_zone_id,
+        records_at,
+    )
 
     logs.configure(process="zones")
     log = logs.get_logger()

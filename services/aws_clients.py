@@ -6,6 +6,10 @@ botocore's own (adaptive mode unless AWS_RETRY_MODE / AWS_MAX_ATTEMPTS or the pr
 otherwise; see services/aws_retries.py), never a hand-written loop. Every Route 53 client also
 shares the process's per-account rate limit (services/rate_limit.py), and every throttle any
 client meets is counted and logged.
+
+Clients come from botocore's session (what boto3 wraps; the same configuration chain): boto3
+itself adds nothing these clients use, and importing it pulls in s3transfer and multiprocessing,
+a quarter of what `dnsctl status` would import.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import os
 from functools import cache
 
-import boto3
 import botocore.session
 from botocore.config import Config
 
@@ -43,24 +46,28 @@ def _botocore_session() -> botocore.session.Session:
 
 
 @cache
-def _session() -> boto3.session.Session:
+def _region() -> str:
+    """Where the AWS settings are decided, once: a stack's, explicit ones, or a clear AwsNotConfigured."""
     stack_file.resolve_aws()
     if _botocore_session().get_credentials() is None:
         raise AwsNotConfigured(stack_file.missing_message())
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    return boto3.session.Session(region_name=region, botocore_session=_botocore_session())
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def _client(service: str, max_attempts: int, timeout_s: float):
+    region = _region()
+    return _botocore_session().create_client(service, region_name=region, config=_config(max_attempts, timeout_s))
 
 
 def s3_client(max_attempts: int = 3, timeout_s: float = 5.0):
-    client = _session().client("s3", config=_config(max_attempts, timeout_s))
+    client = _client("s3", max_attempts, timeout_s)
     observe_throttles(client)
     return client
 
 
 def route53_client(max_attempts: int = 5, timeout_s: float = 10.0):
-    session = _session()
-    client = session.client("route53", config=_config(max_attempts, timeout_s))
-    rate_limit.install(client, session.get_credentials())
+    client = _client("route53", max_attempts, timeout_s)
+    rate_limit.install(client, _botocore_session().get_credentials())
     observe_throttles(client)
     return client
 
@@ -89,4 +96,4 @@ def refuse_real_aws(client, what: str, allowed: bool) -> None:
 
 def secretsmanager_client(max_attempts: int = 3, timeout_s: float = 5.0):
     """For the planner's plan signing key on AWS (services/plan/signing.py), read once at start."""
-    return _session().client("secretsmanager", config=_config(max_attempts, timeout_s))
+    return _client("secretsmanager", max_attempts, timeout_s)

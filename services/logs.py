@@ -19,9 +19,10 @@ import logging.handlers
 import os
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
+if TYPE_CHECKING:
+    import structlog  # imported when a process configures or logs: `dnsctl status` does neither
 
 LOG_FILE_ENV = "DNSCTL_LOG_FILE"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
@@ -87,6 +88,8 @@ def _default_stream() -> TextIO:
 
 def configure(process: str, stream: TextIO | None = None, level: str | None = None) -> None:
     """Send JSON events to `stream` (stdout, or the rotated DNSCTL_LOG_FILE), each tagged with `process`."""
+    import structlog
+
     stream = stream or _default_stream()
     level_name = (level or os.environ.get("DNSCTL_LOG_LEVEL", "INFO")).upper()
     logging.basicConfig(stream=stream or sys.stdout, level=getattr(logging, level_name, logging.INFO), format="%(message)s")
@@ -117,4 +120,6 @@ def configure(process: str, stream: TextIO | None = None, level: str | None = No
 
 
 def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:
+    import structlog
+
     return structlog.get_logger().bind(**bound)
