@@ -32,12 +32,14 @@ def enactor(
     from cli.service_start import require_port, settings_from_flags
     from enactor.settings import EnactorSettings
 
+    overrides = _stack_defaults(version_guard) if dry_run else {}
     settings = settings_from_flags(EnactorSettings, "enactor", {
+        **overrides,
         "enactor_id": enactor_id,
         "az": az,
         "host": host,
         "port": port,
-        "version_guard": version_guard,
+        "version_guard": version_guard if version_guard is not None else overrides.get("version_guard"),
         "poll_interval": poll_interval,
         "keep_plans": keep_plans,
         "allow_chaos": allow_chaos or None,
@@ -56,6 +58,26 @@ def enactor(
     require_port(settings.host, settings.port)
     app = create_app(Runner(settings))
     serve(app, settings.host, settings.port)
+
+
+def _stack_defaults(version_guard: bool | None) -> dict:
+    """A dry run from a second shell decides as the described stack's enactors do: in its mode and
+    with its plan public key, unless a flag or the environment says otherwise."""
+    import os
+
+    from services import stack_file
+    from services.plan.keys import PUBLIC_KEY_ENV, PUBLIC_KEY_FILE, PUBLIC_KEY_FILE_ENV
+
+    stack = stack_file.read()
+    if stack is None:
+        return {}
+    out: dict = {}
+    if version_guard is None and "DNSCTL_VERSION_GUARD" not in os.environ and stack.mode in ("guarded", "legacy"):
+        out["version_guard"] = stack.mode == "guarded"
+    key = stack.state_dir / PUBLIC_KEY_FILE
+    if not (os.environ.get(PUBLIC_KEY_ENV) or os.environ.get(PUBLIC_KEY_FILE_ENV)) and key.exists():
+        out["plan_public_key_file"] = key
+    return out
 
 
 def _dry_run(settings, only: list[str], as_json: bool) -> None:

@@ -8,7 +8,9 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import botocore.session
 import httpx
@@ -27,8 +29,10 @@ from tests.processes import ROOT, ManagedProcess, free_port
 ENACTOR = "enactor-b"
 
 
-def dnsctl(*args: str, bucket: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DNSCTL_BUCKET": bucket, "COLUMNS": "200"}
+def dnsctl(*args: str, bucket: str, state_dir: Path | None = None) -> subprocess.CompletedProcess:
+    # No stack described unless the test gives one (a demo's .dnsctl in the checkout must not count).
+    env = {**os.environ, "DNSCTL_BUCKET": bucket, "COLUMNS": "200",
+           "DNSCTL_STATE_DIR": str(state_dir or Path(tempfile.gettempdir()) / "dnsctl-test-no-stack")}
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -144,7 +148,7 @@ def test_dry_run_submits_nothing_and_a_real_enactor_then_makes_the_same_changes(
     assert again[0]["batches"] == [] and again[0]["outcome"] == "up_to_date"
 
 
-def test_dry_run_of_a_frozen_store_says_so_and_submits_nothing(emulator, unique) -> None:
+def test_dry_run_of_a_frozen_store_says_so_and_submits_nothing(emulator, unique, tmp_path) -> None:
     name = f"frozen-{unique}.dnsctl-test.example"
     r53 = emulator.client("route53")
     zone_id = ensure_zones([name], r53)[layout.root_name(name)]
@@ -159,3 +163,11 @@ def test_dry_run_of_a_frozen_store_says_so_and_submits_nothing(emulator, unique)
     assert raw_listing(emulator, zone_id) == before
     bad = dnsctl("enactor", "--dry-run", "--keep-plans", "0", bucket=store.bucket)
     assert bad.returncode == 2 and "bad enactor settings: keep_plans" in bad.stderr
+    # Thawed, from a shell whose state dir describes a legacy stack: it decides as that stack's enactors do.
+    store.thaw("test")
+    (tmp_path / "stack.json").write_text(json.dumps({"run_id": "r", "mode": "legacy", "services": {}}))
+    legacy = dnsctl("enactor", "--dry-run", bucket=store.bucket, state_dir=tmp_path)
+    assert legacy.returncode == 0, legacy.stderr
+    assert "dry run of enactor-a (legacy) on the newest plan, 1" in legacy.stdout and "(flip, plan 1" in legacy.stdout
+    assert "(guarded)" in dnsctl("enactor", "--dry-run", "--version-guard", bucket=store.bucket, state_dir=tmp_path).stdout
+    assert raw_listing(emulator, zone_id) == before
