@@ -26,11 +26,15 @@ def _route53():
 
 def _services(sup: Supervisor, host: str, compact: bool):
     if compact:
+        # One line at 80 columns: the enactors by their letter, after the other services.
         line = Text("services ")
-        for child in sup.children:
+        enactors = sorted((c for c in sup.children if c.spec.name.startswith("enactor-")), key=lambda c: c.spec.name)
+        for child in [c for c in sup.children if c not in enactors] + enactors:
+            if child is (enactors[0] if enactors else None):
+                line.append(" enactors ")
             ok = sup.is_healthy(child)
             line.append("● " if ok else "✗ ", style="green" if ok else "red")
-            line.append(f"{child.spec.name} ")
+            line.append(f"{child.spec.name.removeprefix('enactor-')} ")
         return line
     table = Table(title="dnsctl stack", expand=False)
     table.add_column("service")

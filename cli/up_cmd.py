@@ -106,8 +106,8 @@ def up(
         start_with_progress(sup, specs, console, should_stop=lambda: stopping["now"])
         if not stopping["now"]:
             console.print(f"run {sup.run_id}: API token in {auth.token_path()}; logs in {sup.log_dir}. Ctrl-C stops everything.")
-            console.print(f"other shells: `dnsctl --state-dir {state_dir} status`, or `eval \"$(dnsctl env --state-dir {state_dir})\"`",
-                          highlight=False, soft_wrap=True)
+            for line in _other_shells(state_dir):
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
             _watch(sup, host, ports, duration, live, stopping)
     except ServiceFailed as exc:
         console.print(f"[red]{exc}[/red]")
@@ -210,6 +210,15 @@ def env(
         typer.echo(f"export {key}={shlex.quote(value)}")
     if stack.dns:
         typer.echo(f"# dig @{stack.dns[0]} -p {stack.dns[1]} <endpoint> A   (run {stack.run_id}, {stack.mode or '?'} mode)")
+
+
+def _other_shells(state_dir: Path) -> list[str]:
+    """How to reach this stack from another terminal, one command per line (an 80-column terminal
+    must not break a flag in two): the program as it was run (.venv/bin/dnsctl from a fresh clone,
+    where `dnsctl` is not on PATH), and --state-dir only when the default would not find it."""
+    program = sys.argv[0] if Path(sys.argv[0]).name == "dnsctl" else "dnsctl"
+    flag = "" if state_dir == Path(stack_file.DEFAULT_STATE_DIR).resolve() else f" --state-dir {state_dir}"
+    return [f"other shells: {program}{flag} status", f"          or: eval \"$({program} env{flag})\""]
 
 
 def _registered_commands() -> list[str]:

@@ -87,14 +87,20 @@ def shape(recs, trees: dict[str, str]) -> set[str]:
     return out
 
 
-def test_dry_run_submits_nothing_and_a_real_enactor_then_makes_the_same_changes(emulator, unique, tmp_path) -> None:
-    name = f"dry-{unique}.dnsctl-test.example"
+def endpoint_with_plan_1(emulator, prefix: str):
+    """A fresh endpoint zone and plan bucket holding plan 1: (name, route53 client, zone id, store)."""
+    name = f"{prefix}.dnsctl-test.example"
     r53 = emulator.client("route53")
     zone_id = ensure_zones([name], r53)[layout.root_name(name)]
-    store = PlanStore(f"dry-{unique}", "us-east-1")
+    store = PlanStore(prefix, "us-east-1")
     store.ensure_bucket()
-    # Plan 1 applied (through the batches `plan apply --dry-run` prints), then plan 2 re-addresses lb-2.
     store.put(build_plan(fleet(name, "192.0.2.2"), 1, reason="test", lane="fast"))
+    return name, r53, zone_id, store
+
+
+def test_dry_run_submits_nothing_and_a_real_enactor_then_makes_the_same_changes(emulator, unique, tmp_path) -> None:
+    name, r53, zone_id, store = endpoint_with_plan_1(emulator, f"dry-{unique}")
+    # Plan 1 applied (through the batches `plan apply --dry-run` prints), then plan 2 re-addresses lb-2.
     first = json.loads(dnsctl("plan", "apply", "--dry-run", "1", "--json", bucket=store.bucket).stdout)
     for batch in first[0]["batches"]:
         r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": batch["changes"]})
@@ -149,12 +155,7 @@ def test_dry_run_submits_nothing_and_a_real_enactor_then_makes_the_same_changes(
 
 
 def test_dry_run_of_a_frozen_store_says_so_and_submits_nothing(emulator, unique, tmp_path) -> None:
-    name = f"frozen-{unique}.dnsctl-test.example"
-    r53 = emulator.client("route53")
-    zone_id = ensure_zones([name], r53)[layout.root_name(name)]
-    store = PlanStore(f"frozen-{unique}", "us-east-1")
-    store.ensure_bucket()
-    store.put(build_plan(fleet(name, "192.0.2.2"), 1, reason="test", lane="fast"))
+    _, _, zone_id, store = endpoint_with_plan_1(emulator, f"frozen-{unique}")
     store.freeze("hands off", "test")
     before = raw_listing(emulator, zone_id)
     result = dnsctl("enactor", "--dry-run", "--json", bucket=store.bucket)
