@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         lock_losses: int = typer.Option(1, "--lock-losses", help="How many lock attempts an outside writer may win."),
         lost_replies: int = typer.Option(1, "--lost-replies", help="How many batches Route 53 applies (or rejects) while the reply is lost."),
         failed_requests: int = typer.Option(0, "--failed-requests", help="How many requests fail before anything is carried out."),
+        freezes: int = typer.Option(0, "--freezes", help="How many plan reads or batches the freeze switch answers Frozen (nothing carried out)."),
         por: str = typer.Option("on", "--por", help="off: no partial-order reduction (plan reads once every plan is out go first)."),
         ignore: str = typer.Option("", "--ignore", help="Invariants not to report, comma separated (e.g. a known defect)."),
         ablate: bool = typer.Option(False, "--ablate", help="For each part of the guard, check with only that part off: which invariant fails."),
@@ -101,6 +102,7 @@ def register(app: typer.Typer) -> None:
                 symmetry=_on_off(symmetry, "--symmetry"),
                 lost_replies=lost_replies,
                 failed_requests=failed_requests,
+                freezes=freezes,
                 por=_on_off(por, "--por"),
             )
             ignored = _invariants(ignore)
@@ -154,7 +156,8 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         f"{b.endpoints} endpoint{'s' if b.endpoints != 1 else ''} ({b.lbs} LBs each), plans 1..{b.plans}, keep_plans {b.keep_plans}, "
         f"lease expiries <= {b.lease_expiries}, lock losses <= {b.lock_losses}, start {b.start}, "
         f"lost replies <= {b.lost_replies}, failed requests <= {b.failed_requests}, "
-        f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
+        + (f"freezes <= {b.freezes}, " if b.freezes else "")
+        + f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
         + (f", max depth {b.max_depth}" if b.max_depth else "")
     )
     if ignore:

@@ -21,6 +21,7 @@ from lab.checker.world import (
     CHOICES,
     EXPIRE,
     FAIL,
+    FREEZE,
     LOCK_TTL_S,
     LOSE_LOCK,
     PUBLISH,
@@ -91,6 +92,9 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
         pass
     elif move.outcome == "failed" or label[2] == FAIL:
         text = f"{who}'s {type(move.request).__name__} request on {ep} fails before anything is carried out (injected): it backs off"
+    elif label[2] == FREEZE:
+        what = "plan read" if type(move.request).__name__ == "ReadNewestPlan" else f"{move.request.purpose} batch for plan {move.request.plan_version}"
+        text = f"the freeze switch is on: {who}'s {what} on {ep} is answered Frozen, nothing is carried out; {who} drops its unit and waits"
     elif move.outcome.startswith("lost_reply"):
         done = "applied" if move.outcome == "lost_reply_accepted" else "rejected"
         text = f"{who}'s {move.request.purpose} batch for plan {move.request.plan_version} on {ep} is {done} by Route 53, but the reply is lost (injected): {who} backs off"

@@ -176,3 +176,36 @@ def test_random_walks_are_deterministic_for_a_seed():
     assert (a.walks, a.states, a.transitions, a.counterexample.labels) == (b.walks, b.states, b.transitions, b.counterexample.labels)
     c = random_walks(World(Bounds(guard=False)), 40, seed=6)
     assert (c.walks, c.transitions) != (a.walks, a.transitions) or c.counterexample.labels != a.counterexample.labels
+
+
+def test_the_freeze_switch_answers_frozen_and_nothing_is_carried_out():
+    from lab.checker import trace
+    from lab.checker.world import FREEZE
+
+    world = World(Bounds(**{**SMALL, "freezes": 1}))
+    state = world.initial
+    for label in [("publish",), ("step", 0, ""), ("step", 0, "")]:
+        state = world.apply(state, label)[0]
+    assert world.machine(state.machines[0]).phase == "batch"  # the first build batch is about to go
+    assert ("step", 0, FREEZE) in list(world.labels(state))
+    after, move, _ = world.apply(state, ("step", 0, FREEZE))
+    assert move.outcome == "frozen" and type(move.observation).__name__ == "Frozen"
+    assert after.zones == state.zones and after.frozen == 1  # nothing applied
+    frozen = world.machine(after.machines[0])
+    assert frozen.frozen and frozen.task == "idle" and frozen.inflight is None and not frozen.acquired
+    assert ("step", 0, FREEZE) not in list(world.labels(after))  # the bound is spent
+    assert "the freeze switch is on" in trace.describe(world, state, ("step", 0, FREEZE), 4).text
+    # Without the bound the choice never appears.
+    plain = World(Bounds(**SMALL))
+    there = plain.initial
+    for label in [("publish",), ("step", 0, ""), ("step", 0, "")]:
+        there = plain.apply(there, label)[0]
+    assert all(x[2:] != (FREEZE,) for x in plain.labels(there))
+
+
+def test_the_guarded_core_rides_out_a_freeze():
+    # One enactor, two plans: a freeze answered to any plan read or batch leaves every invariant
+    # and Progress intact (the core drops its unit, waits, and picks the plan up again).
+    result = explore(World(Bounds(enactors=1, plans=2, keep_plans=1, lost_replies=0, freezes=1)))
+    assert result.exhausted and result.progress_checked and result.stuck_states == 0
+    assert result.counterexample is None
