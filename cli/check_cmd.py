@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         lost_replies: int = typer.Option(1, "--lost-replies", help="How many batches Route 53 applies (or rejects) while the reply is lost."),
         failed_requests: int = typer.Option(0, "--failed-requests", help="How many requests fail before anything is carried out."),
         freezes: int = typer.Option(0, "--freezes", help="How many plan reads or batches the freeze switch answers Frozen (nothing carried out)."),
+        invalid_plans: int = typer.Option(0, "--invalid-plans", help="1: once, between two plans, the newest plan object fails the schema."),
         por: str = typer.Option("on", "--por", help="off: no partial-order reduction (plan reads once every plan is out go first)."),
         ignore: str = typer.Option("", "--ignore", help="Invariants not to report, comma separated (e.g. a known defect)."),
         ablate: bool = typer.Option(False, "--ablate", help="For each part of the guard, check with only that part off: which invariant fails."),
@@ -103,6 +104,7 @@ def register(app: typer.Typer) -> None:
                 lost_replies=lost_replies,
                 failed_requests=failed_requests,
                 freezes=freezes,
+                invalid_plans=invalid_plans,
                 por=_on_off(por, "--por"),
             )
             ignored = _invariants(ignore)
@@ -157,6 +159,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         f"lease expiries <= {b.lease_expiries}, lock losses <= {b.lock_losses}, start {b.start}, "
         f"lost replies <= {b.lost_replies}, failed requests <= {b.failed_requests}, "
         + (f"freezes <= {b.freezes}, " if b.freezes else "")
+        + ("an invalid plan object, " if b.invalid_plans else "")
         + f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
         + (f", max depth {b.max_depth}" if b.max_depth else "")
     )
@@ -232,8 +235,11 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
     except (trace.TraceFileError, BoundsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    from lab.checker.world import FAIL, LOST_REPLY
+    from lab.checker.world import FAIL, LOST_REPLY, PUBLISH_INVALID
 
+    if PUBLISH_INVALID in labels + continuation:
+        typer.echo(f"error: {path} publishes a plan object that fails the schema, which --replay does not carry out yet", err=True)
+        raise typer.Exit(2)
     if any(label[2:] and label[2] in (FAIL, LOST_REPLY) for label in labels + continuation):
         typer.echo(f"error: {path} has injected transport faults (a lost reply or a failed request), which --replay does not "
                    "carry out on Route 53 yet; check with --lost-replies 0 --failed-requests 0 for a replayable trace", err=True)

@@ -140,7 +140,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("expiry_off_by_one", CORE, (
         (_EXPIRY, 'return "expired" if value.expires < now else "held"'),
     ), "a lease expiring exactly now counts as held (so a released lock is never free)",
-        killer="tests/enactor/test_protocol.py"),
+        killer="tests/enactor/test_protocol.py::test_flip_and_cleanup_are_separate_acquisitions_and_another_enactor_can_flip_between"),
     Mutant("heal_without_rollback_check", CORE, (
         ("    if not intact:\n        return {}\n", "    if not intact or heal:\n        return {}\n"),
     ), "the heal leaves the rollback as it is instead of checking where it points",
@@ -166,7 +166,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("release_keeps_lease", CORE, (
         ("int(now) if last else int(now) + s.lock_ttl_s", "int(now) + s.lock_ttl_s"),
     ), "the last batch of a unit does not release the lock (the lease runs on)",
-        killer="tests/enactor/test_protocol.py"),
+        killer="tests/enactor/test_protocol.py::test_first_plan_builds_a_complete_tree_then_flips_in_a_separate_batch"),
     # --- the engine ---------------------------------------------------------------------------
     Mutant("engine_upsert_ignores_set_identifier", ENGINE, (
         ("    draft.put(record)\n    return None\n\n\ndef _check_alias_target",

@@ -25,6 +25,7 @@ from lab.checker.world import (
     LOCK_TTL_S,
     LOSE_LOCK,
     PUBLISH,
+    PUBLISH_INVALID,
     Bounds,
     Label,
     Move,
@@ -76,6 +77,8 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
     after, move, knocked = world.apply(state, label)
     if label == PUBLISH:
         return Step(n, label, "planner", None, f"the planner publishes plan {after.published}")
+    if label == PUBLISH_INVALID:
+        return Step(n, label, "planner", None, f"the newest object in the plan store fails the schema (after plan {after.published}, injected)")
     if label == EXPIRE:
         held = []
         for j, zid in enumerate(state.zones):
@@ -392,7 +395,7 @@ def read_json(path: Path) -> tuple[Bounds, list[Label], list[Label], dict[str, A
 
 def _label(raw: Any) -> Label:
     label = tuple(raw)
-    if label in (PUBLISH, EXPIRE) or (
+    if label in (PUBLISH, PUBLISH_INVALID, EXPIRE) or (
         len(label) == 3 and label[0] == "step" and isinstance(label[1], int) and label[1] >= 0 and label[2] in CHOICES
     ):
         return label

@@ -209,3 +209,25 @@ def test_the_guarded_core_rides_out_a_freeze():
     result = explore(World(Bounds(enactors=1, plans=2, keep_plans=1, lost_replies=0, freezes=1)))
     assert result.exhausted and result.progress_checked and result.stuck_states == 0
     assert result.counterexample is None
+
+
+def test_a_plan_object_that_fails_the_schema_changes_nothing_and_the_next_plan_is_taken():
+    from lab.checker.world import INVALID_PLAN_KEY, PUBLISH_INVALID
+
+    bounds = Bounds(enactors=1, plans=2, keep_plans=1, lost_replies=0, invalid_plans=1)
+    world = World(bounds)
+    state = world.apply(world.initial, ("publish",))[0]
+    assert PUBLISH_INVALID in list(world.labels(state))
+    state = world.apply(state, PUBLISH_INVALID)[0]
+    assert state.invalid == 1 and PUBLISH_INVALID not in list(world.labels(state))
+    after, move, _ = world.apply(state, ("step", 0, ""))
+    assert move.observation.plan is None and move.observation.invalid.key == INVALID_PLAN_KEY
+    assert "plan_rejected" in [n.event for n in move.notes] and after.zones == state.zones
+    assert world.apply(after, ("publish",))[0].invalid == 2  # the next valid plan supersedes it
+    # Exhaustively: nothing breaks, and the fleet still reaches the newest plan.
+    result = explore(world)
+    assert result.exhausted and result.progress_checked and result.stuck_states == 0
+    assert result.counterexample is None
+    assert BoundsError is not None
+    with pytest.raises(BoundsError, match="--invalid-plans"):
+        Bounds(invalid_plans=2)
