@@ -8,7 +8,8 @@ The figures do not depend on today's served-type defect (see lab/checker/invaria
 ServedIsApplied): legacy runs leave ServedIsApplied out so they time the race of 20 October, and
 guarded runs explore the whole space whatever they find (counterexamples are listed, not
 stopped at). A run cut by --limit-s says so and prints what it reached. Figures depend on the
-machine and its load (CPU seconds are printed beside wall seconds); nothing here asserts a speed.
+machine and its load (CPU seconds and states per CPU second are printed beside the wall figures:
+on a shared machine the wall figures are mostly the load); nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def run(name: str, bounds: Bounds, limit_s: float, **kw) -> None:
     cpu = time.process_time()
     result = explore(world, stop_at_first=legacy, check_progress=not legacy, max_seconds=limit_s)
     cpu = time.process_time() - cpu
+    per_cpu_s = result.states / cpu if cpu > 0 else 0.0
     line = (f"  {name:10} por {'on ' if bounds.por else 'off'}  states {result.states:>10,}  transitions {result.transitions:>11,}  "
-            f"{result.states_per_s:>7,.0f} states/s  {result.elapsed_s:7.1f} s wall  {cpu:7.1f} s cpu  ")
+            f"{result.states_per_s:>7,.0f} states/s wall  {per_cpu_s:>7,.0f} states/s cpu  {result.elapsed_s:7.1f} s wall  {cpu:7.1f} s cpu  ")
     cx = result.counterexample
     if legacy:
         line += f"first counterexample {len(cx.labels)} steps ({','.join(cx.invariants)})" if cx else "no counterexample"

@@ -27,8 +27,10 @@ before an enactor's first batch of a unit; a lost reply is a batch Route 53 carr
 answer never arrives. Default bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4
 (plan 2 re-addresses a load balancer, plan 3 drops AAAA, plan 4 brings it back and adds a load
 balancer) published at any moment, keep_plans 2, at most 1 lease expiry, 1 lock loss and 1 lost
-reply. The guarded core's space at these bounds is about 1.65 million states (minutes); use
-smaller bounds or --random for quick looks.
+reply; --freezes and --invalid-plans add the freeze switch and a plan object that fails the
+schema. The guarded core's space at these bounds is more than 5 million states (not exhausted
+in 473 s); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
+seconds) or --random for quick looks.
 """
 
 
@@ -54,6 +56,8 @@ def register(app: typer.Typer) -> None:
         lock_losses: int = typer.Option(1, "--lock-losses", help="How many lock attempts an outside writer may win."),
         lost_replies: int = typer.Option(1, "--lost-replies", help="How many batches Route 53 applies (or rejects) while the reply is lost."),
         failed_requests: int = typer.Option(0, "--failed-requests", help="How many requests fail before anything is carried out."),
+        freezes: int = typer.Option(0, "--freezes", help="How many plan reads or batches the freeze switch answers Frozen (nothing carried out)."),
+        invalid_plans: int = typer.Option(0, "--invalid-plans", help="1: once, between two plans, the newest plan object fails the schema."),
         por: str = typer.Option("on", "--por", help="off: no partial-order reduction (plan reads once every plan is out go first)."),
         ignore: str = typer.Option("", "--ignore", help="Invariants not to report, comma separated (e.g. a known defect)."),
         ablate: bool = typer.Option(False, "--ablate", help="For each part of the guard, check with only that part off: which invariant fails."),
@@ -101,6 +105,8 @@ def register(app: typer.Typer) -> None:
                 symmetry=_on_off(symmetry, "--symmetry"),
                 lost_replies=lost_replies,
                 failed_requests=failed_requests,
+                freezes=freezes,
+                invalid_plans=invalid_plans,
                 por=_on_off(por, "--por"),
             )
             ignored = _invariants(ignore)
@@ -154,7 +160,9 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         f"{b.endpoints} endpoint{'s' if b.endpoints != 1 else ''} ({b.lbs} LBs each), plans 1..{b.plans}, keep_plans {b.keep_plans}, "
         f"lease expiries <= {b.lease_expiries}, lock losses <= {b.lock_losses}, start {b.start}, "
         f"lost replies <= {b.lost_replies}, failed requests <= {b.failed_requests}, "
-        f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
+        + (f"freezes <= {b.freezes}, " if b.freezes else "")
+        + ("an invalid plan object, " if b.invalid_plans else "")
+        + f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
         + (f", max depth {b.max_depth}" if b.max_depth else "")
     )
     if ignore:
@@ -229,8 +237,11 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
     except (trace.TraceFileError, BoundsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    from lab.checker.world import FAIL, LOST_REPLY
+    from lab.checker.world import FAIL, LOST_REPLY, PUBLISH_INVALID
 
+    if PUBLISH_INVALID in labels + continuation:
+        typer.echo(f"error: {path} publishes a plan object that fails the schema, which --replay does not carry out yet", err=True)
+        raise typer.Exit(2)
     if any(label[2:] and label[2] in (FAIL, LOST_REPLY) for label in labels + continuation):
         typer.echo(f"error: {path} has injected transport faults (a lost reply or a failed request), which --replay does not "
                    "carry out on Route 53 yet; check with --lost-replies 0 --failed-requests 0 for a replayable trace", err=True)

@@ -62,7 +62,7 @@ class Result:
     walks: int = 0
     seed: int | None = None
     explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
-    timed_out: bool = False  # stopped by max_seconds before the space was exhausted
+    timed_out: bool = False  # stopped by max_seconds / max_states before the space was exhausted
 
     @property
     def counterexample(self) -> Counterexample | None:
@@ -83,10 +83,12 @@ def explore(
     on_progress: Callable[[int, int, float], None] | None = None,
     progress_every_s: float = 2.0,
     max_seconds: float | None = None,
+    max_states: int | None = None,
 ) -> Result:
     """Breadth-first over every reachable state within world.bounds.
 
-    `on_progress(states, depth, seconds)` is called about every `progress_every_s` seconds."""
+    `on_progress(states, depth, seconds)` is called about every `progress_every_s` seconds;
+    `max_seconds` / `max_states` cut the run (profiling, benchmarks; `timed_out` says so)."""
     started = time.perf_counter()
     last_report = started
     por = world.bounds.por
@@ -140,9 +142,9 @@ def explore(
         labels = list(world.labels(s))
         if por:
             labels = _ample(world, canonical, index, s, labels)
-        if not (i & 4095) and (on_progress is not None or max_seconds is not None):
+        if not (i & 4095) and (on_progress is not None or max_seconds is not None or max_states is not None):
             now = time.perf_counter()
-            if max_seconds is not None and now - started > max_seconds:
+            if (max_seconds is not None and now - started > max_seconds) or (max_states is not None and len(states) >= max_states):
                 result.timed_out = True
                 stop = True
                 break

@@ -12,10 +12,17 @@ A mutant whose search text is not found fails the gate loudly ("mutant X no long
 so it is updated when the code changes, never silently skipped. A mutant no check can kill
 (equivalent within the model) carries its reason and is expected to survive.
 
-    python -m lab.checker.mutants [--only a,b] [--list] [--jobs N]
+    python -m lab.checker.mutants [--only a,b] [--list] [--jobs N] [--ci]
 
 prints the table mutant -> killed by -> seconds; exit 0 when every mutant is killed (or is a
-declared equivalent that survived), 1 otherwise. `dnsctl check --ablate` uses the core mutants
+declared equivalent that survived), 1 otherwise.
+
+--ci is the form that fits CI's budget (.ci/mutants.sh): every mutant is judged by its cheapest
+known killer, the checker at the small bounds CI_CHECK_ARGS (the same as tests/checker's: 2
+enactors, plans 1..3, keep_plans 1, no lost reply; the guarded core exhausts them in seconds,
+where the default bounds take minutes) or its named test, each with a time limit (CI_TIMEOUT_S).
+The baselines are computed at those bounds too, so a kill still means "breaks an invariant the
+real code keeps". The default bounds remain the full gate. `dnsctl check --ablate` uses the core mutants
 named in ABLATIONS in-process (ablation.py).
 """
 
@@ -40,6 +47,9 @@ ENGINE = "services/route53/engine.py"
 CHECKER = "checker"
 COPY_IGNORE = shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", "node_modules", "*.pyc", ".hypothesis")
 TIMEOUT_S = 900
+# --ci: the checker's bounds and a time limit per mutant (see the module doc).
+CI_CHECK_ARGS = ("--enactors", "2", "--plans", "3", "--keep-plans", "1", "--lost-replies", "0")
+CI_TIMEOUT_S = 300
 
 
 class MutantStale(AssertionError):
@@ -130,7 +140,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("expiry_off_by_one", CORE, (
         (_EXPIRY, 'return "expired" if value.expires < now else "held"'),
     ), "a lease expiring exactly now counts as held (so a released lock is never free)",
-        killer="tests/enactor/test_protocol.py"),
+        killer="tests/enactor/test_protocol.py::test_flip_and_cleanup_are_separate_acquisitions_and_another_enactor_can_flip_between"),
     Mutant("heal_without_rollback_check", CORE, (
         ("    if not intact:\n        return {}\n", "    if not intact or heal:\n        return {}\n"),
     ), "the heal leaves the rollback as it is instead of checking where it points",
@@ -156,7 +166,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("release_keeps_lease", CORE, (
         ("int(now) if last else int(now) + s.lock_ttl_s", "int(now) + s.lock_ttl_s"),
     ), "the last batch of a unit does not release the lock (the lease runs on)",
-        killer="tests/enactor/test_protocol.py"),
+        killer="tests/enactor/test_protocol.py::test_first_plan_builds_a_complete_tree_then_flips_in_a_separate_batch"),
     # --- the engine ---------------------------------------------------------------------------
     Mutant("engine_upsert_ignores_set_identifier", ENGINE, (
         ("    draft.put(record)\n    return None\n\n\ndef _check_alias_target",
@@ -230,7 +240,11 @@ def baseline(check_args: tuple[str, ...], progress=None) -> tuple[str, ...]:
             progress(f"baseline {' '.join(check_args) or '(default bounds)'}: the unmutated code breaks {', '.join(ignore)}")
 
 
-def run_one(m: Mutant, ignore: tuple[str, ...], extra: tuple[str, ...] = (), python: str = sys.executable) -> Verdict:
+_FAILED = re.compile(r"^FAILED (\S+)", re.M)
+
+
+def run_one(m: Mutant, ignore: tuple[str, ...], extra: tuple[str, ...] = (), python: str = sys.executable,
+            timeout_s: float = TIMEOUT_S) -> Verdict:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"mutant-{m.name}-") as tmp:
         copy = Path(tmp) / "src"
@@ -248,9 +262,9 @@ def run_one(m: Mutant, ignore: tuple[str, ...], extra: tuple[str, ...] = (), pyt
         else:
             cmd = [python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", m.killer]
         try:
-            run = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+            run = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return Verdict(m, False, f"survived (no verdict in {TIMEOUT_S} s)", time.perf_counter() - started, m.equivalent is not None)
+            return Verdict(m, False, f"survived (no verdict in {timeout_s:.0f} s)", time.perf_counter() - started, m.equivalent is not None)
     seconds = time.perf_counter() - started
     if m.killer == CHECKER:
         found = re.search(r"Counterexample \((?:safety|progress): ([^)]*)\)", run.stdout)
@@ -264,7 +278,8 @@ def run_one(m: Mutant, ignore: tuple[str, ...], extra: tuple[str, ...] = (), pyt
             return Verdict(m, False, f"FAILED: dnsctl check exited {run.returncode}: {' | '.join(tail)}", seconds, False)
     else:
         killed = run.returncode != 0
-        by = f"test: {m.killer.split('::')[-1]}" if killed else "survived"
+        failed = _FAILED.search(run.stdout)  # the test that failed, when the killer is a whole file
+        by = f"test: {(failed.group(1) if failed else m.killer).split('::')[-1]}" if killed else "survived"
         if run.returncode not in (0, 1):
             by += f" (pytest exit {run.returncode})"
     ok = killed if m.equivalent is None else not killed
@@ -272,10 +287,10 @@ def run_one(m: Mutant, ignore: tuple[str, ...], extra: tuple[str, ...] = (), pyt
 
 
 def gate(names: list[str] | None = None, jobs: int = 1, out=print, extra: tuple[str, ...] = (), run_equivalent: bool = False,
-         known: tuple[str, ...] | None = None) -> bool:
-    """Run the gate; `extra`: `dnsctl check` flags for every checker run (smaller bounds for tests).
-    Declared equivalents are listed, and run only when asked (or named): surviving costs an
-    exhaustive run."""
+         known: tuple[str, ...] | None = None, timeout_s: float = TIMEOUT_S) -> bool:
+    """Run the gate; `extra`: `dnsctl check` flags for every checker run (smaller bounds: --ci,
+    tests). Declared equivalents are listed, and run only when asked (or named): surviving costs
+    an exhaustive run."""
     chosen = [m for m in MUTANTS if (names is None and (run_equivalent or m.equivalent is None)) or (names and m.name in names)]
     skipped = [m for m in MUTANTS if names is None and m.equivalent is not None and not run_equivalent]
     if names is not None:
@@ -290,7 +305,7 @@ def gate(names: list[str] | None = None, jobs: int = 1, out=print, extra: tuple[
     out(f"baselines computed in {time.perf_counter() - started:.1f} s: "
         + "; ".join(f"{' '.join(a) or 'default'} -> ignore {', '.join(i) or 'nothing'}" for a, i in ignores.items()))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        verdicts = list(pool.map(lambda m: run_one(m, ignores.get(m.check_args, ()), extra), chosen))
+        verdicts = list(pool.map(lambda m: run_one(m, ignores.get(m.check_args, ()), extra, timeout_s=timeout_s), chosen))
     width = max(len(m.name) for m in chosen)
     out(f"{'mutant':{width}}  {'file':26}  {'killed by':58}  seconds")
     for v in verdicts:
@@ -320,15 +335,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--known", default=None,
                         help="comma-separated invariants the unmutated code is known to break (skips computing the baseline)")
     parser.add_argument("--check-args", default="", help="extra `dnsctl check` flags for every checker run (default: none, the default bounds)")
+    parser.add_argument("--ci", action="store_true",
+                        help=f"CI's form: the checker at {' '.join(CI_CHECK_ARGS)}, at most {CI_TIMEOUT_S} s a mutant")
     args = parser.parse_args(argv)
+    if args.ci and args.check_args:
+        print("error: --ci sets the checker's bounds; leave out --check-args", file=sys.stderr)
+        return 2
+    extra = CI_CHECK_ARGS if args.ci else tuple(args.check_args.split())
     if args.list:
         for m in MUTANTS:
             print(f"{m.name}: {m.file}: {m.fault}; killer {m.killer}" + (f"; EQUIVALENT: {m.equivalent}" if m.equivalent else ""))
         return 0
     try:
         ok = gate(args.only.split(",") if args.only else None, args.jobs, out=lambda s: print(s, flush=True),
-                  extra=tuple(args.check_args.split()), run_equivalent=args.run_equivalent,
-                  known=None if args.known is None else tuple(x for x in args.known.split(",") if x))
+                  extra=extra, run_equivalent=args.run_equivalent,
+                  known=None if args.known is None else tuple(x for x in args.known.split(",") if x),
+                  timeout_s=CI_TIMEOUT_S if args.ci else TIMEOUT_S)
     except KeyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ from enactor.runner import REJECTION_CODES, rejection_messages
 from lab.checker import trace
 from lab.checker.world import (
     EXPIRE,
+    FREEZE,
     LOCK_TTL_S,
     LOSE_LOCK,
     PUBLISH,
@@ -158,6 +159,8 @@ class Replayer:
         core = self.core
         j = k % self.world.n_endpoints
         request = core.request_of(machine)
+        if isinstance(injected, core.Frozen):
+            return injected, "frozen"  # the freeze switch answers before anything is carried out
         if isinstance(request, core.ReadNewestPlan):
             return core.PlanRead(store.newest()), ""
         if isinstance(request, core.ListRecords):
@@ -222,7 +225,7 @@ class Replayer:
             else:
                 k = label[1]
                 fresh = world.fresh_tree_id(model, k) if world.machine(model.machines[k]).phase == "list" else None
-                injected = move.observation if label[2] == LOSE_LOCK else None
+                injected = move.observation if label[2] in (LOSE_LOCK, FREEZE) else None
                 got = self._step_machine(store, machines, k, now, fresh, injected)
                 for k2, m2 in knocked:
                     knock = self._step_machine(store, machines, k2, now, None, None)

@@ -7,8 +7,9 @@ batch ids ("enactor-b@4") and the checker's tree ids ("t-bp3", and the names bui
 rewrites those strings in a machine state or a zone by walking the core's frozen dataclasses
 generically (a field the core adds later is renamed too) and moves each machine to its new
 enactor's slot. The canonical form of a state is the least of its n! renamings compared as
-tuples of interned ids; renamed components are memoised, so once warm a canonical form costs
-n! small tuple builds.
+tuples of interned ids. The zones decide first: the least renaming of a zones tuple, and which
+renamings give it, is memoised per zones tuple (there are few), so only the renamings that tie
+on the zones rename the machines (usually one); renamed components are memoised too.
 
 Exactness: the core breaks ties between two trees of the same plan version by tree id (which
 intact tree a heal names as the rollback, the order of a clean-up's deletions), and a renaming
@@ -43,6 +44,7 @@ class Symmetry:
         self._strings: list[dict[str, str]] = [{} for _ in self.perms]
         self._machines: list[dict[int, int]] = [{} for _ in self.perms]
         self._zones: list[dict[int, int]] = [{} for _ in self.perms]
+        self._least: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         # For renaming i, the old position of the machine that lands in each new position.
         n_ep = world.n_endpoints
         self._sources = []
@@ -55,25 +57,52 @@ class Symmetry:
 
     def canonical(self, state: State) -> State:
         zones, machines = state.zones, state.machines
-        best_z, best_m = zones, machines
-        for i in range(1, len(self.perms)):
-            zmemo = self._zones[i]
-            try:
-                z = tuple([zmemo[x] for x in zones])
-            except KeyError:
-                z = self._renamed(zones, machines, i)[0]
-            if z > best_z:
-                continue  # the zones decide: no need to rename the machines
+        least = self._least.get(zones)
+        if least is None:
+            least = self._least[zones] = self._least_zones(zones)
+        best_z, perms = least
+        if len(perms) == 1:
+            i = perms[0]
+            if i == 0:
+                return state
             mmemo = self._machines[i]
             try:
                 m = tuple([mmemo[machines[q]] for q in self._sources[i]])
             except KeyError:
                 m = self._renamed(zones, machines, i)[1]
-            if z < best_z or m < best_m:
-                best_z, best_m = z, m
+            return state._replace(zones=best_z, machines=m)
+        best_m = None
+        for i in perms:
+            if i == 0:
+                m = machines
+            else:
+                mmemo = self._machines[i]
+                try:
+                    m = tuple([mmemo[machines[q]] for q in self._sources[i]])
+                except KeyError:
+                    m = self._renamed(zones, machines, i)[1]
+            if best_m is None or m < best_m:
+                best_m = m
         if best_m is machines and best_z is zones:
             return state
         return state._replace(zones=best_z, machines=best_m)
+
+    def _least_zones(self, zones: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The least renaming of `zones` and every renaming that gives it: only those compete on
+        the machines. Zones are few (a few thousand) beside states (millions), so this is
+        memoised per zones tuple and a canonical form usually renames the machines once."""
+        renamed = []
+        for i in range(len(self.perms)):
+            if i == 0:
+                renamed.append(zones)
+                continue
+            zmemo = self._zones[i]
+            for x in zones:
+                if x not in zmemo:
+                    zmemo[x] = self._rename_zone(x, i)
+            renamed.append(tuple([zmemo[x] for x in zones]))
+        best = min(renamed)
+        return best, tuple(i for i, z in enumerate(renamed) if z == best)
 
     def rename(self, state: State, i: int) -> State:
         zones, machines = self._renamed(state.zones, state.machines, i)

@@ -21,9 +21,11 @@ from lab.checker.world import (
     CHOICES,
     EXPIRE,
     FAIL,
+    FREEZE,
     LOCK_TTL_S,
     LOSE_LOCK,
     PUBLISH,
+    PUBLISH_INVALID,
     Bounds,
     Label,
     Move,
@@ -75,6 +77,8 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
     after, move, knocked = world.apply(state, label)
     if label == PUBLISH:
         return Step(n, label, "planner", None, f"the planner publishes plan {after.published}")
+    if label == PUBLISH_INVALID:
+        return Step(n, label, "planner", None, f"the newest object in the plan store fails the schema (after plan {after.published}, injected)")
     if label == EXPIRE:
         held = []
         for j, zid in enumerate(state.zones):
@@ -91,6 +95,9 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
         pass
     elif move.outcome == "failed" or label[2] == FAIL:
         text = f"{who}'s {type(move.request).__name__} request on {ep} fails before anything is carried out (injected): it backs off"
+    elif label[2] == FREEZE:
+        what = "plan read" if type(move.request).__name__ == "ReadNewestPlan" else f"{move.request.purpose} batch for plan {move.request.plan_version}"
+        text = f"the freeze switch is on: {who}'s {what} on {ep} is answered Frozen, nothing is carried out; {who} drops its unit and waits"
     elif move.outcome.startswith("lost_reply"):
         done = "applied" if move.outcome == "lost_reply_accepted" else "rejected"
         text = f"{who}'s {move.request.purpose} batch for plan {move.request.plan_version} on {ep} is {done} by Route 53, but the reply is lost (injected): {who} backs off"
@@ -388,7 +395,7 @@ def read_json(path: Path) -> tuple[Bounds, list[Label], list[Label], dict[str, A
 
 def _label(raw: Any) -> Label:
     label = tuple(raw)
-    if label in (PUBLISH, EXPIRE) or (
+    if label in (PUBLISH, PUBLISH_INVALID, EXPIRE) or (
         len(label) == 3 and label[0] == "step" and isinstance(label[1], int) and label[1] >= 0 and label[2] in CHOICES
     ):
         return label

@@ -92,6 +92,8 @@ class Bounds:
     lock_losses: int = 1  # lock attempts that may be lost to an outside writer
     lost_replies: int = 1  # batches Route 53 applies but whose reply never reaches the enactor
     failed_requests: int = 0  # requests that fail before Route 53 (or S3) carries them out
+    freezes: int = 0  # plan reads or batches answered by the freeze switch (Frozen): nothing is carried out
+    invalid_plans: int = 0  # 1: the planner may once publish an object that fails the schema (a valid plan follows)
     start: str = "clean"  # "damaged": the root's tree was deleted under it (October's end state)
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
@@ -111,8 +113,12 @@ class Bounds:
             problems.append("--lbs must be 1..50")
         if self.keep_plans < 1:
             problems.append("--keep-plans must be at least 1")
-        if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests) < 0:
-            problems.append("--lease-expiries, --lock-losses, --lost-replies and --failed-requests must be >= 0")
+        if not 0 <= self.invalid_plans <= 1:
+            problems.append("--invalid-plans must be 0 or 1")
+        if self.invalid_plans and self.plans < 2:
+            problems.append("--invalid-plans needs --plans >= 2 (the invalid object comes between two valid plans)")
+        if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests, self.freezes) < 0:
+            problems.append("--lease-expiries, --lock-losses, --lost-replies, --failed-requests and --freezes must be >= 0")
         if self.start not in STARTS:
             problems.append(f"--start must be one of {', '.join(STARTS)}")
         if self.max_depth is not None and self.max_depth < 1:
@@ -136,16 +142,21 @@ class State(NamedTuple):
     failed: int  # failed requests spent
     zones: tuple[int, ...]  # interned zone per endpoint
     machines: tuple[int, ...]  # interned machine per (enactor, endpoint), enactor-major
+    frozen: int = 0  # freeze-switch answers spent
+    invalid: int = 0  # the object that fails the schema: 0 not published, 1 the newest in the store, 2 superseded
 
 
-# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail").
+# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail" | "freeze").
 Label = tuple
 PUBLISH: Label = ("publish",)
+PUBLISH_INVALID: Label = ("publish", "invalid")  # the planner's store gets an object that fails the schema
+INVALID_PLAN_KEY = "plans/invalid.json"
 EXPIRE: Label = ("expire",)
 LOSE_LOCK = "lose_lock"
 LOST_REPLY = "lost_reply"  # Route 53 applies the batch (or rejects it); the reply is lost: RequestFailed
 FAIL = "fail"  # the request fails before anything is carried out: RequestFailed
-CHOICES = ("", LOSE_LOCK, LOST_REPLY, FAIL)
+FREEZE = "freeze"  # the freeze switch is on when the plan is read or the batch is about to go: Frozen
+CHOICES = ("", LOSE_LOCK, LOST_REPLY, FAIL, FREEZE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,16 +455,21 @@ class World:
         """Every transition enabled in `state`, in a fixed order (random walks depend on it)."""
         if state.published < len(self.plans):
             yield PUBLISH
+            # Between two valid plans only: the planner then publishes a valid one again, so
+            # Progress (the planner quiet after its last plan) still asks for the newest plan.
+            if self.bounds.invalid_plans and state.invalid == 0 and state.published >= 1:
+                yield PUBLISH_INVALID
         if state.expiries < self.bounds.lease_expiries and self._lease_held(state):
             yield EXPIRE
         b = self.bounds
         can_lose = state.losses < b.lock_losses
         can_drop = state.lost < b.lost_replies
         can_fail = state.failed < b.failed_requests
+        can_freeze = state.frozen < b.freezes
         for k, mid in enumerate(state.machines):
-            step, lose, drop, fail = self._step_labels[k]
+            step, lose, drop, fail, freeze = self._step_labels[k]
             yield step
-            if can_lose or can_drop or can_fail:
+            if can_lose or can_drop or can_fail or can_freeze:
                 phase = self.machine(mid).phase
                 if phase == "batch":
                     if can_lose and not self.machine(mid).acquired:
@@ -462,6 +478,9 @@ class World:
                         yield drop
                 if can_fail and phase in ("plan", "list", "batch"):
                     yield fail
+                if can_freeze and phase in ("plan", "batch"):
+                    # The runner asks the switch when it reads the plan and before every batch.
+                    yield freeze
 
     def local_machine(self, state: State, k: int) -> bool:
         """Machine k's next steps read and write only its own state and commute with every other
@@ -483,13 +502,15 @@ class World:
         """The state after `label`, the machine step it was (None for the planner and the clock),
         and the batches that step doomed, rejected at once: (machine index, move) each."""
         kind = label[0]
+        if label == PUBLISH_INVALID:
+            return state._replace(invalid=1), None, ()
         if kind == "publish":
-            return state._replace(published=state.published + 1), None, ()
+            return state._replace(published=state.published + 1, invalid=2 if state.invalid else 0), None, ()
         if kind == "expire":
             zones = tuple(self._aged(self._aged_zones, z, self._age_zone) for z in state.zones)
             machines = tuple(self._aged(self._aged_machines, m, self._age_machine) for m in state.machines)
             return state._replace(expiries=state.expiries + 1, zones=zones, machines=machines), None, ()
-        published, expiries, losses, applied, lost, failed, zones, machines = state
+        published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid = state
         k, choice = label[1], label[2]
         move = self.move(state, k, choice)
         machines = machines[:k] + (move.machine,) + machines[k + 1 :]
@@ -499,20 +520,22 @@ class World:
             lost += 1
         elif choice == FAIL:
             failed += 1
+        elif choice == FREEZE:
+            frozen += 1
         knocked: tuple[tuple[int, Move], ...] = ()
         if move.zone is not None:
             j = k % self.n_endpoints
             zones = zones[:j] + (move.zone,) + zones[j + 1 :]
             if move.flip:
                 applied = applied[:j] + (move.request.plan_version,) + applied[j + 1 :]
-            new = State(published, expiries, losses, applied, lost, failed, zones, machines)
+            new = State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid)
             knocked = self._doomed(new, j, k) if self.reduce else ()
             if knocked:
                 ms = list(machines)
                 for k2, m2 in knocked:
                     ms[k2] = m2.machine
                 machines = tuple(ms)
-        return State(published, expiries, losses, applied, lost, failed, zones, machines), move, knocked
+        return State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid), move, knocked
 
     def _doomed(self, state: State, j: int, writer: int) -> tuple[tuple[int, Move], ...]:
         """Batches of other machines on endpoint j that the zone's new lock has doomed, rejected.
@@ -568,10 +591,10 @@ class World:
         j = k % self.n_endpoints
         zid = state.zones[j]
         phase = st.phase
-        if choice == FAIL:
-            key = (mid, FAIL)
+        if choice in (FAIL, FREEZE):
+            key = (mid, choice)
         elif phase == "plan":
-            key = (mid, "plan", state.published)
+            key = (mid, "plan", state.published, state.invalid == 1)
         elif phase == "list":
             key = (mid, "list", zid, self.fresh_tree_id(state, k))
         elif phase == "batch":
@@ -635,6 +658,8 @@ class World:
         answer = Answer(None, None, "", None)
         if choice == FAIL:
             answer = Answer(core.RequestFailed("injected: connection reset before the request was carried out", now), None, "failed", None)
+        elif choice == FREEZE:
+            answer = Answer(core.Frozen("injected: the freeze switch is on", now), None, "frozen", None)
         else:
             answer = ANSWERS[type(request).__name__](self, state, k, request, choice, key)
         if answer.error is not None and answer.observation is None:
@@ -692,6 +717,10 @@ def _exc_text(exc: BaseException) -> str:
 
 
 def answer_read_newest_plan(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    if state.invalid == 1:
+        # As the runner reports a newest object that fails the schema: no plan, and why.
+        invalid = world.core.InvalidPlan(INVALID_PLAN_KEY, "injected: the newest plan object fails the schema")
+        return Answer(world.core.PlanRead(None, invalid), None, "", None)
     plan = world.plans[state.published - 1] if state.published else None
     return Answer(world.core.PlanRead(plan), None, "", None)
 

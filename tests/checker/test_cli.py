@@ -111,3 +111,12 @@ def test_random_walks_from_the_command_line_are_seeded():
     # Everything but the timings is the same: the walk that met the race and every step of it.
     assert a.stdout.split("Counterexample")[1] == b.stdout.split("Counterexample")[1]
     assert re.search(r", walk (\d+)", a.stdout).group(1) == re.search(r", walk (\d+)", b.stdout).group(1)
+
+
+def test_the_ci_gate_uses_the_tests_small_bounds_and_refuses_other_bounds():
+    from lab.checker.mutants import CI_CHECK_ARGS
+
+    assert CI_CHECK_ARGS == SMALL
+    run = subprocess.run([sys.executable, "-m", "lab.checker.mutants", "--ci", "--check-args", "--enactors 3"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--ci sets the checker's bounds" in run.stderr

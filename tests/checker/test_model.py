@@ -176,3 +176,58 @@ def test_random_walks_are_deterministic_for_a_seed():
     assert (a.walks, a.states, a.transitions, a.counterexample.labels) == (b.walks, b.states, b.transitions, b.counterexample.labels)
     c = random_walks(World(Bounds(guard=False)), 40, seed=6)
     assert (c.walks, c.transitions) != (a.walks, a.transitions) or c.counterexample.labels != a.counterexample.labels
+
+
+def test_the_freeze_switch_answers_frozen_and_nothing_is_carried_out():
+    from lab.checker import trace
+    from lab.checker.world import FREEZE
+
+    world = World(Bounds(**{**SMALL, "freezes": 1}))
+    state = world.initial
+    for label in [("publish",), ("step", 0, ""), ("step", 0, "")]:
+        state = world.apply(state, label)[0]
+    assert world.machine(state.machines[0]).phase == "batch"  # the first build batch is about to go
+    assert ("step", 0, FREEZE) in list(world.labels(state))
+    after, move, _ = world.apply(state, ("step", 0, FREEZE))
+    assert move.outcome == "frozen" and type(move.observation).__name__ == "Frozen"
+    assert after.zones == state.zones and after.frozen == 1  # nothing applied
+    frozen = world.machine(after.machines[0])
+    assert frozen.frozen and frozen.task == "idle" and frozen.inflight is None and not frozen.acquired
+    assert ("step", 0, FREEZE) not in list(world.labels(after))  # the bound is spent
+    assert "the freeze switch is on" in trace.describe(world, state, ("step", 0, FREEZE), 4).text
+    # Without the bound the choice never appears.
+    plain = World(Bounds(**SMALL))
+    there = plain.initial
+    for label in [("publish",), ("step", 0, ""), ("step", 0, "")]:
+        there = plain.apply(there, label)[0]
+    assert all(x[2:] != (FREEZE,) for x in plain.labels(there))
+
+
+def test_the_guarded_core_rides_out_a_freeze():
+    # One enactor, two plans: a freeze answered to any plan read or batch leaves every invariant
+    # and Progress intact (the core drops its unit, waits, and picks the plan up again).
+    result = explore(World(Bounds(enactors=1, plans=2, keep_plans=1, lost_replies=0, freezes=1)))
+    assert result.exhausted and result.progress_checked and result.stuck_states == 0
+    assert result.counterexample is None
+
+
+def test_a_plan_object_that_fails_the_schema_changes_nothing_and_the_next_plan_is_taken():
+    from lab.checker.world import INVALID_PLAN_KEY, PUBLISH_INVALID
+
+    bounds = Bounds(enactors=1, plans=2, keep_plans=1, lost_replies=0, invalid_plans=1)
+    world = World(bounds)
+    state = world.apply(world.initial, ("publish",))[0]
+    assert PUBLISH_INVALID in list(world.labels(state))
+    state = world.apply(state, PUBLISH_INVALID)[0]
+    assert state.invalid == 1 and PUBLISH_INVALID not in list(world.labels(state))
+    after, move, _ = world.apply(state, ("step", 0, ""))
+    assert move.observation.plan is None and move.observation.invalid.key == INVALID_PLAN_KEY
+    assert "plan_rejected" in [n.event for n in move.notes] and after.zones == state.zones
+    assert world.apply(after, ("publish",))[0].invalid == 2  # the next valid plan supersedes it
+    # Exhaustively: nothing breaks, and the fleet still reaches the newest plan.
+    result = explore(world)
+    assert result.exhausted and result.progress_checked and result.stuck_states == 0
+    assert result.counterexample is None
+    assert BoundsError is not None
+    with pytest.raises(BoundsError, match="--invalid-plans"):
+        Bounds(invalid_plans=2)
