@@ -19,6 +19,9 @@ def enactor(
     poll_interval: float | None = typer.Option(None, help="Seconds between plan store polls (default 1.0)."),
     keep_plans: int | None = typer.Option(None, help="Keep the trees of this many plans before the applied one (default 5)."),
     allow_chaos: bool = typer.Option(False, "--allow-chaos", help="Allow fault injection (the race lab's chaos routes)."),
+    cell: str | None = typer.Option(
+        None, "--cell", help="Work for this cell only (cell-N: its plan stream and its endpoints' zones; default DNSCTL_CELL, else the regional system)."
+    ),
 ) -> None:
     """Apply the newest plan to Route 53, one lock-protected machine per endpoint."""
     from pydantic import ValidationError
@@ -39,6 +42,7 @@ def enactor(
         "poll_interval": poll_interval,
         "keep_plans": keep_plans,
         "allow_chaos": allow_chaos or None,
+        "cell": cell,
     }
     try:
         settings = EnactorSettings(**{k: v for k, v in overrides.items() if v is not None})
