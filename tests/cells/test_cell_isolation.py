@@ -14,10 +14,10 @@ from tests.cells.cellstack import REGION, CellLab
 
 
 @pytest.fixture(scope="module")
-def lab(emulator, tmp_path_factory):
+def lab(cell_emulator, tmp_path_factory):
     import uuid
 
-    lab = CellLab(emulator, f"cells-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("cells"))
+    lab = CellLab(cell_emulator, f"cells-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("cells"))
     try:
         lab.start_cell("cell-1", ("enactor-a", "enactor-b"))
         lab.start_cell("cell-2", ("enactor-a",))
