@@ -31,6 +31,7 @@ from services.supervisor import (
     ServiceFailed,
     Supervisor,
     check_ports,
+    free_port,
     stop_process_group,
     tail,
 )
@@ -58,11 +59,14 @@ def up(
     lbs: int | None = typer.Option(None, help="Have the planner generate a fleet of N load balancers (planner.fleet.generate_fleet says the bounds)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start the emulator empty (its journaled state in STATE_DIR/emulator is deleted)."),
     cells: int = typer.Option(0, "--cells", min=0, max=99, help="Also start N cells beside the regional system, each its own planner and enactor trio (cell-N-enactor-a ...)."),
+    accounts: int = typer.Option(0, "--accounts", min=0, max=9_996, help="Also run the cell map with N accounts (<account>.ddb.us-east-1.api.aws CNAME their cell's name; every (cells+1)-th one stays on the legacy name), with its own planner and enactors."),
     cell_port_base: int = typer.Option(CELL_PORT_BASE, help="Cell k's planner port is BASE + 10*(k-1), its enactors' the next three (0: free ports)."),
 ) -> None:
     """Start the emulator, planner, three enactors, DNS server, prober and web console; Ctrl-C stops them all."""
     ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port, console_port)
     ports = replace(ports, cells=cell_ports_from_flags(host, cells, cell_port_base))
+    if cell_port_base == 0:  # free ports asked for: the cell map's too
+        ports = replace(ports, cellmap=cell_ports_from_flags(host, 1, 0)[0], resolver=free_port(host, "udp+tcp"))
     state_dir = use_state_dir(state_dir)
     planner_args = _fleet_args(fleet_file, lbs)
     auth.ensure_token()
@@ -75,7 +79,7 @@ def up(
     plan_keys = generate_key_pair(state_dir)
     specs = services(
         ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval, allow_chaos=allow_chaos,
-        plan_keys=plan_keys, planner_args=planner_args, emulator_data_dir=str(emulator_data),
+        plan_keys=plan_keys, planner_args=planner_args, emulator_data_dir=str(emulator_data), accounts=accounts,
     )
     if not emulator:
         specs = [s for s in specs if s.name != "emulator"]

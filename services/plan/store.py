@@ -157,7 +157,11 @@ class PlanStore:
         signer: PlanSigner | None = None,
         verifier: PlanVerifier | None = None,
         cell: str | None = None,
+        document: type = Plan,
+        namespace: str | None = None,
     ):
+        """`document` is the class of what the stream holds (Plan; the cell map's CellMap has the same
+        shape), `namespace` a key prefix of its own (the cell map's "cellmap/"); by default the cell's."""
         if s3 is None:
             from services.aws_clients import s3_client
 
@@ -169,7 +173,9 @@ class PlanStore:
         # A signing store trusts what it signs: its own public key unless told otherwise.
         self.verifier = verifier or (signer.verifier() if signer else None)
         self.cell = cell
-        self.namespace = store_prefix(cell)  # "" for the regional system, "cells/<cell>/" for a cell
+        self.document = document
+        # "" for the regional system, "cells/<cell>/" for a cell, or the stream's own (the cell map's).
+        self.namespace = store_prefix(cell) if namespace is None else namespace
         self.prefix = f"{self.namespace}plans/{region}/"
         self.pointer_key = f"{self.prefix}latest.json"
         self.freeze_key = f"{self.namespace}control/{region}/freeze.json"
@@ -360,7 +366,7 @@ class PlanStore:
                 if _code(exc) in ("NoSuchKey", "404") or _status(exc) == 404:
                     raise PlanNotFound(key) from exc
                 raise
-        plan = Plan.from_json(raw, key)
+        plan = self.document.from_json(raw, key)
         if plan.version != version:
             raise PlanInvalid(key, f"document says version {plan.version}, its key says {version}")
         if plan.region != self.region:
