@@ -36,6 +36,7 @@ class Unit:
 
     kind: str
     reason: str
+    applied: int | None  # the map version the zone's _applied record holds, as listed
     batches: tuple[core.SubmitBatch, ...] = ()
     changes: int = 0  # account records written or deleted (preamble and swap not counted)
 
@@ -63,11 +64,11 @@ def decide(settings: core.CoreSettings, zone_id: str, records: tuple[RecordSet, 
     zone = layout.read_endpoint(cellmap.zone, records)
     applied = zone.applied_value
     if applied is not None and applied.version >= cellmap.version:
-        return Unit("idle", f"map {applied.version} is applied (newest {cellmap.version})")
+        return Unit("idle", f"map {applied.version} is applied (newest {cellmap.version})", applied.version)
     verdict = core.lock_verdict(settings, zone, now)
     if verdict == "held":
         holder = zone.lock_value
-        return Unit("wait", f"lock held by {holder.holder if holder else '?'}")
+        return Unit("wait", f"lock held by {holder.holder if holder else '?'}", applied.version if applied else None)
     changes = account_changes(cellmap, records)
     state, _ = core.start(cellmap.zone, zone_id)
     state = replace(state, lock=zone.lock, applied=zone.applied)
@@ -88,4 +89,5 @@ def decide(settings: core.CoreSettings, zone_id: str, records: tuple[RecordSet, 
         batches.append(core.SubmitBatch(preamble + part + swap, f"{settings.enactor_id}@{counter}",
                                         "flip" if last else "build", cellmap.version, last))
         lock = new_lock
-    return Unit("apply", f"map {cellmap.version} over {applied.version if applied else 'none'}", tuple(batches), len(changes))
+    return Unit("apply", f"map {cellmap.version} over {applied.version if applied else 'none'}",
+                applied.version if applied else None, tuple(batches), len(changes))

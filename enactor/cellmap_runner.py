@@ -63,6 +63,7 @@ class CellMapRunner:
         self.newest_version: int | None = None
         self.last_error: str | None = None
         self.rejected: int | None = None  # the version last refused as invalid (logged once)
+        self.stale: int | None = None  # the newest version found below the applied one (logged once)
         self._failures = 0
         self._zone: Route53Zone | None = None
         self._thread = threading.Thread(target=self._run, name="cellmap-enactor", daemon=True)
@@ -125,7 +126,12 @@ class CellMapRunner:
             records = zone.snapshot()
             unit = machine.decide(self.core, zone.zone_id, records, cellmap, time.time())
             if unit.kind == "idle":
-                self.applied_version = version if self.applied_version is None or self.applied_version < version else self.applied_version
+                if unit.applied is not None and unit.applied > version and self.stale != version:
+                    self.stale = version  # said once: the stream is behind what the zone has applied
+                    self.log.warning("cellmap_stale", version=version, applied=unit.applied,
+                                     hint="the map stream is behind the zone; the planner numbers above the applied version")
+                self.applied_version = unit.applied
+                APPLIED.set(unit.applied or 0)
                 self._settle()
                 return poll
             if unit.kind == "wait":

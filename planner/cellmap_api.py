@@ -26,11 +26,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from enactor.cellmap_runner import cellmap_store
+from planner.applied import AppliedVersions
 from planner.settings import PlannerSettings
 from services import web
 from services.auth import bearer_dependency, load_token
 from services.cells.cellmap import FIXED_RECORDS, CellMap, CellMapBody, map_diff, max_accounts, seed_body
-from services.cells.naming import ACCOUNT_PATTERN, CELL_PATTERN
+from services.cells.naming import ACCOUNT_PATTERN, CELL_PATTERN, accounts_zone
 from services.logs import get_logger
 from services.plan.store import PlanStore, StoreError, StoreUnavailable
 
@@ -57,9 +58,13 @@ class Frozen(Exception):
 
 
 class CellMapPlanner:
-    def __init__(self, settings: PlannerSettings, store: PlanStore):
+    def __init__(self, settings: PlannerSettings, store: PlanStore, applied: AppliedVersions | None = None):
         self.settings = settings
         self.store = store
+        # As the regional planner does: number above what Route 53 has applied, so a stream that
+        # fell behind the accounts' zone (a new bucket) never publishes maps its enactors must refuse.
+        self.applied = applied or AppliedVersions(interval_s=0)
+        self.zone = accounts_zone(settings.region)
         self.log = get_logger(planner=settings.planner_id)
         self._lock = threading.Lock()
 
@@ -81,10 +86,12 @@ class CellMapPlanner:
 
             def make(version: int) -> CellMap:
                 # After losing a version to another writer, re-apply the change to the map that won.
-                over = base if base is None or version == base.version + 1 else self.store.get(version - 1)
+                newest = self.store.newest_version()
+                over = base if base is None or newest == base.version else self.store.get(newest)
                 return CellMap.build(apply(over), region=self.settings.region, version=version, reason=reason, lane="fast")
 
-            published = self.store.publish(make)
+            floor = self.applied.current([(self.zone, self.zone)]).version
+            published = self.store.publish(make, above=floor)
             self.log.info("cellmap_published", version=published.version, lane="fast", reason=reason[:200],
                           accounts=len(published.accounts), cells=len(published.cells), moves=len(diff.moves))
             return {**answer, "version": published.version, "published": True}
