@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.cells.naming import owner_cell
+from services.cells.naming import accounts_zone, owner_cell
 from services.prober.overview import Sources, enactor_row, fetch_enactors, fetch_planner
 from services.stack import DEFAULT_REGION
 
+CELLMAP = "cell map"
 _CELL_SERVICE = re.compile(r"^(cell-[0-9]+)-(planner|enactor-[a-z])$")
 
 
@@ -35,22 +36,33 @@ def cell_services(stack) -> dict[str, dict[str, Any]]:
     return out
 
 
-def annotate(report: dict[str, Any], stack, dns: tuple[str, int], timeout_s: float = 2.0) -> dict[str, Any]:
+def annotate(report: dict[str, Any], stack, dns: tuple[str, int], timeout_s: float = 10.0) -> dict[str, Any]:
     """The report with every endpoint row's cell, cell rows' newest plan and lag from their own
-    planner, the cells' enactors, and (with a cell map) the accounts per cell."""
+    planner, the cells' enactors, and (with a cell map) the accounts per cell. The services are
+    asked in parallel: a stack with cells is many processes, and a busy machine answers slowly."""
+    from concurrent.futures import ThreadPoolExecutor
+
     cells = cell_services(stack)
     if not cells:
         return report
-    planners = {}
-    for cell, where in cells.items():
-        sources = Sources(planner_url=where["planner"], enactor_urls=tuple(where["enactors"]), dns=dns, prober_url=None,
-                          timeout_s=timeout_s)
-        planners[cell] = fetch_planner(sources)
-        report["enactors"] += [enactor_row(s) for s in fetch_enactors(sources)]
+    sources = {cell: Sources(planner_url=where["planner"], enactor_urls=tuple(where["enactors"]), dns=dns, prober_url=None,
+                             timeout_s=timeout_s) for cell, where in cells.items()}
+    with ThreadPoolExecutor(max_workers=2 * len(cells) + 1) as pool:
+        planner_futures = {cell: pool.submit(fetch_planner, s) for cell, s in sources.items()}
+        enactor_futures = [pool.submit(fetch_enactors, s) for s in sources.values()]
+        accounts_future = pool.submit(_accounts, stack, timeout_s)
+        planners = {cell: f.result() for cell, f in planner_futures.items()}
+        for f in enactor_futures:
+            report["enactors"] += [enactor_row(s) for s in f.result()]
+        cellmap = accounts_future.result()
+    accounts = cellmap.get("accounts_per_cell") or {} if cellmap is not None else None
     for row in report["endpoints"]:
         cell = owner_cell(row["endpoint"], DEFAULT_REGION)
+        if row["endpoint"] == accounts_zone(DEFAULT_REGION):
+            cell = CELLMAP  # the cell map's zone: its versions are the map's, judged on their own
+            row["newest_version"] = row["lag"] = None
         row["cell"] = cell
-        if cell is None:
+        if cell is None or cell == CELLMAP:
             continue
         planner = planners.get(cell)
         newest = planner.newest_version if planner and planner.reachable else None
@@ -58,7 +70,6 @@ def annotate(report: dict[str, Any], stack, dns: tuple[str, int], timeout_s: flo
         row["newest_version"] = newest
         row["lag"] = max(0, newest - applied) if newest is not None and applied is not None else None
         row["ahead_of_planner"] = max(0, applied - newest) if newest is not None and applied is not None else 0
-    accounts = _accounts(stack, timeout_s)
     report["cells"] = {
         cell: {"planner": {"url": p.url, "reachable": p.reachable, "newest_version": p.newest_version, "frozen": p.frozen,
                            "error": p.error},
@@ -66,17 +77,20 @@ def annotate(report: dict[str, Any], stack, dns: tuple[str, int], timeout_s: flo
         for cell, p in planners.items()
     }
     report["legacy_accounts"] = accounts.get("legacy") if accounts is not None else None
+    report["cellmap"] = ({"url": stack.url("cellmap-planner"), "reachable": True, "newest_version": cellmap.get("newest_version"),
+                          "frozen": cellmap.get("frozen"), "error": None} if cellmap is not None else None)
     return report
 
 
-def _accounts(stack, timeout_s: float) -> dict[str, int] | None:
+def _accounts(stack, timeout_s: float) -> dict[str, Any] | None:
+    """The cell map planner's status (accounts per cell, newest map), or None without one."""
     url = stack.url("cellmap-planner") if stack else None
     if not url:
         return None
     import httpx
 
     try:
-        return httpx.get(url + "/v1/cellmap/status", timeout=timeout_s).json().get("accounts_per_cell") or {}
+        return httpx.get(url + "/v1/cellmap/status", timeout=timeout_s).json()
     except (httpx.HTTPError, ValueError):
         return None
 
@@ -86,6 +100,10 @@ def groups(report: dict[str, Any]) -> list[dict[str, Any]]:
     regional_accounts = report.get("legacy_accounts")
     out = [{**report, "group": "regional" + (f", {regional_accounts} legacy accounts" if regional_accounts is not None else ""),
             "endpoints": [r for r in report["endpoints"] if r.get("cell") is None]}]
+    mapped = [r for r in report["endpoints"] if r.get("cell") == CELLMAP]
+    if mapped:
+        planner = report.get("cellmap") or {"reachable": False, "newest_version": None, "frozen": None}
+        out.append({**report, "group": "the cell map (account names)", "planner": planner, "endpoints": mapped})
     for cell, info in report.get("cells", {}).items():
         label = cell + (f", {info['accounts']} accounts" if info.get("accounts") is not None else "")
         out.append({**report, "group": label, "planner": info["planner"],

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.cells.naming import owner_cell
+from services.cells.naming import accounts_zone, owner_cell
 from services.dns.explain import EndpointView
 from services.prober.alarms import Condition
 from services.prober.sources import EnactorStatus, PlannerStatus
@@ -324,7 +324,8 @@ def planned_by(planner: PlannerStatus, views: list[EndpointView]) -> list[Endpoi
     """The endpoints whose plans this planner writes: its cell's, or (regional) those of no cell.
     A cell's versions are its own sequence, so comparing them with another planner's means nothing."""
     region = planner.region or DEFAULT_REGION
-    return [v for v in views if owner_cell(v.endpoint, region) == planner.cell]
+    mapped = accounts_zone(region)  # the cell map's zone: numbered by the map's own stream
+    return [v for v in views if owner_cell(v.endpoint, region) == planner.cell and endpoint_key(v.endpoint) != mapped]
 
 
 def _operator_restored(view: EndpointView) -> bool:
