@@ -19,8 +19,6 @@ UPSERT counts twice, so an apply of a whole map takes one batch per ~497 changed
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +28,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -44,7 +41,7 @@ from services.cells.naming import (
     cell_endpoint,
     legacy_endpoint,
 )
-from services.plan.model import Lane, PlanInvalid, PlanSignature, canonical_json
+from services.plan.model import Lane, PlanSignature, canonical_json, checksum, parse_document
 from services.route53.engine import DEFAULT_LIMITS
 
 ZONE_QUOTA = DEFAULT_LIMITS.max_record_sets_per_zone
@@ -142,7 +139,7 @@ class CellMap(CellMapBody):
 
     @model_validator(mode="after")
     def _checksum_matches(self) -> CellMap:
-        expected = _checksum(self.body())
+        expected = checksum(self.body())
         if expected != self.sha256:
             raise ValueError(f"sha256 mismatch: body hashes to {expected}, document says {self.sha256}")
         return self
@@ -184,25 +181,11 @@ class CellMap(CellMapBody):
         data = {**body.model_dump(mode="json"), "schema_version": 1, "kind": "cellmap", "region": region,
                 "version": version, "created_at": created_at or datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "reason": reason[:500], "lane": lane}
-        return cls.model_validate({**data, "sha256": _checksum(data)})
+        return cls.model_validate({**data, "sha256": checksum(data)})
 
     @classmethod
     def from_json(cls, raw: bytes | str, key: str = "<memory>") -> CellMap:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PlanInvalid(key, f"not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise PlanInvalid(key, "not a JSON object")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-            raise PlanInvalid(key, errs) from exc
-
-
-def _checksum(body: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+        return parse_document(cls, raw, key)
 
 
 def validate_body(data: Any) -> CellMapBody:

@@ -174,17 +174,22 @@ class Plan(_Frozen):
     @classmethod
     def from_json(cls, raw: bytes | str, key: str = "<memory>") -> Plan:
         """Parse and verify a stored plan; any defect raises PlanInvalid naming `key`."""
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PlanInvalid(key, f"not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise PlanInvalid(key, "not a JSON object")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-            raise PlanInvalid(key, errs) from exc
+        return parse_document(cls, raw, key)
+
+
+def parse_document(model: type[BaseModel], raw: bytes | str, key: str) -> Any:
+    """A stored document (a plan, or the cell map) parsed and validated; any defect is PlanInvalid naming `key`."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PlanInvalid(key, f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PlanInvalid(key, "not a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise PlanInvalid(key, errs) from exc
 
 
 def canonical_json(data: Any) -> bytes:
