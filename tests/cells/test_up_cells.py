@@ -112,8 +112,8 @@ def test_a_race_in_cell_2_breaks_only_cell_2s_accounts(tmp_path: Path):
     run = subprocess.run([sys.executable, "-m", "cli.main", "race", "--cell", "cell-2", "--cells", "2", "--accounts", "6",
                           "--guard", "off", "--json", "--state-dir", str(tmp_path / "race")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    out = json.loads(run.stdout)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    out = json.loads(run.stdout)
     assert out["cell"] == "cell-2" and out["broken"]
     assert out["blast_radius"]["per_cell"] == {"cell-1": {"lost": 0, "kept": 2}, "cell-2": {"lost": 2, "kept": 0},
                                                "legacy": {"lost": 0, "kept": 2}}
