@@ -100,7 +100,8 @@ def race(
         log_path.parent.mkdir(parents=True, exist_ok=True)
         configure(process="race", stream=open(log_path, "a", buffering=1))  # noqa: SIM115 - the process's log for its lifetime
         stack.logs["race"] = log_path
-        control = Control(stack)
+        # A stack with cells is twenty-odd processes on one machine: give its services longer to answer.
+        control = Control(stack, timeout_s=30.0) if n_cells else Control(stack)
         if guard is not None:
             running = control.status(next(iter(control.enactors))).get("version_guard")
             if running is not None and running != (guard == "on"):
