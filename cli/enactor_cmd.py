@@ -27,6 +27,9 @@ def enactor(
     ),
     endpoint: list[str] = typer.Option([], help="With --dry-run: only this endpoint (repeat for more; default: all of the plan)."),
     as_json: bool = typer.Option(False, "--json", help="With --dry-run: print the batches as JSON (boto3's Changes)."),
+    cell: str | None = typer.Option(
+        None, "--cell", help="Work for this cell only (cell-N: its plan stream and its endpoints' zones; default DNSCTL_CELL, else the regional system)."
+    ),
 ) -> None:
     """Apply the newest plan to Route 53, one lock-protected machine per endpoint."""
     from cli.service_start import require_port, settings_from_flags
@@ -43,6 +46,7 @@ def enactor(
         "poll_interval": poll_interval,
         "keep_plans": keep_plans,
         "allow_chaos": allow_chaos or None,
+        "cell": cell,
     })
     if dry_run:
         _dry_run(settings, endpoint, as_json)

@@ -129,6 +129,9 @@ def planner(
         help="Simulated traffic drift per scheduled plan, e.g. 0.02 (a demo setting; default 0 = off, "
         "or DNSCTL_PLANNER_DRIFT).",
     ),
+    cell: str | None = typer.Option(
+        None, "--cell", help="Plan for this cell only (cell-N: its own plan stream, fleet and endpoint; default DNSCTL_CELL, else the regional system)."
+    ),
 ) -> None:
     """Run the planner: REST API (OpenAPI at /docs), metrics, and a plan every --plan-interval seconds."""
     from cli.service_start import require_port, settings_from_flags
@@ -147,6 +150,7 @@ def planner(
         "seed": seed,
         "allow_chaos": allow_chaos or None,
         "drift": drift,
+        "cell": cell,
     })
     configure(process=settings.planner_id)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from services.stack import Ports
+from services.stack import Ports, default_cell_ports
 
 _HELP = {
     "emulator": "Port of the Route 53 + S3 emulator",
@@ -49,3 +49,14 @@ def ports_from_flags(host: str, emulator: int, planner: int, enactors: str, dns:
         prober=pick(prober),
         console=pick(console),
     )
+
+
+def cell_ports_from_flags(host: str, count: int, base: int) -> tuple[tuple[int, int, int, int], ...]:
+    """(planner, enactor-a, -b, -c) ports of cells 1..count from `base` (0: every one a free port)."""
+    if base == 0:
+        from services.supervisor import free_port  # lazily, as in ports_from_flags
+
+        return tuple(tuple(free_port(host) for _ in range(4)) for _ in range(count))  # type: ignore[misc]
+    if not 1 <= base <= 65535 - 10 * count:
+        raise typer.BadParameter(f"{base} leaves no room for {count} cells below port 65535", param_hint="--cell-port-base")
+    return default_cell_ports(count, base)

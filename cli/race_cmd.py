@@ -53,6 +53,9 @@ def race(
     enactor_ports: str = port_option("enactors", "0,0,0"),
     dns_port: int = port_option("dns", 0),
     prober_port: int = port_option("prober", 0),
+    cell: str | None = typer.Option(None, "--cell", help="Race inside this cell (cell-N): its planner and enactors; the others and the regional system look on."),
+    cells: int | None = typer.Option(None, "--cells", min=0, max=20, help="Cells beside the regional system in the private stack (default 3 with --cell or --accounts, else 0)."),
+    accounts: int | None = typer.Option(None, "--accounts", min=0, max=9_996, help="Accounts in the cell map (default 12 with cells); the verdict counts those that lost DNS, per cell."),
 ) -> None:
     """Replay 20 October on real processes: enactor-c falls behind, a burst of plans, the clean-up race."""
     from cli.client import ServiceError
@@ -68,6 +71,17 @@ def race(
     if guard not in (None, "on", "off"):
         raise typer.BadParameter("give on or off", param_hint="--guard")
     settings = RaceSettings(burst_every_ms=burst_every_ms, burst_for_s=burst_for_s, flip_delay_s=flip_delay_s)
+    if cell is not None:
+        from services.cells.naming import BadCell, check_cell
+
+        try:
+            check_cell(cell)
+        except BadCell as exc:
+            raise typer.BadParameter(str(exc), param_hint="--cell") from None
+        if attach:
+            raise typer.BadParameter("--cell runs on a private stack (attaching to one with cells is not done yet)", param_hint="--cell")
+    n_cells = cells if cells is not None else (3 if cell is not None or accounts else 0)
+    n_accounts = accounts if accounts is not None else (12 if n_cells else 0)
     say = (lambda text: None) if as_json else (lambda text: console.print(text, highlight=False))
     stack = None
     try:
@@ -78,13 +92,16 @@ def race(
             ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
             where = (state_dir or Path(tempfile.mkdtemp(prefix="dnsctl-race-"))).resolve()
             mode = "guarded" if guard == "on" else "legacy"
-            say(f"starting a private {mode} stack in {where} ...")
-            stack = _start_with_progress(start_private, where, guard == "on", host, ports, quiet=as_json)
+            extra = f" with {n_cells} cells and {n_accounts} accounts, racing in {cell or 'the regional system'}" if n_cells else ""
+            say(f"starting a private {mode} stack in {where}{extra} ...")
+            stack = _start_with_progress(start_private, where, guard == "on", host, ports, quiet=as_json,
+                                         cells=n_cells, accounts=n_accounts, cell=cell)
         log_path = stack.log_dir / "race.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         configure(process="race", stream=open(log_path, "a", buffering=1))  # noqa: SIM115 - the process's log for its lifetime
         stack.logs["race"] = log_path
-        control = Control(stack)
+        # A stack with cells is twenty-odd processes on one machine: give its services longer to answer.
+        control = Control(stack, timeout_s=30.0) if n_cells else Control(stack)
         if guard is not None:
             running = control.status(next(iter(control.enactors))).get("version_guard")
             if running is not None and running != (guard == "on"):
@@ -97,9 +114,21 @@ def race(
         run = Race(control, settings, on_moment=moment).run()
         evidence = gather(control, run)
         verdict = judge(evidence)
+        blast = _blast_radius(stack) if stack.cellmap else None
+        if blast is not None:
+            from dataclasses import replace as _replace
+
+            from lab.race.blast import expected_loss
+            from lab.race.verdict import Check
+
+            ok, detail = expected_loss(blast, stack.cell, verdict.broken)
+            label = f"only {stack.cell or 'the legacy'} accounts lost DNS" if verdict.broken else "no account lost DNS"
+            verdict = _replace(verdict, checks=(*verdict.checks, Check(label, ok, detail)))
         if as_json:
             out = {
                 **verdict.as_dict(),
+                "cell": stack.cell,
+                "blast_radius": blast.as_dict() if blast else None,
                 "moments": [{"t": m.t, "who": m.who, "text": m.text, "kind": m.kind} for m in evidence.moments],
                 "stale_flips": evidence.stale_flips,
                 "logs": str(evidence.log_dir) if evidence.log_dir else None,
@@ -112,6 +141,8 @@ def race(
             sys.stdout.flush()
         else:
             _print(evidence, verdict)
+            if blast is not None:
+                _print_blast(blast, stack.cell)
         if not as_json:
             _next_step(stack, evidence, verdict, keep_stack)
         if keep_stack and stack.private:
@@ -141,11 +172,33 @@ def _describe_stack(stack) -> dict:
     }
 
 
-def _start_with_progress(start_private, where: Path, guarded: bool, host: str, ports, quiet: bool):
+def _blast_radius(stack):
+    """Accounts that lost DNS and kept it, per cell, from the cell map and the data plane."""
+    from cli.client import ServiceClient
+    from lab.race.blast import blast_radius
+    from services.cells.cellmap import CellMap
+
+    cellmap = CellMap.model_validate(ServiceClient("cellmap-planner", stack.cellmap).get("/v1/cellmap"))
+    return blast_radius(cellmap, stack.dns)
+
+
+def _print_blast(blast, cell: str | None) -> None:
+    console.print(f"\n[bold]blast radius[/bold] (race in {cell or 'the regional system'}): accounts that lost DNS, per cell")
+    table = Table(show_edge=False)
+    for col in ("cell", "lost", "kept"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
+    for name, counts in blast.per_cell().items():
+        style = "red" if counts["lost"] else "green"
+        table.add_row(name, f"[{style}]{counts['lost']}[/{style}]", str(counts["kept"]))
+    console.print(table)
+    console.print(f"{blast.lost} of {blast.lost + blast.kept} accounts lost DNS, {blast.kept} kept it", highlight=False)
+
+
+def _start_with_progress(start_private, where: Path, guarded: bool, host: str, ports, quiet: bool, **cells):
     """Start the private stack with a spinner naming what is still starting (it takes tens of
     seconds on a busy machine) and a line per service as it comes up."""
     if quiet:
-        return start_private(where, version_guard=guarded, host=host, ports=ports)
+        return start_private(where, version_guard=guarded, host=host, ports=ports, **cells)
     names = ["emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"]
     with err.status("starting " + ", ".join(names) + " ...") as status:
         def started(child) -> None:
@@ -157,7 +210,7 @@ def _start_with_progress(start_private, where: Path, guarded: bool, host: str, p
                 err.print(f"  [green]up[/green] {child.spec.name:<10} {host}:{child.spec.port}", highlight=False)
             status.update("starting " + ", ".join(names) + " ..." if names else "stack up")
 
-        return start_private(where, version_guard=guarded, host=host, ports=ports, on_started=started)
+        return start_private(where, version_guard=guarded, host=host, ports=ports, on_started=started, **cells)
 
 
 def _next_step(stack, evidence, verdict, keep_stack: bool) -> None:

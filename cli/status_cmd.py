@@ -67,17 +67,21 @@ def _active_text(row: dict, short: bool) -> str:
 
 def _title(report: dict) -> str:
     planner = report["planner"]
+    what = f"endpoints of {report['group']}" if report.get("group") else "endpoints"  # with cells: one group per system
     if not planner["reachable"]:
-        return "endpoints  (planner unreachable)"
+        return f"{what}  (planner unreachable)"
     newest = planner["newest_version"]
-    return f"endpoints  (newest plan {newest if newest is not None else '-'}" + (", [red]FROZEN[/red])" if planner["frozen"] else ")")
+    return f"{what}  (newest plan {newest if newest is not None else '-'}" + (", [red]FROZEN[/red])" if planner["frozen"] else ")")
 
 
 def status_tables(report: dict, width: int | None = None) -> Group:
     """The whole view; compact (80 columns) when `width` is below WIDE_COLUMNS."""
     compact = width is not None and width < WIDE_COLUMNS
     parts: list[Any] = [f"[yellow]warning:[/yellow] {w}" for w in report.get("warnings", [])]
-    parts += _endpoints_compact(report) if compact else [_endpoints_wide(report)]
+    from cli import cells_view
+
+    for part in (cells_view.groups(report) if report.get("cells") else [report]):
+        parts += _endpoints_compact(part) if compact else [_endpoints_wide(part)]
     if report["route53_error"]:
         parts.append(f"[red]Route 53 unreachable: {report['route53_error']}[/red]")
     parts.append(_enactors(report, compact))
@@ -239,8 +243,10 @@ def register(app: typer.Typer) -> None:
         )
         urls = {"planner": sources.planner_url, "prober": sources.prober_url or "", **dict(enactors)}
 
+        from cli import cells_view
+
         def take() -> dict:
-            report = gather(sources, client)
+            report = cells_view.annotate(gather(sources, client), stack, dns_server)
             report["warnings"] = disagreements(report, stack, aws_source, urls)
             report["stack"] = {"state_dir": str(stack.state_dir), "run_id": stack.run_id, "mode": stack.mode} if stack else None
             return report

@@ -15,9 +15,17 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from cli.port_flags import port_option, ports_from_flags
+from cli.port_flags import cell_ports_from_flags, port_option, ports_from_flags
 from services import auth, stack_file
-from services.stack import DEFAULT_BUCKET, DEFAULT_REGION, EMULATOR_CREDENTIALS, Ports, services
+from services.cells.naming import cell_names
+from services.stack import (
+    CELL_PORT_BASE,
+    DEFAULT_BUCKET,
+    DEFAULT_REGION,
+    EMULATOR_CREDENTIALS,
+    Ports,
+    services,
+)
 from services.stack_file import STATE_DIR_ENV, use_state_dir
 
 if TYPE_CHECKING:  # the supervisor (and its structlog) is imported by the commands that run it, not by `dnsctl --help`
@@ -45,11 +53,17 @@ def up(
     fleet_file: Path | None = typer.Option(None, help="Fleet file (.toml, .yaml) for the planner; default: the demo fleet."),
     lbs: int | None = typer.Option(None, help="Have the planner generate a fleet of N load balancers (planner.fleet.generate_fleet says the bounds)."),
     fresh: bool = typer.Option(False, "--fresh", help="Start the emulator empty (its journaled state in STATE_DIR/emulator is deleted)."),
+    cells: int = typer.Option(0, "--cells", min=0, max=99, help="Also start N cells beside the regional system, each its own planner and enactor trio (cell-N-enactor-a ...)."),
+    accounts: int = typer.Option(0, "--accounts", min=0, max=9_996, help="Also run the cell map with N accounts (<account>.ddb.us-east-1.api.aws CNAME their cell's name; every (cells+1)-th one stays on the legacy name), with its own planner and enactors."),
+    cell_port_base: int = typer.Option(CELL_PORT_BASE, help="Cell k's planner port is BASE + 10*(k-1), its enactors' the next three (0: free ports)."),
 ) -> None:
     """Start the emulator, planner, three enactors, DNS server, prober and web console; Ctrl-C stops them all."""
-    from services.supervisor import PortInUse, ServiceFailed, Supervisor, check_ports
+    from services.supervisor import PortInUse, ServiceFailed, Supervisor, check_ports, free_port
 
     ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port, console_port)
+    ports = replace(ports, cells=cell_ports_from_flags(host, cells, cell_port_base))
+    if cell_port_base == 0:  # free ports asked for: the cell map's too
+        ports = replace(ports, cellmap=cell_ports_from_flags(host, 1, 0)[0], resolver=free_port(host, "udp+tcp"))
     state_dir = use_state_dir(state_dir)
     planner_args = _fleet_args(fleet_file, lbs)
     auth.ensure_token()
@@ -62,14 +76,14 @@ def up(
     plan_keys = generate_key_pair(state_dir)
     specs = services(
         ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval, allow_chaos=allow_chaos,
-        plan_keys=plan_keys, planner_args=planner_args, emulator_data_dir=str(emulator_data),
+        plan_keys=plan_keys, planner_args=planner_args, emulator_data_dir=str(emulator_data), accounts=accounts,
     )
     if not emulator:
         specs = [s for s in specs if s.name != "emulator"]
         for s in specs:
             s.env.pop("AWS_ENDPOINT_URL", None)
         # Without the emulator the zones go to the account boto3 is configured for: that is asked for.
-        specs = [replace(s, args=(*s.args, "--aws")) if s.name == "zones" else s for s in specs]
+        specs = [replace(s, args=(*s.args, "--aws")) if s.name == "zones" or s.name.endswith("-zones") else s for s in specs]
     available = set(_registered_commands())
     specs = [s for s in specs if s.args[0] in available]
     try:
@@ -141,6 +155,7 @@ def describe(ports: Ports, *, version_guard: bool, aws_env: dict[str, str]) -> d
         "mode": "guarded" if version_guard else "legacy",
         "ports": {"emulator": ports.emulator, "planner": ports.planner, "enactors": list(ports.enactors),
                   "dns": ports.dns, "prober": ports.prober},
+        "cells": {cell: {"planner": p[0], "enactors": list(p[1:])} for cell, p in zip(cell_names(len(ports.cells)), ports.cells, strict=True)},
         "aws_env": aws_env,
         "settings": {"DNSCTL_BUCKET": DEFAULT_BUCKET, "DNSCTL_REGION": DEFAULT_REGION},
     }

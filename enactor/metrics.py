@@ -30,5 +30,6 @@ class EnactorMetrics:
         self.request_failures = Counter("dnsctl_enactor_request_failures", "Requests that could not be carried out (S3, Route 53, faults)", ["endpoint", "request"], registry=r)
         self.applied_version = Gauge("dnsctl_enactor_applied_version", "Applied plan version of the endpoint as last seen", ["endpoint"], registry=r)
         self.plan_lag = Gauge("dnsctl_enactor_plan_lag", "Newest published plan version minus the endpoint's applied version", ["endpoint"], registry=r)
+        self.outside_cell = Counter("dnsctl_enactor_endpoints_outside_cell", "Plan endpoints refused because they belong to another cell (or to none, for a cell's enactor)", ["endpoint"], registry=r)
         self.frozen = Gauge("dnsctl_enactor_frozen", "1 while the freeze marker stops this enactor", registry=r)
         self.stuck = Gauge("dnsctl_enactor_stuck", "1 while the endpoint's flips keep failing", ["endpoint"], registry=r)

@@ -31,6 +31,7 @@ from enactor.faults import Faults
 from enactor.metrics import EnactorMetrics
 from enactor.propagation import wait_insync
 from enactor.settings import EnactorSettings
+from services.cells.naming import owner_cell
 from services.dns.snapshot import read_zone
 from services.logs import get_logger
 from services.plan.model import Plan, PlanInvalid
@@ -492,20 +493,21 @@ class Runner:
         self.settings = settings
         self.core = settings.core()
         self.route53 = route53
-        self.store = store or PlanStore(settings.bucket, settings.region, verifier=settings.plan_verifier())
+        self.store = store or PlanStore(settings.bucket, settings.region, verifier=settings.plan_verifier(), cell=settings.cell)
         self.plans = PlanSource(self.store, max_age_s=max(0.05, settings.poll_interval / 2))
         self.faults = faults or Faults()
         self.metrics = metrics or EnactorMetrics()
         self.stop_event = threading.Event()
         self.workers: dict[str, EndpointWorker] = {}
         self._missing_zones: set[str] = set()
+        self._foreign: set[str] = set()  # endpoints of the plan outside this enactor's cell (refused)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._supervise, name="enactor-supervisor", daemon=True)
         self.log = get_logger(enactor=settings.enactor_id)
 
     def start(self) -> None:
         self.log.info(
-            "enactor_started", az=self.settings.az, version_guard=self.settings.version_guard,
+            "enactor_started", az=self.settings.az, cell=self.settings.cell, version_guard=self.settings.version_guard,
             bucket=self.settings.bucket, region=self.settings.region, poll_interval=self.settings.poll_interval,
             keep_plans=self.settings.keep_plans, lock_ttl_s=self.settings.lock_ttl_s, allow_chaos=self.settings.allow_chaos,
             plan_key=self.store.verifier.key_id if self.store.verifier else "unverified",
@@ -526,10 +528,24 @@ class Runner:
                 self.metrics.frozen.set(1 if isinstance(obs, p.Frozen) else 0)
                 if isinstance(obs, p.PlanRead) and obs.plan is not None:
                     for ep in obs.plan.endpoints:
-                        self._ensure_worker(ep.name, ep.hosted_zone)
+                        if self._own(ep.name, ep.hosted_zone, obs.plan.version):
+                            self._ensure_worker(ep.name, ep.hosted_zone)
             except Exception as exc:  # noqa: BLE001 - keep supervising whatever happens
                 self.log.exception("supervisor_error", error=f"{type(exc).__name__}: {exc}")
             self.stop_event.wait(self.settings.poll_interval)
+
+    def _own(self, endpoint: str, hosted_zone: str, version: int) -> bool:
+        """Whether the endpoint is this enactor's to manage: in its cell's namespace (or, for a regional
+        enactor, in no cell's). Anything else is another cell's zone and lock: it is never touched."""
+        region, cell = self.settings.region, self.settings.cell
+        if owner_cell(endpoint, region) == cell and owner_cell(hosted_zone, region) == cell:
+            return True
+        if endpoint not in self._foreign:
+            self._foreign.add(endpoint)
+            self.log.warning("endpoint_outside_cell", endpoint=endpoint, hosted_zone=hosted_zone, version=version,
+                             cell=cell, owner=owner_cell(endpoint, region) or owner_cell(hosted_zone, region))
+            self.metrics.outside_cell.labels(endpoint).inc()
+        return False
 
     def _ensure_worker(self, endpoint: str, hosted_zone: str) -> None:
         key = normalise_name(endpoint)
@@ -573,5 +589,7 @@ class Runner:
             "state": overall,
             "newest_version": self.plans.newest_version,
             "missing_zones": sorted(z.rstrip(".") for z in self._missing_zones),
+            "cell": self.settings.cell,
+            "refused_endpoints": sorted(self._foreign),
             "endpoints": endpoints,
         }

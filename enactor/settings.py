@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from enactor.protocol import CoreSettings
+from services.cells.naming import CELL_ENV, CELL_PATTERN
 from services.plan.signing import PlanVerifier
 from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
 
@@ -27,6 +28,12 @@ class EnactorSettings(BaseSettings):
     port: int = Field(8081, ge=1, le=65535)
     bucket: str = Field(DEFAULT_BUCKET, min_length=3, max_length=63, validation_alias=AliasChoices("bucket", "DNSCTL_BUCKET"))
     region: str = Field(DEFAULT_REGION, validation_alias=AliasChoices("region", "DNSCTL_REGION"))
+    cell: str | None = Field(
+        None,
+        pattern=CELL_PATTERN,
+        validation_alias=AliasChoices("cell", CELL_ENV),
+        description="The cell this enactor works for: its plan stream, and only its endpoints' zones; unset: the regional system",
+    )
     version_guard: bool = Field(True, validation_alias=AliasChoices("version_guard", "DNSCTL_VERSION_GUARD"))
     poll_interval: float = Field(1.0, gt=0, le=600, description="Seconds between plan store polls")
     keep_plans: int = Field(5, ge=1, le=1000, description="Trees of this many plans before the applied one are kept")

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.burst import burst_router
+from planner.cells import DEFAULT_CELL_LBS, cell_fleet, fleet_outside_cell
 from planner.fleet import (
     Endpoint,
     Fleet,
@@ -101,6 +102,11 @@ DryRun = Annotated[
 
 def fleet_for(settings: PlannerSettings) -> Fleet:
     """The fleet the settings ask for: a file, a generated fleet, or the demo fleet (seeds an empty store)."""
+    if settings.cell:
+        fleet = load_fleet_file(settings.fleet_file) if settings.fleet_file else cell_fleet(settings.cell, settings.lbs or DEFAULT_CELL_LBS)
+        if outside := fleet_outside_cell(fleet, settings.cell):
+            raise outside
+        return fleet
     if settings.fleet_file is not None:
         return load_fleet_file(settings.fleet_file)
     if settings.lbs is not None:
@@ -109,6 +115,8 @@ def fleet_for(settings: PlannerSettings) -> Fleet:
 
 
 def seed_source(settings: PlannerSettings) -> str:
+    if settings.cell and settings.fleet_file is None:
+        return f"the fleet of {settings.cell} ({settings.lbs or DEFAULT_CELL_LBS} LBs)"
     if settings.fleet_file is not None:
         return f"fleet file {settings.fleet_file}"
     if settings.lbs is not None:
@@ -176,7 +184,7 @@ def create_app(
     seed = fleet or fleet_for(settings)  # first: a bad fleet file is reported before any AWS setting is needed
     planner = Planner(
         settings,
-        store or PlanStore(settings.bucket, settings.region, signer=settings.plan_signer()),
+        store or PlanStore(settings.bucket, settings.region, signer=settings.plan_signer(), cell=settings.cell),
         seed,
         seed_source="the given fleet" if fleet else seed_source(settings),
     )
@@ -196,6 +204,7 @@ def create_app(
         planner.log.info(
             "planner_started",
             bucket=settings.bucket,
+            cell=settings.cell,
             plan_interval_s=settings.plan_interval,
             fleet_revision=planner.stored_fleet.revision if planner.stored_fleet else None,
             drift=settings.drift,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from planner.applied import AppliedVersions
+from planner.cells import fleet_outside_cell
 from planner.fleet import Endpoint, Fleet, FleetError, LbState, LoadBalancer, validate_fleet
 from planner.metrics import PlannerMetrics
 from planner.planning import Violation, build_plan, endpoint_plans, fleet_from_plan, safety_violations
@@ -307,6 +308,8 @@ class Planner:
         return self.fleet, stored
 
     def _write_fleet(self, new_fleet: Fleet, description: str, over: StoredFleet | None) -> StoredFleet:
+        if self.settings.cell and (outside := fleet_outside_cell(new_fleet, self.settings.cell)):
+            raise outside  # a cell's planner never plans names of another cell or of the regional system
         stored = self.fleet_store.write(
             new_fleet.model_dump(mode="json"),
             change=description,
@@ -898,6 +901,7 @@ class Planner:
         return {
             "planner": self.settings.planner_id,
             "region": self.settings.region,
+            "cell": self.settings.cell,
             "bucket": self.store.bucket,
             "store": {"ok": store_ok, "endpoint": self.store.endpoint, "detail": self.store_error},
             "frozen": (frozen is not None) if store_ok else None,

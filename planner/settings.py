@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from planner.fleet import MAX_GENERATED_LBS
 from planner.planning import DEFAULT_MAX_CAPACITY_DROP
+from services.cells.naming import CELL_ENV, CELL_PATTERN
 from services.plan.signing import PlanSigner
 from services.stack import DEFAULT_BUCKET, DEFAULT_REGION, Ports
 
@@ -34,6 +35,12 @@ class PlannerSettings(BaseSettings):
         DEFAULT_REGION,
         validation_alias=AliasChoices("region", "DNSCTL_REGION"),
         description="Region whose plans this planner writes",
+    )
+    cell: str | None = Field(
+        None,
+        pattern=CELL_PATTERN,
+        validation_alias=AliasChoices("cell", CELL_ENV),
+        description="The cell this planner plans for (its own plan stream and fleet; services/cells/naming.py); unset: the regional system",
     )
     host: str = "127.0.0.1"
     port: int = Field(Ports().planner, ge=1, le=65535)
@@ -73,4 +80,6 @@ class PlannerSettings(BaseSettings):
     def _one_fleet_source(self) -> PlannerSettings:
         if self.fleet_file is not None and self.lbs is not None:
             raise ValueError("give either a fleet file or --lbs, not both")
+        if self.cell and self.planner_id == "planner":
+            object.__setattr__(self, "planner_id", f"{self.cell}-planner")  # names it in logs and freeze markers
         return self

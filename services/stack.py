@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.cells.naming import CELL_ENV, accounts_zone, cell_names, process_name
 from services.plan.keys import PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_FILE_ENV
 
 DEFAULT_BUCKET = "dnsctl-plans"
@@ -17,6 +18,17 @@ DEFAULT_REGION = "us-east-1"
 # The emulator takes any credentials; these placeholders keep real ones from ever being sent to it.
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "dnsctl-local", "AWS_SECRET_ACCESS_KEY": "dnsctl-local", "AWS_DEFAULT_REGION": "us-east-1"}
 ENACTORS = (("enactor-a", "use1-az1", 8081), ("enactor-b", "use1-az2", 8082), ("enactor-c", "use1-az4", 8083))
+# Cells (`dnsctl up --cells N`): cell k's planner on CELL_PORT_BASE + 10 * (k - 1), its enactors on the next three.
+CELL_PORT_BASE = 8100
+
+
+# The cell map's planner and enactors (`dnsctl up --accounts N`).
+CELLMAP_PORTS = (8094, 8095, 8096, 8097)
+
+
+def default_cell_ports(count: int, base: int = CELL_PORT_BASE) -> tuple[tuple[int, int, int, int], ...]:
+    """(planner, enactor-a, -b, -c) ports of cells 1..count."""
+    return tuple(tuple(base + 10 * k + i for i in range(4)) for k in range(count))  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,11 @@ class Ports:
     dns: int = 8053
     prober: int = 8090
     console: int = 8088
+    # Per cell (cell-1 first): planner, enactor-a, -b, -c. Empty: no cells.
+    cells: tuple[tuple[int, int, int, int], ...] = ()
+    # The cell map's planner, enactor-a, -b, -c (used with accounts).
+    cellmap: tuple[int, int, int, int] = CELLMAP_PORTS
+    resolver: int = 8054  # a caching resolver in front of the DNS server (started with the cell map)
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,7 @@ def services(
     plan_keys: tuple[Path, Path] | None = None,
     planner_args: tuple[str, ...] = (),
     emulator_data_dir: str | None = None,
+    accounts: int = 0,
 ) -> list[ServiceSpec]:
     """The stack's services in start order.
 
@@ -113,6 +131,18 @@ def services(
             args.append("--allow-chaos")
         env = {**common, **({PUBLIC_KEY_FILE_ENV: str(plan_keys[1])} if plan_keys else {})}
         specs.append(ServiceSpec(name, tuple(args), port, "/readyz", env=env, depends_on=("planner", "zones")))
+    cell_enactors: list[tuple[str, int]] = []
+    for cell, cell_ports in zip(cell_names(len(ports.cells)), ports.cells, strict=True):
+        # A cell is the same planner, zones one-shot and enactor trio with DNSCTL_CELL set: every
+        # name they use moves into the cell's namespace (services/cells/naming.py).
+        cell_specs = cell_services(
+            cell, cell_ports, host=host, common=common, peer=peer, version_guard=version_guard,
+            plan_interval_s=plan_interval_s, allow_chaos=allow_chaos, drift=drift, plan_keys=plan_keys,
+        )
+        specs += cell_specs
+        cell_enactors += [(s.name, s.port) for s in cell_specs if s.args[0] == "enactor"]
+    if accounts:
+        specs += cellmap_services(ports, accounts, host=host, common=common, peer=peer, plan_keys=plan_keys)
     specs.append(
         ServiceSpec(
             "dns",
@@ -125,9 +155,16 @@ def services(
         )
     )
     dns_host = peer.get("dns", host)
+    if accounts:
+        # Account names are CNAMEs into the cells' zones: a resolver follows them as clients' do.
+        specs.append(ServiceSpec(
+            "resolver", ("dns", "--host", host, "--port", str(ports.resolver), "--cache", "--upstream", f"{dns_host}:{ports.dns}"),
+            ports.resolver, None, env=dict(common), depends_on=("dns",), protocol="udp+tcp"))
     # The prober reads the planner (PlanLagHigh) and every enactor (EnactorStuck); it tolerates them being down.
     watched = ["--planner", f"http://{peer.get('planner', host)}:{ports.planner}"]
     for (name, _, _), port in zip(ENACTORS, ports.enactors, strict=True):
+        watched += ["--enactor", f"http://{peer.get(name, host)}:{port}"]
+    for name, port in cell_enactors:  # EnactorStuck for every cell's enactors too
         watched += ["--enactor", f"http://{peer.get(name, host)}:{port}"]
     specs.append(
         ServiceSpec(
@@ -155,4 +192,80 @@ def services(
             depends_on=("prober",),
         )
     )
+    return specs
+
+
+def cell_services(
+    cell: str,
+    ports: tuple[int, int, int, int],
+    *,
+    host: str,
+    common: dict[str, str],
+    peer: dict[str, str],
+    version_guard: bool,
+    plan_interval_s: float,
+    allow_chaos: bool,
+    drift: float,
+    plan_keys: tuple[Path, Path] | None,
+) -> list[ServiceSpec]:
+    """One cell's own DNS management system: its planner, its zones one-shot, its three enactors."""
+    env = {**common, CELL_ENV: cell}
+    planner, zones = process_name(cell, "planner"), process_name(cell, "zones")
+    specs = [
+        ServiceSpec(
+            planner,
+            ("planner", "--cell", cell, "--host", host, "--port", str(ports[0]), "--plan-interval", str(plan_interval_s))
+            + (("--allow-chaos",) if allow_chaos else ())
+            + (("--drift", str(drift)) if drift > 0 else ()),
+            ports[0],
+            "/readyz",
+            env={**env, **({PRIVATE_KEY_FILE_ENV: str(plan_keys[0])} if plan_keys else {})},
+            depends_on=("emulator",),
+        ),
+        ServiceSpec(
+            zones,
+            ("zones", "ensure", "--planner", f"http://{peer.get(planner, host)}:{ports[0]}"),
+            0,
+            None,
+            env=dict(env),
+            depends_on=(planner,),
+            oneshot=True,
+        ),
+    ]
+    for (name, az, _), port in zip(ENACTORS, ports[1:], strict=True):
+        enactor = process_name(cell, name)
+        args = ["enactor", "--id", enactor, "--cell", cell, "--az", az, "--host", host, "--port", str(port),
+                "--version-guard" if version_guard else "--no-version-guard"]
+        if allow_chaos:
+            args.append("--allow-chaos")
+        specs.append(ServiceSpec(enactor, tuple(args), port, "/readyz",
+                                 env={**env, **({PUBLIC_KEY_FILE_ENV: str(plan_keys[1])} if plan_keys else {})},
+                                 depends_on=(planner, zones)))
+    return specs
+
+
+def cellmap_services(
+    ports: Ports, accounts: int, *, host: str, common: dict[str, str], peer: dict[str, str], plan_keys: tuple[Path, Path] | None
+) -> list[ServiceSpec]:
+    """The cell map's own management: its planner (seeded with `accounts` over the stack's cells),
+    the accounts' zone one-shot and its three enactors (services/cells/cellmap.py)."""
+    planner_port, *enactor_ports = ports.cellmap
+    specs = [
+        ServiceSpec(
+            "cellmap-planner",
+            ("cells", "planner", "--host", host, "--port", str(planner_port), "--cells", str(len(ports.cells)),
+             "--accounts", str(accounts)),
+            planner_port,
+            "/readyz",
+            env={**common, **({PRIVATE_KEY_FILE_ENV: str(plan_keys[0])} if plan_keys else {})},
+            depends_on=("emulator",),
+        ),
+        ServiceSpec("cellmap-zones", ("zones", "ensure", "--endpoint", accounts_zone(DEFAULT_REGION)), 0, None,
+                    env=dict(common), depends_on=("emulator",), oneshot=True),
+    ]
+    for (name, az, _), port in zip(ENACTORS, enactor_ports, strict=True):
+        enactor = f"cellmap-{name}"
+        specs.append(ServiceSpec(enactor, ("cells", "enactor", "--id", enactor, "--az", az, "--host", host, "--port", str(port)),
+                                 port, "/readyz", env={**common, **({PUBLIC_KEY_FILE_ENV: str(plan_keys[1])} if plan_keys else {})},
+                                 depends_on=("cellmap-planner", "cellmap-zones")))
     return specs

@@ -41,6 +41,9 @@ class StackError(RuntimeError):
 
 @dataclass
 class RaceStack:
+    """The services a race drives. With `cell`, planner and enactors are that cell's (under the
+    short names enactor-a, -b, -c the script uses), so the same script breaks only that cell."""
+
     host: str
     planner: str  # base URLs
     enactors: dict[str, str]
@@ -50,6 +53,8 @@ class RaceStack:
     logs: dict[str, Path] = field(default_factory=dict)
     supervisor: Supervisor | None = None  # None: attached to a stack someone else runs
     attached_log_dir: Path | None = None  # an attached stack's run folder (from its description)
+    cell: str | None = None
+    cellmap: str | None = None  # the cell map planner's base URL (a stack with accounts)
 
     @property
     def log_dir(self) -> Path:
@@ -90,9 +95,14 @@ def start_private(
     host: str = "127.0.0.1",
     ports: Ports | None = None,
     on_started: Callable[[Child], None] | None = None,
+    cells: int = 0,
+    accounts: int = 0,
+    cell: str | None = None,
 ) -> RaceStack:
     """Start emulator, planner, three enactors, DNS server and prober on `ports` (default: free
-    ones), in parallel where their dependencies allow; `on_started` hears of each as it comes up."""
+    ones), in parallel where their dependencies allow; `on_started` hears of each as it comes up.
+    With `cells` (and `accounts`) the cells and the cell map start beside them (`dnsctl up --cells
+    --accounts`), and `cell` names the one whose planner and enactors the race drives."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     os.environ["DNSCTL_STATE_DIR"] = str(state_dir)
@@ -105,12 +115,18 @@ def start_private(
             dns=free_port(host, "udp+tcp"),
             prober=free_port(host),
         )
-    specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=RACE_PLAN_INTERVAL_S, allow_chaos=True)
+    if cells:
+        from dataclasses import replace
+
+        ports = replace(ports, cells=tuple(tuple(free_port(host) for _ in range(4)) for _ in range(cells)),  # type: ignore[misc]
+                        cellmap=tuple(free_port(host) for _ in range(4)), resolver=free_port(host, "udp+tcp"))  # type: ignore[arg-type]
+    specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=RACE_PLAN_INTERVAL_S, allow_chaos=True,
+                     accounts=accounts)
     # The race reads the stack itself; a private stack has no use for the web console.
     specs = [s for s in specs if s.name != "console"]
     for spec in specs:
         spec.env.update(RACE_ROUTE53_ENV)
-        if spec.name.startswith("enactor-"):
+        if spec.args[0] == "enactor":  # the regional enactors and every cell's
             spec.env.update(RACE_ENACTOR_ENV)
     base_env = {
         "DNSCTL_STATE_DIR": str(state_dir),
@@ -134,17 +150,34 @@ def start_private(
         "aws_env": aws_env,
         "settings": {"DNSCTL_BUCKET": DEFAULT_BUCKET, "DNSCTL_REGION": DEFAULT_REGION},
     }
+    planner_port, enactor_ports = ports.planner, ports.enactors
+    if cell is not None:
+        from services.cells.naming import cell_number
+
+        if not 1 <= cell_number(cell) <= cells:
+            raise StackError(f"{cell} is not one of the stack's {cells} cells")
+        planner_port, *rest = ports.cells[cell_number(cell) - 1]
+        enactor_ports = tuple(rest)
     stack = RaceStack(
         host=host,
-        planner=f"http://{host}:{ports.planner}",
-        enactors={name: f"http://{host}:{port}" for (name, _, _), port in zip(ENACTORS, ports.enactors, strict=True)},
+        planner=f"http://{host}:{planner_port}",
+        enactors={name: f"http://{host}:{port}" for (name, _, _), port in zip(ENACTORS, enactor_ports, strict=True)},
         prober=f"http://{host}:{ports.prober}",
         dns=(host, ports.dns),
         state_dir=state_dir,
         supervisor=sup,
+        cell=cell,
+        cellmap=f"http://{host}:{ports.cellmap[0]}" if accounts else None,
     )
+    driven = {"planner", *(name for name, _, _ in ENACTORS)}
+
     def started(child: Child) -> None:
-        stack.logs[child.spec.name] = child.log_path
+        name = child.spec.name
+        if cell is not None and name.startswith(f"{cell}-"):
+            name = name.removeprefix(f"{cell}-")  # the driven cell's processes, by the script's names
+        elif cell is not None and name in driven:
+            name = f"regional-{name}"  # the regional system's, kept apart from the cell's
+        stack.logs[name] = child.log_path
         if on_started:
             on_started(child)
 

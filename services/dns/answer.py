@@ -19,7 +19,10 @@ How Route 53's authoritative servers answer, and so how this module does:
 - An alias whose target does not exist answers NOERROR with no records and the zone's SOA in
   authority: what dig showed on 20 October. So does a name that exists with other types only
   (A and AAAA are kept apart), and a name that owns nothing but has descendants.
-- A CNAME at the name (for any other asked type) is answered and followed inside the zone.
+- A CNAME at the name (for any other asked type) is answered, with the target's records when the
+  target is in the same hosted zone (followed there); a target in another hosted zone (a child
+  zone of its own included, as a cell's name under the accounts' zone is) gets the CNAME alone,
+  for the resolver to chase.
 - A name that does not exist (and matches no wildcard) gets NXDOMAIN with the SOA.
 - The SOA in a negative answer carries the negative-caching TTL: min(SOA TTL, SOA MINIMUM).
 """
@@ -232,8 +235,8 @@ def resolve(snapshot: Snapshot, qname: str, qtype: str, rng: RandomSource) -> An
                 target = normalise_name(cname.values[0])
                 answers.append(Rr(name, "CNAME", cname.ttl or 0, target))
                 path.append(Step("cname", name, target))
-                if not _in_zone(target, zone):
-                    # Out of this zone: the resolver chases it; we hand back what we have.
+                if not _in_zone(target, zone) or snapshot.zone_for(target) is not zone:
+                    # Out of this hosted zone: the resolver chases it; we hand back what we have.
                     return Answer(Rcode.NOERROR, tuple(answers), zone=zone.name, path=tuple(path))
                 name = target
                 continue

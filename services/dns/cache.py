@@ -7,6 +7,14 @@ such a resolver: a positive answer lives for the smallest TTL of its records; a 
 authority section, min(SOA TTL, SOA MINIMUM) (RFC 2308), and is not cached at all without an
 SOA. Served records count their TTLs down. Failures upstream are never cached.
 
+CNAME chains are followed as a recursive resolver follows them: an authoritative answer that ends
+in a CNAME whose target is in another zone (Route 53 gives the target's records only when it is
+in the same hosted zone) is chased by asking for the target, through this same cache, until the
+chain ends in records of the asked type or in a negative answer. The client gets the whole chain;
+each name is cached on its own TTL (`<account>.ddb...` CNAME and the cell's addresses age apart),
+and a negative answer at the end of a chain carries the SOA of the target's zone, so negative
+caching shows through a CNAME too.
+
 `ResolverCache` is pure (the clock is passed in); `CachingResponder` does the upstream I/O.
 """
 
@@ -22,6 +30,7 @@ import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -34,6 +43,23 @@ CACHE_LOOKUPS = Counter("dnsctl_cache_lookups_total", "Cache lookups by outcome"
 UPSTREAM_FAILURES = Counter("dnsctl_cache_upstream_failures_total", "Upstream queries that failed", ["reason"])
 
 CacheKey = tuple[str, int, int]  # (lower-case qname, rdtype, rdclass)
+MAX_CNAME_CHAIN = 8  # hops before a chain is a loop (SERVFAIL)
+
+
+def chase_target(response: dns.message.Message, qname: dns.name.Name, rdtype: int) -> dns.name.Name | None:
+    """The name still to ask for when `response` ends in a CNAME without the asked type, else None."""
+    if rdtype in (dns.rdatatype.CNAME, dns.rdatatype.ANY) or response.rcode() != dns.rcode.NOERROR:
+        return None
+    owned = {(r.name, r.rdtype): r for r in response.answer}
+    current, seen = qname, {qname}
+    while (cname := owned.get((current, dns.rdatatype.CNAME))) is not None and len(cname):
+        current = cname[0].target
+        if current in seen:
+            return None  # a loop inside one answer: nothing to chase
+        seen.add(current)
+    if current == qname or (current, rdtype) in owned:
+        return None
+    return current
 
 
 def key_of(query: dns.message.Message) -> CacheKey:
@@ -161,9 +187,40 @@ class CachingResponder:
         entry = self.cache.lookup(key, self.clock())
         if entry is not None:
             CACHE_LOOKUPS.labels("negative_hit" if entry.negative else "hit").inc()
-            return response_from_entry(query, entry, self.clock())
+            response = response_from_entry(query, entry, self.clock())
+            if chase_target(response, query.question[0].name, query.question[0].rdtype) is None:
+                return response
+            return self._follow(query, response)
         CACHE_LOOKUPS.labels("miss").inc()
-        return self._miss(query, key)
+        return self._resolve(query, key)
+
+    async def _resolve(self, query: dns.message.Message, key: CacheKey) -> dns.message.Message:
+        return await self._follow(query, await self._miss(query, key))
+
+    async def _follow(self, query: dns.message.Message, response: dns.message.Message) -> dns.message.Message:
+        """`response` with its CNAME chain chased to the end (each hop through the cache)."""
+        q = query.question[0]
+        chain = list(response.answer)
+        current, last = q.name, response
+        for _ in range(MAX_CNAME_CHAIN):
+            target = chase_target(last, current, q.rdtype)
+            if target is None:
+                break
+            hop = dns.message.make_query(target, q.rdtype, q.rdclass)
+            got = self(hop)
+            last = await got if asyncio.iscoroutine(got) else got
+            chain += [r for r in last.answer if r not in chain]
+            current = target
+        else:
+            last = dns.message.make_response(query)
+            last.set_rcode(dns.rcode.SERVFAIL)
+            chain = []
+        out = dns.message.make_response(query, our_payload=1232)
+        out.flags |= dns.flags.RA
+        out.set_rcode(last.rcode())
+        out.answer = chain
+        out.authority = list(last.authority)  # the SOA of a negative end, in the zone that said it
+        return out
 
     async def _miss(self, query: dns.message.Message, key: CacheKey) -> dns.message.Message:
         pending = self._inflight.get(key)

@@ -61,16 +61,16 @@ class StoredFleet:
 
 
 class FleetStore:
-    def __init__(self, bucket: str, region: str, s3):
+    def __init__(self, bucket: str, region: str, s3, namespace: str = ""):
         self.bucket = bucket
         self.region = region
         self.s3 = s3
-        self.key = f"fleet/{region}/desired.json"
+        self.key = f"{namespace}fleet/{region}/desired.json"  # namespace: a cell's "cells/<cell>/"
 
     @classmethod
     def beside(cls, plans) -> FleetStore:
-        """The fleet store in the same bucket, region and S3 client as a PlanStore."""
-        return cls(plans.bucket, plans.region, plans.s3)
+        """The fleet store in the same bucket, region, cell and S3 client as a PlanStore."""
+        return cls(plans.bucket, plans.region, plans.s3, plans.namespace)
 
     @property
     def endpoint(self) -> str:

@@ -106,6 +106,9 @@ class Plan(_Frozen):
     lane: Lane = "slow"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     endpoints: tuple[EndpointPlan, ...]
+    # The cell whose plan stream holds this plan (services/cells/naming.py); None: the regional system.
+    # Covered by the checksum and the signature, so a plan copied into another cell's stream is refused.
+    cell: str | None = Field(default=None, pattern=r"^cell-[1-9][0-9]{0,2}$")
     signature: PlanSignature | None = None
 
     @model_validator(mode="after")
@@ -119,8 +122,17 @@ class Plan(_Frozen):
         return self
 
     def body(self) -> dict[str, Any]:
-        """Everything the checksum (and the signature) covers: the whole document but `sha256` and `signature`."""
-        return self.model_dump(mode="json", exclude={"sha256", "signature"})
+        """Everything the checksum (and the signature) covers: the whole document but `sha256` and `signature`.
+
+        A regional plan (no cell) has no `cell` key at all, so its bytes are what they were before cells."""
+        return self.model_dump(mode="json", exclude={"sha256", "signature"} | (set() if self.cell else {"cell"}))
+
+    def for_cell(self, cell: str | None) -> Plan:
+        """The same plan stamped for `cell`'s stream (a new checksum; any signature is dropped)."""
+        if cell == self.cell:
+            return self
+        body = {**self.body(), "cell": cell} if cell else {k: v for k, v in self.body().items() if k != "cell"}
+        return type(self).model_validate({**body, "sha256": checksum(body)})
 
     def with_signature(self, signature: PlanSignature) -> Plan:
         """The same plan carrying `signature` (the body and so the checksum are unchanged)."""
@@ -131,8 +143,10 @@ class Plan(_Frozen):
         return next((e for e in self.endpoints if e.name == name), None)
 
     def to_json(self) -> bytes:
-        # An unsigned plan is written exactly as before signatures existed, for readers that forbid the field.
-        return canonical_json(self.model_dump(mode="json", exclude={"signature"} if self.signature is None else None))
+        # An unsigned plan is written exactly as before signatures existed, for readers that forbid the field;
+        # a regional plan exactly as before cells.
+        exclude = ({"signature"} if self.signature is None else set()) | (set() if self.cell else {"cell"})
+        return canonical_json(self.model_dump(mode="json", exclude=exclude or None))
 
     @classmethod
     def build(
@@ -160,17 +174,22 @@ class Plan(_Frozen):
     @classmethod
     def from_json(cls, raw: bytes | str, key: str = "<memory>") -> Plan:
         """Parse and verify a stored plan; any defect raises PlanInvalid naming `key`."""
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PlanInvalid(key, f"not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise PlanInvalid(key, "not a JSON object")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
-            raise PlanInvalid(key, errs) from exc
+        return parse_document(cls, raw, key)
+
+
+def parse_document(model: type[BaseModel], raw: bytes | str, key: str) -> Any:
+    """A stored document (a plan, or the cell map) parsed and validated; any defect is PlanInvalid naming `key`."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PlanInvalid(key, f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PlanInvalid(key, "not a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise PlanInvalid(key, errs) from exc
 
 
 def canonical_json(data: Any) -> bytes:

@@ -6,6 +6,11 @@ Layout in the bucket (versioning enabled, created on first use):
     plans/<region>/latest.json           pointer: {"version": n, "key": ...}, a hint that may lag
     control/<region>/freeze.json         the kill switch: present = frozen (reason, by, at)
 
+A cell's store (`cell=`, DNSCTL_CELL) keeps the same layout under `cells/<cell>/`
+(services/cells/naming.py): its own versions, pointer and kill switch. It stamps every plan it
+puts with its cell and refuses (PlanInvalid) a plan whose cell is not its own, so a plan copied
+from another cell's stream (or the regional one) is never applied.
+
 Theory of operation:
 - A version is written once: every put carries If-None-Match: *, so of two writers racing for the
   same version one wins and the other gets VersionExists and moves on to the next version.
@@ -45,6 +50,7 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict
 
+from services.cells.naming import cell_from_env, store_prefix
 from services.plan.model import Plan, PlanInvalid, canonical_json
 from services.plan.signing import PlanSigner, PlanVerifier
 from services.stack import DEFAULT_BUCKET, DEFAULT_REGION
@@ -133,17 +139,29 @@ def is_missing(exc: ClientError) -> bool:
 class PlanStore:
     @classmethod
     def from_env(cls, bucket: str | None = None, region: str | None = None) -> PlanStore:
-        """The store the processes use: DNSCTL_BUCKET / DNSCTL_REGION unless given, else the defaults;
-        it verifies signatures when the environment names a public key (signing.PlanVerifier.from_env)."""
+        """The store the processes use: DNSCTL_BUCKET / DNSCTL_REGION / DNSCTL_CELL unless given, else the
+        defaults; it verifies signatures when the environment names a public key (signing.PlanVerifier.from_env)."""
         return cls(
             bucket or os.environ.get("DNSCTL_BUCKET", DEFAULT_BUCKET),
             region or os.environ.get("DNSCTL_REGION", DEFAULT_REGION),
             verifier=PlanVerifier.from_env(),
+            cell=cell_from_env(),
         )
 
     def __init__(
-        self, bucket: str, region: str, s3=None, *, signer: PlanSigner | None = None, verifier: PlanVerifier | None = None
+        self,
+        bucket: str,
+        region: str,
+        s3=None,
+        *,
+        signer: PlanSigner | None = None,
+        verifier: PlanVerifier | None = None,
+        cell: str | None = None,
+        document: type = Plan,
+        namespace: str | None = None,
     ):
+        """`document` is the class of what the stream holds (Plan; the cell map's CellMap has the same
+        shape), `namespace` a key prefix of its own (the cell map's "cellmap/"); by default the cell's."""
         if s3 is None:
             from services.aws_clients import s3_client
 
@@ -154,9 +172,13 @@ class PlanStore:
         self.signer = signer
         # A signing store trusts what it signs: its own public key unless told otherwise.
         self.verifier = verifier or (signer.verifier() if signer else None)
-        self.prefix = f"plans/{region}/"
+        self.cell = cell
+        self.document = document
+        # "" for the regional system, "cells/<cell>/" for a cell, or the stream's own (the cell map's).
+        self.namespace = store_prefix(cell) if namespace is None else namespace
+        self.prefix = f"{self.namespace}plans/{region}/"
         self.pointer_key = f"{self.prefix}latest.json"
-        self.freeze_key = f"control/{region}/freeze.json"
+        self.freeze_key = f"{self.namespace}control/{region}/freeze.json"
 
     @property
     def endpoint(self) -> str:
@@ -204,6 +226,7 @@ class PlanStore:
                 f"plan {plan.version} is for region {plan.region}, this store holds {self.region}"
             )
         key = self.key_for(plan.version)
+        plan = plan.for_cell(self.cell)  # the stream's own cell, covered by checksum and signature
         if self.signer is not None:
             plan = self.signer.sign(plan)
         with self._s3(f"put {key}"):
@@ -343,11 +366,14 @@ class PlanStore:
                 if _code(exc) in ("NoSuchKey", "404") or _status(exc) == 404:
                     raise PlanNotFound(key) from exc
                 raise
-        plan = Plan.from_json(raw, key)
+        plan = self.document.from_json(raw, key)
         if plan.version != version:
             raise PlanInvalid(key, f"document says version {plan.version}, its key says {version}")
         if plan.region != self.region:
             raise PlanInvalid(key, f"document says region {plan.region}, its key says {self.region}")
+        if plan.cell != self.cell:
+            raise PlanInvalid(key, f"document is for {plan.cell or 'the regional system'}, this stream is "
+                                   f"{self.cell or 'the regional system'}'s")
         if self.verifier is not None and (problem := self.verifier.problem(plan)) is not None:
             raise PlanInvalid(key, problem)
         return plan

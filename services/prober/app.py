@@ -5,6 +5,7 @@
     GET  /metrics                          Prometheus text
     GET  /v1/alarms                        {"alarms": [...], "cause": first or null, ...}, cause first
     GET  /v1/probes                        the latest DNS answer per endpoint and record type
+    GET  /v1/accounts                      every account name's answer, per cell (answering / lost)
     POST /v1/alarms/stale-plan/acknowledge {"endpoint": NAME}   (bearer token) an operator
                                            restore: the lower version becomes the new mark
 """
@@ -71,6 +72,11 @@ def create_app(settings: ProberSettings, prober: Prober | None = None) -> FastAP
     @app.get("/v1/probes")
     def probes() -> dict[str, Any]:
         return prober.probes_json()
+
+    @app.get("/v1/accounts")
+    def account_probes() -> dict[str, Any]:
+        """Every account name's latest answer (the cell map's), and per cell how many answer or lost DNS."""
+        return prober.accounts_json()
 
     @app.post("/v1/alarms/stale-plan/acknowledge", dependencies=guarded)
     def acknowledge(body: Acknowledge) -> dict[str, Any]:

@@ -27,9 +27,10 @@ from services.aws_clients import route53_client
 from services.dns.explain import EndpointView, endpoint_views
 from services.dns.snapshot import Snapshot, SnapshotRefresher
 from services.logs import get_logger
-from services.prober import alarms
+from services.prober import accounts, alarms
 from services.prober.rules import ProbeResult, Rules, RuleSettings, endpoint_key
 from services.prober.sources import EnactorStatus, PlannerStatus, fetch_enactor, fetch_planner
+from services.stack import DEFAULT_REGION
 
 PROBES = Counter("dnsctl_probes_total", "DNS probes by endpoint, record type and outcome", ["endpoint", "type", "rcode"])
 ANSWERS = Gauge("dnsctl_probe_answers", "Addresses in the latest DNS answer", ["endpoint", "type"])
@@ -63,6 +64,8 @@ class ProberSettings:
     source_interval_s: float = 1.0
     zones: tuple[str, ...] = ()
     rules: RuleSettings = field(default_factory=RuleSettings)
+    accounts_interval_s: float = 1.0  # every account name (the cell map's), per cell (services/prober/accounts.py)
+    region: str = DEFAULT_REGION
 
 
 class Prober:
@@ -89,6 +92,9 @@ class Prober:
         self._types: dict[str, tuple[str, ...]] = {}
         self._last_probe_time: dict[tuple[str, str], float] = {}
         self._known_endpoints: set[str] = set()
+        self.account_probes: list[accounts.AccountProbe] = []
+        self.accounts_at: float | None = None
+        self._accounts_per_cell: dict[str, dict[str, int]] = {}
         self._log = get_logger(component="prober")
 
     # -- running ---------------------------------------------------------------------------------
@@ -98,6 +104,7 @@ class Prober:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         self.refresher.start()
         sources = asyncio.create_task(self._poll_sources())
+        account_task = asyncio.create_task(self._probe_accounts())
         self._log.info(
             "prober_started",
             dns=f"{self.settings.dns[0]}:{self.settings.dns[1]}",
@@ -115,6 +122,7 @@ class Prober:
                 await asyncio.sleep(max(0.0, self.settings.interval_s - (time.monotonic() - started)))
         finally:
             sources.cancel()
+            account_task.cancel()
             self.refresher.stop()
 
     async def _poll_sources(self) -> None:
@@ -136,6 +144,34 @@ class Prober:
                     self._note_source(status.url, status.reachable, status.error, old.get(status.url))
                 self.enactors = list(results)  # type: ignore[arg-type]
                 await asyncio.sleep(max(0.0, self.settings.source_interval_s - (time.monotonic() - started)))
+
+    async def _probe_accounts(self) -> None:
+        """Every account name, every accounts_interval_s; one accounts_dns event per change of a cell's counts."""
+        while True:
+            started = time.monotonic()
+            snap = self.refresher.current
+            try:
+                names = accounts.account_names(snap, self.settings.region) if snap is not None else []
+                if names:
+                    probes = await accounts.probe_accounts(self.settings.dns, names, self.settings.region,
+                                                           self.settings.probe_timeout_s)
+                    counts = accounts.per_cell(probes)
+                    for cell, c in counts.items():
+                        if self._accounts_per_cell.get(cell) != c:
+                            (self._log.warning if c["lost"] else self._log.info)("accounts_dns", cell=cell, **c)
+                    accounts.export(counts, self._accounts_per_cell)
+                    self.account_probes, self._accounts_per_cell, self.accounts_at = probes, counts, time.time()
+            except Exception as exc:  # noqa: BLE001 - one bad round never stops the prober
+                self._log.error("account_probe_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(max(0.0, self.settings.accounts_interval_s - (time.monotonic() - started)))
+
+    def accounts_json(self) -> dict:
+        return {
+            "at": self.accounts_at,
+            "per_cell": self._accounts_per_cell,
+            "accounts": [{"account": p.account, "cell": p.cell, "target": p.target, "addresses": p.addresses}
+                         for p in self.account_probes],
+        }
 
     def _note_source(self, name: str, up: bool, error: str | None, before) -> None:
         SOURCE_UP.labels(name).set(1 if up else 0)

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.cells.naming import accounts_zone, owner_cell
 from services.dns.explain import EndpointView
 from services.prober.alarms import Condition
 from services.prober.sources import EnactorStatus, PlannerStatus
+from services.stack import DEFAULT_REGION
 
 RESTORE_FIELDS = ("restore", "operator", "restored_by")
 
@@ -281,7 +283,7 @@ class Rules:
             return None
         out: dict[str, Condition] = {}
         evaluated = set()
-        for key, applied in self._applied_versions(views, statuses).items():
+        for key, applied in self._applied_versions(planned_by(planner, views), statuses).items():
             evaluated.add(key)
             behind = planner.newest_version - applied
             if behind <= 0:
@@ -305,7 +307,7 @@ class Rules:
             return None
         out: dict[str, Condition] = {}
         evaluated = set()
-        for key, applied in self._applied_versions(views, statuses).items():
+        for key, applied in self._applied_versions(planned_by(planner, views), statuses).items():
             evaluated.add(key)
             store = planner.newest_version or 0
             # Two rounds in a row: a plan published and applied between reading the planner and
@@ -317,6 +319,14 @@ class Rules:
                     facts=(("store_version", planner.newest_version), ("applied_version", applied)),
                 )
         return out, evaluated
+
+def planned_by(planner: PlannerStatus, views: list[EndpointView]) -> list[EndpointView]:
+    """The endpoints whose plans this planner writes: its cell's, or (regional) those of no cell.
+    A cell's versions are its own sequence, so comparing them with another planner's means nothing."""
+    region = planner.region or DEFAULT_REGION
+    mapped = accounts_zone(region)  # the cell map's zone: numbered by the map's own stream
+    return [v for v in views if owner_cell(v.endpoint, region) == planner.cell and endpoint_key(v.endpoint) != mapped]
+
 
 def _operator_restored(view: EndpointView) -> bool:
     # AppliedValue keeps version and tree only; an operator's restore marks the record itself.

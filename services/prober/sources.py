@@ -87,6 +87,8 @@ class PlannerStatus:
     newest_version: int | None = None
     frozen: bool | None = None
     error: str | None = None
+    cell: str | None = None  # the cell whose plans it writes (None: the regional system)
+    region: str | None = None
 
 
 def _parse_endpoint(name: str, e: dict[str, Any]) -> EnactorEndpoint:
@@ -135,6 +137,7 @@ def parse_planner_status(body: Any, url: str) -> PlannerStatus:
     return PlannerStatus(
         url, True, newest_version=_first_int(body, "newest_version", "latest_version"),
         frozen=frozen if isinstance(frozen, bool) else None,
+        cell=_text(body.get("cell")), region=_text(body.get("region")),
     )
 
 
