@@ -4,7 +4,8 @@
 # `docker compose up --build` pulls the Dockerfile's default base (debian:bookworm-slim).
 #
 # The image made here is the same distribution as that default: Debian bookworm (minbase) with
-# Debian's python3 3.11, python3-venv and pip, so the Dockerfile's steps run unchanged on it.
+# Debian's python3 3.11 and python3-venv (the packages the Dockerfile installs on debian:bookworm-slim,
+# installed here already, so its apt step has nothing left to do), and ca-certificates.
 #
 #   deploy/local-base-image.sh [NAME]      # default NAME: dnsctl-base:bookworm
 #   docker build --network host --build-arg BASE_IMAGE=NAME -t dnsctl:local .
@@ -16,8 +17,8 @@ set -euo pipefail
 NAME="${1:-dnsctl-base:bookworm}"
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-# The .debs go to the machine's own apt cache: a second build on the same machine downloads nothing.
-CACHE="${DEBOOTSTRAP_CACHE:-/var/cache/apt/archives}"
+# What the Dockerfile installs on debian:bookworm-slim; pip comes with the venv (python3-venv).
+PACKAGES=python3,python3-venv,ca-certificates
 
 if docker image inspect "$NAME" >/dev/null 2>&1; then
   echo "local-base-image: $NAME already present in the daemon"
@@ -36,9 +37,10 @@ cleanup() {
 trap cleanup EXIT
 
 start=$(date +%s)
-echo "local-base-image: debootstrap --variant=minbase $SUITE from $MIRROR (python3, python3-venv, python3-pip) ..."
-mkdir -p "$CACHE"
-debootstrap --variant=minbase --cache-dir="$CACHE" --include=python3,python3-venv,python3-pip,ca-certificates \
+echo "local-base-image: debootstrap --variant=minbase $SUITE from $MIRROR (+ $PACKAGES) ..."
+# No cache outside this run: the .debs are downloaded into the tree and deleted with it, so a
+# clean machine and this one take the same time.
+debootstrap --variant=minbase --include="$PACKAGES" \
   "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1 || { tail -n 30 "$ROOTFS.log" >&2; exit 1; }
 
 # The base trusts what this machine trusts: certificate authorities added locally (a company
