@@ -51,13 +51,31 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   chroot "$ROOTFS" update-ca-certificates >/dev/null
 fi
 
-# The archive's package lists and .debs are not part of an image (debian:*-slim ships neither);
-# the apt sources stay, so the Dockerfile's apt-get update works as on the registry's image.
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/*
+# Slim as debian:bookworm-slim is (debuerreotype's --slimify): no documentation but the copyright
+# files, no manual pages, info pages or translations, now or from packages installed later.
+cat >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-slim" <<'SLIM'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/info/*
+path-exclude /usr/share/man/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/*
+SLIM
+find "$ROOTFS/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete
+rm -rf "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/* \
+  "$ROOTFS"/usr/share/groff/* "$ROOTFS"/usr/share/linda/* "$ROOTFS"/usr/share/lintian/*
 
+# The archive's package lists, caches and .debs are not part of an image (debian:*-slim ships
+# none); the apt sources stay, so the Dockerfile's apt-get update works as on the registry's image.
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/*
+
+PYTHON_VERSION="$(chroot "$ROOTFS" python3 --version)"
 tar --numeric-owner --one-file-system -C "$ROOTFS" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["/bin/bash"]' \
   --message "dnsctl local base: debootstrap --variant=minbase $SUITE + python3" \
   - "$NAME" >/dev/null
-echo "local-base-image: $NAME built in $(( $(date +%s) - start ))s ($(docker run --rm --network none "$NAME" python3 --version))"
+echo "local-base-image: $NAME built in $(( $(date +%s) - start ))s ($PYTHON_VERSION, $(( $(docker image inspect -f '{{.Size}}' "$NAME") / 1000000 )) MB)"
