@@ -30,6 +30,9 @@ docker info >/dev/null 2>&1 || { echo "compose-e2e: no Docker daemon at ${DOCKER
 WORK="$(mktemp -d /tmp/dnsctl-compose-e2e.XXXXXX)"
 PROJECT="dnsctl-e2e-$$"
 COMPOSE=(docker-compose -p "$PROJECT" -f "$WORK/docker-compose.yml")
+# Creating a container on the vfs driver copies the whole image: on a busy machine one call takes
+# longer than docker-compose's default 60 s wait for the daemon's answer.
+export COMPOSE_HTTP_TIMEOUT="${COMPOSE_HTTP_TIMEOUT:-600}"
 STARTED=0
 # The stack's token lives only in this shell's environment (compose passes it to the services).
 DNSCTL_API_TOKEN="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')"
