@@ -28,6 +28,9 @@ command -v debootstrap >/dev/null || { echo "local-base-image: debootstrap is no
 [ "$(id -u)" -eq 0 ] || { echo "local-base-image: debootstrap needs root" >&2; exit 1; }
 
 ROOTFS="$(mktemp -d /tmp/dnsctl-base-rootfs.XXXXXX)"
+# mktemp makes the folder 0700, and the tar below records it as the image's "/": the image's
+# unprivileged user could then reach nothing ("dnsctl: executable file not found in $PATH").
+chmod 755 "$ROOTFS"
 cleanup() {
   # debootstrap mounts proc (and may bind /dev) inside the tree while it runs; a failed run can
   # leave them mounted: unmount them, then delete without ever crossing into another file system.

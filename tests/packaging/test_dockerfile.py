@@ -100,6 +100,8 @@ def test_the_local_base_is_the_same_distribution():
     assert '--include="$PACKAGES"' in script
     assert "docker import" in script
     assert LOCAL_BASE.stat().st_mode & 0o111, "deploy/local-base-image.sh must be executable"
+    # The tree's top folder becomes the image's "/": mktemp's 0700 would lock the image's user out.
+    assert script.index('chmod 755 "$ROOTFS"') < script.index("debootstrap --variant=minbase")
     # The base holds exactly what the Dockerfile installs on debian:bookworm-slim, so the image is
     # the same whichever base it was built on (the Dockerfile's apt step skips what is there).
     (base,) = re.findall(r"^PACKAGES=(\S+)$", script, re.MULTILINE)
