@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # docker compose end to end, for real: build the image, bring the whole stack up with
-# docker-compose, check every service healthy, dig every endpoint, run the race with the guard on
-# against the containers, then `down -v`. Prints the timings the release note quotes.
+# docker-compose, check every service healthy, plans signed (the `keys` one-shot's pair, the
+# private key in the planner's volume only), dig every endpoint, run the race with the guard on
+# against the containers, check the console's timeline shows the services' events (the `logs`
+# volume), then `down -v`. Prints the timings the release note quotes, each step's own.
 #
 # Needs a Docker daemon (DOCKER_HOST; .ci/run starts a private one) and the project's .venv
 # (`make install`). The daemon may have no bridge (dockerd --bridge=none, as in CI here), so the
@@ -28,19 +30,25 @@ docker info >/dev/null 2>&1 || { echo "compose-e2e: no Docker daemon at ${DOCKER
 WORK="$(mktemp -d /tmp/dnsctl-compose-e2e.XXXXXX)"
 PROJECT="dnsctl-e2e-$$"
 COMPOSE=(docker-compose -p "$PROJECT" -f "$WORK/docker-compose.yml")
+# Creating a container on the vfs driver copies the whole image: on a busy machine one call takes
+# longer than docker-compose's default 60 s wait for the daemon's answer.
+export COMPOSE_HTTP_TIMEOUT="${COMPOSE_HTTP_TIMEOUT:-600}"
 STARTED=0
-LOG_PIDS=()
 # The stack's token lives only in this shell's environment (compose passes it to the services).
 DNSCTL_API_TOKEN="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')"
 export DNSCTL_API_TOKEN
+# This run's id: every service's events carry it (DNSCTL_RUN_ID), as under `dnsctl up`.
+DNSCTL_RUN_ID="$("$PY" -c 'from services.stack_file import new_run_id; print(new_run_id())')"
+export DNSCTL_RUN_ID
 
 finish() {
   code=$?
-  for pid in "${LOG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ "$STARTED" -eq 1 ]; then
     if [ "$code" -ne 0 ]; then
-      echo "compose-e2e: failed; the services' last log lines:" >&2
+      echo "compose-e2e: failed; the containers' output and the services' last events:" >&2
+      "${COMPOSE[@]}" ps >&2 || true
       "${COMPOSE[@]}" logs --no-color --tail 30 >&2 || true
+      for f in "$WORK"/state/logs/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -n 15 "$f" >&2; }; done
     fi
     "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
   fi
@@ -64,21 +72,48 @@ else
 fi
 echo "compose-e2e: base image $BASE ready after $(since "$t0")s"
 
+# The image, with BuildKit where a docker CLI here has it: the legacy builder makes a container for
+# every step, metadata ones too, and on the vfs driver each is a full copy of the image made and
+# deleted again. Debian's docker.io CLI (20.10) has BuildKit built in (DOCKER_BUILDKIT=1); a CLI
+# from 23 on needs the buildx plugin for it. Failing both, the legacy builder builds it.
+build_image() {
+  local cli major
+  for cli in docker /usr/bin/docker; do
+    command -v "$cli" >/dev/null 2>&1 || continue
+    if "$cli" buildx version >/dev/null 2>&1; then
+      BUILDER="BuildKit ($cli buildx)"
+      "$cli" buildx build --load -q --network host --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
+      return
+    fi
+    major="$("$cli" version -f '{{.Client.Version}}' 2>/dev/null | cut -d. -f1)"
+    if [ -n "$major" ] && [ "$major" -lt 23 ] 2>/dev/null; then
+      BUILDER="BuildKit ($cli $("$cli" version -f '{{.Client.Version}}' 2>/dev/null))"
+      DOCKER_BUILDKIT=1 "$cli" build -q --network host --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
+      return
+    fi
+  done
+  BUILDER="the legacy builder"
+  DOCKER_BUILDKIT=0 docker build -q --network host --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
+}
 t_build=$(now)
-docker build -q --network host --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
-echo "compose-e2e: image $IMAGE built in $(since "$t_build")s ($(docker run --rm --network none --entrypoint python "$IMAGE" --version))"
+build_image
+BUILD_S=$(since "$t_build")
+SIZE_MB=$(( $(docker image inspect -f '{{.Size}}' "$IMAGE") / 1000000 ))
+echo "compose-e2e: image $IMAGE built by $BUILDER in ${BUILD_S}s (${SIZE_MB} MB)"
 
-"$PY" -m services.compose_file --host-network --free-ports --output "$WORK/docker-compose.yml" --stack-file "$WORK/state/stack.json" >/dev/null
-read -r DNS_PORT PLANNER_URL < <("$PY" -c '
+# The stack's description names this script as its owner: `race --attach` takes it while we run.
+"$PY" -m services.compose_file --host-network --free-ports --output "$WORK/docker-compose.yml" \
+  --state-dir "$WORK/state" --run-id "$DNSCTL_RUN_ID" --owner-pid $$ >/dev/null
+read -r DNS_PORT PLANNER_URL CONSOLE_URL < <("$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["services"]
-print(s["dns"]["port"], "http://127.0.0.1:%d" % s["planner"]["port"])' "$WORK/state/stack.json")
+print(s["dns"]["port"], s["planner"]["url"], s["console"]["url"])' "$WORK/state/stack.json")
 
 t_up=$(now)
 STARTED=1
 "${COMPOSE[@]}" up -d --no-build >/dev/null 2>"$WORK/up.log" || { cat "$WORK/up.log" >&2; exit 1; }
 
-# Healthy: every long-running service's health check passes and the zones bootstrap exited 0.
+# Healthy: every long-running service's health check passes and both one-shots (keys, zones) exited 0.
 unhealthy() {
   local bad=()
   for id in $("${COMPOSE[@]}" ps -q); do
@@ -89,7 +124,7 @@ unhealthy() {
       bad+=("$name:$health")
     fi
   done
-  [ "$("${COMPOSE[@]}" ps -q | wc -l)" -eq 8 ] || bad+=("only $("${COMPOSE[@]}" ps -q | wc -l) of 8 containers")
+  [ "$("${COMPOSE[@]}" ps -q | wc -l)" -eq 10 ] || bad+=("only $("${COMPOSE[@]}" ps -q | wc -l) of 10 containers")
   echo "${bad[*]:-}"
 }
 deadline=$(( $(date +%s) + HEALTHY_TIMEOUT_S ))
@@ -100,12 +135,34 @@ done
 UP_TO_HEALTHY=$(since "$t_up")
 echo "compose-e2e: compose up -> every service healthy in ${UP_TO_HEALTHY}s"
 
-# Each container's output as a file where `dnsctl up` keeps its services' logs (stack.json names
-# <state dir>/logs/<service>.log): the race reads its evidence (refused_stale, flips) from them.
-mkdir -p "$WORK/state/logs"
-for name in $("${COMPOSE[@]}" ps --services); do
-  docker logs -f "$("${COMPOSE[@]}" ps -q "$name")" >"$WORK/state/logs/$name.log" 2>&1 &
-  LOG_PIDS+=($!)
+# The services' event logs are the `logs` volume's files (the console follows them there); the
+# stack's description names them under <state dir>/logs, as `dnsctl up`'s does: link that folder to
+# the volume, so the race reads its evidence (refused_stale, flips) where it reads it under `dnsctl up`.
+ln -s "$(docker volume inspect -f '{{.Mountpoint}}' "${PROJECT}_logs")" "$WORK/state/logs"
+
+# Signed plans: the planner signs with the key the `keys` one-shot made, every enactor verifies
+# with its public half, and no enactor container can read the private key.
+KEY_ID="$(docker logs "$("${COMPOSE[@]}" ps -q keys)" 2>&1 | sed -n 's/^plan signing key \([0-9a-f]*\): private key.*/\1/p' | head -n 1)"
+[ -n "$KEY_ID" ] || { echo "compose-e2e: the keys one-shot printed no key id" >&2; exit 1; }
+"$PY" - "$WORK/state/logs" "$KEY_ID" <<'CHECK'
+import json, pathlib, sys
+logs, key = pathlib.Path(sys.argv[1]), sys.argv[2]
+def started(name, event):
+    for line in (logs / f"{name}.log").read_text().splitlines():
+        e = json.loads(line)
+        if e.get("event") == event:
+            return e["plan_key"]
+    raise SystemExit(f"compose-e2e: no {event} in {name}.log")
+found = {"planner": started("planner", "planner_started"), **{n: started(n, "enactor_started") for n in ("enactor-a", "enactor-b", "enactor-c")}}
+bad = {n: k for n, k in found.items() if k != key}
+if bad:
+    raise SystemExit(f"compose-e2e: plans not signed with key {key}: {bad}")
+print(f"compose-e2e: plans signed with key {key}: the planner signs, enactor-a/b/c verify")
+CHECK
+for name in enactor-a enactor-b enactor-c; do
+  if docker exec "$("${COMPOSE[@]}" ps -q "$name")" test -e /var/lib/dnsctl/plan-key/plan-signing.key; then
+    echo "compose-e2e: $name can see the private key" >&2; exit 1
+  fi
 done
 
 # Dig: every endpoint of the fleet answers an address for every record type it serves.
@@ -130,10 +187,26 @@ echo "compose-e2e: compose up -> dig answering for all ${#QUESTIONS[@]} endpoint
 # The race of 20 October on the containers, guard on: the guard must hold (exit 0).
 t_race=$(now)
 "$DNSCTL" race --attach --state-dir "$WORK/state" --guard on
-echo "compose-e2e: race --attach --guard on held in $(since "$t_race")s"
+RACE_S=$(since "$t_race")
+echo "compose-e2e: race --attach --guard on held in ${RACE_S}s"
+
+# The console's timeline: built from the `logs` volume it mounts read-only (its own container),
+# it must hold this run's events of the planner, the enactors and the race.
+deadline=$(( $(date +%s) + 30 ))
+until lanes="$(curl -sf "$CONSOLE_URL/api/timeline" | "$PY" -c '
+import json, sys
+t = json.load(sys.stdin) or {}
+lanes = set(t.get("lanes", []))
+if not {"planner", "enactor-a", "enactor-b", "enactor-c", "race"} <= lanes:
+    sys.exit(1)
+print(t["events"], " ".join(sorted(lanes)))' 2>/dev/null)"; do
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "compose-e2e: the console's timeline lacks the planner, enactor or race events: $(curl -sf "$CONSOLE_URL/api/timeline" | head -c 600)" >&2; exit 1; }
+  sleep 1
+done
+echo "compose-e2e: console timeline from the logs volume: ${lanes%% *} events, lanes ${lanes#* }"
 
 t_down=$(now)
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
 STARTED=0
 echo "compose-e2e: down -v in $(since "$t_down")s"
-echo "compose-e2e: passed: up -> healthy ${UP_TO_HEALTHY}s, up -> dig ${UP_TO_DIG}s, total $(since "$t0")s"
+echo "compose-e2e: passed: build ${BUILD_S}s, up -> healthy ${UP_TO_HEALTHY}s, up -> dig ${UP_TO_DIG}s, race ${RACE_S}s, total $(since "$t0")s"

@@ -4,7 +4,8 @@
 # `docker compose up --build` pulls the Dockerfile's default base (debian:bookworm-slim).
 #
 # The image made here is the same distribution as that default: Debian bookworm (minbase) with
-# Debian's python3 3.11, python3-venv and pip, so the Dockerfile's steps run unchanged on it.
+# Debian's python3 3.11 and python3-venv (the packages the Dockerfile installs on debian:bookworm-slim,
+# installed here already, so its apt step has nothing left to do), and ca-certificates.
 #
 #   deploy/local-base-image.sh [NAME]      # default NAME: dnsctl-base:bookworm
 #   docker build --network host --build-arg BASE_IMAGE=NAME -t dnsctl:local .
@@ -16,8 +17,8 @@ set -euo pipefail
 NAME="${1:-dnsctl-base:bookworm}"
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-# The .debs go to the machine's own apt cache: a second build on the same machine downloads nothing.
-CACHE="${DEBOOTSTRAP_CACHE:-/var/cache/apt/archives}"
+# What the Dockerfile installs on debian:bookworm-slim; pip comes with the venv (python3-venv).
+PACKAGES=python3,python3-venv,ca-certificates
 
 if docker image inspect "$NAME" >/dev/null 2>&1; then
   echo "local-base-image: $NAME already present in the daemon"
@@ -27,6 +28,9 @@ command -v debootstrap >/dev/null || { echo "local-base-image: debootstrap is no
 [ "$(id -u)" -eq 0 ] || { echo "local-base-image: debootstrap needs root" >&2; exit 1; }
 
 ROOTFS="$(mktemp -d /tmp/dnsctl-base-rootfs.XXXXXX)"
+# mktemp makes the folder 0700, and the tar below records it as the image's "/": the image's
+# unprivileged user could then reach nothing ("dnsctl: executable file not found in $PATH").
+chmod 755 "$ROOTFS"
 cleanup() {
   # debootstrap mounts proc (and may bind /dev) inside the tree while it runs; a failed run can
   # leave them mounted: unmount them, then delete without ever crossing into another file system.
@@ -36,9 +40,10 @@ cleanup() {
 trap cleanup EXIT
 
 start=$(date +%s)
-echo "local-base-image: debootstrap --variant=minbase $SUITE from $MIRROR (python3, python3-venv, python3-pip) ..."
-mkdir -p "$CACHE"
-debootstrap --variant=minbase --cache-dir="$CACHE" --include=python3,python3-venv,python3-pip,ca-certificates \
+echo "local-base-image: debootstrap --variant=minbase $SUITE from $MIRROR (+ $PACKAGES) ..."
+# No cache outside this run: the .debs are downloaded into the tree and deleted with it, so a
+# clean machine and this one take the same time.
+debootstrap --variant=minbase --include="$PACKAGES" \
   "$SUITE" "$ROOTFS" "$MIRROR" >"$ROOTFS.log" 2>&1 || { tail -n 30 "$ROOTFS.log" >&2; exit 1; }
 
 # The base trusts what this machine trusts: certificate authorities added locally (a company
@@ -49,13 +54,31 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   chroot "$ROOTFS" update-ca-certificates >/dev/null
 fi
 
-# The archive's package lists and .debs are not part of an image (debian:*-slim ships neither);
-# the apt sources stay, so the Dockerfile's apt-get update works as on the registry's image.
-rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/*
+# Slim as debian:bookworm-slim is (debuerreotype's --slimify): no documentation but the copyright
+# files, no manual pages, info pages or translations, now or from packages installed later.
+cat >"$ROOTFS/etc/dpkg/dpkg.cfg.d/docker-slim" <<'SLIM'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/info/*
+path-exclude /usr/share/man/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/*
+SLIM
+find "$ROOTFS/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+find "$ROOTFS/usr/share/doc" -mindepth 1 -type d -empty -delete
+rm -rf "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/locale/* \
+  "$ROOTFS"/usr/share/groff/* "$ROOTFS"/usr/share/linda/* "$ROOTFS"/usr/share/lintian/*
 
+# The archive's package lists, caches and .debs are not part of an image (debian:*-slim ships
+# none); the apt sources stay, so the Dockerfile's apt-get update works as on the registry's image.
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/*
+
+PYTHON_VERSION="$(chroot "$ROOTFS" python3 --version)"
 tar --numeric-owner --one-file-system -C "$ROOTFS" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["/bin/bash"]' \
   --message "dnsctl local base: debootstrap --variant=minbase $SUITE + python3" \
   - "$NAME" >/dev/null
-echo "local-base-image: $NAME built in $(( $(date +%s) - start ))s ($(docker run --rm --network none "$NAME" python3 --version))"
+echo "local-base-image: $NAME built in $(( $(date +%s) - start ))s ($PYTHON_VERSION, $(( $(docker image inspect -f '{{.Size}}' "$NAME") / 1000000 )) MB)"

@@ -12,31 +12,45 @@ and it is declared in one place (`container_env`):
   (the emulator accepts any; real ones must never be sent to it) and the API token from the
   host's DNSCTL_API_TOKEN, which compose refuses to run without; nothing secret is in the image;
 - published ports listen on the host's loopback only, as `dnsctl up` does by default;
-- each service has a health check run by the image's own Python (an HTTP GET of its health route,
-  or a TCP connect for the DNS server, as the local supervisor checks it), and every dependency
-  waits for `service_healthy`.
+- each service has a health check run by the image's own python3 (an HTTP GET of its health
+  route, healthy below 500 as the local supervisor counts it, or a TCP connect for the DNS
+  server), and every dependency waits for `service_healthy`;
+- plans are signed as under `dnsctl up`: a one-shot `keys` service (`dnsctl keys init`) makes the
+  key pair at `up` time, the private key in the `plan-key` volume that only it and the planner
+  mount, a copy of the public key in the `plan-pub` volume the enactors mount read-only. An init
+  service rather than `dnsctl` on the host before `docker compose up`: a plain `docker compose up`
+  works alone, and the private key never touches the host's disk, the repository or the image;
+  it lives as long as the project's volumes (`down -v` deletes it);
+- the services write their JSON events to files as under `dnsctl up` (DNSCTL_LOG_FILE, one file
+  per service), into the `logs` volume, which the console mounts read-only and follows for its
+  timeline, as it follows `dnsctl up`'s log folder. Each event carries the run id DNSCTL_RUN_ID
+  (default `compose`; set a new one per `up` to tell runs apart, `down -v` clears the logs).
 
 `--host-network` renders a second variant for machines whose Docker daemon has no bridge (CI
 here: dockerd runs with --bridge=none, so containers have only the host's network): every
 service runs with `network_mode: host`, binds the host's loopback and finds its peers there, on
 the ports given (`--free-ports` picks free ones, so a running demo is never in the way), and
 nothing is published or built (the image is built beforehand with `docker build --network host`).
-`--stack-file` writes that stack's description (host, service ports) in the shape `dnsctl up`
-writes to its state dir, so `dnsctl race --attach --state-dir DIR` can drive the containers.
+`--state-dir DIR` writes that stack's description (DIR/stack.json, in the shape `dnsctl up` writes),
+so `dnsctl race --attach --state-dir DIR`, `status` and `timeline --stack` can drive and read the containers.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from services import stack_file
 from services.auth import TOKEN_ENV
+from services.logs import LOG_FILE_ENV
+from services.plan.keys import PRIVATE_KEY_FILE, PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_FILE, PUBLIC_KEY_FILE_ENV
 from services.stack import EMULATOR_CREDENTIALS, Ports, ServiceSpec, services
+from services.stack_file import RUN_ID_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_PATH = ROOT / "docker-compose.yml"
@@ -44,6 +58,19 @@ IMAGE = "dnsctl:local"
 BIND_HOST = "0.0.0.0"
 PUBLISH_HOST = "127.0.0.1"
 TOKEN_REQUIRED = "${" + TOKEN_ENV + ":?set " + TOKEN_ENV + " to a long random string before docker compose up (see README)}"
+RUN_ID = "${" + RUN_ID_ENV + ":-compose}"
+# The image's state directory (DNSCTL_STATE_DIR in the Dockerfile) and the project's volumes in it;
+# the Dockerfile makes each mount point, owned by the image's user, so a new volume is writable.
+STATE_DIR = Path("/var/lib/dnsctl")
+VOLUMES = {"plan-key": STATE_DIR / "plan-key", "plan-pub": STATE_DIR / "plan-pub", "logs": STATE_DIR / "logs"}
+PLAN_KEYS = (VOLUMES["plan-key"] / PRIVATE_KEY_FILE, VOLUMES["plan-pub"] / PUBLIC_KEY_FILE)
+KEYS = ServiceSpec(
+    "keys",
+    ("keys", "init", "--private-dir", str(VOLUMES["plan-key"]), "--public-dir", str(VOLUMES["plan-pub"])),
+    0,
+    None,
+    oneshot=True,
+)
 HEADER = (
     "# Generated from services/stack.py by `python -m services.compose_file`; do not edit by hand.\n"
     "# tests/packaging/test_compose.py fails when this file and the stack table disagree.\n"
@@ -52,14 +79,24 @@ HEADER = (
 
 
 def container_specs(ports: Ports = Ports(), host_network: bool = False) -> list[ServiceSpec]:
-    """The stack's services as they run in containers: all interfaces, every peer by its service name.
+    """The stack's services as they run in containers: all interfaces, every peer by its service
+    name, plans signed with the pair the `keys` one-shot makes first.
 
     On the host's network, they run exactly as `dnsctl up` runs them: loopback, peers on loopback.
     """
     if host_network:
-        return services(ports, host=PUBLISH_HOST)
-    names = [spec.name for spec in services(ports)]
-    return services(ports, host=BIND_HOST, emulator_host="emulator", service_host={name: name for name in names})
+        specs = services(ports, host=PUBLISH_HOST, plan_keys=PLAN_KEYS)
+    else:
+        names = [spec.name for spec in services(ports)]
+        specs = services(ports, host=BIND_HOST, emulator_host="emulator", service_host={name: name for name in names},
+                         plan_keys=PLAN_KEYS)
+    signed = [replace(spec, depends_on=(KEYS.name, *spec.depends_on)) if _key_file(spec) else spec for spec in specs]
+    return [KEYS, *signed]
+
+
+def _key_file(spec: ServiceSpec) -> str | None:
+    """The key file a service reads (the planner's private key, an enactor's public key), if any."""
+    return spec.env.get(PRIVATE_KEY_FILE_ENV) or spec.env.get(PUBLIC_KEY_FILE_ENV)
 
 
 def container_env(spec: ServiceSpec) -> dict[str, str]:
@@ -68,7 +105,39 @@ def container_env(spec: ServiceSpec) -> dict[str, str]:
     if "AWS_ENDPOINT_URL" in spec.env:
         env.update(EMULATOR_CREDENTIALS)
         env[TOKEN_ENV] = TOKEN_REQUIRED
+    if _writes_log(spec):
+        env[LOG_FILE_ENV] = str(VOLUMES["logs"] / f"{spec.name}.log")
+        env[RUN_ID_ENV] = RUN_ID
     return env
+
+
+def _writes_log(spec: ServiceSpec) -> bool:
+    # The console reads the logs (read-only); the key maker prints one line and logs no events.
+    return spec.name not in ("console", KEYS.name)
+
+
+def container_args(spec: ServiceSpec) -> list[str]:
+    """A service's command in its container: the console follows the `logs` volume."""
+    if spec.name == "console":
+        return [*spec.args, "--log-dir", str(VOLUMES["logs"])]
+    return list(spec.args)
+
+
+def container_volumes(spec: ServiceSpec) -> list[str]:
+    """What each service mounts: the private key only where it is made and used, the public key
+    read-only for the enactors, the logs read-write for those who write them, read-only for the console."""
+    mounts = []
+    if spec.name == KEYS.name:
+        mounts += [f"plan-key:{VOLUMES['plan-key']}", f"plan-pub:{VOLUMES['plan-pub']}"]
+    elif spec.env.get(PRIVATE_KEY_FILE_ENV):
+        mounts.append(f"plan-key:{VOLUMES['plan-key']}:ro")
+    elif spec.env.get(PUBLIC_KEY_FILE_ENV):
+        mounts.append(f"plan-pub:{VOLUMES['plan-pub']}:ro")
+    if _writes_log(spec):
+        mounts.append(f"logs:{VOLUMES['logs']}")
+    elif spec.name == "console":
+        mounts.append(f"logs:{VOLUMES['logs']}:ro")
+    return mounts
 
 
 def _published(spec: ServiceSpec) -> list[str]:
@@ -77,11 +146,15 @@ def _published(spec: ServiceSpec) -> list[str]:
 
 
 def _healthcheck(spec: ServiceSpec) -> dict[str, Any]:
+    # python3 -S: no site-packages to scan, so a probe every 2 s per service costs little CPU.
     if spec.health_path is None:
         probe = f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), timeout=2).close()"
     else:
-        probe = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{spec.port}{spec.health_path}', timeout=2)"
-    return {"test": ["CMD", "python", "-c", probe], "interval": "2s", "timeout": "3s", "retries": 30, "start_period": "5s"}
+        probe = (f"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', {spec.port}, timeout=2); "
+                 f"c.request('GET', '{spec.health_path}'); sys.exit(c.getresponse().status >= 500)")
+    # start_period: on a busy machine a service can take a minute to import and start; probes
+    # that fail before then do not count (the first that passes counts at once).
+    return {"test": ["CMD", "python3", "-S", "-c", probe], "interval": "2s", "timeout": "3s", "retries": 15, "start_period": "120s"}
 
 
 def _condition(dependency: ServiceSpec) -> str:
@@ -93,7 +166,7 @@ def render(ports: Ports = Ports(), host_network: bool = False) -> dict[str, Any]
     specs = container_specs(ports, host_network)
     by_name = {spec.name: spec for spec in specs}
     for spec in specs:
-        service: dict[str, Any] = {"image": IMAGE, "command": list(spec.args)}
+        service: dict[str, Any] = {"image": IMAGE, "command": container_args(spec)}
         if host_network:
             service["network_mode"] = "host"
         else:
@@ -105,12 +178,13 @@ def render(ports: Ports = Ports(), host_network: bool = False) -> dict[str, Any]
         env = container_env(spec)
         if env:
             service["environment"] = env
+        service["volumes"] = container_volumes(spec)
         if not spec.oneshot:
             service["healthcheck"] = _healthcheck(spec)
         if spec.depends_on:
             service["depends_on"] = {dep: {"condition": _condition(by_name[dep])} for dep in spec.depends_on}
         out[spec.name] = service
-    return {"services": out}
+    return {"services": out, "volumes": {name: {} for name in VOLUMES}}
 
 
 def render_text(ports: Ports = Ports(), host_network: bool = False) -> str:
@@ -123,14 +197,32 @@ def render_text(ports: Ports = Ports(), host_network: bool = False) -> str:
     return header + yaml.safe_dump(render(ports, host_network), sort_keys=False, default_flow_style=False, width=200)
 
 
-def stack_description(ports: Ports, state_dir: Path) -> dict[str, Any]:
-    """The host-network stack as `dnsctl up` describes its own in <state dir>/stack.json; the logs
-    are where `dnsctl up` keeps them (whoever runs the containers copies their output there)."""
+def stack_description(ports: Ports, state_dir: Path, *, run_id: str = "compose", owner_pid: int | None = None) -> dict[str, Any]:
+    """The host-network stack as `dnsctl up` describes its own in <state dir>/stack.json, so every
+    command (`status`, `race --attach`, `timeline --stack`) finds it. Its logs are the `logs`
+    volume's files, under <state dir>/logs: whoever runs the containers makes that folder show
+    the volume (.ci/compose-e2e.sh links it to the volume's mount point). `owner_pid` is the
+    process that owns the containers (the e2e script): the stack counts as running while it runs.
+    """
+    logs = state_dir / "logs"
     return {
+        "supervisor_pid": owner_pid,
+        "started_by": "compose",
+        "run_id": run_id,
         "host": PUBLISH_HOST,
+        "state_dir": str(state_dir),
+        "log_dir": str(logs),
+        "mode": "guarded",  # the stack table's default, which both compose files run
+        "aws_env": {**EMULATOR_CREDENTIALS, "AWS_ENDPOINT_URL": f"http://{PUBLISH_HOST}:{ports.emulator}"},
         "services": {
-            spec.name: {"port": spec.port, "args": list(spec.args), "log": str(state_dir / "logs" / f"{spec.name}.log")}
-            for spec in services(ports, host=PUBLISH_HOST)
+            spec.name: {
+                "port": spec.port,
+                "protocol": spec.protocol,
+                "args": container_args(spec),
+                "log": str(logs / f"{spec.name}.log"),
+                **({"url": f"http://{PUBLISH_HOST}:{spec.port}"} if spec.protocol == "tcp" else {}),
+            }
+            for spec in container_specs(ports, host_network=True)
             if not spec.oneshot
         },
     }
@@ -156,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=COMPOSE_PATH)
     parser.add_argument("--host-network", action="store_true", help="render the variant for a daemon without a bridge (network_mode: host)")
     parser.add_argument("--free-ports", action="store_true", help="with --host-network: free loopback ports instead of the demo's")
-    parser.add_argument("--stack-file", type=Path, help="with --host-network: also write the stack's description (stack.json) here")
+    parser.add_argument("--state-dir", type=Path, help="with --host-network: also describe the stack in DIR/stack.json, as `dnsctl up` does")
+    parser.add_argument("--run-id", default="compose", help="with --state-dir: the run id the services log with (DNSCTL_RUN_ID)")
+    parser.add_argument("--owner-pid", type=int, help="with --state-dir: the process that owns the containers (the stack runs while it does)")
     args = parser.parse_args(argv)
-    if (args.free_ports or args.stack_file) and not args.host_network:
-        parser.error("--free-ports and --stack-file go with --host-network")
+    if (args.free_ports or args.state_dir) and not args.host_network:
+        parser.error("--free-ports and --state-dir go with --host-network")
     if args.host_network and args.output == COMPOSE_PATH:
         parser.error("--host-network needs --output: docker-compose.yml is the users' file")
     ports = free_ports() if args.free_ports else Ports()
@@ -173,10 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.output.write_text(text)
     print(f"wrote {args.output}")
-    if args.stack_file:
-        args.stack_file.parent.mkdir(parents=True, exist_ok=True)
-        args.stack_file.write_text(json.dumps(stack_description(ports, args.stack_file.parent.resolve()), indent=2))
-        print(f"wrote {args.stack_file}")
+    if args.state_dir:
+        where = args.state_dir.resolve()
+        stack_file.write(where, stack_description(ports, where, run_id=args.run_id, owner_pid=args.owner_pid))
+        print(f"wrote {where / stack_file.FILE_NAME}")
     return 0
 
 

@@ -97,9 +97,19 @@ def test_the_local_base_is_the_same_distribution():
     script = LOCAL_BASE.read_text()
     assert re.search(r"^SUITE=bookworm$", script, re.MULTILINE)
     assert "debootstrap --variant=minbase" in script
-    assert re.search(r"--include=[^ ]*python3,python3-venv,python3-pip", script)
+    assert '--include="$PACKAGES"' in script
     assert "docker import" in script
     assert LOCAL_BASE.stat().st_mode & 0o111, "deploy/local-base-image.sh must be executable"
+    # The tree's top folder becomes the image's "/": mktemp's 0700 would lock the image's user out.
+    assert script.index('chmod 755 "$ROOTFS"') < script.index("debootstrap --variant=minbase")
+    # The base holds exactly what the Dockerfile installs on debian:bookworm-slim, so the image is
+    # the same whichever base it was built on (the Dockerfile's apt step skips what is there).
+    (base,) = re.findall(r"^PACKAGES=(\S+)$", script, re.MULTILINE)
+    (run,) = [r for r in of("RUN") if "apt-get install" in r]
+    (dockerfile,) = re.findall(r'packages="([^"]+)"', run)
+    assert set(base.split(",")) == set(dockerfile.split()) >= {"python3", "python3-venv", "ca-certificates"}
+    assert "dpkg -s $packages" in run and "apt-get install -y --no-install-recommends $packages" in run
+    assert "rm -rf /var/lib/apt/lists/*" in run  # no package lists left in the image
 
 
 def test_runs_as_a_non_root_user():
@@ -192,3 +202,17 @@ def test_the_image_install_step_builds_a_complete_package(tmp_path):
     assert not any(n.startswith("tests/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "dnsctl = cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_the_compose_volumes_mount_points_belong_to_the_image_user():
+    """A new named volume takes its mount point's owner from the image: each must exist, owned by
+    the unprivileged user, or the `keys` one-shot and the services could not write to them."""
+    from services import compose_file
+
+    env = " ".join(of("ENV"))
+    assert f"DNSCTL_STATE_DIR={compose_file.STATE_DIR}" in env
+    (run,) = [r for r in of("RUN") if "useradd" in r]
+    mkdir = re.search(r"mkdir -p ([^&]+)", run).group(1).split()
+    assert {str(p) for p in compose_file.VOLUMES.values()} <= set(mkdir)
+    assert f"chown -R dnsctl:dnsctl {compose_file.STATE_DIR}" in run
+    assert f"chmod 700 {compose_file.VOLUMES['plan-key']}" in run  # the private key's folder: the user alone

@@ -65,6 +65,9 @@ def test_guarded_passes_only_if_nothing_ever_answered_empty():
         {"alarms_fired": [{"alarm": "EndpointEmpty", "endpoint": EP}]},
         {"witness_empty": 1},
         {"final_versions": {EP: 15}},
+        {"final_versions": {EP: None}},
     ):
         assert not judge(evidence(**{**ok, **bad})).passed, bad
+    # An attached stack's planner publishes on its schedule too: a newer plan than the race's last is served.
+    assert judge(evidence(**{**ok, "final_versions": {EP: 19}})).passed
     assert judge(evidence(**{**ok, "prober_empty_seconds": 0.2})).broken
