@@ -44,6 +44,8 @@ def console(
     log_dir: Path = typer.Option(None, help="The stack's log directory (default: DNSCTL_STATE_DIR/logs)."),
 ) -> None:
     """Serve the live web console: trees, locks, enactors, alarms and the timeline, as they change."""
+    import os
+
     from cli.dns_cmd import parse_host_port
     from services.auth import state_dir
     from services.aws_clients import route53_client
@@ -52,11 +54,15 @@ def console(
     from services.console.hub import Hub
     from services.console.log_tail import LogTail
     from services.console.poller import StatePoller
+    from services.console.snapshot import APP_ID
     from services.logs import configure
     from services.prober.overview import Sources
     from services.supervisor import port_free
 
     configure(process="console")
+    # Every Route 53 call of this process says it is the console's (boto3's standard app id setting;
+    # one the operator set is kept), so the account's side can count them.
+    os.environ.setdefault("AWS_SDK_UA_APP_ID", APP_ID)
     enactors = _enactors(enactor)
     try:
         dns_at = parse_host_port(dns)
