@@ -12,6 +12,8 @@ const live = {
   lastFlip: {},        // endpoint -> event
   backoff: {},         // "enactor|endpoint" -> {until, attempt}
   flips: [],           // every flip shown: {endpoint, plan_version, ts, shown_at} (benchmarks read it)
+  served: [],          // every change of the plan an endpoint serves (Route 53 view) as drawn: {endpoint, plan_version, shown_at}
+  lastServed: {},      // endpoint -> the plan version its card last showed
   trace: null,
   traceAt: 0,
 };
@@ -238,6 +240,12 @@ function renderEndpoints(state) {
   box.replaceChildren();
   if (state.route53_error) box.append(h("p", { class: "state-broken", text: `Route 53 cannot be read: ${state.route53_error}` }));
   for (const ep of state.endpoints || []) {
+    if (live.lastServed[ep.endpoint] !== ep.active_version) {
+      live.lastServed[ep.endpoint] = ep.active_version;
+      live.served.push({ endpoint: ep.endpoint, plan_version: ep.active_version, shown_at: Date.now(),
+        read_at: state.snapshot_at * 1000, published_at: state.published_at * 1000 });
+      if (live.served.length > 1000) live.served.shift();
+    }
     const broken = endpointBroken(ep);
     const answers = Object.entries(ep.addresses || {}).map(([t, n]) =>
       h("span", { class: n === 0 ? "badge bad" : n === null ? "badge warn" : "badge ok", "data-type": t, "data-answers": n ?? "" },
