@@ -162,3 +162,22 @@ def flipped_events(path: Path, version: int) -> list[dict]:
     return out
 
 
+
+def what_the_console_shows(page, stack: Stack) -> str:
+    """The race's verdict and every endpoint as the console has them, for a failed wait's message."""
+    lines = []
+    try:
+        race = httpx.get(stack.console + "/api/race", timeout=10).json()
+        verdict = race.get("verdict") or {}
+        lines.append(f"race: running={race.get('running')} error={race.get('error')!r} headline={verdict.get('headline')!r}")
+        lines += [f"  {'ok' if c['ok'] else 'NOT'} {c['label']}: {c['detail']}" for c in verdict.get("checks", [])]
+        lines += [f"  {m['t']:.1f} s {m['who']}: {m['text']}" for m in race.get("moments", [])[-12:]]
+        for ep in stack.state().get("endpoints") or []:
+            lines.append(f"state: {ep['endpoint']} serves {ep.get('active_version')} dangling={ep.get('dangling')} "
+                         f"addresses={ep.get('addresses')}")
+        for card in page.query_selector_all("article.card[data-endpoint]"):
+            answers = [a.get_attribute("data-answers") for a in card.query_selector_all(".answers [data-answers]")]
+            lines.append(f"page: {card.get_attribute('data-endpoint')} broken={card.get_attribute('data-broken')} answers={answers}")
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
+        lines.append(f"(could not read everything: {type(exc).__name__}: {exc})")
+    return "\n".join(lines)
