@@ -72,7 +72,10 @@ def console(
     if not port_free(host, port):
         err_console.print(f"[red]error:[/red] port {port} on {host} is in use; stop what holds it or pass --port", highlight=False)
         raise typer.Exit(1)
-    sources = Sources(planner_url=planner, enactor_urls=tuple(enactors.items()), dns=dns_at, prober_url=prober, timeout_s=3.0)
+    # DNS may take 2 s, as the race's dig does: a loaded machine's slow answer is not "no answer",
+    # and the console's Route 53 view does not wait for these readings (services/console/poller.py).
+    sources = Sources(planner_url=planner, enactor_urls=tuple(enactors.items()), dns=dns_at, prober_url=prober, timeout_s=3.0,
+                      dns_timeout_s=2.0)
     hub = Hub()
     targets = Targets(planner, enactors, prober, dns_at, state_dir().resolve(), logs)
     app = create_app(hub, StatePoller(sources, hub, route53_client), LogTail(logs, hub), Actions(targets, hub))

@@ -33,6 +33,7 @@ class Sources:
     prober_url: str | None
     zones: tuple[str, ...] = ()
     timeout_s: float = 2.0
+    dns_timeout_s: float = 0.5  # per DNS query; a slower answer shows as "no answer"
 
 
 def dns_addresses(server: tuple[str, int], name: str, rtype: str, timeout_s: float) -> int | None:
@@ -134,7 +135,7 @@ def read_sources(sources: Sources, views: list[EndpointView]) -> Readings:
     planner = fetch_planner(sources)
     enactors = fetch_enactors(sources)
     addresses = {
-        v.endpoint: {t: dns_addresses(sources.dns, v.endpoint, t, min(0.5, sources.timeout_s)) for t in (v.record_types or ("A",))}
+        v.endpoint: {t: dns_addresses(sources.dns, v.endpoint, t, min(sources.dns_timeout_s, sources.timeout_s)) for t in (v.record_types or ("A",))}
         for v in views
     }
     alarms = None

@@ -129,10 +129,17 @@ def open_page(browser, stack: Stack, token: str | None = None):
 
 def race_from_the_page(page, mode: str) -> bool:
     """Click the race button on a page that holds the token; the verdict says whether it broke."""
-    page.wait_for_selector("article.card")
-    assert page.inner_text("#race-mode") == mode
+    # The mode comes from the enactors' status in the console's view (not from the first card):
+    # wait for a view that has it.
+    page.wait_for_function("m => document.querySelector('#race-mode').textContent === m", arg=mode, timeout=60_000)
     page.click("#race-run")
-    page.wait_for_selector("#race-verdict[data-broken]", timeout=480_000)
+    page.wait_for_function("() => window.dnsctlConsole.race && window.dnsctlConsole.race.running", timeout=60_000)
+    # The race's every wait is bounded (lab/race/scenario.py); it ends with a verdict or an error.
+    page.wait_for_function("() => { const r = window.dnsctlConsole.race; return r && !r.running && (r.verdict || r.error); }",
+                           timeout=480_000)
+    race = page.evaluate("() => window.dnsctlConsole.race")
+    assert race["verdict"] and not race["error"], f"the race did not run: {race['error']}"
+    page.wait_for_selector("#race-verdict[data-broken]")
     return page.get_attribute("#race-verdict", "data-broken") == "true"
 
 

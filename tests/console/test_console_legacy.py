@@ -156,9 +156,9 @@ def test_the_race_button_in_legacy_mode_breaks_an_endpoint_and_repair_heals_it(s
     try:
         try:
             assert race_from_the_page(page, "legacy"), page.inner_text("#race-verdict")
-            broken = page.wait_for_selector("article.card[data-broken='true'] .answers [data-answers='0']", timeout=30_000)
+            broken = page.wait_for_selector("article.card[data-broken='true'] .answers [data-answers='0']", timeout=60_000)
             assert broken is not None
-            page.wait_for_selector("#timeline-head .cause")  # the live timeline names the cause
+            page.wait_for_selector("#timeline-head .cause", timeout=60_000)  # the live timeline names the cause
         except Exception as exc:
             raise AssertionError(f"{exc}\n{what_the_console_shows(page, stack)}") from exc
         page.screenshot(path=str(screenshots() / "console-legacy-race-broken.png"), full_page=True)

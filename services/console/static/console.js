@@ -442,6 +442,7 @@ function renderRace(race) {
   live.race = race;
   const v = $("race-verdict");
   v.replaceChildren();
+  delete v.dataset.broken; // only a finished race's verdict says broken or held (never the previous race's)
   if (race.running) {
     v.className = "verdict";
     v.append(`race running (${race.mode || "…"})…`);
