@@ -88,6 +88,18 @@ def calls_per_second(stack, window_s: float) -> Window:
     return Window(end_t - start_t, +end_e, end_c - start_c, clients)
 
 
+def every_endpoint_shows(page, kind: str, version: int) -> bool:
+    """Within 30 s, the page's record of `kind` ("flips": log events drawn, "served": the cards'
+    Route 53 view) has `version` for all three endpoints."""
+    try:
+        page.wait_for_function(
+            f"v => new Set(window.dnsctlConsole.{kind}.filter(f => f.plan_version === v).map(f => f.endpoint)).size >= 3",
+            arg=version, timeout=30_000)
+    except Exception:  # noqa: BLE001 - counted by the caller, the run goes on
+        return False
+    return True
+
+
 def epoch_ms(ts: str) -> float:
     """An event's ISO 8601 UTC timestamp as the page's Date.now() counts (ms since the epoch)."""
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000
@@ -128,20 +140,10 @@ def main() -> int:
             missing = missing_served = 0
             for i in range(args.flips):
                 version = stack.publish(f"console bench: flip {i + 1}")
-                try:
-                    # Every endpoint flips to the plan; wait for all three on the page, by the log
-                    # events and by the Route 53 view.
-                    page.wait_for_function(
-                        "v => new Set(window.dnsctlConsole.flips.filter(f => f.plan_version === v).map(f => f.endpoint)).size >= 3",
-                        arg=version, timeout=30_000)
-                except Exception:  # noqa: BLE001 - counted, the run goes on
-                    missing += 1
-                try:
-                    page.wait_for_function(
-                        "v => new Set(window.dnsctlConsole.served.filter(f => f.plan_version === v).map(f => f.endpoint)).size >= 3",
-                        arg=version, timeout=30_000)
-                except Exception:  # noqa: BLE001 - counted, the run goes on
-                    missing_served += 1
+                # Every endpoint flips to the plan: wait for all three on the page, by the log
+                # events and by the Route 53 view.
+                missing += not every_endpoint_shows(page, "flips", version)
+                missing_served += not every_endpoint_shows(page, "served", version)
                 flips = page.evaluate("v => window.dnsctlConsole.flips.filter(f => f.plan_version === v)", version)
                 latencies += [f["shown_at"] - epoch_ms(f["ts"]) for f in flips]
                 views = {s["endpoint"]: s for s in

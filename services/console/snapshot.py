@@ -26,7 +26,6 @@ round, with the new `Snapshot`.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from services.dns.snapshot import (
     ROUTE53_SHARE,
     ServedZone,
     Snapshot,
+    SnapshotRefresher,
     ZoneListing,
     is_missing_zone,
     list_zones,
@@ -45,7 +45,6 @@ from services.dns.snapshot import (
     zone_selected,
 )
 from services.logs import get_logger
-from services.rate_limit import RateLimitSettings
 from services.route53.records import RecordSet
 
 # The app id the console's boto3 clients put in their User-Agent (boto3's AWS_SDK_UA_APP_ID), so
@@ -68,8 +67,10 @@ class _Read:
     at: float
 
 
-class BudgetedRefresher:
-    """Keeps `current` (a services.dns.snapshot.Snapshot) fresh within the console's call budget."""
+class BudgetedRefresher(SnapshotRefresher):
+    """Keeps `current` (a services.dns.snapshot.Snapshot) fresh within the console's call budget.
+
+    The data plane's refresher's thread, listeners and zone-error logging; its own rounds and pacing."""
 
     def __init__(
         self,
@@ -82,37 +83,16 @@ class BudgetedRefresher:
         clock: Callable[[], float] = time.monotonic,
         name: str = "console-route53",
     ):
-        self._client_factory = client_factory
-        self.only = only
+        super().__init__(client_factory, only=only, log_root_changes=False, name=name)
         self.calls_per_endpoint_s = calls_per_endpoint_s
         self.list_every_s = list_every_s
         self.full_read_every_s = full_read_every_s
-        self.account_rps = RateLimitSettings.from_env().rps
+        self.account_rps = self.rate_budget_rps
         self._clock = clock
         self.calls = 0  # every Route 53 request sent (retries included)
-        self.current: Snapshot | None = None
         self._reads: dict[str, _Read] = {}  # zone id -> its last whole read
-        self._listings: list[ZoneListing] | None = None
-        self._listed_at = 0.0
-        self._listeners: list[Callable[[Snapshot], None]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._failing = False
-        self._zone_errors_logged: set[str] = set()
         self._budget_logged: tuple[int, float] | None = None
         self._log = get_logger(component="console-route53")
-
-    def add_listener(self, fn: Callable[[Snapshot], None]) -> None:
-        self._listeners.append(fn)
-
-    def start(self) -> BudgetedRefresher:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
 
     def _count(self, **_: Any) -> None:
         self.calls += 1
@@ -182,11 +162,6 @@ class BudgetedRefresher:
         self._reads[listing.zone_id] = _Read(served, head, now)
         return served
 
-    def _zone_error(self, zone: str, exc: BaseException) -> None:
-        if zone not in self._zone_errors_logged:
-            self._zone_errors_logged.add(zone)
-            self._log.warning("console_zone_read_failed", zone=zone, error=str(exc)[:300])
-
     def _run(self) -> None:
         client = None
         due = self._clock()
@@ -197,6 +172,7 @@ class BudgetedRefresher:
                     client = self._client_factory()
                     client.meta.events.register("before-send.route-53", self._count)
                 self.refresh_once(client)
+                self._loaded.set()
                 if self._failing:
                     self._failing = False
                     self._log.info("console_route53_recovered")
