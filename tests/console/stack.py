@@ -9,6 +9,7 @@ button reaches the October window as `dnsctl race` does. Screenshots go to DNSCT
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -108,7 +109,10 @@ def stack_fixture(version_guard: bool):
     return stack
 
 
+@functools.cache
 def screenshots() -> Path:
+    """The session's one folder for the console's screenshots: DNSCTL_SCREENSHOTS, or a temp dir
+    (outside the repo); pytest's summary prints it (tests/console/conftest.py)."""
     out = Path(os.environ.get("DNSCTL_SCREENSHOTS") or tempfile.mkdtemp(prefix="dnsctl-console-screens-"))
     out.mkdir(parents=True, exist_ok=True)
     return out
