@@ -166,7 +166,8 @@ def main() -> int:
             print(f"Route 53: {one.rate:.2f}/s with {one.clients} page(s)", flush=True)
             contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(args.pages - 1)]
             for ctx in contexts:
-                ctx.new_page().goto(stack.console + "/")
+                # A loaded machine opens twenty pages slowly: wait for each page, not for a guess.
+                ctx.new_page().goto(stack.console + "/", wait_until="domcontentloaded", timeout=180_000)
             time.sleep(2)
             many = calls_per_second(stack, args.window_s)
             endpoints = len(stack.state().get("endpoints") or [])
