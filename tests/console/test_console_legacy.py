@@ -150,22 +150,12 @@ def test_the_trace_viewer_steps_through_a_checker_counterexample(stack, browser,
         page.close()
 
 
-def _window_missed(page) -> bool:
-    """The race's own moments say its script could not order the October steps (a bounded wait
-    gave up: at load 50 the planner's 3 s burst published 1 plan of 12), so no outage was tried."""
-    race = page.evaluate("() => window.dnsctlConsole.race")
-    return any(m["text"].startswith("gave up waiting") for m in race.get("moments") or [])
-
-
-@pytest.mark.timeout(1200)  # the race takes a minute; a busy machine stretches it, and it may run twice
+@pytest.mark.timeout(600)  # the race itself takes a minute; a busy machine stretches it
 def test_the_race_button_in_legacy_mode_breaks_an_endpoint_and_repair_heals_it(stack, browser):
     page = open_page(browser, stack, token=stack.token)
     try:
         try:
-            broke = race_from_the_page(page, "legacy")
-            if not broke and _window_missed(page):
-                broke = race_from_the_page(page, "legacy")  # once more: the same checks, on a race that was tried
-            assert broke, page.inner_text("#race-verdict")
+            assert race_from_the_page(page, "legacy"), page.inner_text("#race-verdict")
             broken = page.wait_for_selector("article.card[data-broken='true'] .answers [data-answers='0']", timeout=60_000)
             assert broken is not None
             page.wait_for_selector("#timeline-head .cause", timeout=60_000)  # the live timeline names the cause
