@@ -22,6 +22,8 @@ from services.auth import load_token
 from services.console.hub import Hub
 from services.logs import get_logger
 
+RACE_CALL_TIMEOUT_S = 30.0  # per call the race makes to the planner, enactors and prober
+
 
 class ActionRefused(Exception):
     """The action cannot run now (another race is running, an unknown enactor, ...)."""
@@ -183,7 +185,10 @@ class Actions:
                           dns=t.dns, state_dir=t.state_dir, logs=logs)
         state = self.race
         try:
-            control = Control(stack)
+            # A loaded machine answers slowly, not never: one planner answer past the race lab's
+            # default 10 s aborted the whole race from the page (seen at load 65). The script's own
+            # waits stay bounded; a slow call only makes the race slower.
+            control = Control(stack, timeout_s=RACE_CALL_TIMEOUT_S)
             guard = control.status(next(iter(control.enactors))).get("version_guard")
             state.mode = "guarded" if guard else "legacy"
             self._log.warning("console_race_started", mode=state.mode)

@@ -1,11 +1,11 @@
-"""The console's one reader of the stack: Route 53 at most once per endpoint per second, and the
-planner, enactors, prober and DNS beside it, whatever the number of open pages.
+"""The console's one reader of the stack: Route 53 within one call per endpoint per second, and
+the planner, enactors, prober and DNS beside it, whatever the number of open pages.
 
-Route 53 is read by the DNS data plane's own SnapshotRefresher (services/dns/snapshot.py),
-which also keeps within the account's request rate; every refresh is turned into the view
+Route 53 is read by services/console/snapshot.py's BudgetedRefresher, which spends one budget
+on every kind of call (the zone listing included); every refresh is turned into the view
 `dnsctl status` shows (services/prober/overview.py) and published once to the hub. Every
-Route 53 request is counted (dnsctl_console_route53_requests_total), so the benchmark and the
-page can show what the console costs the account.
+Route 53 request is counted (dnsctl_console_route53_requests_total), so the page can show what
+the console costs the account; the emulator counts them too, by caller (the benchmark's figure).
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from prometheus_client import Counter
 
 from enactor import layout
 from services.console.hub import Hub
-from services.dns.snapshot import Snapshot, SnapshotRefresher
+from services.console.snapshot import BudgetedRefresher
+from services.dns.snapshot import Snapshot
 from services.logs import get_logger
-from services.prober.overview import Sources, gather
+from services.prober.overview import Readings, Sources, compose, read_sources, route53_views
 
 ROUTE53_REQUESTS = Counter("dnsctl_console_route53_requests_total", "Route 53 control-API requests made by the console")
-POLL_INTERVAL_S = 1.0  # the issue's bound: at most one Route 53 read per endpoint per second
+POLL_INTERVAL_S = 1.0  # at most one view a second, however often Route 53 is read
 
 
 class StatePoller:
@@ -34,17 +35,19 @@ class StatePoller:
         self.interval_s = max(POLL_INTERVAL_S, interval_s)
         self.route53_requests = 0
         self._client_factory = client_factory
-        self._refresher = SnapshotRefresher(
-            self._counted_client, interval_s=self.interval_s, only=sources.zones, log_root_changes=False, name="console-route53"
-        )
+        self._refresher = BudgetedRefresher(self._counted_client, only=sources.zones)
         self._refresher.add_listener(self._on_snapshot)
         self._stop = threading.Event()
         self._log = get_logger(component="console-poller")
         self._failing = False
-        # The view is built in a thread of its own, from the newest snapshot, so the planner's,
-        # enactors' and DNS's answer times never slow the Route 53 reads down (nor the reverse),
-        # and the rest of the view is published even while Route 53 cannot be read.
-        self._fresh = threading.Event()
+        # Two paths to the page, so that a flip shows as soon as Route 53 is read: the refresher's
+        # thread redraws the view when a round finds the zones changed (no I/O: the other sources'
+        # last readings), and this poller's thread reads the other sources (planner, enactors, DNS
+        # answers, alarms: the slow part) once per interval and redraws the whole view. Neither
+        # waits for the other, and the view is published even while Route 53 cannot be read.
+        self._readings: Readings | None = None
+        self._drawn_from: Snapshot | None = None  # the snapshot of the last view published
+        self._publish_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="console-state", daemon=True)
 
     def _counted_client(self) -> Any:
@@ -66,36 +69,57 @@ class StatePoller:
         self._refresher.stop()
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
-        self._fresh.set()
+        drawn = self._drawn_from
+        unchanged = drawn is not None and drawn.zones.keys() == snapshot.zones.keys() and all(
+            served is drawn.zones[name] for name, served in snapshot.zones.items())  # unchanged zones keep their object
+        if self._readings is not None and not unchanged:
+            self._publish()
 
-    def _publish(self, snapshot: Snapshot | None, route53_error: str | None) -> None:
-        try:
-            state = gather(self.sources, None, snapshot=snapshot if snapshot is not None else Snapshot())
-        except Exception as exc:  # noqa: BLE001 - the page keeps the last good state and says why
-            if not self._failing:
-                self._failing = True
-                self._log.warning("console_state_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            return
-        if self._failing:
-            self._failing = False
-            self._log.info("console_state_recovered")
-        if route53_error:
-            state["route53_error"] = route53_error
-        if snapshot is not None:
-            for row in state["endpoints"]:
-                row["tree_levels"] = tree_levels(snapshot, row["endpoint"])
-        state["snapshot_at"] = snapshot.loaded_at if snapshot is not None else None
-        state["console"] = {"route53_requests": self.route53_requests, "clients": self.hub.clients, "interval_s": self.interval_s}
-        self.hub.publish("state", state)
+    def _publish(self, readings: Readings | None = None) -> None:
+        with self._publish_lock:  # both threads publish; each view is drawn from the newest snapshot
+            if readings is not None:
+                self._readings = readings
+            if self._readings is None:
+                return
+            snapshot = self._refresher.current
+            try:
+                views, route53_error = route53_views(self.sources, None, snapshot if snapshot is not None else Snapshot())
+                state = compose(self.sources, views, route53_error, self._readings, time.time())
+                if snapshot is None:
+                    state["route53_error"] = "no Route 53 snapshot read yet"
+                else:
+                    for row in state["endpoints"]:
+                        row["tree_levels"] = tree_levels(snapshot, row["endpoint"])
+            except Exception as exc:  # noqa: BLE001 - the page keeps the last good state and says why
+                if not self._failing:
+                    self._failing = True
+                    self._log.warning("console_state_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                return
+            if self._failing:
+                self._failing = False
+                self._log.info("console_state_recovered")
+            state["snapshot_at"] = snapshot.loaded_at if snapshot is not None else None
+            state["readings_at"] = self._readings.at
+            state["console"] = {"route53_requests": self.route53_requests, "route53_budget_per_s": round(self._refresher.rate(), 3),
+                                "clients": self.hub.clients, "interval_s": self.interval_s}
+            state["published_at"] = time.time()  # with snapshot_at and readings_at: how old each part is
+            self._drawn_from = snapshot
+            self.hub.publish("state", state)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            self._fresh.wait(3 * self.interval_s)  # a new snapshot, or the rest of the view anyway
-            self._fresh.clear()
             current = self._refresher.current
-            self._publish(current, None if current is not None else "no Route 53 snapshot read yet")
-            # At most one view per interval: every page gets the same one, however many there are.
+            try:
+                views, _ = route53_views(self.sources, None, current if current is not None else Snapshot())
+                readings = read_sources(self.sources, views)
+            except Exception as exc:  # noqa: BLE001 - the page keeps the last good state and says why
+                if not self._failing:
+                    self._failing = True
+                    self._log.warning("console_state_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            else:
+                self._publish(readings)
+            # At most one reading of the other sources per interval, however many pages are open.
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 
 

@@ -193,15 +193,18 @@ def list_zones(client: Any) -> list[ZoneListing]:
     return out
 
 
-def read_zone(client: Any, zone_id: str, name: str, page_size: int | None = None) -> tuple[Zone, int]:
-    """Every record set of one zone, following NextRecordName/Type/Identifier; returns (zone, pages)."""
+def read_zone(
+    client: Any, zone_id: str, name: str, page_size: int | None = None, first_page: Mapping[str, Any] | None = None
+) -> tuple[Zone, int]:
+    """Every record set of one zone, following NextRecordName/Type/Identifier; returns (zone, pages).
+    `first_page`: the zone's first page as a caller already read it (it counts as one page)."""
     records: dict[tuple[str, str, str | None], RecordSet] = {}
     kwargs: dict[str, Any] = {"HostedZoneId": zone_id}
     if page_size:
         kwargs["MaxItems"] = str(page_size)
     pages, seen_starts = 0, set()
     while True:
-        page = client.list_resource_record_sets(**kwargs)
+        page = first_page if first_page is not None and pages == 0 else client.list_resource_record_sets(**kwargs)
         pages += 1
         for raw in page.get("ResourceRecordSets", []):
             record = RecordSet.from_boto(raw)
@@ -231,8 +234,10 @@ def has_missing_alias_target(served: ServedZone) -> bool:
     return False
 
 
-def read_served_zone(client: Any, zone_id: str, name: str, page_size: int | None = None) -> ServedZone:
-    zone, pages = read_zone(client, zone_id, name, page_size)
+def read_served_zone(
+    client: Any, zone_id: str, name: str, page_size: int | None = None, first_page: Mapping[str, Any] | None = None
+) -> ServedZone:
+    zone, pages = read_zone(client, zone_id, name, page_size, first_page)
     served = ServedZone.build(zone)
     if pages > 1 and has_missing_alias_target(served):
         served = ServedZone.build(read_zone(client, zone_id, name, page_size)[0])

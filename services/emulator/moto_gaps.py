@@ -85,6 +85,12 @@ BAD_REQUESTS = Counter(
     ["service"],
 )
 THROTTLED = Counter("dnsctl_emulator_throttled", "Route 53 requests refused with Throttling.")
+ROUTE53_REQUESTS = Counter(
+    "dnsctl_emulator_route53_requests",
+    "Route 53 requests received, by operation and caller (the app id in the User-Agent, as boto3's"
+    " user_agent_appid / AWS_SDK_UA_APP_ID sets it; '-' for none).",
+    ["operation", "caller"],
+)
 
 _installed: Route53Store | None = None
 _install_lock = threading.Lock()
@@ -384,6 +390,36 @@ class _Bucket:
             return False
 
 
+# Route 53's REST paths (after /2013-04-01/, ids as "*") -> operation, per method.
+_ROUTE53_OPERATIONS = {
+    ("GET", "hostedzone"): "ListHostedZones",
+    ("POST", "hostedzone"): "CreateHostedZone",
+    ("GET", "hostedzone/*"): "GetHostedZone",
+    ("DELETE", "hostedzone/*"): "DeleteHostedZone",
+    ("GET", "hostedzone/*/rrset"): "ListResourceRecordSets",
+    ("POST", "hostedzone/*/rrset"): "ChangeResourceRecordSets",
+    ("GET", "change/*"): "GetChange",
+    ("GET", "hostedzonesbyname"): "ListHostedZonesByName",
+    ("GET", "hostedzonecount"): "GetHostedZoneCount",
+    ("GET", "hostedzonelimit/*/*"): "GetHostedZoneLimit",
+    ("GET", "accountlimit/*"): "GetAccountLimit",
+}
+_UA_APP_ID = re.compile(r"(?:^| )app/([^ ]+)")
+
+
+def route53_operation(method: str, path: str) -> str:
+    """The Route 53 operation a REST request is ("GET /2013-04-01/change/C1" -> "GetChange")."""
+    parts = path.strip("/").split("/")[1:]  # drop the API version
+    shape = "/".join(p if i == 0 or p == "rrset" else "*" for i, p in enumerate(parts))
+    return _ROUTE53_OPERATIONS.get((method, shape), f"{method} {parts[0] if parts else '/'}")
+
+
+def caller_of(environ: dict[str, Any]) -> str:
+    """The app id a boto3 client put in its User-Agent ("app/<id>"), or "-"."""
+    found = _UA_APP_ID.search(environ.get("HTTP_USER_AGENT", ""))
+    return found.group(1)[:64] if found else "-"
+
+
 def signing_scope(environ: dict[str, Any]) -> tuple[str, str]:
     """(access key id, service) from a SigV4 Authorization header; ("", "") when unsigned."""
     auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -427,6 +463,8 @@ class EmulatorWsgi:
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(payload)))])
             return [payload]
         access_key, service = signing_scope(environ)
+        if service == "route53":
+            ROUTE53_REQUESTS.labels(route53_operation(environ.get("REQUEST_METHOD", ""), path), caller_of(environ)).inc()
         if self.throttle is not None and service == "route53" and not self._bucket(access_key).try_take():
             THROTTLED.inc()
             return self._respond(start_response, wire.route53_error("Throttling", "Rate exceeded"))

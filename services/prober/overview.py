@@ -33,6 +33,7 @@ class Sources:
     prober_url: str | None
     zones: tuple[str, ...] = ()
     timeout_s: float = 2.0
+    dns_timeout_s: float = 0.5  # per DNS query; a slower answer shows as "no answer"
 
 
 def dns_addresses(server: tuple[str, int], name: str, rtype: str, timeout_s: float) -> int | None:
@@ -115,27 +116,47 @@ def enactor_row(status: EnactorStatus) -> dict[str, Any]:
     }
 
 
-def gather(sources: Sources, route53: Any, snapshot: Snapshot | None = None) -> dict[str, Any]:
-    """Everything `dnsctl status` shows, as JSON-ready data; from `snapshot` when the caller
-    keeps one fresh (the web console), else from a Route 53 read of its own."""
-    now = time.time()
-    route53_error = None
-    try:
-        views = endpoint_views(snapshot if snapshot is not None else load_snapshot(route53, only=sources.zones))
-    except Exception as exc:  # noqa: BLE001 - shown in the view, not raised
-        views, route53_error = [], f"{type(exc).__name__}: {exc}"[:300]
+@dataclass(frozen=True)
+class Readings:
+    """What the view reads besides Route 53, at `at`: the planner, the enactors, the prober's alarms
+    and, per endpoint and record type, how many addresses the data plane answers with."""
+
+    at: float
+    planner: PlannerStatus
+    enactors: list[EnactorStatus]
+    addresses: dict[str, dict[str, int | None]]
+    alarms: Any = None
+    prober_error: str | None = None
+
+
+def read_sources(sources: Sources, views: list[EndpointView]) -> Readings:
+    """Every source but Route 53 (the slow part of a view: HTTP and DNS round trips)."""
+    at = time.time()
     planner = fetch_planner(sources)
     enactors = fetch_enactors(sources)
-    rows = []
-    for v in views:
-        types = v.record_types or ("A",)
-        addresses = {t: dns_addresses(sources.dns, v.endpoint, t, min(0.5, sources.timeout_s)) for t in types}
-        rows.append(endpoint_row(v, planner, enactors, addresses, now))
+    addresses = {
+        v.endpoint: {t: dns_addresses(sources.dns, v.endpoint, t, min(sources.dns_timeout_s, sources.timeout_s)) for t in (v.record_types or ("A",))}
+        for v in views
+    }
     alarms = None
     prober_error = None
     if sources.prober_url:
         body, prober_error = _get("prober", sources.prober_url, "/v1/alarms", sources.timeout_s)
         alarms = body.get("alarms") if isinstance(body, dict) else None
+    return Readings(at, planner, enactors, addresses, alarms, prober_error)
+
+
+def compose(sources: Sources, views: list[EndpointView], route53_error: str | None, readings: Readings,
+            now: float | None = None) -> dict[str, Any]:
+    """The view from Route 53's endpoint views and the other sources' readings (which may be a
+    moment older: the web console redraws Route 53's part as soon as it is read)."""
+    now = readings.at if now is None else now
+    planner, enactors = readings.planner, readings.enactors
+    rows = []
+    for v in views:
+        known = readings.addresses.get(v.endpoint, {})
+        addresses = {t: known.get(t) for t in (v.record_types or ("A",))}
+        rows.append(endpoint_row(v, planner, enactors, addresses, now))
     return {
         "at": now,
         "route53_error": route53_error,
@@ -144,6 +165,22 @@ def gather(sources: Sources, route53: Any, snapshot: Snapshot | None = None) -> 
         "dns": f"{sources.dns[0]}:{sources.dns[1]}",
         "endpoints": rows,
         "enactors": [enactor_row(s) for s in enactors],
-        "alarms": alarms,
-        "prober_error": prober_error,
+        "alarms": readings.alarms,
+        "prober_error": readings.prober_error,
     }
+
+
+def route53_views(sources: Sources, route53: Any, snapshot: Snapshot | None = None) -> tuple[list[EndpointView], str | None]:
+    """The endpoints as Route 53 has them (from `snapshot`, else a read of its own), and the error if it cannot be read."""
+    try:
+        return endpoint_views(snapshot if snapshot is not None else load_snapshot(route53, only=sources.zones)), None
+    except Exception as exc:  # noqa: BLE001 - shown in the view, not raised
+        return [], f"{type(exc).__name__}: {exc}"[:300]
+
+
+def gather(sources: Sources, route53: Any, snapshot: Snapshot | None = None) -> dict[str, Any]:
+    """Everything `dnsctl status` shows, as JSON-ready data; from `snapshot` when the caller
+    keeps one fresh (the web console), else from a Route 53 read of its own."""
+    now = time.time()
+    views, route53_error = route53_views(sources, route53, snapshot)
+    return compose(sources, views, route53_error, read_sources(sources, views), now)

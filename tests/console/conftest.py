@@ -1,10 +1,11 @@
-"""The console tests' browser: Debian's Chromium (/usr/bin/chromium) driven by Playwright, one per module."""
+"""The console tests' browser: Debian's Chromium (/usr/bin/chromium) driven by Playwright, one per
+module; and the folder their screenshots went to, printed in pytest's summary (for the note)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.console.stack import CHROMIUM, CHROMIUM_ARGS
+from tests.console.stack import CHROMIUM, CHROMIUM_ARGS, screenshots
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +18,10 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if screenshots.cache_info().currsize:  # some test of this session took a screenshot
+        folder = screenshots()
+        shots = ", ".join(sorted(p.name for p in folder.glob("*.png")))
+        terminalreporter.write_line(f"console screenshots: {folder} ({shots or 'none written'})")

@@ -9,6 +9,7 @@ button reaches the October window as `dnsctl race` does. Screenshots go to DNSCT
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -108,7 +109,10 @@ def stack_fixture(version_guard: bool):
     return stack
 
 
+@functools.cache
 def screenshots() -> Path:
+    """The session's one folder for the console's screenshots: DNSCTL_SCREENSHOTS, or a temp dir
+    (outside the repo); pytest's summary prints it (tests/console/conftest.py)."""
     out = Path(os.environ.get("DNSCTL_SCREENSHOTS") or tempfile.mkdtemp(prefix="dnsctl-console-screens-"))
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -129,10 +133,17 @@ def open_page(browser, stack: Stack, token: str | None = None):
 
 def race_from_the_page(page, mode: str) -> bool:
     """Click the race button on a page that holds the token; the verdict says whether it broke."""
-    page.wait_for_selector("article.card")
-    assert page.inner_text("#race-mode") == mode
+    # The mode comes from the enactors' status in the console's view (not from the first card):
+    # wait for a view that has it.
+    page.wait_for_function("m => document.querySelector('#race-mode').textContent === m", arg=mode, timeout=60_000)
     page.click("#race-run")
-    page.wait_for_selector("#race-verdict[data-broken]", timeout=480_000)
+    page.wait_for_function("() => window.dnsctlConsole.race && window.dnsctlConsole.race.running", timeout=60_000)
+    # The race's every wait is bounded (lab/race/scenario.py); it ends with a verdict or an error.
+    page.wait_for_function("() => { const r = window.dnsctlConsole.race; return r && !r.running && (r.verdict || r.error); }",
+                           timeout=480_000)
+    race = page.evaluate("() => window.dnsctlConsole.race")
+    assert race["verdict"] and not race["error"], f"the race did not run: {race['error']}"
+    page.wait_for_selector("#race-verdict[data-broken]")
     return page.get_attribute("#race-verdict", "data-broken") == "true"
 
 
@@ -162,3 +173,22 @@ def flipped_events(path: Path, version: int) -> list[dict]:
     return out
 
 
+
+def what_the_console_shows(page, stack: Stack) -> str:
+    """The race's verdict and every endpoint as the console has them, for a failed wait's message."""
+    lines = []
+    try:
+        race = httpx.get(stack.console + "/api/race", timeout=10).json()
+        verdict = race.get("verdict") or {}
+        lines.append(f"race: running={race.get('running')} error={race.get('error')!r} headline={verdict.get('headline')!r}")
+        lines += [f"  {'ok' if c['ok'] else 'NOT'} {c['label']}: {c['detail']}" for c in verdict.get("checks", [])]
+        lines += [f"  {m['t']:.1f} s {m['who']}: {m['text']}" for m in race.get("moments", [])[-12:]]
+        for ep in stack.state().get("endpoints") or []:
+            lines.append(f"state: {ep['endpoint']} serves {ep.get('active_version')} dangling={ep.get('dangling')} "
+                         f"addresses={ep.get('addresses')}")
+        for card in page.query_selector_all("article.card[data-endpoint]"):
+            answers = [a.get_attribute("data-answers") for a in card.query_selector_all(".answers [data-answers]")]
+            lines.append(f"page: {card.get_attribute('data-endpoint')} broken={card.get_attribute('data-broken')} answers={answers}")
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
+        lines.append(f"(could not read everything: {type(exc).__name__}: {exc})")
+    return "\n".join(lines)

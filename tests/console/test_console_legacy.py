@@ -20,6 +20,7 @@ from tests.console.stack import (
     screenshots,
     stack_fixture,
     wait_until,
+    what_the_console_shows,
 )
 from tests.processes import ROOT
 
@@ -59,12 +60,16 @@ def test_the_page_shows_the_three_endpoints_with_the_newest_plan(stack, browser)
             arg=version, timeout=60_000,
         )
         cards = page.query_selector_all("article.card[data-endpoint]")
-        names = sorted(c.get_attribute("data-endpoint") for c in cards)
-        assert names == sorted(e["endpoint"] for e in stack.state()["endpoints"])
+        rows = {e["endpoint"]: e for e in stack.state()["endpoints"]}
+        assert sorted(c.get_attribute("data-endpoint") for c in cards) == sorted(rows)
         for card in cards:
             assert card.get_attribute("data-broken") == "false"
             assert f"plan {version}" in card.query_selector(".newest").inner_text()
-            assert card.query_selector("svg.tree rect") is not None  # root -> tree -> LBs drawn
+            # root -> tree -> LBs drawn: one square per load balancer of the active tree (a bottom
+            # node holds several LBs; each is drawn, with its AZ and share in the square's title)
+            lbs = rows[card.get_attribute("data-endpoint")]["route53"]["active_tree"]["load_balancers"]
+            titles = [t.text_content() for t in card.query_selector_all("svg.tree rect > title")]
+            assert len(lbs) > 1 and all(any(t.startswith(f"{lb['lb_id']} ({lb['az']})") for t in titles) for lb in lbs), titles
         assert page.query_selector("#enactor-table tbody tr[data-enactor='enactor-c']") is not None
         page.screenshot(path=str(screenshots() / "console-demo.png"), full_page=True)
         assert page.errors == []
@@ -149,10 +154,13 @@ def test_the_trace_viewer_steps_through_a_checker_counterexample(stack, browser,
 def test_the_race_button_in_legacy_mode_breaks_an_endpoint_and_repair_heals_it(stack, browser):
     page = open_page(browser, stack, token=stack.token)
     try:
-        assert race_from_the_page(page, "legacy"), page.inner_text("#race-verdict")
-        broken = page.wait_for_selector("article.card[data-broken='true'] .answers [data-answers='0']", timeout=30_000)
-        assert broken is not None
-        page.wait_for_selector("#timeline-head .cause")  # the live timeline names the cause
+        try:
+            assert race_from_the_page(page, "legacy"), page.inner_text("#race-verdict")
+            broken = page.wait_for_selector("article.card[data-broken='true'] .answers [data-answers='0']", timeout=60_000)
+            assert broken is not None
+            page.wait_for_selector("#timeline-head .cause", timeout=60_000)  # the live timeline names the cause
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n{what_the_console_shows(page, stack)}") from exc
         page.screenshot(path=str(screenshots() / "console-legacy-race-broken.png"), full_page=True)
 
         endpoint = page.get_attribute("article.card[data-broken='true']", "data-endpoint")

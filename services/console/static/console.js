@@ -12,6 +12,8 @@ const live = {
   lastFlip: {},        // endpoint -> event
   backoff: {},         // "enactor|endpoint" -> {until, attempt}
   flips: [],           // every flip shown: {endpoint, plan_version, ts, shown_at} (benchmarks read it)
+  served: [],          // every change of the plan an endpoint serves (Route 53 view) as drawn: {endpoint, plan_version, shown_at}
+  lastServed: {},      // endpoint -> the plan version its card last showed
   trace: null,
   traceAt: 0,
 };
@@ -42,6 +44,19 @@ function s(tag, attrs, text) {
 }
 const $ = (id) => document.getElementById(id);
 const short = (id) => (id && id.length > 14 ? id.slice(0, 12) + "…" : id || "—");
+
+// Endpoints often share their first label ("dynamodb.us-east-1.amazonaws.com", "dynamodb.us-east-1.api.aws"):
+// a compact name keeps the first label and adds trailing labels until no other endpoint reads the same.
+function nickname(name, all) {
+  const labels = (n) => n.replace(/\.$/, "").split(".");
+  const cut = (n, k) => { const l = labels(n); return k === 0 ? l[0] : k >= l.length - 1 ? l.join(".") : `${l[0]}…${l.slice(-k).join(".")}`; };
+  for (let k = 0; k < labels(name).length; k += k === 0 ? 2 : 1) { // a domain's last two labels go together
+    const mine = cut(name, k);
+    if (!all.some((o) => o !== name && cut(o, k) === mine)) return mine;
+  }
+  return name;
+}
+const nick = (name) => nickname(name, ((live.state && live.state.endpoints) || []).map((e) => e.endpoint));
 const clock = (ts) => (ts ? new Date(ts).toISOString().slice(11, 23) : "");
 const plural = (n, w) => `${n} ${w}${n === 1 ? "" : w.endsWith("s") ? "es" : "s"}`;
 
@@ -159,15 +174,19 @@ function treeGraph(ep) {
   const r = ep.route53 || {};
   const active = r.active_tree;
   const rollback = r.rollback_tree;
-  const lbs = new Map(); // leaf -> {lb, inActive, inRollback}
+  // One square per load balancer: a bottom node holds many LBs (enactor/layout.py), so LBs are
+  // keyed by id; an LB is drawn as shared when both trees reach its addresses through the same record.
+  const lbs = new Map(); // lb id -> {lb, inActive, inRollback, leaf: {inActive, inRollback}}
   for (const [tree, key] of [[active, "inActive"], [rollback, "inRollback"]]) {
     for (const lb of (tree && tree.load_balancers) || []) {
-      const cur = lbs.get(lb.leaf) || { lb, inActive: false, inRollback: false };
+      const cur = lbs.get(lb.lb_id) || { lb, inActive: false, inRollback: false, leaf: {} };
       cur[key] = true;
+      cur.leaf[key] = lb.leaf;
       if (key === "inActive") cur.lb = lb;
-      lbs.set(lb.leaf, cur);
+      lbs.set(lb.lb_id, cur);
     }
   }
+  const isShared = (m) => m.inActive && m.inRollback && m.leaf.inActive === m.leaf.inRollback;
   const azs = new Map();
   for (const v of lbs.values()) {
     const az = v.lb.az || "?";
@@ -208,7 +227,7 @@ function treeGraph(ep) {
     const yy = azY[az];
     const hh = boxH(members.length);
     const share = members.filter((m) => m.inActive).reduce((t, m) => t + (m.lb.share || 0), 0);
-    const shared = members.filter((m) => m.inActive && m.inRollback).length;
+    const shared = members.filter(isShared).length;
     if (aY !== null && members.some((m) => m.inActive)) svg.append(s("line", { x1: 240, y1: aY, x2: 270, y2: yy + hh / 2, stroke: "#0b5cad", "stroke-width": 1.5 }));
     if (rY !== null && members.some((m) => m.inRollback)) svg.append(s("line", { x1: 240, y1: rY, x2: 270, y2: yy + hh / 2, stroke: "#4a5563", "stroke-dasharray": "4 3" }));
     svg.append(s("rect", { x: 270, y: yy, width: 206, height: hh, rx: 4, fill: "#f4f6f9", stroke: "#8e99a8" }));
@@ -217,8 +236,8 @@ function treeGraph(ep) {
       const cx = 274 + (i % perRow) * (cell + 3);
       const cy = yy + 18 + Math.floor(i / perRow) * (cell + 2);
       const fill = m.lb.missing ? "#b3141b" : m.inActive ? "#0b5cad" : "#c9d1db";
-      const rect = s("rect", { x: cx, y: cy, width: cell, height: cell, fill, stroke: m.inActive && m.inRollback ? "#1b1f24" : "none", "stroke-width": 1.5 });
-      rect.append(s("title", {}, `${m.lb.lb_id} (${m.lb.az}) weight ${m.lb.weight ?? "?"} share ${((m.lb.share || 0) * 100).toFixed(2)}% ${m.lb.addresses.join(" ")}${m.inActive && m.inRollback ? " · leaf shared by both trees" : m.inRollback && !m.inActive ? " · rollback tree only" : ""}`));
+      const rect = s("rect", { x: cx, y: cy, width: cell, height: cell, fill, stroke: isShared(m) ? "#1b1f24" : "none", "stroke-width": 1.5 });
+      rect.append(s("title", {}, `${m.lb.lb_id} (${m.lb.az}) weight ${m.lb.weight ?? "?"} share ${((m.lb.share || 0) * 100).toFixed(2)}% ${m.lb.addresses.join(" ")}${isShared(m) ? " · node shared by both trees" : m.inRollback && !m.inActive ? " · rollback tree only" : ""}`));
       svg.append(rect);
     });
   }
@@ -238,6 +257,12 @@ function renderEndpoints(state) {
   box.replaceChildren();
   if (state.route53_error) box.append(h("p", { class: "state-broken", text: `Route 53 cannot be read: ${state.route53_error}` }));
   for (const ep of state.endpoints || []) {
+    if (live.lastServed[ep.endpoint] !== ep.active_version) {
+      live.lastServed[ep.endpoint] = ep.active_version;
+      live.served.push({ endpoint: ep.endpoint, plan_version: ep.active_version, shown_at: Date.now(),
+        read_at: state.snapshot_at * 1000, published_at: state.published_at * 1000 });
+      if (live.served.length > 1000) live.served.shift();
+    }
     const broken = endpointBroken(ep);
     const answers = Object.entries(ep.addresses || {}).map(([t, n]) =>
       h("span", { class: n === 0 ? "badge bad" : n === null ? "badge warn" : "badge ok", "data-type": t, "data-answers": n ?? "" },
@@ -281,7 +306,7 @@ function endpointStateCell(name, e) {
   const b = live.backoff[`${name}|${e.endpoint}`];
   let text = e.state || "?";
   if (e.state === "working" && e.plan_version != null) text = `working plan ${e.plan_version}`;
-  const parts = [h("span", { class: `state-${e.state}` }, `${e.endpoint.split(".")[0]}…: ${text}`)];
+  const parts = [h("span", { class: `state-${e.state}` }, `${nick(e.endpoint)}: ${text}`)];
   if (e.state === "backing_off" && b) parts.push(" ", h("span", { class: "backoff-left", "data-until": b.until }, ""));
   if (e.state === "stuck") parts.push(` (${e.flip_failures} failed flips)`);
   parts.push(` · applied ${e.applied_version ?? "—"}`);
@@ -295,7 +320,7 @@ function renderEnactors(state) {
   for (const en of state.enactors || []) {
     if (en.mode) modes.add(en.mode);
     const events = (live.lastEvents[en.enactor] || []).slice(-RECENT_EVENTS).map((e) =>
-      h("div", {}, `${clock(e.ts)} ${e.event}${e.plan_version != null ? " v" + e.plan_version : ""}${e.endpoint ? " " + e.endpoint.split(".")[0] : ""}`));
+      h("div", {}, `${clock(e.ts)} ${e.event}${e.plan_version != null ? " v" + e.plan_version : ""}${e.endpoint ? " " + nick(e.endpoint) : ""}`));
     body.append(h("tr", { "data-enactor": en.enactor },
       h("th", { scope: "row", text: en.enactor }),
       h("td", { text: en.mode || "—" }),
@@ -341,7 +366,9 @@ function renderState(state) {
   const broken = (state.endpoints || []).filter(endpointBroken).length;
   $("summary").textContent = `${(state.endpoints || []).length} endpoints · newest plan ${p.newest_version ?? "?"}` +
     `${p.frozen ? " · FROZEN" : ""}${broken ? ` · ${broken} broken` : ""} · read ${clock(state.at * 1000)} UTC` +
-    ` · console: ${state.console ? state.console.route53_requests : "?"} Route 53 requests so far, ${state.console ? state.console.clients : "?"} pages open`;
+    ` · console: ${state.console ? state.console.route53_requests : "?"} Route 53 requests so far` +
+    `${state.console && state.console.route53_budget_per_s ? ` (at most ${state.console.route53_budget_per_s}/s)` : ""}, ` +
+    `${state.console ? plural(state.console.clients, "page") : "? pages"} open`;
   renderEndpoints(state);
   renderEnactors(state);
   renderAlarms(state);
@@ -394,8 +421,10 @@ function renderTimeline(tl) {
   const rows = tl.rows.map((row) => {
     const mark = row.mark;
     const ts = row.kind === "collapsed" ? row.first_ts : row.ts;
-    const text = row.kind === "collapsed" ? row.text : `${row.event}${row.plan_version != null ? " v" + row.plan_version : ""}${row.endpoint ? " " + row.endpoint : ""}`;
-    const cells = lanes.map((l) => h("td", {}, l === laneOf(row) ? text : ""));
+    const text = row.kind === "collapsed" ? row.text : `${row.event}${row.plan_version != null ? " v" + row.plan_version : ""}${row.endpoint ? " " + nick(row.endpoint) : ""}`;
+    const full = row.kind === "collapsed" ? row.text : `${text}${row.endpoint ? " (" + row.endpoint + ")" : ""}`;
+    // The event's cell says its lane too, so on paper (one line per event, console.css) it reads alone.
+    const cells = lanes.map((l) => (l === laneOf(row) ? h("td", { class: "ev", "data-lane": l, title: full }, text) : h("td", {})));
     return h("tr", { class: mark ? `mark-${mark.role}` : "", "data-role": mark ? mark.role : "" },
       h("td", { text: (ts || "").slice(11, 23) }), h("td", { class: "mark " + (mark ? mark.role : ""), text: mark ? (MARK_TEXT[mark.role] || (() => mark.role))(mark) : "" }), cells);
   });
@@ -413,6 +442,7 @@ function renderRace(race) {
   live.race = race;
   const v = $("race-verdict");
   v.replaceChildren();
+  delete v.dataset.broken; // only a finished race's verdict says broken or held (never the previous race's)
   if (race.running) {
     v.className = "verdict";
     v.append(`race running (${race.mode || "…"})…`);
