@@ -257,7 +257,7 @@ class Operator:
 
 
 def wait_served(control: Control, route53_control: Control, timeout_s: float) -> int:
-    """The baseline: every endpoint served (on Route 53 and over DNS) by the planner's newest plan."""
+    """The baseline: every endpoint served (on Route 53 and over DNS) by a plan."""
     conv = chk.converge(control, route53_control, at_least=1, timeout_s=timeout_s)
     if not conv.converged:
         raise SoakAborted(f"the stack did not serve its first plan within {timeout_s:.0f}s (served: {conv.last_seen})")
@@ -362,7 +362,10 @@ def run_soak(
         if stop.is_set():
             raise SoakAborted("interrupted")
         target = _publish_after_heal(control, converge_timeout_s)
-        conv = chk.converge(control, r53, at_least=target or 1, timeout_s=max(1.0, converge_timeout_s - (time.monotonic() - stopped_at)))
+        if target is None:
+            conv = chk.Convergence(False, round(time.monotonic() - stopped_at, 2), None)
+        else:
+            conv = chk.converge(control, r53, at_least=target, timeout_s=max(1.0, converge_timeout_s - (time.monotonic() - stopped_at)))
         conv.seconds = round(time.monotonic() - stopped_at, 2) if conv.converged else conv.seconds
         last_heal = max((t0 + w.healed for w in windows if w.injected), default=None)
         since_last = round(time.monotonic() - last_heal, 2) if conv.converged and last_heal else None
