@@ -15,6 +15,7 @@ import json
 import random
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -123,8 +124,7 @@ def as_dict(result, replay: str) -> dict:
         "converge_s": result.convergence.seconds if result.convergence and result.convergence.converged else None,
         "converge_after_last_fault_s": result.since_last_fault_s,
         "final_version": result.final_version,
-        "violations": [vars(v) if hasattr(v, "__dict__") else {"t": v.t, "prop": v.prop, "endpoint": v.endpoint, "detail": v.detail}
-                       for v in result.violations[:50]],
+        "violations": [asdict(v) for v in result.violations[:50]],
         "notes": result.notes,
         "duration_s": result.duration_s,
         "replay": replay,

@@ -293,6 +293,7 @@ def run_soak(
                 kinds = tuple(k for k in kinds if k != kind)
                 notes.append(f"{kind} left out: it {why}")
     keeper_stop = threading.Event()
+    operator_done = threading.Event()  # set when the nemesis stops: no operator change is made after it
     keeper = None
     if stack.supervisor is not None:
         sup = stack.supervisor
@@ -322,9 +323,9 @@ def run_soak(
 
         def operate() -> None:
             for c in plan.changes:
-                if not _sleep_until(t0, c.at_s, stop):
+                if not _sleep_until(t0, c.at_s, operator_done) or stop.is_set():
                     return
-                o = operator.make(c, stop)
+                o = operator.make(c, operator_done)
                 on_event(f"{o.t:7.1f}s operator {c.describe()}: {o.status}")
 
         operator_thread = threading.Thread(target=operate, name="soak-operator", daemon=True)
@@ -355,6 +356,7 @@ def run_soak(
                 break
         if not stop.is_set():
             _sleep_until(t0, minutes * 60.0, stop)
+        operator_done.set()  # an operator behind its schedule (the planner was down) makes no more changes
         operator_thread.join(CHANGE_RETRY_S + 10)
         nemesis.heal_all()
         stopped_at = time.monotonic()
@@ -381,6 +383,7 @@ def run_soak(
                           list(checker.violations), lost, conv, since_last, verdict, round(time.monotonic() - t0, 1),
                           final_version=final_plan.get("version"), notes=notes)
     finally:
+        operator_done.set()
         nemesis.heal_all()
         if checker is not None:
             checker.stop()
