@@ -101,6 +101,9 @@ def soak(
     raise typer.Exit(0 if result.verdict.passed else 1)
 
 
+CHANGE_STATUSES = ("acknowledged", "refused", "unanswered", "not_made")
+
+
 def replay_command(seed: int, minutes: float, faults: str, attach: bool) -> str:
     parts = ["dnsctl soak", f"--minutes {minutes:g}", f"--seed {seed}"]
     if faults.strip() not in ("", "all"):
@@ -119,7 +122,7 @@ def as_dict(result, replay: str) -> dict:
         "violations_by_kind": result.verdict.by_kind,
         "properties": {k: {"ok": ok, "detail": d} for k, (ok, d) in result.verdict.properties.items()},
         "tally": vars(result.tally),
-        "operator_changes": {s: sum(1 for o in result.outcomes if o.status == s) for s in ("acknowledged", "refused", "unanswered")},
+        "operator_changes": {s: sum(1 for o in result.outcomes if o.status == s) for s in CHANGE_STATUSES},
         "lost_changes": result.lost,
         "converge_s": result.convergence.seconds if result.convergence and result.convergence.converged else None,
         "converge_after_last_fault_s": result.since_last_fault_s,
@@ -140,10 +143,11 @@ def print_result(result, replay: str, log_dir: Path) -> None:
     if "(no fault)" in result.verdict.by_kind:
         table.add_row("(no fault)", "", "", "", str(result.verdict.by_kind["(no fault)"]))
     console.print(table)
-    changes = {s: sum(1 for o in result.outcomes if o.status == s) for s in ("acknowledged", "refused", "unanswered")}
+    changes = {s: sum(1 for o in result.outcomes if o.status == s) for s in CHANGE_STATUSES}
     t = result.tally
     console.print(f"operator changes: {changes['acknowledged']} acknowledged, {changes['refused']} refused, "
-                  f"{changes['unanswered']} unanswered; lost {len(result.lost)}", highlight=False)
+                  f"{changes['unanswered']} unanswered (may be made), {changes['not_made']} not made (planner unreachable); "
+                  f"lost {len(result.lost)}", highlight=False)
     console.print(f"DNS: {t.dns_queries} queries, {t.dns_answers} answers, {t.empty} empty, {t.errors} REFUSED/SERVFAIL, "
                   f"{t.timeouts} timeouts; served version read {t.dns_version_reads} times, {t.dns_decreases} decreases", highlight=False)
     console.print(f"Route 53: {t.route53_reads} reads ({t.route53_failed_reads} failed), {t.route53_decreases} decreases, "

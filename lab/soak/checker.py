@@ -246,7 +246,7 @@ def converge(control: Control, route53_control: Control, at_least: int, timeout_
 @dataclass(frozen=True, slots=True)
 class ChangeOutcome:
     change: OperatorChange
-    status: str  # acknowledged (2xx), refused (4xx: the change was not made), unanswered (no reply: may or may not be made)
+    status: str  # acknowledged (2xx); refused (4xx) or not_made (planner never reached): not made; unanswered: may be made
     t: float
     detail: str = ""
 
@@ -257,7 +257,7 @@ def _value(change: OperatorChange) -> bool | int:
 
 def expected_values(outcomes: Iterable[ChangeOutcome], initial: dict[str, bool | int]) -> dict[str, set[bool | int]]:
     """For each key an operator change touched: the values the final state may hold. An acknowledged
-    change fixes the value; an unanswered one adds a possibility; a refused one changes nothing."""
+    change fixes the value; an unanswered one adds a possibility; a refused or not-made one changes nothing."""
     expected: dict[str, set[bool | int]] = {}
     for o in outcomes:
         key = o.change.key

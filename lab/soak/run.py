@@ -228,6 +228,10 @@ class Operator:
         return self.planner.post(f"/v1/fleet/azs/{c.az}/{c.action}")
 
     def make(self, c: OperatorChange, stop: threading.Event) -> chk.ChangeOutcome:
+        """acknowledged (2xx); refused (4xx other than a conflict: not made); unanswered (a timeout
+        or a 5xx at some attempt and no 2xx after: it may have been made, as a fast-lane change
+        whose fleet write succeeded and whose publish failed is); not_made (the planner was never
+        reached within CHANGE_RETRY_S)."""
         deadline = time.monotonic() + CHANGE_RETRY_S
         unanswered, detail = False, ""
         while True:
@@ -239,15 +243,15 @@ class Operator:
                 detail = str(exc)  # never reached the planner: nothing was changed
             except ServiceError as exc:
                 body = exc.body if isinstance(exc.body, dict) else {}
-                if exc.status is None:
-                    unanswered, detail = True, str(exc)  # sent, no reply: it may have been made
-                elif exc.status >= 500 or (exc.status == 409 and body.get("error") == "conflict"):
-                    detail = str(exc)  # store down or a concurrent change: try again
+                if exc.status == 409 and body.get("error") == "conflict":
+                    detail = str(exc)  # a concurrent change won the compare-and-swap: try again
+                elif exc.status is None or exc.status >= 500:
+                    unanswered, detail = True, str(exc)  # sent, and no clear answer: it may have been made
                 else:
                     outcome = chk.ChangeOutcome(c, "refused", round(self.now(), 2), str(exc)[:300])
                     break
             if time.monotonic() > deadline or stop.is_set():
-                outcome = chk.ChangeOutcome(c, "unanswered" if unanswered else "refused", round(self.now(), 2),
+                outcome = chk.ChangeOutcome(c, "unanswered" if unanswered else "not_made", round(self.now(), 2),
                                             f"no acknowledgement in {CHANGE_RETRY_S:.0f}s: {detail[:250]}")
                 break
             time.sleep(1.0)
@@ -283,7 +287,7 @@ def run_soak(
 
     stop = stop or threading.Event()
     log = get_logger(component="soak")
-    control = Control(stack, timeout_s=5.0)
+    control = Control(stack, timeout_s=15.0)  # an operator's patience on a loaded machine
     # Short timeouts and one attempt: a paused emulator must not stall the Route 53 sampler.
     r53 = Control(stack, route53=route53_client(max_attempts=1, timeout_s=2.0), timeout_s=5.0)
     notes = []
@@ -394,11 +398,17 @@ def run_soak(
 
 def _publish_after_heal(control: Control, timeout_s: float) -> int | None:
     """Publish a plan once the planner answers again: it carries every queued change, and the
-    stack must converge to it (or to anything newer)."""
+    stack must converge to it (or to anything newer). Retried only when the planner was not
+    reached or answered 5xx; a timeout may have published, so the newest version is read instead."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             return control.publish("soak: the nemesis stopped")
-        except ServiceError:
+        except ServiceError as exc:
+            if exc.status is None and not isinstance(exc, ServiceUnreachable):
+                try:
+                    return control.newest_version()
+                except ServiceError:
+                    pass
             time.sleep(1.0)
     return None
