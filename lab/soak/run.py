@@ -315,7 +315,7 @@ def run_soak(
     checker: chk.Checker | None = None
     try:
         baseline = wait_served(control, r53, BASELINE_TIMEOUT_S)
-        initial_fleet = control.planner.get("/v1/fleet")
+        initial_fleet = _patiently(lambda: control.planner.get("/v1/fleet"))
         lbs = tuple((lb["id"], int(lb["capacity"])) for lb in initial_fleet.get("load_balancers", []))
         plan = schedule(seed, minutes * 60.0, kinds, lbs, drainable_az(initial_fleet))
         log.info("soak_started", seed=seed, minutes=minutes, kinds=list(kinds), faults=len(plan.faults),
@@ -376,8 +376,8 @@ def run_soak(
         last_heal = max((t0 + w.healed for w in windows if w.injected), default=None)
         since_last = round(time.monotonic() - last_heal, 2) if conv.converged and last_heal else None
         checker.stop()
-        final_fleet = control.planner.get("/v1/fleet")
-        final_plan = control.planner.get("/v1/plans/latest")
+        final_fleet = _patiently(lambda: control.planner.get("/v1/fleet"))
+        final_plan = _patiently(lambda: control.planner.get("/v1/plans/latest"))
         lost = chk.lost_changes(operator.outcomes, initial_fleet, final_fleet, final_plan)
         verdict = chk.judge(checker.tally, checker.violation_count, checker.violations, windows, lost, conv)
         log.warning("soak_verdict", passed=verdict.passed, seed=seed, minutes=minutes,
@@ -394,6 +394,19 @@ def run_soak(
         keeper_stop.set()
         if keeper is not None:
             keeper.join(5)
+
+
+def _patiently(read: Callable[[], Any], timeout_s: float = 120.0) -> Any:
+    """A read the verdict needs, retried while the planner is slow or starting again (a loaded
+    machine makes single reads time out; the verdict must not be lost to one)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return read()
+        except ServiceError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
 
 
 def _publish_after_heal(control: Control, timeout_s: float) -> int | None:
