@@ -376,9 +376,14 @@ def run_soak(
         last_heal = max((t0 + w.healed for w in windows if w.injected), default=None)
         since_last = round(time.monotonic() - last_heal, 2) if conv.converged and last_heal else None
         checker.stop()
-        final_fleet = _patiently(lambda: control.planner.get("/v1/fleet"))
-        final_plan = _patiently(lambda: control.planner.get("/v1/plans/latest"))
-        lost = chk.lost_changes(operator.outcomes, initial_fleet, final_fleet, final_plan)
+        try:
+            final_fleet = _patiently(lambda: control.planner.get("/v1/fleet"))
+            final_plan = _patiently(lambda: control.planner.get("/v1/plans/latest"))
+            lost = chk.lost_changes(operator.outcomes, initial_fleet, final_fleet, final_plan)
+        except ServiceError as exc:
+            # A stack that cannot show its final fleet or plan did not survive: a failed verdict, not "could not run".
+            final_plan = {}
+            lost = [f"the final fleet or plan cannot be read, so no change can be shown to be kept: {exc}"[:400]]
         verdict = chk.judge(checker.tally, checker.violation_count, checker.violations, windows, lost, conv)
         log.warning("soak_verdict", passed=verdict.passed, seed=seed, minutes=minutes,
                     properties={k: ok for k, (ok, _) in verdict.properties.items()}, by_kind=verdict.by_kind,
