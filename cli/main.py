@@ -46,13 +46,14 @@ def _register() -> None:
         planner_cmd,
         race_cmd,
         repair_cmd,
+        soak_cmd,
         status_cmd,
         timeline_cmd,
         up_cmd,
         zones_cmd,
     )
 
-    for module in (chaos_cmd, check_cmd, console_cmd, dns_cmd, emulator_cmd, enactor_cmd, keys_cmd, planner_cmd, race_cmd, repair_cmd, status_cmd, timeline_cmd, up_cmd, zones_cmd):
+    for module in (chaos_cmd, check_cmd, console_cmd, dns_cmd, emulator_cmd, enactor_cmd, keys_cmd, planner_cmd, race_cmd, repair_cmd, soak_cmd, status_cmd, timeline_cmd, up_cmd, zones_cmd):
         module.register(app)
     from cli import cells_cmd  # issue 16's cell map (a line of its own: merges stay simple)
 

@@ -19,6 +19,7 @@ from functools import cache
 
 import botocore.session
 from botocore.config import Config
+from botocore.exceptions import IncompleteReadError
 
 from services import rate_limit, stack_file
 from services.aws_retries import observe_throttles, retry_settings
@@ -59,9 +60,28 @@ def _client(service: str, max_attempts: int, timeout_s: float):
     return _botocore_session().create_client(service, region_name=region, config=_config(max_attempts, timeout_s))
 
 
+def refuse_short_replies(client) -> None:
+    """A reply cut short must fail the call, never parse as an empty success.
+
+    botocore reads non-streaming bodies with urllib3's enforce_content_length off, so a 200 whose
+    server died after the headers (Content-Length 924, no body) parses as "no hosted zones" or "no
+    records". `dnsctl soak` found it: a kill -9 of the emulator mid-reply made the DNS data plane
+    drop every zone and answer REFUSED for 28 s. Raised here, the caller's error path (keep the
+    last good state, back off) takes over."""
+
+    def check(operation_model, response_dict, **_):
+        body, expected = response_dict.get("body"), response_dict.get("headers", {}).get("content-length")
+        if isinstance(body, bytes) and expected is not None and operation_model.http.get("method") != "HEAD":
+            if expected.isdigit() and len(body) != int(expected):
+                raise IncompleteReadError(actual_bytes=len(body), expected_bytes=int(expected))
+
+    client.meta.events.register("before-parse", check)
+
+
 def s3_client(max_attempts: int = 3, timeout_s: float = 5.0):
     client = _client("s3", max_attempts, timeout_s)
     observe_throttles(client)
+    refuse_short_replies(client)
     return client
 
 
@@ -69,6 +89,7 @@ def route53_client(max_attempts: int = 5, timeout_s: float = 10.0):
     client = _client("route53", max_attempts, timeout_s)
     rate_limit.install(client, _botocore_session().get_credentials())
     observe_throttles(client)
+    refuse_short_replies(client)
     return client
 
 

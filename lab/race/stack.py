@@ -98,11 +98,22 @@ def start_private(
     cells: int = 0,
     accounts: int = 0,
     cell: str | None = None,
+    plan_interval_s: float = RACE_PLAN_INTERVAL_S,
+    enactor_env: dict[str, str] | None = None,
+    route53_env: dict[str, str] | None = None,
+    sign_plans: bool = False,
 ) -> RaceStack:
     """Start emulator, planner, three enactors, DNS server and prober on `ports` (default: free
     ones), in parallel where their dependencies allow; `on_started` hears of each as it comes up.
     With `cells` (and `accounts`) the cells and the cell map start beside them (`dnsctl up --cells
-    --accounts`), and `cell` names the one whose planner and enactors the race drives."""
+    --accounts`), and `cell` names the one whose planner and enactors the race drives.
+
+    The defaults are the race's settings; the soak (lab/soak/run.py) asks for `dnsctl up`'s instead:
+    a scheduled plan every few seconds, the enactors' own settings (`enactor_env={}`, `route53_env={}`)
+    and signed plans. Either way the emulator journals into <state_dir>/emulator, as `dnsctl up`'s
+    does, so a kill -9 of it loses no acknowledged change."""
+    enactor_env = RACE_ENACTOR_ENV if enactor_env is None else enactor_env
+    route53_env = RACE_ROUTE53_ENV if route53_env is None else route53_env
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     os.environ["DNSCTL_STATE_DIR"] = str(state_dir)
@@ -120,19 +131,24 @@ def start_private(
 
         ports = replace(ports, cells=tuple(tuple(free_port(host) for _ in range(4)) for _ in range(cells)),  # type: ignore[misc]
                         cellmap=tuple(free_port(host) for _ in range(4)), resolver=free_port(host, "udp+tcp"))  # type: ignore[arg-type]
-    specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=RACE_PLAN_INTERVAL_S, allow_chaos=True,
-                     accounts=accounts)
+    plan_keys = None
+    if sign_plans:
+        from services.plan.signing import generate_key_pair
+
+        plan_keys = generate_key_pair(state_dir)
+    specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval_s, allow_chaos=True,
+                     accounts=accounts, plan_keys=plan_keys, emulator_data_dir=str(state_dir / "emulator"))
     # The race reads the stack itself; a private stack has no use for the web console.
     specs = [s for s in specs if s.name != "console"]
     for spec in specs:
-        spec.env.update(RACE_ROUTE53_ENV)
+        spec.env.update(route53_env)
         if spec.args[0] == "enactor":  # the regional enactors and every cell's
-            spec.env.update(RACE_ENACTOR_ENV)
+            spec.env.update(enactor_env)
     base_env = {
         "DNSCTL_STATE_DIR": str(state_dir),
         **EMULATOR_CREDENTIALS,
         "AWS_ENDPOINT_URL": f"http://{host}:{ports.emulator}",
-        **RACE_ROUTE53_ENV,
+        **route53_env,
     }
     try:
         check_ports(specs, host)
