@@ -302,8 +302,9 @@ class Rules:
     def store_behind(
         self, planner: PlannerStatus | None, views: list[EndpointView], statuses: list[EnactorStatus]
     ) -> tuple[dict[str, Condition], set[str]] | None:
-        """None when the planner cannot be read (PlanStoreBehind keeps its state)."""
-        if planner is None or not planner.reachable:
+        """None when the planner cannot be read, or cannot read its store (PlanStoreBehind keeps its
+        state): a store it cannot read says "no newest version", which is not "behind"."""
+        if planner is None or not planner.reachable or planner.store_ok is False:
             return None
         out: dict[str, Condition] = {}
         evaluated = set()

@@ -89,6 +89,7 @@ class PlannerStatus:
     error: str | None = None
     cell: str | None = None  # the cell whose plans it writes (None: the regional system)
     region: str | None = None
+    store_ok: bool | None = None  # the planner could read its plan store (None: it did not say)
 
 
 def _parse_endpoint(name: str, e: dict[str, Any]) -> EnactorEndpoint:
@@ -134,10 +135,12 @@ def parse_planner_status(body: Any, url: str) -> PlannerStatus:
     if not isinstance(body, dict):
         return PlannerStatus(url, False, error="status is not a JSON object")
     frozen = body.get("frozen")
+    store = body.get("store") if isinstance(body.get("store"), dict) else {}
     return PlannerStatus(
         url, True, newest_version=_first_int(body, "newest_version", "latest_version"),
         frozen=frozen if isinstance(frozen, bool) else None,
         cell=_text(body.get("cell")), region=_text(body.get("region")),
+        store_ok=store.get("ok") if isinstance(store.get("ok"), bool) else None,
     )
 
 

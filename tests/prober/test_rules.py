@@ -149,6 +149,11 @@ def test_plan_store_behind_names_both_versions_after_two_rounds_and_clears() -> 
     empty = parse_planner_status({"newest_version": None}, "u")
     rules.store_behind(empty, views, [])
     assert rules.store_behind(empty, views, [])[0][EP]
+    # A planner that cannot read its store (S3 down) has no newest version: not judged, so the
+    # alarm keeps its state instead of firing on every outage (found by the soak).
+    outage = parse_planner_status({"newest_version": None, "store": {"ok": False, "detail": "S3 down"}}, "u")
+    fresh = Rules()
+    assert fresh.store_behind(outage, views, []) is None and fresh.store_behind(outage, views, []) is None
 
 
 def test_book_random_walk_logs_exactly_one_transition_per_change() -> None:
