@@ -116,6 +116,9 @@ def up(
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    # A closed terminal sends SIGHUP: its default would kill this process alone and orphan every
+    # child (each runs in its own process group), so it stops the stack as Ctrl-C does.
+    signal.signal(signal.SIGHUP, _on_signal)
     try:
         start_with_progress(sup, specs, console, should_stop=lambda: stopping["now"])
         if not stopping["now"]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.processes import ROOT, free_port, free_port_udp_tcp
 from tests.stack.shells import bare_env
@@ -118,6 +119,39 @@ def test_up_runs_the_whole_stack_and_stops_every_child(tmp_path: Path):
     # Every plan was signed by the planner with the state dir's key and verified by every enactor with its pair.
     keys = {name: _started_key(state_dir, name) for name in ("planner", "enactor-a", "enactor-b", "enactor-c")}
     assert len(set(keys.values())) == 1 and None not in keys.values() and "unsigned" not in keys.values(), keys
+
+
+@pytest.mark.parametrize("how", ["ctrl-c, output gone", "terminal closed"])
+def test_stopping_stops_every_child_when_the_terminal_is_gone(tmp_path: Path, how: str):
+    """`make demo | tee log`: one Ctrl-C stops tee too, so `up` says "stopped ..." into a closed
+    pipe, and must still stop every child. Closing the terminal sends SIGHUP, which used to kill
+    `up` outright and orphan every child. (Unbuffered, as a terminal sees each line at once.)"""
+    ports = _ports()
+    state_dir = tmp_path / "state"
+    proc = subprocess.Popen(_up_args(state_dir, ports, 300), cwd=ROOT, env={**_env(), "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        stack_file = state_dir / "stack.json"
+        deadline = time.monotonic() + 240
+        services: dict = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            try:
+                services = json.loads(stack_file.read_text())["services"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if "console" in services:
+                break
+        assert "console" in services, f"the stack did not come up: {sorted(services)}"
+        pids = [svc["pid"] for svc in services.values()]
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader (tee, the terminal) is gone
+        proc.send_signal(signal.SIGINT if how.startswith("ctrl-c") else signal.SIGHUP)
+        proc.wait(timeout=90)
+        time.sleep(0.5)
+        assert not [pid for pid in pids if _alive(pid)], "children outlived dnsctl up"
+    finally:
+        _stop_stack(proc, state_dir)
 
 
 def _started_key(state_dir: Path, name: str) -> str | None:
