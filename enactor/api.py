@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -26,15 +25,7 @@ from services import web
 
 
 def create_app(runner: Runner) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        runner.start()
-        try:
-            yield
-        finally:
-            runner.stop()
-
-    app = web.service_app(f"dnsctl enactor {runner.settings.enactor_id}", lifespan=lifespan)
+    app = web.service_app(f"dnsctl enactor {runner.settings.enactor_id}", lifespan=web.running_lifespan(runner.start, runner.stop))
     app.state.runner = runner
 
     web.add_health_routes(

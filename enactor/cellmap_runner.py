@@ -186,17 +186,8 @@ class CellMapRunner:
 
 
 def create_app(runner: CellMapRunner) -> FastAPI:
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        runner.start()
-        try:
-            yield
-        finally:
-            runner.stop()
-
-    app = web.service_app(f"dnsctl cell map enactor {runner.settings.enactor_id}", lifespan=lifespan)
+    app = web.service_app(f"dnsctl cell map enactor {runner.settings.enactor_id}",
+                          lifespan=web.running_lifespan(runner.start, runner.stop))
     web.add_health_routes(app, lambda: {"ok": True, "enactor": runner.settings.enactor_id},
                           web.Readiness([web.s3_bucket(runner.settings.bucket), web.route53()]))
 

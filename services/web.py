@@ -184,6 +184,21 @@ def _redoc_js() -> bytes:
     return bundle.read_bytes().replace(_REDOC_CDN_LOGO.encode(), f"{OFFLINE_ASSETS}/favicon.png".encode())
 
 
+def running_lifespan(start: Callable[[], None], stop: Callable[[], None]) -> Callable[[FastAPI], Any]:
+    """A lifespan that runs a service's background worker (an enactor's runner) while the app serves."""
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        start()
+        try:
+            yield
+        finally:
+            stop()
+
+    return lifespan
+
+
 def service_app(title: str, *, limits: ServerLimits | None = None, home: str | None = "/docs", **kwargs: Any) -> FastAPI:
     """A FastAPI app with offline docs, `/` -> `home` (the docs; None: the app serves `/` itself,
     as the console does its page), the body limit and the NaN check."""
