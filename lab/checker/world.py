@@ -363,7 +363,8 @@ class World:
     core and the engine are pure, so the same inputs give the same outputs.
     """
 
-    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True, ignore=()):
+    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True, ignore=(),
+                 namespace: tuple[tuple[str, ...], tuple[str, ...], tuple[Plan, ...]] | None = None):
         self.bounds = bounds
         self.core = core
         self.ignore = frozenset(ignore)  # invariants not reported (see invariants.py)
@@ -373,8 +374,10 @@ class World:
         self.n_enactors = bounds.enactors
         self.n_endpoints = bounds.endpoints
         self.enactor_ids = tuple(enactor_id(i) for i in range(bounds.enactors))
-        self.endpoints = tuple(normalise_name(n) for n in endpoint_names(bounds.endpoints))
-        self.zone_ids = tuple(f"Z{j + 1:04d}CHECK" for j in range(bounds.endpoints))
+        # namespace: (endpoint names, hosted zone ids, plans) instead of the regional model's (lab/checker/cells.py's cells).
+        names, zone_ids, plans = namespace or (endpoint_names(bounds.endpoints), tuple(f"Z{j + 1:04d}CHECK" for j in range(bounds.endpoints)), None)
+        self.endpoints = tuple(normalise_name(n) for n in names)
+        self.zone_ids = zone_ids
         self.settings = tuple(
             core.CoreSettings(
                 eid,
@@ -386,7 +389,7 @@ class World:
             )
             for eid in self.enactor_ids
         )
-        self.plans = model_plans(bounds)
+        self.plans = plans or model_plans(bounds)
         self.machines = Interner()
         self.zones = Interner()
         self._moves: dict[tuple, Move] = {}
