@@ -46,6 +46,7 @@ def _on_off(value: str, flag: str) -> bool:
 def register(app: typer.Typer) -> None:
     @app.command("check", help=HELP)
     def check(
+        ctx: typer.Context,
         guard: str = typer.Option("on", "--guard", help="on: the guarded core (the fix); off: legacy, as in October 2025."),
         enactors: int = typer.Option(3, "--enactors", help="Enactors (interchangeable: explored up to renaming)."),
         plans: int = typer.Option(4, "--plans", help="Plans the planner publishes (versions 1..N), at any moment."),
@@ -80,9 +81,18 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of --random (the same seed gives the same walks)."),
         walk_length: int = typer.Option(None, "--walk-length", help="Steps per random walk (default --max-depth or 100).", show_default=False),
         expect_violation: bool = typer.Option(False, "--expect-violation", help="Exit 0 only if a counterexample is found (for CI runs of legacy)."),
+        cells: int = typer.Option(0, "--cells", help="Check N cells and the cell map instead (lab/checker/cells.py): CellIsolation, NoEmptyAnswer through the CNAME.", show_default=False),
+        legacy_cells: str = typer.Option("cell-1", "--legacy-cells", help="With --cells: the cells that run legacy (they race), comma separated, or none; --guard off: every cell."),
+        guarded_enactors: int = typer.Option(1, "--guarded-enactors", help="With --cells: enactors of each guarded cell (--enactors: of each legacy cell, default 2)."),
+        guarded_plans: int = typer.Option(2, "--guarded-plans", help="With --cells: plans of each guarded cell (--plans: of each legacy cell, default 4)."),
+        map_enactors: int = typer.Option(1, "--map-enactors", help="With --cells: the cell map's enactors."),
+        maps: int = typer.Option(2, "--maps", help="With --cells: cell map versions (1 applied at the start, then one move each)."),
+        fault: str = typer.Option("", "--fault", help="With --cells: plant enactor_in_other_cell or cellmap_delete_first.", show_default=False),
     ) -> None:
         from lab.checker.world import Bounds, BoundsError
 
+        if cells:
+            raise typer.Exit(_check_cells(ctx, cells, legacy_cells, guarded_enactors, guarded_plans, map_enactors, maps, fault, json_file, expect_violation))
         if replay_file is not None:
             _replay(replay_file, keep_replay, aws)
             return
@@ -283,3 +293,57 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
         typer.echo(f"  {end.endpoint} (zone {end.zone_id}): {root}; A -> {answer}{share}")
     if keep:
         typer.echo(f"left in place: hosted zones {', '.join(e.zone_id for e in result.endpoints)}, bucket {result.bucket}")
+
+
+# -- `dnsctl check --cells N` ----------------------------------------------------------------------
+
+# Options of the regional check that the cells check takes, and its own defaults for them.
+CELLS_DEFAULTS = {"enactors": 2, "plans": 4, "lbs": 1, "keep_plans": 1, "lease_expiries": 0, "lock_losses": 0, "lost_replies": 0}
+NOT_WITH_CELLS = ("ablate", "mutants", "replay_file", "random_walks", "start", "freezes", "invalid_plans", "failed_requests",
+                  "ignore", "keep_going", "por")
+
+
+def _check_cells(ctx: typer.Context, cells: int, legacy: str, guarded_enactors: int, guarded_plans: int, map_enactors: int,
+                 maps: int, fault: str, json_file: Path | None, expect_violation: bool) -> int:
+    """Exit 0 when the blast radius stays inside the legacy cells (CellIsolation holds, no account of a
+    guarded cell or of the legacy name answers empty, every guarded cell keeps its own invariants)."""
+    import json
+    import time
+
+    from lab.checker import cells as model
+    from lab.checker.world import BoundsError
+
+    # Typer vendors click: the source enum is compared by name.
+    given = {k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+    clash = sorted("--" + k.removesuffix("_file").replace("_walks", "").replace("_", "-") for k in given & set(NOT_WITH_CELLS))
+    if clash:
+        typer.echo(f"error: {', '.join(clash)} cannot be used with --cells", err=True)
+        return 2
+    opts = {k: ctx.params[k] if k in given else v for k, v in CELLS_DEFAULTS.items()}
+    try:
+        names = () if legacy.strip().lower() == "none" else tuple(x.strip() for x in legacy.split(",") if x.strip())
+        if not _on_off(ctx.params["guard"], "--guard"):
+            from services.cells.naming import cell_names
+
+            names = cell_names(cells) if 2 <= cells <= model.MAX_CELLS else names
+        bounds = model.cells_bounds(
+            cells, names, guarded_enactors=guarded_enactors, guarded_plans=guarded_plans, map_enactors=map_enactors, maps=maps,
+            symmetry=_on_off(ctx.params["symmetry"], "--symmetry"), fault=fault.strip(), max_depth=ctx.params["max_depth"], **opts)
+        world = model.CellsWorld(bounds)
+    except (BoundsError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    typer.echo(model.header_line(world))
+    cpu = time.process_time()
+    result = model.check(world, on_progress=_progress, progress_every_s=5.0)
+    for line in model.verdict_lines(result, time.process_time() - cpu):
+        typer.echo(line)
+    shown = model.reported(result)
+    for f in shown:
+        typer.echo("")
+        for line in model.finding_lines(world, f):
+            typer.echo(line)
+    if json_file is not None and shown:
+        json_file.write_text(json.dumps(model.as_json(world, result, shown[0]), indent=2) + "\n")
+        typer.echo(f"\ncounterexample written to {json_file}; open it in the console's trace viewer (dnsctl console)")
+    return _status(not result.ok, expect_violation)

@@ -1115,3 +1115,82 @@ def frames(doc: Any, machine_row: Callable[[World, State, int], dict[str, Any]],
     legacy = ", ".join(bounds.legacy_cells) or "none"
     return {"mode": f"cells (legacy: {legacy})", "kind": doc.get("kind"), "invariants": doc.get("invariants") or [],
             "violations": doc.get("violations") or [], "steps": len(labels), "frames": out}
+
+
+# -- the verdict ----------------------------------------------------------------------------------
+
+
+def header_line(world: CellsWorld) -> str:
+    b = world.bounds
+    parts = []
+    for name, cb in zip(b.names, b.cells, strict=True):
+        extra = " (one of them cell-1's, misplaced)" if b.fault == FAULT_ENACTOR_IN_OTHER_CELL and name == "cell-2" else ""
+        parts.append(f"{name} {cb.mode} ({cb.enactors} enactor{'s' if cb.enactors != 1 else ''}{extra}, plans 1..{cb.plans})")
+    moves = "; ".join(f"map {m.version}: {m.reason}" for m in world.maps[1:]) or "no move"
+    first = b.cells[0]
+    faults = [f"{v} {k}" for k, v in (("lease expiries", first.lease_expiries), ("lock losses", first.lock_losses),
+                                      ("lost replies", first.lost_replies)) if v]
+    return (f"dnsctl check --cells {len(b.cells)}: {', '.join(parts)}, each its own hosted zone, plan stream, enactors and lock; "
+            f"the cell map: {len(world.accounts)} accounts, {b.map_enactors} map enactor{'s' if b.map_enactors != 1 else ''}, {moves}; "
+            f"a live start (every cell serves its plan 1, map 1 applied)"
+            + (f"; per cell at most {', '.join(faults)}" if faults else "")
+            + (f"; planted fault: {FAULTS[b.fault]}" if b.fault else ""))
+
+
+def verdict_lines(result: CellsResult, cpu_s: float | None = None) -> list[str]:
+    world, r = result.world, result
+    b = world.bounds
+    complete = "all of them" if r.exhausted and not r.frontier else (
+        f"cut at depth {b.max_depth}: {r.frontier:,} states not expanded" if r.frontier else "cut before the space was exhausted")
+    cpu = f", {cpu_s:.1f} CPU s" if cpu_s is not None else ""
+    out = [f"explored {r.states:,} states ({r.transitions:,} transitions, depth {r.depth}) in {r.elapsed_s:.2f} s{cpu}: "
+           f"{r.states_per_s:,.0f} states/s; {complete}",
+           "  the parts: " + ", ".join(f"{n} {k:,} states" for n, k in zip(world.names, r.cell_states, strict=True))
+           + f", the cell map {r.map_states:,}: a global state is one of each"]
+    isolation = [f for f in r.findings if f.invariant == CELL_ISOLATION]
+    if isolation:
+        out.append(f"CellIsolation broken: {isolation[0].violations[0].message}")
+    else:
+        out.append(f"CellIsolation holds: none of the {r.isolation_judged:,} transitions of a cell's planner, clock or enactors "
+                   f"({r.zone_writes:,} of them wrote a hosted zone) changed an answer of another cell's name or of an account mapped to another cell")
+    lost = {a: cells for a, cells in r.lost.items()}
+    kept = [a for a in world.accounts if a not in lost]
+    legacy = set(b.legacy_cells)
+    if lost:
+        inside = all(c in legacy for cells in lost.values() for c in cells)
+        out.append(f"NoEmptyAnswer through the CNAME: {len(lost)} of {len(world.accounts)} accounts answered empty in some state, "
+                   + ("each only while mapped to a legacy cell: " if inside else "")
+                   + ", ".join(f"{a} ({_where(c)})" for a, c in sorted(lost.items())))
+    else:
+        out.append(f"NoEmptyAnswer through the CNAME holds: all {len(world.accounts)} accounts answer addresses in every state")
+    if kept:
+        out.append("  answered in every state: " + ", ".join(
+            f"{a} ({', '.join(sorted(r.seen_in.get(a, ())))}{': across its move' if len(r.seen_in.get(a, ())) > 1 else ''})" for a in kept))
+    radius = []
+    for cell in (*world.names, LEGACY):
+        members = [a for a in world.accounts if cell in r.seen_in.get(a, ())]
+        if members:
+            broken = sum(1 for a in members if cell in lost.get(a, ()))
+            radius.append(f"{cell} {broken} of {len(members)} lost DNS")
+    out.append("blast radius (accounts ever mapped there / lost DNS while there): " + "; ".join(radius))
+    for name, cb in zip(world.names, b.cells, strict=True):
+        own = sorted({f.invariant for f in r.findings if f.subject == "endpoint" and f.scope == name})
+        mode = "legacy: the October race" if not cb.guard else "guarded"
+        out.append(f"{name}'s own invariants ({mode}): " + (f"{', '.join(own)} broken" if own else "all hold"))
+    if r.ok:
+        where = f"inside {', '.join(b.legacy_cells)}" if b.legacy_cells else "nowhere"
+        out.append(f"verdict: the cells hold: every race stays {where}; no account of a guarded cell or of the legacy name "
+                   "ever answers empty, a move included")
+    else:
+        out.append("verdict: broken: " + "; ".join(f.title for f in r.failures))
+    return out
+
+
+def _where(cells: set[str]) -> str:
+    return "; ".join("while it had no CNAME" if c == "none" else f"while in {c}" for c in sorted(cells))
+
+
+def reported(result: CellsResult) -> list[Finding]:
+    """The counterexamples to print: every failure, then the blast radius's shortest (one)."""
+    blast = [f for f in result.findings if f.expected and f.subject == "accounts"]
+    return result.failures + blast[:1]

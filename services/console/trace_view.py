@@ -16,6 +16,7 @@ from lab.checker import trace
 from lab.checker.world import Bounds, BoundsError, Label, World
 
 MAX_STEPS = 2000
+CELLS_FORMAT = "dnsctl-check-cells/1"  # lab/checker/cells.py's FORMAT (imported only when one arrives)
 
 
 class TraceInvalid(ValueError):
@@ -59,6 +60,13 @@ def _machine(world: World, state, k: int) -> dict[str, Any]:
 
 def frames(doc: Any) -> dict[str, Any]:
     """Every state of the counterexample, the initial one first, each with the step that led to it."""
+    if isinstance(doc, dict) and doc.get("format") == CELLS_FORMAT:  # `dnsctl check --cells --json`
+        from lab.checker.cells import frames as cell_frames
+
+        try:
+            return cell_frames(doc, _machine, MAX_STEPS)
+        except (ValueError, RuntimeError) as exc:
+            raise TraceInvalid(str(exc)) from exc
     bounds, labels, continuation = parse_counterexample(doc)
     world = World(bounds)
     state = world.initial
