@@ -227,7 +227,7 @@ def cells_bounds(
 def cell_plans(cell: str, bounds: Bounds) -> tuple[Plan, ...]:
     """The model's plans 1..N (world.model_plans: re-address, weights, a load balancer added and
     retired) stamped for `cell`: its endpoint and hosted zone, always dual-stack (a cell's name is),
-    load balancer ids and addresses of its own (10.<n>.x.y, 2001:db8::/32 shifted by the cell number)."""
+    load balancer ids and addresses of its own (10.<n>.x.y; the model's IPv6 with the cell number in its fifth group)."""
     n = cell_number(cell)
     name = cell_endpoint(cell, REGION)
     out = []
@@ -238,7 +238,7 @@ def cell_plans(cell: str, bounds: Bounds) -> tuple[Plan, ...]:
         targets = tuple(
             Target(lb_id=f"c{n}-{t.lb_id}", az=t.az, weight=t.weight, capacity=t.capacity,
                    ipv4=tuple(f"10.{n}.{a.split('.')[2]}.{a.split('.')[3]}" for a in t.ipv4),
-                   ipv6=tuple(str(ipaddress.IPv6Address(int(ipaddress.IPv6Address(a)) + (n << 80))) for a in t.ipv6 or ipv6[t.lb_id]))
+                   ipv6=tuple(str(ipaddress.IPv6Address(int(ipaddress.IPv6Address(a)) + (n << 48))) for a in t.ipv6 or ipv6[t.lb_id]))
             for t in ep.targets
         )
         endpoint = EndpointPlan(name=name, hosted_zone=name, record_types=RECORD_TYPES, targets=targets)
