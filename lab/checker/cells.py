@@ -66,7 +66,6 @@ from lab.checker import trace
 from lab.checker.invariants import NO_EMPTY_ANSWER, Invariants, Served, Violation, served
 from lab.checker.symmetry import Symmetry
 from lab.checker.world import (
-    EXPIRE,
     LOCK_TTL_S,
     PLAN_CREATED_AT,
     PUBLISH,
@@ -83,7 +82,15 @@ from lab.checker.world import (
     model_plans,
 )
 from services.cells.cellmap import CellMap, validate_body
-from services.cells.naming import account_name, accounts_zone, cell_endpoint, cell_names, cell_number, legacy_endpoint, owner_cell
+from services.cells.naming import (
+    account_name,
+    accounts_zone,
+    cell_endpoint,
+    cell_names,
+    cell_number,
+    legacy_endpoint,
+    owner_cell,
+)
 from services.dns.answer import Rcode, leaf_distribution, resolve
 from services.dns.cache import MAX_CNAME_CHAIN, chase_target
 from services.dns.server import AuthoritativeResponder
