@@ -31,6 +31,13 @@ reply; --freezes and --invalid-plans add the freeze switch and a plan object tha
 schema. The guarded core's space at these bounds is more than 5 million states (not exhausted
 in 473 s); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
 seconds) or --random for quick looks.
+
+--cells N (lab/checker/cells.py): N cells, each a World of its own (its endpoint, hosted zone, plan
+stream, enactors and lock), and the cell map applied by the real cell-map core, from a live start;
+judges CellIsolation (no transition of one cell's management changes another cell's answers) and
+NoEmptyAnswer through each account's CNAME. Legacy cells (--legacy-cells, default cell-1) may race:
+their accounts are the blast radius; exit 0 when it stays inside them. Defaults: legacy cells 2
+enactors and plans 1..4, guarded cells 1 enactor and plans 1..2, 1 map enactor, maps 1..2.
 """
 
 
