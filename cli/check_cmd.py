@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         guarded_plans: int = typer.Option(2, "--guarded-plans", help="With --cells: plans of each guarded cell (--plans: of each legacy cell, default 4)."),
         map_enactors: int = typer.Option(1, "--map-enactors", help="With --cells: the cell map's enactors."),
         maps: int = typer.Option(2, "--maps", help="With --cells: cell map versions (1 applied at the start, then one move each)."),
-        fault: str = typer.Option("", "--fault", help="With --cells: plant enactor_in_other_cell or cellmap_delete_first.", show_default=False),
+        fault: str = typer.Option("", "--fault", help="With --cells: plant enactor_in_other_cell or cellmap_delete_first (add --legacy-cells none: seconds, not minutes).", show_default=False),
     ) -> None:
         from lab.checker.world import Bounds, BoundsError
 
