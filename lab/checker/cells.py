@@ -1002,7 +1002,7 @@ def account_summaries(world: CellsWorld, state: Concrete) -> list[dict[str, Any]
         out.append({
             "endpoint": name.rstrip("."),
             "root_tree": f"CNAME {a.cname.rstrip('.')}" if a.cname else None,
-            "root_plan": cell,
+            "root_plan": _served_plan(world, state, cell),
             "root_tree_exists": a.served.empty_share == 0,
             "rollback_tree": None, "rollback_plan": None, "rollback_tree_exists": False,
             "applied": {"version": applied.version, "tree": applied.tree_id} if applied else None,
@@ -1014,6 +1014,16 @@ def account_summaries(world: CellsWorld, state: Concrete) -> list[dict[str, Any]
             "cell": cell,
         })
     return out
+
+
+def _served_plan(world: CellsWorld, state: Concrete, cell: str | None) -> int | None:
+    """The plan the CNAME target's root serves (the legacy name serves plan 1 here)."""
+    if cell == LEGACY:
+        return 1
+    if cell not in world.names:
+        return None
+    c = world.names.index(cell)
+    return world.worlds[c].view(state.cells[c].zones[0], 0).active_version
 
 
 def summaries(world: CellsWorld, state: Concrete) -> list[dict[str, Any]]:
