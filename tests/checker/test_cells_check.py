@@ -206,3 +206,42 @@ def test_check_cells_as_a_process_writes_a_trace_the_console_opens(tmp_path):
         frames({**doc, "steps": [{"label": ["map", "x"]}]})
     bad = dnsctl("check", "--cells", "2", "--random", "3", timeout=60)
     assert bad.returncode == 2 and "--random cannot be used with --cells" in bad.stderr
+
+
+def test_the_consoles_trace_viewer_shows_a_cells_counterexample_in_a_browser(tmp_path):
+    """The page itself (Debian's Chromium through Playwright) against a real `dnsctl console`
+    process; its planner, enactors, prober and DNS point at a closed port: the viewer needs none."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.console.stack import CHROMIUM, CHROMIUM_ARGS
+    from tests.processes import ManagedProcess, free_port
+
+    world = model.CellsWorld(model.cells_bounds(**QUIET, fault=model.FAULT_CELLMAP_DELETE_FIRST))
+    result = model.check(world)
+    path = tmp_path / "cells.json"
+    path.write_text(json.dumps(model.as_json(world, result, model.reported(result)[0])))
+    port, closed = free_port(), "http://127.0.0.1:1"
+    env = {"DNSCTL_STATE_DIR": str(tmp_path), "AWS_ENDPOINT_URL": closed, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    console = ManagedProcess("console", ["console", "--port", str(port), "--planner", closed, "--enactor", closed, "--prober", closed,
+                                         "--dns", "127.0.0.1:1", "--log-dir", str(tmp_path / "logs")], env, tmp_path)
+    try:
+        console.wait_http(f"http://127.0.0.1:{port}/", timeout_s=60)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.set_input_files("#trace-file", str(path))
+                page.wait_for_selector("#trace-view:not([hidden]) #trace-endpoints article")
+                assert "cells (legacy: none) counterexample (safety: NoEmptyAnswer), 4 steps" in page.inner_text("#trace-title")
+                card = f"#trace-endpoints article[data-endpoint='{ACCOUNT_3}.ddb.us-east-1.api.aws']"
+                assert "NOERROR with 1 address" in page.inner_text(card)  # the live start: it answers
+                page.click("#trace-last")
+                page.wait_for_selector(f"{card}.broken")
+                assert "NXDOMAIN with 0 addresses" in page.inner_text(card)
+                assert "cellmap-enactor-a" in page.inner_text("#trace-machines")
+            finally:
+                browser.close()
+    finally:
+        console.stop()
