@@ -1160,6 +1160,8 @@ def verdict_lines(result: CellsResult, cpu_s: float | None = None) -> list[str]:
     complete = "all of them" if r.exhausted and not r.frontier else (
         f"cut at depth {b.max_depth}: {r.frontier:,} states not expanded" if r.frontier else "cut before the space was exhausted")
     cpu = f", {cpu_s:.1f} CPU s" if cpu_s is not None else ""
+    whole = r.exhausted and not r.frontier
+    every = "every" if whole else "every explored"  # a cut run claims nothing about the rest
     out = [f"explored {r.states:,} states ({r.transitions:,} transitions, depth {r.depth}) in {r.elapsed_s:.2f} s{cpu}: "
            f"{r.states_per_s:,.0f} states/s; {complete}",
            "  the parts: " + ", ".join(f"{n} {k:,} states" for n, k in zip(world.names, r.cell_states, strict=True))
@@ -1168,7 +1170,7 @@ def verdict_lines(result: CellsResult, cpu_s: float | None = None) -> list[str]:
     if isolation:
         out.append(f"CellIsolation broken: {isolation[0].violations[0].message}")
     else:
-        out.append(f"CellIsolation holds: none of the {r.isolation_judged:,} transitions of a cell's planner, clock or enactors "
+        out.append(f"CellIsolation holds: none of the {r.isolation_judged:,} {'' if whole else 'explored '}transitions of a cell's planner, clock or enactors "
                    f"({r.zone_writes:,} of them wrote a hosted zone) changed an answer of another cell's name or of an account mapped to another cell")
     lost = {a: cells for a, cells in r.lost.items()}
     kept = [a for a in world.accounts if a not in lost]
@@ -1179,9 +1181,9 @@ def verdict_lines(result: CellsResult, cpu_s: float | None = None) -> list[str]:
                    + ("each only while mapped to a legacy cell: " if inside else "")
                    + ", ".join(f"{a} ({_where(c)})" for a, c in sorted(lost.items())))
     else:
-        out.append(f"NoEmptyAnswer through the CNAME holds: all {len(world.accounts)} accounts answer addresses in every state")
+        out.append(f"NoEmptyAnswer through the CNAME holds: all {len(world.accounts)} accounts answer addresses in {every} state")
     if kept:
-        out.append("  answered in every state: " + ", ".join(
+        out.append(f"  answered in {every} state: " + ", ".join(
             f"{a} ({', '.join(sorted(r.seen_in.get(a, ())))}{': across its move' if len(r.seen_in.get(a, ())) > 1 else ''})" for a in kept))
     radius = []
     for cell in (*world.names, LEGACY):
@@ -1192,11 +1194,12 @@ def verdict_lines(result: CellsResult, cpu_s: float | None = None) -> list[str]:
     out.append("blast radius (accounts ever mapped there / lost DNS while there): " + "; ".join(radius))
     for name, cb in zip(world.names, b.cells, strict=True):
         own = sorted({f.invariant for f in r.findings if f.subject == "endpoint" and f.scope == name})
-        mode = "legacy: the October race" if not cb.guard else "guarded"
-        out.append(f"{name}'s own invariants ({mode}): " + (f"{', '.join(own)} broken" if own else "all hold"))
+        race = " (the October race)" if own and not cb.guard else ""
+        out.append(f"{name}'s own invariants ({cb.mode}): " + (f"{', '.join(own)} broken{race}" if own else "all hold"))
     if r.ok:
         where = f"inside {', '.join(b.legacy_cells)}" if b.legacy_cells else "nowhere"
-        out.append(f"verdict: the cells hold: every race stays {where}; no account of a guarded cell or of the legacy name "
+        cut = "" if whole else " within the explored states (the space was cut)"
+        out.append(f"verdict: the cells hold{cut}: every race stays {where}; no account of a guarded cell or of the legacy name "
                    "ever answers empty, a move included")
     else:
         out.append("verdict: broken: " + "; ".join(f.title for f in r.failures))
