@@ -16,4 +16,6 @@ applying every change batch with `services/route53/engine.py` unchanged. Modules
 - trace.py: a counterexample as numbered human-readable steps and as JSON.
 - replay.py: a counterexample carried out step by step against a real Route 53 endpoint
   (the emulator) with boto3, then shown through the DNS data plane.
+- cells.py: `dnsctl check --cells`: cells as Worlds in their own namespaces and the cell map,
+  CellIsolation per transition and NoEmptyAnswer through each account's CNAME.
 """
