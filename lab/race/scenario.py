@@ -218,7 +218,9 @@ class Race:
         published: list[int] = []
         refused: list[str] = []
         every_s = s.burst_every_ms / 1000
-        deadline = time.monotonic() + s.settle_timeout_s + s.burst_plans * every_s
+        # However long it takes, within reason: a publish waits for S3 (and a signature), and a
+        # machine at load 50 made that seconds per plan; a planner gone for good ends the wait.
+        deadline = time.monotonic() + s.burst_plans * (every_s + s.settle_timeout_s)
         next_at = time.monotonic()
         while len(published) < s.burst_plans and time.monotonic() < deadline:
             time.sleep(max(0.0, next_at - time.monotonic()))
