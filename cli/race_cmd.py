@@ -4,7 +4,10 @@ By default it starts a private stack on free ports (emulator, planner, three ena
 server, prober, as `dnsctl up` runs them), in legacy mode unless --guard on, runs the scripted
 scenario (lab/race/scenario.py), prints the key moments and the verdict, and stops the
 stack. Its logs stay in the state directory for `dnsctl timeline`. --attach runs the same script
-against the stack `dnsctl up` runs (whose enactors must allow chaos, as `dnsctl up` makes them).
+against the stack `dnsctl up` runs (whose enactors must allow chaos, as `dnsctl up` makes them);
+with --cell, inside one of its cells. On a stack with a web console (--attach, --keep-stack) the
+model checker's shortest October race is saved beside the stack and the "next:" lines link the
+console's trace viewer at it (lab/race/trace.py).
 
 Exit status: 0 when the mode did what it must (legacy broke the October way, or the guard
 held), 1 when it did not, 2 when the race could not run.
@@ -82,9 +85,9 @@ def race(
             check_cell(cell)
         except BadCell as exc:
             raise typer.BadParameter(str(exc), param_hint="--cell") from None
-        if attach and (cells is not None or accounts is not None):
-            raise typer.BadParameter("--cells and --accounts shape a private stack; an attached one has the cells `dnsctl up --cells` gave it",
-                                     param_hint="--cells")
+    if attach and (cells is not None or accounts is not None):
+        raise typer.BadParameter("--cells and --accounts shape a private stack; an attached one has the cells `dnsctl up --cells` gave it",
+                                 param_hint="--cells")
     n_cells = cells if cells is not None else (3 if cell is not None or accounts else 0)
     n_accounts = accounts if accounts is not None else (12 if n_cells else 0)
     say = (lambda text: None) if as_json else (lambda text: console.print(text, highlight=False))
