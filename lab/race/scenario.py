@@ -14,8 +14,9 @@ chaos controls (enactor/chaos.py, planner/burst.py), then lets the real processe
   3. burst       enactor-a and -b run again while the script publishes N plans, one every X ms
                  at most (a slow planner makes the burst longer, never smaller: the burst is its
                  plans, not its seconds); they apply them, clean up old trees, contend for the lock
-  4. the window  enactor-b and -c are paused; enactor-c's lock attempts may succeed again; every
-                 flip of enactor-a and -c is held back a moment (delay_before_flip), and the
+  4. the window  enactor-b and -c are paused (enactor-c's lock attempts may succeed again once
+                 it resumes); every flip of enactor-a and -c is held back a moment
+                 (delay_before_flip), and the
                  next plan v_a is published. Pausing an enactor while it holds back a flip stops
                  it right after that flip, before its next request, so the script can order the
                  steps exactly, as on 20 October:
@@ -255,7 +256,6 @@ class Race:
         # A paused enactor finishes the backoff sleep it is in; wait until none is sleeping.
         self._wait(run, "enactor-c to stop at the pause", lambda: self._all_endpoints(C, lambda e: not e.get("backoff_s")), 15)
         c.chaos(A, delay_before_flip_s=s.flip_delay_s)
-        c.chaos(C, lock_failures=0, delay_before_flip_s=s.flip_delay_s, backoff_multiplier=0.01)
         since_a, since_c = c.log_size(A), c.log_size(C)
         run.window_version = v = c.publish("race: the newer plan enactor-a applies and cleans up after (plan 145)")
         self._say(run, f"enactor-b and -c paused; enactor-a holds back each flip {s.flip_delay_s:g} s; plan {v} published")
@@ -269,6 +269,10 @@ class Race:
             self._say(run, f"enactor-a flipped plan {v} and stopped before its clean-up lists the zone (paused)", A)
 
         in_hand = sorted({e.get("plan_in_hand") for e in c.endpoint_status(C).values()} - {None})
+        # Only now may enactor-c win the lock: a lock attempt it had in flight when it was paused
+        # (a loaded machine makes that likely) is long over, lost, so it holds no lock while
+        # enactor-a needs it (at load 30 it won one that way and kept it through the window).
+        c.chaos(C, lock_failures=0, delay_before_flip_s=s.flip_delay_s, backoff_multiplier=0.01)
         c.resume(C)
         holding = f"plan {', '.join(map(str, in_hand))} in hand" if in_hand else "no plan in hand"
         self._say(run, f"enactor-c resumes with {holding} (plan {v} is the newest); its lock attempts succeed again", C)

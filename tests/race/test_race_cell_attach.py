@@ -16,8 +16,8 @@ import dns.query
 import pytest
 
 from lab.race.stack import RACE_ENACTOR_ENV, RACE_ROUTE53_ENV
-from tests.processes import ROOT, free_port, free_port_udp_tcp
-from tests.stack.test_up import _env, _stop_stack
+from tests.processes import ROOT
+from tests.stack.test_up import _env, _ports, _stop_stack, _up_args
 
 CELL_2 = ("cell-2-planner", "cell-2-enactor-a", "cell-2-enactor-b", "cell-2-enactor-c")
 
@@ -43,13 +43,11 @@ def _wait(predicate, timeout_s: float, what: str):
 @pytest.mark.timeout(1200)
 def test_a_race_attached_to_cell_2_of_a_running_stack_breaks_only_cell_2(tmp_path: Path):
     state_dir = tmp_path / "state"
-    ports = {name: free_port() for name in ("emulator", "planner", "a", "b", "c", "prober", "console")}
-    dns_port = free_port_udp_tcp()
-    args = [sys.executable, "-m", "cli.main", "up", "--emulator-port", str(ports["emulator"]), "--planner-port", str(ports["planner"]),
-            "--enactor-ports", f"{ports['a']},{ports['b']},{ports['c']}", "--dns-port", str(dns_port),
-            "--prober-port", str(ports["prober"]), "--console-port", str(ports["console"]), "--plan-interval", "3600",
-            "--state-dir", str(state_dir), "--no-live", "--no-version-guard", "--cells", "2", "--accounts", "6",
-            "--cell-port-base", "0"]  # fmt: skip
+    ports = _ports()
+    dns_port = ports["dns"]
+    # No scheduled plans (the later --plan-interval wins over the helper's), legacy enactors, two cells.
+    args = _up_args(state_dir, ports, 1100, "--plan-interval", "3600", "--no-version-guard", "--cells", "2", "--accounts", "6",
+                    "--cell-port-base", "0")
     # The race lab's enactor settings (short backoff, fast polling, keep_plans 2), as the console's race tests run `dnsctl up`.
     env = {**_env(), **RACE_ENACTOR_ENV, **RACE_ROUTE53_ENV}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
