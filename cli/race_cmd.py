@@ -55,6 +55,7 @@ def race(
     enactor_ports: str = port_option("enactors", "0,0,0"),
     dns_port: int = port_option("dns", 0),
     prober_port: int = port_option("prober", 0),
+    console_port: int = port_option("console", 0),  # a private stack has a console only with --keep-stack
     cell: str | None = typer.Option(None, "--cell", help="Race inside this cell (cell-N): its planner and enactors; the others and the regional system look on. "
                                     "With --attach, a cell of the running `dnsctl up --cells N` stack."),
     cells: int | None = typer.Option(None, "--cells", min=0, max=20, help="Cells beside the regional system in the private stack (default 3 with --cell or --accounts, else 0)."),
@@ -94,7 +95,7 @@ def race(
     stack = None
     checker = None
     try:
-        ports = None if attach else ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
+        ports = None if attach else ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port, console_port)
         mode = "guarded" if guard == "on" else "legacy"
         extra = f" with {n_cells} cells and {n_accounts} accounts, racing in {cell or 'the regional system'}" if n_cells else ""
         stack = attach_or_start(attach, state_dir, temp_prefix="dnsctl-race-", what=f"{mode} stack", extra=extra, say=say, cell=cell,
