@@ -59,6 +59,7 @@ def test_the_legacy_verdict_links_to_the_counterexample_and_the_page_steps_throu
                 url = m.group(1)
         text = "".join(seen)
         assert url is not None, text[-4000:]
+        assert not url.startswith("http://127.0.0.1:8088/")  # the kept stack's console is on a free port, never the demo's
         assert "VERDICT (legacy)" in text and "dnsctl repair --all" in text
         assert (tmp_path / "stack" / "traces" / f"{LEGACY_TRACE}.json").exists()
         base = url.split("/#", 1)[0]
