@@ -17,7 +17,11 @@ Cases:
   error right after resolving where AWS is.
 - `status (stack)`: a stack description whose services and emulator are on ports nothing listens
   on, so `status` runs its whole path (Route 53 client, planner, enactors, DNS, prober) and every
-  call is refused at once: the modules a real `status` imports before and during its calls.
+  call is refused at once: the modules a real `status` imports before and during its calls. This
+  is also `status --direct`, and `status` of a stack without a console (`dnsctl race --keep-stack`).
+- `status (console)`: the same stack with a real emulator and a real console (`dnsctl emulator`,
+  `dnsctl console`, started here and stopped at the end) in its description, as `dnsctl up` writes
+  it: `status` takes the console's view (GET /api/state) and reads nothing else itself.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = (
-    ("--help",), ("status (no stack)", "status"), ("status (stack)", "status"), ("status", "--help"), ("timeline", "--help"),
+    ("--help",), ("status (no stack)", "status"), ("status (stack)", "status"), ("status (console)", "status"), ("status", "--help"),
+    ("timeline", "--help"),
 )
 
 
@@ -47,9 +52,11 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def unreachable_stack(where: Path) -> None:
-    """A stack.json whose every service (and emulator) is a closed port on 127.0.0.1."""
-    ports = {name: closed_port() for name in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober")}
+def unreachable_stack(where: Path, live: dict[str, int] | None = None) -> dict[str, int]:
+    """A stack.json whose every service (and emulator) is a closed port on 127.0.0.1, but those
+    in `live` (name -> port of a process that runs); returns the ports."""
+    names = ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober")
+    ports = {**{name: closed_port() for name in names}, **(live or {})}
     services = {name: {"port": port, "protocol": "udp+tcp" if name == "dns" else "tcp"} for name, port in ports.items()}
     where.mkdir(parents=True, exist_ok=True)
     (where / "stack.json").write_text(json.dumps({
@@ -57,6 +64,46 @@ def unreachable_stack(where: Path) -> None:
         "aws_env": {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['emulator']}", "AWS_ACCESS_KEY_ID": "bench",
                     "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"},
     }))
+    return ports
+
+
+def console_stack(where: Path, env: dict[str, str], tree: Path) -> list[subprocess.Popen]:
+    """A real emulator and a real console (whose planner, enactors, prober and DNS are the closed
+    ports of the description), up and with a view published; the processes to stop."""
+    import httpx
+
+    emulator, console = closed_port(), closed_port()
+    ports = unreachable_stack(where, {"emulator": emulator, "console": console})
+    child_env = {**env, "PYTHONPATH": str(tree), "DNSCTL_STATE_DIR": str(where), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{emulator}",
+                 "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    peers = ["--planner", f"http://127.0.0.1:{ports['planner']}", "--prober", f"http://127.0.0.1:{ports['prober']}",
+             "--dns", f"127.0.0.1:{ports['dns']}", *(a for e in ("enactor-a", "enactor-b", "enactor-c")
+                                                      for a in ("--enactor", f"http://127.0.0.1:{ports[e]}"))]
+    procs = []
+    for args in (("emulator", "--port", str(emulator)), ("console", "--port", str(console), *peers)):
+        procs.append(subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=tree, env=child_env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            state = httpx.get(f"http://127.0.0.1:{console}/api/state", timeout=2).json()
+            if isinstance(state, dict) and state.get("route53_error") is None:
+                return procs
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.5)
+    stop(procs)
+    raise SystemExit("the console never published a view with Route 53 read")
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def measure(args: tuple[str, ...], env: dict[str, str], tree: Path = ROOT) -> tuple[float, float, float, int]:
@@ -86,18 +133,23 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=ROOT, help="Source tree to measure (e.g. a worktree of main).")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        empty, stacked = Path(tmp) / "empty", Path(tmp) / "stack"
+        empty, stacked, consoled = Path(tmp) / "empty", Path(tmp) / "stack", Path(tmp) / "console"
         empty.mkdir()
         unreachable_stack(stacked)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DNSCTL_"))}
         base.update(HOME=tmp)  # no ~/.aws
-        for case in COMMANDS:
-            label, args = (case[0], case[1:]) if "(" in case[0] else (" ".join(case), case)
-            env = {**base, "DNSCTL_STATE_DIR": str(stacked if label == "status (stack)" else empty)}
-            samples = [measure(args, env, opts.tree) for _ in range(opts.runs)]
-            imports, cpu, wall = (statistics.median(s[i] for s in samples) for i in range(3))
-            print(f"dnsctl {label:<18} imports {imports:6.3f} s  CPU {cpu:6.3f} s  wall {wall:6.3f} s  (medians of {opts.runs}), "
-                  f"{samples[0][3]} modules   [load average {os.getloadavg()[0]:.1f}]")
+        procs = console_stack(consoled, base, opts.tree)
+        try:
+            for case in COMMANDS:
+                label, args = (case[0], case[1:]) if "(" in case[0] else (" ".join(case), case)
+                where = {"status (stack)": stacked, "status (console)": consoled}.get(label, empty)
+                env = {**base, "DNSCTL_STATE_DIR": str(where)}
+                samples = [measure(args, env, opts.tree) for _ in range(opts.runs)]
+                imports, cpu, wall = (statistics.median(s[i] for s in samples) for i in range(3))
+                print(f"dnsctl {label:<18} imports {imports:6.3f} s  CPU {cpu:6.3f} s  wall {wall:6.3f} s  (medians of {opts.runs}), "
+                      f"{samples[0][3]} modules   [load average {os.getloadavg()[0]:.1f}]")
+        finally:
+            stop(procs)
 
 
 if __name__ == "__main__":

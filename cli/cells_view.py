@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from services.cells.naming import accounts_zone, owner_cell
-from services.prober.overview import Sources, enactor_row, fetch_enactors, fetch_planner
+from services.prober.service_status import Sources, enactor_row, fetch_enactors, fetch_planner
 from services.stack import DEFAULT_REGION
 
 CELLMAP = "cell map"

@@ -4,7 +4,10 @@ By default it starts a private stack on free ports (emulator, planner, three ena
 server, prober, as `dnsctl up` runs them), in legacy mode unless --guard on, runs the scripted
 scenario (lab/race/scenario.py), prints the key moments and the verdict, and stops the
 stack. Its logs stay in the state directory for `dnsctl timeline`. --attach runs the same script
-against the stack `dnsctl up` runs (whose enactors must allow chaos, as `dnsctl up` makes them).
+against the stack `dnsctl up` runs (whose enactors must allow chaos, as `dnsctl up` makes them);
+with --cell, inside one of its cells. On a stack with a web console (--attach, --keep-stack) the
+model checker's shortest October race is saved beside the stack and the "next:" lines link the
+console's trace viewer at it (lab/race/trace.py).
 
 Exit status: 0 when the mode did what it must (legacy broke the October way, or the guard
 held), 1 when it did not, 2 when the race could not run.
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import typer
@@ -40,8 +42,8 @@ def race(
         None, "--state-dir", help="Private stack: where its token and logs go (default: a new temp dir). --attach: the stack's (default .dnsctl).",
         show_default=False,
     ),
-    burst_every_ms: int = typer.Option(250, min=10, help="The planner's burst: a plan every this many ms ..."),
-    burst_for_s: float = typer.Option(3.0, min=0.1, max=600, help="... for this many seconds."),
+    burst_plans: int = typer.Option(12, min=1, max=500, help="The burst: this many plans, published one by one however long that takes ..."),
+    burst_every_ms: int = typer.Option(250, min=10, max=60_000, help="... one every this many ms at most."),
     flip_delay_s: float = typer.Option(1.5, min=0.1, max=60, help="How long enactor-a and -c hold back a flip in the last act."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict, checks and key moments as JSON."),
     keep_stack: bool = typer.Option(
@@ -53,8 +55,15 @@ def race(
     enactor_ports: str = port_option("enactors", "0,0,0"),
     dns_port: int = port_option("dns", 0),
     prober_port: int = port_option("prober", 0),
-    cell: str | None = typer.Option(None, "--cell", help="Race inside this cell (cell-N): its planner and enactors; the others and the regional system look on."),
+    console_port: int = port_option("console", 0),  # a private stack has a console only with --keep-stack
+    cell: str | None = typer.Option(None, "--cell", help="Race inside this cell (cell-N): its planner and enactors; the others and the regional system look on. "
+                                    "With --attach, a cell of the running `dnsctl up --cells N` stack."),
     cells: int | None = typer.Option(None, "--cells", min=0, max=20, help="Cells beside the regional system in the private stack (default 3 with --cell or --accounts, else 0)."),
+    with_checker: bool = typer.Option(
+        None, "--checker/--no-checker", show_default=False,
+        help="After the verdict, have the model checker write its shortest October race beside the stack for the console's "
+             "trace viewer (default: on when the stack has a console, --attach or --keep-stack, and the output is not --json).",
+    ),
     accounts: int | None = typer.Option(None, "--accounts", min=0, max=9_996, help="Accounts in the cell map (default 12 with cells); the verdict counts those that lost DNS, per cell."),
 ) -> None:
     """Replay 20 October on real processes: enactor-c falls behind, a burst of plans, the clean-up race."""
@@ -62,15 +71,14 @@ def race(
     from lab.race.control import Control
     from lab.race.evidence import gather
     from lab.race.scenario import Race, RaceAborted, RaceSettings
-    from lab.race.stack import StackError, start_private
-    from lab.race.stack import attach as attach_stack
+    from lab.race.stack import StackError, attach_or_start, start_private
     from lab.race.verdict import judge
     from services.logs import configure
     from services.supervisor import ServiceFailed
 
     if guard not in (None, "on", "off"):
         raise typer.BadParameter("give on or off", param_hint="--guard")
-    settings = RaceSettings(burst_every_ms=burst_every_ms, burst_for_s=burst_for_s, flip_delay_s=flip_delay_s)
+    settings = RaceSettings(burst_every_ms=burst_every_ms, burst_plans=burst_plans, flip_delay_s=flip_delay_s)
     if cell is not None:
         from services.cells.naming import BadCell, check_cell
 
@@ -78,24 +86,21 @@ def race(
             check_cell(cell)
         except BadCell as exc:
             raise typer.BadParameter(str(exc), param_hint="--cell") from None
-        if attach:
-            raise typer.BadParameter("--cell runs on a private stack (attaching to one with cells is not done yet)", param_hint="--cell")
+    if attach and (cells is not None or accounts is not None):
+        raise typer.BadParameter("--cells and --accounts shape a private stack; an attached one has the cells `dnsctl up --cells` gave it",
+                                 param_hint="--cells")
     n_cells = cells if cells is not None else (3 if cell is not None or accounts else 0)
     n_accounts = accounts if accounts is not None else (12 if n_cells else 0)
     say = (lambda text: None) if as_json else (lambda text: console.print(text, highlight=False))
     stack = None
+    checker = None
     try:
-        if attach:
-            stack = attach_stack(state_dir or Path(".dnsctl"))
-            say(f"attached to the stack in {stack.state_dir}")
-        else:
-            ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
-            where = (state_dir or Path(tempfile.mkdtemp(prefix="dnsctl-race-"))).resolve()
-            mode = "guarded" if guard == "on" else "legacy"
-            extra = f" with {n_cells} cells and {n_accounts} accounts, racing in {cell or 'the regional system'}" if n_cells else ""
-            say(f"starting a private {mode} stack in {where}{extra} ...")
-            stack = _start_with_progress(start_private, where, guard == "on", host, ports, quiet=as_json,
-                                         cells=n_cells, accounts=n_accounts, cell=cell)
+        ports = None if attach else ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port, console_port)
+        mode = "guarded" if guard == "on" else "legacy"
+        extra = f" with {n_cells} cells and {n_accounts} accounts, racing in {cell or 'the regional system'}" if n_cells else ""
+        stack = attach_or_start(attach, state_dir, temp_prefix="dnsctl-race-", what=f"{mode} stack", extra=extra, say=say, cell=cell,
+                                start=lambda where: _start_with_progress(start_private, where, guard == "on", host, ports, quiet=as_json,
+                                                                         cells=n_cells, accounts=n_accounts, cell=cell, console=keep_stack))
         log_path = stack.log_dir / "race.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         configure(process="race", stream=open(log_path, "a", buffering=1))  # noqa: SIM115 - the process's log for its lifetime
@@ -112,6 +117,11 @@ def race(
             say(f"[dim]{m.t:6.2f}s[/dim] [cyan]{m.who:<10}[/cyan] {m.text}")
 
         run = Race(control, settings, on_moment=moment).run()
+        from lab.race.trace import CheckerRun
+
+        # The checker's side of the story, in processes of its own while the evidence is gathered.
+        if with_checker if with_checker is not None else (stack.console is not None and not as_json):
+            checker = CheckerRun(stack.state_dir, guarded=bool(run.version_guard))
         evidence = gather(control, run)
         verdict = judge(evidence)
         blast = _blast_radius(stack) if stack.cellmap else None
@@ -124,15 +134,21 @@ def race(
             ok, detail = expected_loss(blast, stack.cell, verdict.broken)
             label = f"only {stack.cell or 'the legacy'} accounts lost DNS" if verdict.broken else "no account lost DNS"
             verdict = _replace(verdict, checks=(*verdict.checks, Check(label, ok, detail)))
+        checked = _checker_result(checker, quiet=as_json) if checker is not None else None
+        trace_url = _trace_url(stack, checked)
         if as_json:
             out = {
                 **verdict.as_dict(),
+                "checker": None if checked is None else {
+                    "trace": str(checked.trace) if checked.trace else None, "trace_url": trace_url, "legacy": list(checked.legacy),
+                    "guarded": list(checked.guarded), "guard_held": checked.guard_held, "commands": list(checked.commands)},
                 "cell": stack.cell,
                 "blast_radius": blast.as_dict() if blast else None,
                 "moments": [{"t": m.t, "who": m.who, "text": m.text, "kind": m.kind} for m in evidence.moments],
                 "stale_flips": evidence.stale_flips,
                 "logs": str(evidence.log_dir) if evidence.log_dir else None,
                 "broke_during_burst": run.broke_early,
+                "burst_published": run.burst_published,
                 "duration_s": evidence.duration_s,
                 "timed_out": evidence.timed_out,
                 "stack": _describe_stack(stack),
@@ -144,13 +160,15 @@ def race(
             if blast is not None:
                 _print_blast(blast, stack.cell)
         if not as_json:
-            _next_step(stack, evidence, verdict, keep_stack)
+            _next_step(stack, evidence, verdict, keep_stack, checked, trace_url)
         if keep_stack and stack.private:
             _hold(stack)
     except (StackError, RaceAborted, ServiceFailed, ServiceError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
     finally:
+        if checker is not None:
+            checker.stop()
         if stack is not None and stack.private:
             stack.stop()
     raise typer.Exit(0 if verdict.passed else 1)
@@ -199,7 +217,7 @@ def _start_with_progress(start_private, where: Path, guarded: bool, host: str, p
     seconds on a busy machine) and a line per service as it comes up."""
     if quiet:
         return start_private(where, version_guard=guarded, host=host, ports=ports, **cells)
-    names = ["emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"]
+    names = ["emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"] + (["console"] if cells.get("console") else [])
     with err.status("starting " + ", ".join(names) + " ...") as status:
         def started(child) -> None:
             if child.spec.name in names:
@@ -213,9 +231,28 @@ def _start_with_progress(start_private, where: Path, guarded: bool, host: str, p
         return start_private(where, version_guard=guarded, host=host, ports=ports, on_started=started, **cells)
 
 
-def _next_step(stack, evidence, verdict, keep_stack: bool) -> None:
+def _checker_result(checker, quiet: bool):
+    """The checker's answer, with a spinner while it is still exploring (a few seconds)."""
+    if quiet:
+        return checker.result()
+    with err.status("the model checker: the shortest October race of the legacy core ..."):
+        return checker.result()
+
+
+def _trace_url(stack, checked) -> str | None:
+    """The console page that opens the checker's counterexample at once (the stack's console, when it has one)."""
+    from lab.race.trace import LEGACY_TRACE
+
+    if checked is None or checked.trace is None or stack.console is None:
+        return None
+    return f"{stack.console}/#trace={LEGACY_TRACE}"
+
+
+def _next_step(stack, evidence, verdict, keep_stack: bool, checked, trace_url: str | None) -> None:
     """After the verdict: what to do next, with the environment it needs (the private stack's
-    state dir, from which every command finds the stack)."""
+    state dir, from which every command finds the stack), and the checker's side of the story."""
+    from lab.race.trace import LEGACY_TRACE
+
     env = f"DNSCTL_STATE_DIR={stack.state_dir}"
     broken = verdict.broken
     console.print("\n[bold]next:[/bold]")
@@ -226,6 +263,21 @@ def _next_step(stack, evidence, verdict, keep_stack: bool) -> None:
         console.print(f"  heal every endpoint on Route 53 alone: {env} dnsctl repair --all --newest --break-lock --yes", highlight=False)
     console.print(f"  look at it: {env} dnsctl status   |   {env} dnsctl timeline --stack   |   eval \"$(dnsctl env --state-dir {stack.state_dir})\"",
                   highlight=False, soft_wrap=True)
+    what = "why it can happen" if broken else "the interleaving the guard refuses"
+    if checked is None:
+        trace = stack.state_dir / "traces" / f"{LEGACY_TRACE}.json"
+        hint = " (--keep-stack opens it in one click)" if stack.private else ""
+        console.print(f"  {what}, step by step{hint}: dnsctl check --guard off --json {trace} && "
+                      f"{env} dnsctl console --port 8089, then http://127.0.0.1:8089/#trace={LEGACY_TRACE}", highlight=False, soft_wrap=True)
+        return
+    if checked.guard_held is not None:
+        held = "holds" if checked.guard_held else "[red]does NOT hold[/red]"
+        console.print(f"  the model checker says the guard {held} ({checked.commands[-1]}): " + "; ".join(checked.guarded),
+                      highlight=False, soft_wrap=True)
+    if trace_url is not None:
+        console.print(f"  {what}, step by step (the checker's shortest October race): {trace_url}", highlight=False, soft_wrap=True)
+    else:
+        console.print(f"  [yellow]the checker found no legacy counterexample to show[/yellow] ({'; '.join(checked.legacy)})", highlight=False)
 
 
 def _hold(stack) -> None:

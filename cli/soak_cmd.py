@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -54,8 +53,7 @@ def soak(
     import threading
 
     from cli.client import ServiceError
-    from lab.race.stack import StackError, start_private
-    from lab.race.stack import attach as attach_stack
+    from lab.race.stack import StackError, attach_or_start, start_private
     from lab.soak.nemesis import UnknownFaultKind, parse_kinds
     from lab.soak.run import SOAK_PLAN_INTERVAL_S, SoakAborted, run_soak
     from services.logs import configure
@@ -73,15 +71,11 @@ def soak(
     stack = None
     result = None
     try:
-        if attach:
-            stack = attach_stack(state_dir or Path(".dnsctl"))
-            say(f"attached to the stack in {stack.state_dir}")
-        else:
-            ports = ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
-            where = (state_dir or Path(tempfile.mkdtemp(prefix="dnsctl-soak-"))).resolve()
-            say(f"starting a private guarded stack in {where} ...")
-            stack = start_private(where, version_guard=True, host=host, ports=ports, plan_interval_s=SOAK_PLAN_INTERVAL_S,
-                                  enactor_env={}, route53_env={}, sign_plans=True)
+        ports = None if attach else ports_from_flags(host, emulator_port, planner_port, enactor_ports, dns_port, prober_port)
+        stack = attach_or_start(attach, state_dir, temp_prefix="dnsctl-soak-", what="guarded stack", say=say,
+                                start=lambda where: start_private(where, version_guard=True, host=host, ports=ports,
+                                                                  plan_interval_s=SOAK_PLAN_INTERVAL_S, enactor_env={}, route53_env={},
+                                                                  sign_plans=True))
         log_path = stack.log_dir / "soak.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         configure(process="soak", stream=open(log_path, "a", buffering=1))  # noqa: SIM115 - the process's log for its lifetime

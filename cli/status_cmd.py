@@ -86,6 +86,13 @@ def status_tables(report: dict, width: int | None = None) -> Group:
         parts.append(f"[red]Route 53 unreachable: {report['route53_error']}[/red]")
     parts.append(_enactors(report, compact))
     parts += _alarms(report, compact, width or 200)
+    if report.get("via"):
+        via = report["via"]
+        where = "the console" if compact else f"the console at {via['console']}"
+        line = Text(f"via {where} (Route 53 read {via['route53_age_s']:.1f} s ago; --direct reads it from here)", style="dim")
+        if compact:
+            line.truncate(width or 80, overflow="ellipsis")
+        parts.append(line)
     return Group(*parts)
 
 
@@ -171,6 +178,42 @@ def _alarms(report: dict, compact: bool, width: int) -> list[Any]:
 # -- where the parts come from --------------------------------------------------------------------
 
 
+# An older console view (a console stuck or far behind) is read directly instead. The console reads
+# Route 53 within one call per endpoint per second (a round is the zone listing and every zone, a
+# second or two) and the other sources once a second, each read taking a moment of its own.
+CONSOLE_MAX_AGE_S = 5.0
+_CONSOLE_ONLY = ("console", "published_at", "snapshot_at", "readings_at")
+
+
+def console_report(url: str, timeout_s: float = 2.0) -> dict | None:
+    """The view the stack's console last published (GET /api/state: the same report, composed by
+    services/prober/overview.py there), or None when it is not there, not whole or too old: then
+    status reads every source itself. Route 53 and the other sources each read within
+    CONSOLE_MAX_AGE_S; the report says how long ago under "via"."""
+    import time
+
+    from cli.client import ServiceError, service_client
+
+    try:
+        state = service_client("console", url, timeout_s).get("/api/state")
+    except ServiceError:
+        return None
+    now = time.time()
+    if not isinstance(state, dict) or state.get("route53_error") is not None or not isinstance(state.get("endpoints"), list):
+        return None
+    ages = {part: now - state[part] if isinstance(state.get(part), (int, float)) else None for part in ("snapshot_at", "readings_at")}
+    if any(age is None or age > CONSOLE_MAX_AGE_S for age in ages.values()):
+        return None
+    report = {k: v for k, v in state.items() if k not in _CONSOLE_ONLY}
+    for row in report["endpoints"]:
+        row.pop("tree_levels", None)
+    report["via"] = {"console": url, "route53_age_s": round(max(0.0, ages["snapshot_at"]), 2),
+                     "readings_age_s": round(max(0.0, ages["readings_at"]), 2)}
+    return report
+
+
+
+
 def disagreements(report: dict, stack, aws_source, urls: dict[str, str]) -> list[str]:
     """What makes this view something other than one stack, in words."""
     warnings: list[str] = []
@@ -210,16 +253,14 @@ def register(app: typer.Typer) -> None:
         dns: str = typer.Option("", "--dns", help="DNS server HOST:PORT (default: the stack's DNS server)."),
         prober: str = typer.Option("", help="Prober URL for active alarms (default: the stack's, or DNSCTL_PROBER_URL)."),
         state_dir: Path = typer.Option(None, "--state-dir", help="The stack's state dir (default DNSCTL_STATE_DIR or .dnsctl).", show_default=False),
+        direct: bool = typer.Option(False, "--direct", help="Read Route 53 and every service from here, not through the stack's console."),
     ) -> None:
         """One stack at a glance: endpoints (active plan, tree, rollback, lock, newest, lag, DNS now), enactors, alarms."""
         import time
 
-        from cli.client import base_url
-        from cli.dns_cmd import parse_host_port
+        from cli.client import base_url, env_var
         from services import stack_file
-        from services.aws_clients import route53_client
-        from services.prober.overview import Sources, gather
-        from services.stack import ENACTORS, Ports
+        from services.stack import ENACTORS
 
         if interval <= 0:
             raise typer.BadParameter("must be positive", param_hint="--interval")
@@ -227,26 +268,55 @@ def register(app: typer.Typer) -> None:
             stack_file.use_state_dir(state_dir)
         aws_source = stack_file.resolve_aws()
         stack = aws_source.stack
-        client = route53_client()  # no stack and no AWS settings: AwsNotConfigured, said by cli.main
-        enactors = (
-            tuple((f"enactor-{i}", u) for i, u in enumerate(enactor, 1))
-            if enactor
-            else tuple((n, base_url(n)) for n, _, _ in ENACTORS)
-        )
-        dns_server = parse_host_port(dns) if dns else (stack.dns if stack and stack.dns else ("127.0.0.1", Ports().dns))
-        sources = Sources(
-            planner_url=base_url("planner", planner or None),
-            enactor_urls=enactors,
-            dns=dns_server,
-            prober_url=base_url("prober", prober or None),
-            zones=tuple(zone),
-        )
-        urls = {"planner": sources.planner_url, "prober": sources.prober_url or "", **dict(enactors)}
+        # Through the stack's console when nothing asks for other sources than the stack's own: it
+        # has read Route 53 and every service within the last second or two, so this process needs
+        # neither botocore nor dnspython and adds no Route 53 call to the account's budget.
+        chosen = planner or prober or dns or enactor or zone or any(
+            os.environ.get(env_var(n)) for n in ("planner", "prober", *(e for e, _, _ in ENACTORS)))
+        console_url = stack.url("console") if stack and stack.running and aws_source.kind == "stack" and not chosen and not direct else None
+        direct_view: list = []  # (sources, Route 53 client, DNS server), made on first need
+
+        def direct_sources():
+            if not direct_view:
+                from services.aws_clients import route53_client
+
+                client = route53_client()  # no stack and no AWS settings: AwsNotConfigured, said by cli.main
+                from cli.dns_cmd import parse_host_port
+                from services.prober.overview import Sources
+                from services.stack import Ports
+
+                enactors = (
+                    tuple((f"enactor-{i}", u) for i, u in enumerate(enactor, 1))
+                    if enactor
+                    else tuple((n, base_url(n)) for n, _, _ in ENACTORS)
+                )
+                dns_server = parse_host_port(dns) if dns else (stack.dns if stack and stack.dns else ("127.0.0.1", Ports().dns))
+                sources = Sources(
+                    planner_url=base_url("planner", planner or None),
+                    enactor_urls=enactors,
+                    dns=dns_server,
+                    prober_url=base_url("prober", prober or None),
+                    zones=tuple(zone),
+                )
+                direct_view[:] = [sources, client, dns_server]
+            return direct_view
 
         from cli import cells_view
 
         def take() -> dict:
-            report = cells_view.annotate(gather(sources, client), stack, dns_server)
+            report = console_report(console_url) if console_url else None
+            if report is not None:
+                urls = {"planner": report["planner"]["url"], **{e["enactor"]: e["url"] for e in report["enactors"]}}
+                dns_server = stack.dns or ("127.0.0.1", 0)
+            else:
+                from services.prober.overview import gather
+
+                sources, client, dns_server = direct_sources()
+                urls = {"planner": sources.planner_url, "prober": sources.prober_url or "", **dict(sources.enactor_urls)}
+                report = gather(sources, client)
+                report["via"] = None
+            if "cells" not in report:  # a console that groups by cell already did this
+                report = cells_view.annotate(report, stack, dns_server)
             report["warnings"] = disagreements(report, stack, aws_source, urls)
             report["stack"] = {"state_dir": str(stack.state_dir), "run_id": stack.run_id, "mode": stack.mode} if stack else None
             return report

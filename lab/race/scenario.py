@@ -11,10 +11,12 @@ chaos controls (enactor/chaos.py, planner/burst.py), then lets the real processe
   2. fall behind enactor-a and -b are paused for a moment, so enactor-c alone reads the next plan
                  (v_c) and judges it fresh; from then on enactor-c loses every lock attempt
                  (lock_failures) and backs off, keeping v_c in hand
-  3. burst       enactor-a and -b run again while the planner publishes a plan every X ms for
-                 Y s; they apply them, clean up old trees, contend for the lock
-  4. the window  enactor-b and -c are paused; enactor-c's lock attempts may succeed again; every
-                 flip of enactor-a and -c is held back a moment (delay_before_flip), and the
+  3. burst       enactor-a and -b run again while the script publishes N plans, one every X ms
+                 at most (a slow planner makes the burst longer, never smaller: the burst is its
+                 plans, not its seconds); they apply them, clean up old trees, contend for the lock
+  4. the window  enactor-b and -c are paused (enactor-c's lock attempts may succeed again once
+                 it resumes); every flip of enactor-a and -c is held back a moment
+                 (delay_before_flip), and the
                  next plan v_a is published. Pausing an enactor while it holds back a flip stops
                  it right after that flip, before its next request, so the script can order the
                  steps exactly, as on 20 October:
@@ -43,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cli.client import ServiceError
 from enactor.chaos import MAX_LOCK_FAILURES
 from lab.race.control import Answer, Control
 from lab.race.watch import Watch
@@ -58,7 +61,7 @@ class RaceAborted(RuntimeError):
 @dataclass(frozen=True)
 class RaceSettings:
     burst_every_ms: int = 250
-    burst_for_s: float = 3.0
+    burst_plans: int = 12  # October's churn: enactor-c's plan ends far below the clean-up's threshold
     flip_delay_s: float = 1.5  # act 4: how long enactor-a and -c hold back a flip (chaos delay_before_flip)
     settle_timeout_s: float = 20.0
     aftermath_timeout_s: float = 15.0
@@ -83,6 +86,7 @@ class RaceRun:
     window_version: int | None = None  # v_a
     final_version: int | None = None
     broke_early: bool = False  # legacy broke during the burst, before act 4
+    burst_published: int = 0  # plans the burst published (the settings' burst_plans unless the planner refused or hung)
     log_offsets: dict[str, int] = field(default_factory=dict)
     prober_empty_seconds_before: float = 0.0
     prober_empty_probes_before: float = 0.0
@@ -208,13 +212,30 @@ class Race:
         self._say(run, f"enactor-c holds plan {v}, judged fresh at its first look, and backs off; enactor-a and -b resume")
 
     def _burst(self, run: RaceRun) -> None:
+        """Publish the burst's plans one by one (each through the planner's normal path), however
+        long a busy machine makes that take; a refused plan is said and retried, within a bound."""
         c, s = self.c, self.s
-        c.burst(s.burst_every_ms, s.burst_for_s)
-        self._say(run, f"planner burst: a plan every {s.burst_every_ms} ms for {s.burst_for_s:g} s", "planner")
-        self._wait(run, "the burst to end", lambda: not (c.burst_status() or {}).get("running"), s.burst_for_s + 10)
-        report = c.burst_status() or {}
+        self._say(run, f"planner burst: {s.burst_plans} plans, one every {s.burst_every_ms} ms at most", "planner")
+        published: list[int] = []
+        refused: list[str] = []
+        every_s = s.burst_every_ms / 1000
+        # However long it takes, within reason: a publish waits for S3 (and a signature), and a
+        # machine at load 50 made that seconds per plan; a planner gone for good ends the wait.
+        deadline = time.monotonic() + s.burst_plans * (every_s + s.settle_timeout_s)
+        next_at = time.monotonic()
+        while len(published) < s.burst_plans and time.monotonic() < deadline:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at = time.monotonic() + every_s
+            try:
+                published.append(c.publish(f"race: burst plan {len(published) + 1} of {s.burst_plans}"))
+            except ServiceError as exc:
+                refused.append(str(exc)[:200])
+        run.burst_published = len(published)
         newest = c.newest_version() or 0
-        self._say(run, f"burst over: {report.get('published', 0)} plans published, newest {newest}", "planner")
+        if len(published) < s.burst_plans:
+            run.timed_out.append(f"the burst's {s.burst_plans} plans")
+        tail = f"; {len(refused)} refused (last: {refused[-1]})" if refused else ""
+        self._say(run, f"burst over: {len(published)} of {s.burst_plans} plans published, newest {newest}{tail}", "planner")
         self._wait(
             run, f"enactor-a and -b to apply plan {newest}",
             lambda: self._broken(run) or self._converged(newest, (A, B)), s.settle_timeout_s,
@@ -235,7 +256,6 @@ class Race:
         # A paused enactor finishes the backoff sleep it is in; wait until none is sleeping.
         self._wait(run, "enactor-c to stop at the pause", lambda: self._all_endpoints(C, lambda e: not e.get("backoff_s")), 15)
         c.chaos(A, delay_before_flip_s=s.flip_delay_s)
-        c.chaos(C, lock_failures=0, delay_before_flip_s=s.flip_delay_s, backoff_multiplier=0.01)
         since_a, since_c = c.log_size(A), c.log_size(C)
         run.window_version = v = c.publish("race: the newer plan enactor-a applies and cleans up after (plan 145)")
         self._say(run, f"enactor-b and -c paused; enactor-a holds back each flip {s.flip_delay_s:g} s; plan {v} published")
@@ -249,6 +269,10 @@ class Race:
             self._say(run, f"enactor-a flipped plan {v} and stopped before its clean-up lists the zone (paused)", A)
 
         in_hand = sorted({e.get("plan_in_hand") for e in c.endpoint_status(C).values()} - {None})
+        # Only now may enactor-c win the lock: a lock attempt it had in flight when it was paused
+        # (a loaded machine makes that likely) is long over, lost, so it holds no lock while
+        # enactor-a needs it (at load 30 it won one that way and kept it through the window).
+        c.chaos(C, lock_failures=0, delay_before_flip_s=s.flip_delay_s, backoff_multiplier=0.01)
         c.resume(C)
         holding = f"plan {', '.join(map(str, in_hand))} in hand" if in_hand else "no plan in hand"
         self._say(run, f"enactor-c resumes with {holding} (plan {v} is the newest); its lock attempts succeed again", C)

@@ -9,6 +9,7 @@ reachable in seconds (RACE_ENACTOR_ENV). Attaching reads the running stack's
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class RaceStack:
     attached_log_dir: Path | None = None  # an attached stack's run folder (from its description)
     cell: str | None = None
     cellmap: str | None = None  # the cell map planner's base URL (a stack with accounts)
+    console: str | None = None  # the web console's base URL, when the stack runs one
 
     @property
     def log_dir(self) -> Path:
@@ -102,6 +104,7 @@ def start_private(
     enactor_env: dict[str, str] | None = None,
     route53_env: dict[str, str] | None = None,
     sign_plans: bool = False,
+    console: bool = False,
 ) -> RaceStack:
     """Start emulator, planner, three enactors, DNS server and prober on `ports` (default: free
     ones), in parallel where their dependencies allow; `on_started` hears of each as it comes up.
@@ -111,7 +114,8 @@ def start_private(
     The defaults are the race's settings; the soak (lab/soak/run.py) asks for `dnsctl up`'s instead:
     a scheduled plan every few seconds, the enactors' own settings (`enactor_env={}`, `route53_env={}`)
     and signed plans. Either way the emulator journals into <state_dir>/emulator, as `dnsctl up`'s
-    does, so a kill -9 of it loses no acknowledged change."""
+    does, so a kill -9 of it loses no acknowledged change. `console` keeps the web console (a kept
+    stack's trace viewer); without it the stack has none."""
     enactor_env = RACE_ENACTOR_ENV if enactor_env is None else enactor_env
     route53_env = RACE_ROUTE53_ENV if route53_env is None else route53_env
     state_dir = state_dir.resolve()
@@ -138,8 +142,8 @@ def start_private(
         plan_keys = generate_key_pair(state_dir)
     specs = services(ports, host=host, version_guard=version_guard, plan_interval_s=plan_interval_s, allow_chaos=True,
                      accounts=accounts, plan_keys=plan_keys, emulator_data_dir=str(state_dir / "emulator"))
-    # The race reads the stack itself; a private stack has no use for the web console.
-    specs = [s for s in specs if s.name != "console"]
+    # The race reads the stack itself; only a stack kept for a look around has use for the web console.
+    specs = [s for s in specs if console or s.name != "console"]
     for spec in specs:
         spec.env.update(route53_env)
         if spec.args[0] == "enactor":  # the regional enactors and every cell's
@@ -184,6 +188,7 @@ def start_private(
         supervisor=sup,
         cell=cell,
         cellmap=f"http://{host}:{ports.cellmap[0]}" if accounts else None,
+        console=f"http://{host}:{ports.console}" if console else None,
     )
     driven = {"planner", *(name for name, _, _ in ENACTORS)}
 
@@ -205,8 +210,25 @@ def start_private(
     return stack
 
 
-def attach(state_dir: Path) -> RaceStack:
-    """The stack `dnsctl up --state-dir STATE_DIR` runs (its stack.json names ports and logs)."""
+def attach_or_start(attached: bool, state_dir: Path | None, *, start: Callable[[Path], RaceStack], temp_prefix: str, what: str,
+                    say: Callable[[str], None], extra: str = "", cell: str | None = None) -> RaceStack:
+    """The stack a lab run drives (`dnsctl race`, `dnsctl soak`): with `attached`, the one `dnsctl up`
+    runs in `state_dir` (default .dnsctl; `cell` picks the cell the race drives), else a private
+    one that `start` starts in `state_dir` (default: a new temp dir, named by `temp_prefix`) with
+    the caller's settings. `say` hears which, in one line."""
+    if attached:
+        stack = attach(state_dir or Path(".dnsctl"), cell=cell)
+        say(f"attached to the stack in {stack.state_dir}" + (f", racing in {cell}" if cell else ""))
+        return stack
+    where = (state_dir or Path(tempfile.mkdtemp(prefix=temp_prefix))).resolve()
+    say(f"starting a private {what} in {where}{extra} ...")
+    return start(where)
+
+
+def attach(state_dir: Path, cell: str | None = None) -> RaceStack:
+    """The stack `dnsctl up --state-dir STATE_DIR` runs (its stack.json names ports and logs); with
+    `cell`, that cell's planner and enactors are the ones the race drives (`dnsctl up --cells N`),
+    under the script's short names, as start_private names them."""
     state_dir = state_dir.resolve()
     described = stack_file.read(state_dir)
     if described is None:
@@ -219,6 +241,16 @@ def attach(state_dir: Path) -> RaceStack:
     missing = [n for n in ("planner", "dns", "prober", *(e for e, _, _ in ENACTORS)) if n not in svc]
     if missing:
         raise StackError(f"the stack in {state_dir} has no {', '.join(missing)}; the race needs the whole `dnsctl up` stack")
+    driven = {"planner": "planner", **{name: name for name, _, _ in ENACTORS}}  # script name -> service name
+    if cell is not None:
+        from services.cells.naming import process_name
+
+        cells = sorted({n.split("-planner")[0] for n in svc if n.startswith("cell-") and n.endswith("-planner")})
+        driven = {short: process_name(cell, short) for short in driven}
+        absent = [n for n in driven.values() if n not in svc]
+        if absent:
+            have = f"its cells are {', '.join(cells)}" if cells else "it runs no cells (`dnsctl up --cells N`)"
+            raise StackError(f"the stack in {state_dir} has no {cell} ({', '.join(absent)} missing): {have}")
     os.environ["DNSCTL_STATE_DIR"] = str(state_dir)
     if described.run_id:
         os.environ[stack_file.RUN_ID_ENV] = described.run_id
@@ -228,13 +260,25 @@ def attach(state_dir: Path) -> RaceStack:
     def url(name: str) -> str:
         return f"http://{host}:{svc[name]['port']}"
 
+    # The driven processes' logs under the script's names; the regional system's, when a cell is
+    # driven, kept apart under regional-<name> (as a private stack's are).
+    service_of = {service: short for short, service in driven.items()}
+    logs = {}
+    for name, s in svc.items():
+        if not s.get("log"):
+            continue
+        short = service_of.get(name) or (f"regional-{name}" if cell is not None and name in driven else name)
+        logs[short] = Path(s["log"])
     return RaceStack(
         host=host,
-        planner=url("planner"),
-        enactors={name: url(name) for name, _, _ in ENACTORS},
+        planner=url(driven["planner"]),
+        enactors={name: url(driven[name]) for name, _, _ in ENACTORS},
         prober=url("prober"),
         dns=(host, int(svc["dns"]["port"])),
         state_dir=state_dir,
-        logs={name: Path(s["log"]) for name, s in svc.items() if s.get("log")},
+        logs=logs,
         attached_log_dir=described.log_dir,
+        cell=cell,
+        cellmap=url("cellmap-planner") if "cellmap-planner" in svc else None,
+        console=url("console") if "console" in svc else None,
     )

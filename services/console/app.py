@@ -6,6 +6,8 @@
     GET    /api/timeline           the live timeline (lab/timeline's JSON)
     GET    /api/stream             server-sent events: state, events, timeline, race
     POST   /api/trace              a `dnsctl check --json` document -> its frames (read-only)
+    GET    /api/traces/{name}      the frames of <state dir>/traces/<name>.json, a counterexample a race
+                                   wrote beside its stack (the page opens /#trace=<name> with it)
     GET    /api/token              200 with the right bearer token, else 401 (the page checks a pasted token)
   with the bearer token (services/auth.py, exactly as every service checks it):
     POST   /api/race                         run the October replay on this stack
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,7 @@ from services.web import ServerLimits, service_app
 
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 2 * 1024 * 1024  # a counterexample of the default bounds is a few tens of kB
+TRACE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # a file name under traces/, never a path
 PING_S = 15
 
 
@@ -133,6 +138,24 @@ def create_app(hub: Hub, poller: StatePoller | None, tail: LogTail | None, actio
             doc = await request.json()
         except ValueError as exc:
             raise HTTPException(400, f"not JSON: {exc}") from exc
+        try:
+            return await asyncio.to_thread(frames, doc)
+        except TraceInvalid as exc:
+            raise HTTPException(422, str(exc)) from exc
+
+    @app.get("/api/traces/{name}")
+    async def saved_trace(name: str) -> Any:
+        if not TRACE_NAME.match(name):
+            raise HTTPException(400, "a trace name is lower-case letters, digits and dashes (e.g. october-legacy)")
+        path = actions.targets.state_dir / "traces" / f"{name}.json"
+        try:
+            if path.stat().st_size > MAX_BODY:
+                raise HTTPException(413, f"{path.name} is larger than {MAX_BODY} bytes")
+            doc = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise HTTPException(404, f"no trace {name!r} in {path.parent}") from exc
+        except (OSError, ValueError) as exc:
+            raise HTTPException(422, f"{path.name} is not JSON: {exc}") from exc
         try:
             return await asyncio.to_thread(frames, doc)
         except TraceInvalid as exc:

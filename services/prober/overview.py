@@ -4,13 +4,14 @@ Per endpoint: the active plan version and tree, the rollback target, the lock ho
 (all from Route 53 alone), the newest published plan (planner), the lag, and how many addresses
 the data plane returns right now (a real DNS query). Per enactor: its state and, per endpoint,
 its applied version and failed flips. Active alarms come from the prober when it runs. A source
-that cannot be read shows as unreachable; it never makes the view fail.
+that cannot be read shows as unreachable; it never makes the view fail. The planner's and the
+enactors' part alone (HTTP, no Route 53 or DNS) is services/prober/service_status.py.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import dns.exception
@@ -18,22 +19,13 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from cli.client import ServiceError, service_client
 from services.dns.explain import EndpointView, endpoint_views, view_to_json
 from services.dns.snapshot import Snapshot, load_snapshot
 from services.prober.rules import endpoint_key
-from services.prober.sources import EnactorStatus, PlannerStatus, parse_enactor_status, parse_planner_status
+from services.prober.service_status import Sources, enactor_row, fetch_enactors, fetch_planner, get
+from services.prober.sources import EnactorStatus, PlannerStatus
 
-
-@dataclass(frozen=True)
-class Sources:
-    planner_url: str
-    enactor_urls: tuple[tuple[str, str], ...]  # (service name, url)
-    dns: tuple[str, int]
-    prober_url: str | None
-    zones: tuple[str, ...] = ()
-    timeout_s: float = 2.0
-    dns_timeout_s: float = 0.5  # per DNS query; a slower answer shows as "no answer"
+__all__ = ["Readings", "Sources", "compose", "enactor_row", "fetch_enactors", "fetch_planner", "gather", "read_sources", "route53_views"]
 
 
 def dns_addresses(server: tuple[str, int], name: str, rtype: str, timeout_s: float) -> int | None:
@@ -44,27 +36,6 @@ def dns_addresses(server: tuple[str, int], name: str, rtype: str, timeout_s: flo
     except (dns.exception.DNSException, OSError):
         return None
     return sum(len(r) for r in reply.answer if r.rdtype == query.question[0].rdtype)
-
-
-def _get(service: str, url: str, path: str, timeout_s: float) -> tuple[Any, str | None]:
-    try:
-        return service_client(service, url, timeout_s).get(path), None
-    except ServiceError as exc:
-        return None, str(exc)
-
-
-def fetch_planner(sources: Sources) -> PlannerStatus:
-    body, error = _get("planner", sources.planner_url, "/v1/planner/status", sources.timeout_s)
-    return parse_planner_status(body, sources.planner_url) if error is None else PlannerStatus(sources.planner_url, False, error=error)
-
-
-def fetch_enactors(sources: Sources) -> list[EnactorStatus]:
-    out = []
-    for name, url in sources.enactor_urls:
-        body, error = _get(name, url, "/status", sources.timeout_s)
-        status = parse_enactor_status(body, url) if error is None else EnactorStatus(url, False, name, error=error)
-        out.append(replace(status, enactor=name) if status.enactor == url else status)
-    return out
 
 
 def endpoint_row(view: EndpointView, planner: PlannerStatus, enactors: list[EnactorStatus], addresses: dict[str, int | None],
@@ -99,23 +70,6 @@ def endpoint_row(view: EndpointView, planner: PlannerStatus, enactors: list[Enac
     }
 
 
-def enactor_row(status: EnactorStatus) -> dict[str, Any]:
-    return {
-        "enactor": status.enactor,
-        "url": status.url,
-        "reachable": status.reachable,
-        "state": status.state,
-        "mode": status.mode,
-        "error": status.error,
-        "endpoints": [
-            {"endpoint": e.endpoint, "applied_version": e.applied_version, "state": e.state,
-             "flip_failures": e.flip_failures, "plan_version": e.plan_version, "lock_holder": e.lock_holder,
-             "lock_expires": e.lock_expires, "last_error": e.last_error}
-            for e in status.endpoints
-        ],
-    }
-
-
 @dataclass(frozen=True)
 class Readings:
     """What the view reads besides Route 53, at `at`: the planner, the enactors, the prober's alarms
@@ -141,7 +95,7 @@ def read_sources(sources: Sources, views: list[EndpointView]) -> Readings:
     alarms = None
     prober_error = None
     if sources.prober_url:
-        body, prober_error = _get("prober", sources.prober_url, "/v1/alarms", sources.timeout_s)
+        body, prober_error = get("prober", sources.prober_url, "/v1/alarms", sources.timeout_s)
         alarms = body.get("alarms") if isinstance(body, dict) else None
     return Readings(at, planner, enactors, addresses, alarms, prober_error)
 

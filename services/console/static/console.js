@@ -467,7 +467,10 @@ $("trace-file").addEventListener("change", async (ev) => {
   if (!file) return;
   let doc;
   try { doc = JSON.parse(await file.text()); } catch (e) { $("trace-title").textContent = `not JSON: ${e}`; $("trace-view").hidden = false; return; }
-  const r = await fetch("/api/trace", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(doc) });
+  showTrace(await fetch("/api/trace", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(doc) }));
+});
+
+async function showTrace(r) {
   const data = await r.json();
   $("trace-view").hidden = false;
   if (!r.ok) { $("trace-title").textContent = `cannot open it: ${data.detail}`; live.trace = null; return; }
@@ -477,7 +480,17 @@ $("trace-file").addEventListener("change", async (ev) => {
     (data.violations.length ? ` — ${data.violations.map((v) => v.invariant + ": " + v.message).join("; ")}` : "");
   $("trace-step").max = data.frames.length - 1;
   showFrame(0);
-});
+}
+
+// /#trace=<name>: a counterexample saved beside the stack (a race's "next:" line links here), opened at once.
+async function openLinkedTrace() {
+  const m = location.hash.match(/^#trace=([a-z0-9][a-z0-9-]{0,63})$/);
+  if (!m) return;
+  await showTrace(await fetch(`/api/traces/${m[1]}`));
+  $("trace").scrollIntoView();
+}
+window.addEventListener("hashchange", openLinkedTrace);
+openLinkedTrace();
 
 function showFrame(i) {
   const t = live.trace;
