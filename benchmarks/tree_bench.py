@@ -77,7 +77,9 @@ class Bench:
                 obs = p.RecordsListed(tuple(self.zone.zone), self.now, quota=self.limits.max_record_sets_per_zone)
             elif isinstance(req, p.ReadRecords):
                 listing = SortedRecords(self.zone.zone)
-                obs = p.RecordsRead(tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records), self.now)
+                records = tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records)
+                obs = p.RecordsRead(records, self.now, record_count=len(listing) if req.zone_size else None,
+                                    quota=self.limits.max_record_sets_per_zone)
             elif isinstance(req, p.SubmitBatch):
                 try:
                     self.zone = apply_batch(self.zone, req.changes, self.limits)

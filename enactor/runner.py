@@ -151,6 +151,14 @@ class Route53Zone:
         self._quota = (now, value)
         return value
 
+    def record_count(self) -> int | None:
+        """The zone's record sets (GetHostedZone ResourceRecordSetCount), or None when unreadable."""
+        try:
+            return int(self._call("get_hosted_zone", Id=self.zone_id)["HostedZone"]["ResourceRecordSetCount"])
+        except (ClientError, BotoCoreError, InjectedRoute53Error, KeyError, ValueError) as exc:
+            get_logger().warning("zone_size_unknown", endpoint=self.endpoint.rstrip("."), error=_describe(exc))
+            return None
+
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         latency, fail = self.faults.route53_fault()
         if latency > 0:
@@ -298,7 +306,10 @@ class EndpointWorker:
                 )
                 return p.Insync(result.insync, time.time())
             if isinstance(request, p.ReadRecords):
-                return p.RecordsRead(self.zone.read(request.queries), time.time())
+                records = self.zone.read(request.queries)
+                count = self.zone.record_count() if request.zone_size else None
+                quota = self.zone.quota()  # (read at most every QUOTA_MAX_AGE_S)
+                return p.RecordsRead(records, time.time(), fresh_tree_id="t-" + uuid.uuid4().hex, record_count=count, quota=quota)
             if isinstance(request, p.ListRecords):
                 records = self.zone.snapshot()
                 return p.RecordsListed(records, time.time(), fresh_tree_id="t-" + uuid.uuid4().hex, quota=self.zone.quota())

@@ -7,8 +7,8 @@ looks like, so a one-LB change rewrites only the path from that LB to the top.
 Shape (enactor/layout.py names the records):
 
     t-<uuid>.<endpoint>.   weighted ALIAS per record type, one member per child node   (fresh per plan)
-    n-<digest>.<endpoint>. interior node: weighted ALIAS per type, one member per child node
-    n-<digest>.<endpoint>. bottom node: weighted A/AAAA *value* sets, one per LB:
+    v-<digest>.<endpoint>. interior node: weighted ALIAS per type, one member per child node
+    w-<digest>.<endpoint>. bottom node: weighted A/AAAA *value* sets, one per LB:
                            SetIdentifier "<lb id>@<az>", Weight = the LB's weight, the LB's addresses
 
 - A node's name is a digest of its content (every member's identifier, weight, target or
@@ -116,9 +116,9 @@ def _digest(records: list[RecordSet]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
 
 
-def _named(endpoint: str, records: list[RecordSet]) -> tuple[str, list[RecordSet]]:
+def _named(endpoint: str, records: list[RecordSet], interior: bool) -> tuple[str, list[RecordSet]]:
     """Give a node's records (built under a placeholder name) their content name."""
-    name = layout.node_name(endpoint, _digest(records))
+    name = layout.node_name(endpoint, _digest(records), interior)
     return name, [RecordSet(name, r.type, r.ttl, r.values, r.alias, r.set_identifier, r.weight) for r in records]
 
 
@@ -140,7 +140,7 @@ def build(endpoint: str, zone_id: str, ep: EndpointPlan, top: str, ttl: int, sha
                       set_identifier=set_identifier(t.lb_id, t.az), weight=t.weight)
             for rt in types for t in members
         ]
-        name, records = _named(endpoint, records)
+        name, records = _named(endpoint, records, interior=False)
         if name not in seen:
             seen.add(name)
             out += records
@@ -149,7 +149,7 @@ def build(endpoint: str, zone_id: str, ep: EndpointPlan, top: str, ttl: int, sha
     while len(items) > shape.top_members:
         parents: list[_Item] = []
         for start, end in groups([i.key for i in items], level, shape):
-            name, records = _named(endpoint, _aliases(placeholder, items[start:end], types, zone_id))
+            name, records = _named(endpoint, _aliases(placeholder, items[start:end], types, zone_id), interior=True)
             if name not in seen:
                 seen.add(name)
                 out += records
