@@ -118,6 +118,8 @@ from services.route53.records import AliasTarget, Change, RecordSet, normalise_n
 Purpose = Literal["build", "flip", "heal", "cleanup"]
 TREE_ID_NAMESPACE = uuid.UUID("6f1c1b0e-2f0a-4c55-9a43-5d8e0c7a1e20")
 STUCK_AFTER = 3  # consecutive failed flips after which an endpoint reads as stuck
+HEADS_PAGE = 300  # Route 53 returns at most 300 record sets per ListResourceRecordSets page
+NODES_PAGE = 300
 
 
 class ProtocolError(Exception):
@@ -142,6 +144,11 @@ class CoreSettings:
     record_ttl: int = 60
     limits: Limits = DEFAULT_LIMITS
     shape: tree_shape.Shape = tree_shape.Shape()
+    # Guarded: a first read of a unit answered with fewer record sets than this is the whole zone
+    # (it starts at the apex); a fuller one is read as the heads only (targeted reads). Route 53's
+    # page size; smaller values make small zones take the targeted path (the model checker's
+    # tests/enactor/test_targeted_reads.py does).
+    heads_page: int = 300
 
     def __post_init__(self) -> None:
         if not self.enactor_id or any(c.isspace() or c in '="\\' for c in self.enactor_id):
@@ -152,6 +159,8 @@ class CoreSettings:
             raise ValueError("lock_ttl_s >= 1 and 0 < backoff_base_s <= backoff_cap_s are required")
         if self.poll_interval_s <= 0:
             raise ValueError("poll_interval_s > 0 is required")
+        if not 1 <= self.heads_page <= HEADS_PAGE:
+            raise ValueError(f"heads_page must be 1..{HEADS_PAGE}")
 
     @property
     def max_losses(self) -> int:
@@ -496,10 +505,6 @@ def _begin(s: CoreSettings, st: EndpointState) -> EndpointState:
     return replace(st, phase=Phase.LIST, read="", heads=(), known=(), cursor=None)
 
 
-HEADS_PAGE = 300  # Route 53 returns at most 300 record sets per ListResourceRecordSets page
-NODES_PAGE = 300
-
-
 def _read_request(st: EndpointState) -> ReadRecords:
     if st.read == "nodes":
         return ReadRecords(((*st.cursor, NODES_PAGE),) if st.cursor else (), zone_size=st.sized is None)
@@ -523,8 +528,8 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
     """Guarded: a unit decides on the heads read; a build whose trees have interior nodes reads
     those too (a few pages), and learns which of its nodes exist from them (`_work`)."""
     if st.read == "nodes":
-        interior = [r for r in obs.records if layout.role_of(r.name, st.endpoint)[0] == "node" and layout.is_interior_node(_first_label(r.name))]
-        known = set(st.known) | {r.name for r in interior} | {r.alias.dns_name for r in interior if r.alias is not None}
+        interior = _interior(st.endpoint, obs.records)
+        known = set(st.known) | set(_named_by(interior))
         sized = st.sized or (obs.record_count, obs.quota)
         st = replace(st, known=tuple(sorted(known)), sized=sized)
         if len(obs.records) >= NODES_PAGE and interior and obs.records[-1] == interior[-1]:
@@ -534,7 +539,7 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
         zone = layout.read_endpoint(st.endpoint, heads, heads_only=True)
         return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, sized[1] or obs.quota, notes, known=frozenset(known), nodes_read=True,
                      record_count=sized[0])
-    if len(obs.records) < HEADS_PAGE:
+    if len(obs.records) < s.heads_page:
         # The page starts at the apex and was not cut short: it is the whole zone, a listing.
         zone = layout.read_endpoint(st.endpoint, obs.records)
         st = replace(st, read="", lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
@@ -547,7 +552,13 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
     zone = layout.read_endpoint(st.endpoint, heads, heads_only=True)
     st = replace(st, read="", lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
     if st.task is Task.WORK:
-        return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, None, notes, known=frozenset(), nodes_read=False)
+        # The interior nodes follow the heads in list order: those on this page are known, and
+        # when the page ends among them the build reads on from there.
+        interior = _interior(st.endpoint, obs.records)
+        more = bool(interior) and obs.records[-1] == interior[-1]
+        cursor = (interior[-1].name, interior[-1].type) if more else None
+        return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, None, notes, known=frozenset(_named_by(interior)),
+                     nodes_read=False, cursor=cursor)
     # The clean-up: a listing only when a tree is past keeping (its nodes need the reference count).
     plan = _doomed(s, st, zone, notes)
     if plan is None or not plan[0]:
@@ -557,6 +568,15 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
 
 def _first_label(name: str) -> str:
     return name.split(".", 1)[0]
+
+
+def _interior(endpoint: str, records: tuple[RecordSet, ...]) -> list[RecordSet]:
+    return [r for r in records if layout.role_of(r.name, endpoint)[0] == "node" and layout.is_interior_node(_first_label(r.name))]
+
+
+def _named_by(interior: list[RecordSet]) -> tuple[str, ...]:
+    """Interior nodes in the zone and the nodes they name (which are in the zone too)."""
+    return tuple(sorted({r.name for r in interior} | {r.alias.dns_name for r in interior if r.alias is not None}))
 
 
 def _on_listed(s: CoreSettings, st: EndpointState, obs: RecordsListed, notes: list[Note]) -> EndpointState:
@@ -575,7 +595,7 @@ def _applied_version(s: CoreSettings, zone: layout.EndpointZone) -> int | None:
 def _work(
     s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, records: tuple[RecordSet, ...], now: float,
     fresh_tree_id: str | None, quota: int | None, notes: list[Note], known: frozenset[str] | None, nodes_read: bool = True,
-    record_count: int | None = None,
+    record_count: int | None = None, cursor: tuple[str, str] | None = None,
 ) -> EndpointState:
     """Decide a WORK unit on `zone`: from a whole listing (`known` None) or, guarded, from the heads
     read (`known`: the interior nodes read and the nodes they name; see `_targeted_build`)."""
@@ -609,12 +629,9 @@ def _work(
         missing = tuple(_create_or_fix(r, index) for r in wanted if not _present(r, index))
     else:
         if not nodes_read:
-            # Before building: the zone's size (the quota), and when the trees have interior
-            # nodes, those nodes (a few pages) to learn which of the tree's nodes exist.
-            interior = any(layout.is_interior_node(_first_label(r.name)) for r in wanted) or any(
-                layout.is_interior_node(_first_label(n)) for t in zone.trees for n in t.leaves)
-            start = (normalise_name(f"{layout.INTERIOR_NODE_PREFIX[:-1]}.{st.endpoint}"), "A") if interior else None
-            return replace(st, phase=Phase.READ, read="nodes", heads=records, known=(), cursor=start, sized=None)
+            # Before building: the zone's size (the quota), and the interior nodes past the heads
+            # page if it ended among them (`st.cursor`), to learn which of the tree's nodes exist.
+            return replace(st, phase=Phase.READ, read="nodes", heads=records, known=tuple(sorted(known)), cursor=cursor, sized=None)
         missing = _targeted_build(st.endpoint, wanted, index, zone, known)
     flip = _flip(s, st, zone, tree, heal)
     unit = chunk_batches(s, st, "build", missing, None, (("tree_id", tree.tree_id),))

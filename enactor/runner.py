@@ -133,7 +133,6 @@ class Route53Zone:
         self.endpoint = endpoint
         self.metrics = metrics
         self.faults = faults
-        self._multi_page = False
         self._quota: tuple[float, int | None] | None = None
 
     def quota(self) -> int | None:
@@ -172,21 +171,17 @@ class Route53Zone:
     def snapshot(self) -> tuple[RecordSet, ...]:
         """Every record set of the zone, as of one moment.
 
-        One page is one read. Several pages are accepted only if the lock record was the same
-        before and after the listing and inside it: every writer changes the lock (its counter
-        never repeats), so nobody wrote in between.
+        One page is one read. Several pages are accepted only if the lock record read again after
+        the listing is the one its first page holds (the lock sorts among the first records of
+        the zone, enactor/layout.py): every writer changes the lock (its counter never repeats),
+        so nobody wrote in between.
         """
-        if not self._multi_page:
+        for _ in range(LIST_ATTEMPTS):
             records, pages = self._list_all()
             if pages == 1:
                 return records
-            self._multi_page = True
-        for _ in range(LIST_ATTEMPTS):
-            before = self._lock_record()
-            records, pages = self._list_all()
             inside = next((r for r in records if r.name == layout.lock_name(self.endpoint) and r.type == "TXT"), None)
-            if before == inside == self._lock_record():
-                self._multi_page = pages > 1
+            if inside == self._lock_record():
                 return records
         raise InconsistentListing(f"{self.endpoint} changed during {LIST_ATTEMPTS} listings in a row")
 
