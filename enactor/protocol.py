@@ -28,22 +28,39 @@ machine has exactly one outstanding request (`request_of(state)`):
     SubmitBatch -> BatchAccepted | BatchRejected     AwaitInsync -> Insync
     Sleep -> Woke                     any request -> RequestFailed (transport) | Frozen (kill switch)
 
-A whole listing is made where a decision needs the zone (the tree to build, the clean-up's
-reference count, healing); the light check below reads only a handful of records.
+Reads (guarded). The layout (enactor/layout.py) puts, in Route 53's list order, every record a
+decision needs first: the root, `_applied`, `_lock`, the rollback, and each tree's top followed
+by its metadata (the *heads*); then the interior nodes (`v-`), then the bottom nodes (`w-`).
+So a unit starts with one page from the apex (READ "heads", at most 300 record sets):
+- a page that is not full is the whole zone: the unit decides as on a listing;
+- a full page is read as the heads alone (the trees' completeness from their metadata, see
+  layout.read_endpoint(heads_only=True)). Freshness, the lock, the rollback and what the
+  clean-up may delete are decided on it. A build then reads on (READ "nodes") through the
+  interior nodes the page ended among, with the zone's size (GetHostedZone, for the quota),
+  and writes the nodes of its tree that no top or interior node read names, with UPSERT;
+- a listing of the whole zone is made only where the reference count or the damage needs it:
+  a clean-up that has a tree to delete, healing a dangling root, a salvage, a tree that would
+  not fit the quota, and the unit after a build or flip Route 53 refused (`full`).
+The heads page is consistent (one page); later reads may not be, but every batch deletes the
+lock exactly as the heads page showed it, and every writer changes the lock, so a batch planned
+on reads made while anyone wrote is refused whole. Legacy mode lists the whole zone, as
+October's code did. The light check is the heads page too.
 
 The machine has a *task* and a *phase* (what it waits for):
 
-    task IDLE:     PLAN --PlanRead(newer valid plan)--> task WORK, LIST
+    task IDLE:     PLAN --PlanRead(newer valid plan)--> task WORK, LIST (guarded: READ heads)
                    PLAN --PlanRead(nothing new / invalid)--> SLEEP(poll) --Woke--> PLAN
                    SLEEP(poll) --Woke, guarded, check_interval_s since the last check--> CHECK
-                   CHECK --RecordsRead(root A/AAAA)--> CHECK --RecordsRead(their tops, metadata)-->
-                        PLAN (healthy) | PLAN with done_version 0 (zone_damaged: root gone, a
-                        type of the tree's metadata unserved, or a named top/metadata missing)
-    task WORK:     LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
+                   CHECK --RecordsRead(the heads page)--> PLAN (healthy) | PLAN with done_version 0
+                        (zone_damaged: root gone, a type of the tree's metadata unserved, or the
+                        tree it names missing or not whole)
+    task WORK:     (guarded: READ heads [--> READ nodes ..] decides as LIST does, or --> LIST)
+                   LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
                    LIST --lock held by another--> SLEEP(backoff) --Woke--> LIST   (lock_lost)
                    LIST --lock free/ours/expired--> BATCH(build 1) .. BATCH(build n)
                         [--> INSYNC]  --> BATCH(flip)  --accepted--> task CLEANUP, LIST
-    task CLEANUP:  LIST --nothing to delete--> task IDLE, PLAN
+    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else LIST)
+                   LIST --nothing to delete--> task IDLE, PLAN
                    LIST --lock held--> SLEEP(backoff) --Woke--> LIST
                    LIST --> BATCH(cleanup 1) .. BATCH(cleanup m) --accepted--> task IDLE, PLAN
     rejection of any batch ends the unit. CLEANUP gives up (or backs off for the lock). WORK:
@@ -66,7 +83,10 @@ release), so another enactor can flip in between: the window of 20 October.
 
 The tree for plan v is built under a fresh top `t-<uuid>` over shared, content-named nodes
 (enactor/tree.py): only the nodes missing from the zone are created, so a one-LB change writes
-its path to the top; the metadata record comes last and marks the tree complete. The root never
+its path to the top; the metadata record comes last and marks the tree complete. Nodes are
+written and deleted whole (one batch each, `chunk_batches`), bottom-up when built and parents
+first when cleaned up, so a node in the zone always has its whole subtree: what the heads and
+the interior nodes name exists. The root never
 points at a tree before its last build batch is accepted (and, when the caller reports change
 ids, INSYNC). The flip is one batch: preamble + UPSERT root alias per record type + UPSERT
 rollback alias per type to the tree that was active (+ the guard's compare-and-swap) + DELETE of
