@@ -565,7 +565,7 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
         st = replace(st, read="", lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
         if st.task is Task.WORK:
             return _work(s, st, zone, obs.records, obs.now, obs.fresh_tree_id, obs.quota, notes, known=None)
-        return _cleanup(s, st, zone, obs.now, notes)
+        return _cleanup(s, st, zone, obs.now, notes, obs.quota or s.limits.max_record_sets_per_zone)
     heads = _heads(st.endpoint, obs.records)
     if heads is None:
         return replace(st, phase=Phase.LIST, read="")  # more heads than one page: the whole zone decides
@@ -604,7 +604,7 @@ def _on_listed(s: CoreSettings, st: EndpointState, obs: RecordsListed, notes: li
     st = replace(st, lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
     if st.task is Task.WORK:
         return _work(s, st, zone, obs.records, obs.now, obs.fresh_tree_id, obs.quota, notes, known=None)
-    return _cleanup(s, st, zone, obs.now, notes)
+    return _cleanup(s, st, zone, obs.now, notes, obs.quota or s.limits.max_record_sets_per_zone)
 
 
 def _applied_version(s: CoreSettings, zone: layout.EndpointZone) -> int | None:
@@ -858,8 +858,11 @@ def _guarded_rollback(zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -
 # --- clean-up ---------------------------------------------------------------------------------
 
 
-def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now: float, notes: list[Note]) -> EndpointState:
-    plan = _doomed(s, st, zone, notes)
+def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now: float, notes: list[Note],
+             quota: int | None = None) -> EndpointState:
+    """Delete the trees past keeping (and what only they reach) in their own unit; from the whole
+    zone (`quota` given), also what makes room for the next plan."""
+    plan = _doomed(s, st, zone, notes, quota)
     if plan is None:
         return _finish_cleanup(st)
     doomed, leaves = plan
@@ -882,9 +885,10 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now:
     return next_batch(s, replace(st, unit=unit, acquired=False), now, notes)
 
 
-def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note]
+def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None
             ) -> tuple[list[layout.TreeInZone], list[RecordSet]] | None:
-    """The trees past keeping and the shared nodes only they reach (parents first); None: skip."""
+    """The trees past keeping and the shared nodes only they reach (parents first); None: skip.
+    `quota`: the whole zone is listed; make room for the next plan too (`_room`)."""
     referenced = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t}
     applied = zone.applied_value
     if st.salvage:
@@ -908,7 +912,31 @@ def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes
                 doomed.append(t)
         elif t.tree_id not in referenced and t.tree_id not in protected:
             doomed.append(t)  # no metadata: a build that never finished
+    if quota is not None and s.version_guard and not st.salvage:
+        doomed = _room(zone, doomed, protected, quota)
     return doomed, _orphans(zone, {t.tree_id for t in doomed}, ())
+
+
+def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int) -> list:
+    """Guarded, with the whole zone listed: make room now for a plan like the last one (the active
+    tree's own records and the nodes only it reaches), deleting the oldest trees kept beyond the
+    protected ones, so the next build fits without a whole listing of its own (near the quota
+    fewer than keep_plans older trees are kept, as the build's own trim would do)."""
+    active = zone.active_tree
+    if active is None:
+        return doomed
+    others = set().union(*(t.leaves for t in zone.trees if t.tree_id != active.tree_id))
+    margin = len(active.records) + sum(1 for r in zone.leaves if r.name in active.leaves and r.name not in others)
+    kept = sorted((t for t in zone.trees if t not in doomed and t.tree_id not in protected and t.version is not None),
+                  key=lambda t: (t.version, t.tree_id))
+    doomed = list(doomed)
+    while kept:
+        ids = {t.tree_id for t in doomed}
+        freed = sum(len(t.records) for t in doomed) + len(_orphans(zone, ids, ()))
+        if zone.record_count - freed + margin <= quota:
+            break
+        doomed.append(kept.pop(0))
+    return doomed
 
 
 def _orphans(zone: layout.EndpointZone, doomed: set[str], wanted: tuple[RecordSet, ...]) -> list[RecordSet]:

@@ -51,10 +51,15 @@ class Shape:
     node_members: int = 10
     top_members: int = 16
     max_members: int = 100  # Route 53's weighted sets per name and type
+    bottom_members: int | None = None  # mean LBs per bottom node (None: node_members)
 
     def __post_init__(self) -> None:
-        if not 2 <= self.node_members <= self.max_members or not 2 <= self.top_members <= self.max_members:
-            raise ValueError("node_members and top_members must be between 2 and the weighted-set limit")
+        sizes = (self.node_members, self.top_members, self.bottom_members or self.node_members)
+        if not all(2 <= k <= self.max_members for k in sizes):
+            raise ValueError("node_members, top_members and bottom_members must be between 2 and the weighted-set limit")
+
+    def mean(self, level: int) -> int:
+        return self.bottom_members or self.node_members if level == 0 else self.node_members
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +77,9 @@ def groups(keys: list[str], level: int, shape: Shape) -> list[tuple[int, int]]:
     """Content-defined group boundaries over `keys` (sorted): (start, end) index pairs."""
     out: list[tuple[int, int]] = []
     start = 0
-    least = max(MIN_GROUP, shape.node_members // 2)
-    odds = shape.node_members - least + 1  # mean size: least + odds - 1 = node_members
+    mean = shape.mean(level)
+    least = max(MIN_GROUP, mean // 2)
+    odds = mean - least + 1  # mean size: least + odds - 1 = the level's mean
     for i, key in enumerate(keys):
         size = i + 1 - start
         boundary = size >= least and _hash(f"{level}|{key}") % odds == 0
