@@ -418,6 +418,7 @@ class EndpointState:
     known: tuple[str, ...] = ()  # reading "nodes": interior nodes read so far and the nodes they name
     cursor: tuple[str, str] | None = None  # reading "nodes": where the next page starts (name, type; None: no page)
     sized: tuple[int | None, int | None] | None = None  # reading "nodes": (record count, quota) of the zone
+    sweep: bool = False  # guarded: this unit's build found the zone too full for another like it: clean up from a listing
 
     @property
     def stuck(self) -> bool:
@@ -581,9 +582,9 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
                      nodes_read=False, cursor=cursor)
     # The clean-up: a listing only when a tree is past keeping (its nodes need the reference count).
     plan = _doomed(s, st, zone, notes)
-    if plan is None or not plan[0]:
+    if (plan is None or not plan[0]) and not st.sweep:
         return _finish_cleanup(st)
-    return replace(st, phase=Phase.LIST)
+    return replace(st, phase=Phase.LIST)  # (a sweep: the listing makes room for the next plan, `_room`)
 
 
 def _first_label(name: str) -> str:
@@ -664,6 +665,7 @@ def _work(
         # Targeted: every node written may be new (UPSERT); the whole zone decides a trim.
         if record_count is not None and record_count + len(missing) > quota:
             return replace(st, phase=Phase.LIST, full=True)
+        st = replace(st, sweep=record_count is not None and record_count + 2 * len(missing) > quota)
         need = 0
     else:
         need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
@@ -976,7 +978,8 @@ def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str
 
 
 def _finish_cleanup(st: EndpointState) -> EndpointState:
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False, salvage=False)
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False, salvage=False,
+                   sweep=False)
 
 
 # --- batches --------------------------------------------------------------------------------
