@@ -19,7 +19,9 @@ Two modes, each with its own emulator:
 Measured per plan, never estimated:
 - publication -> flipped: from the plan's put until an enactor reports (its /status, polled every
   0.1 s) that Route 53 accepted the plan's flip batch;
-- Route 53 calls by operation and records written (changes in accepted batches: lock preamble,
+- Route 53 calls by operation (ListResourceRecordSets, ChangeResourceRecordSets, GetChange,
+  GetHostedZone for the zone's size before a targeted build, GetHostedZoneLimit for its quota,
+  cached five minutes) and records written (changes in accepted batches: lock preamble,
   tree, flip, compare-and-swap and clean-up deletes) from the three enactors' /metrics, summed,
   taken when all three are idle again at the plan (its clean-up done);
 - zone record sets: listed when the flip is seen and again when idle; the peak is the largest.
@@ -76,7 +78,7 @@ DUAL_STACK = "dynamodb.us-east-1.api.aws"
 ENACTOR_KEY = "scale-bench-enactors"  # the throttled account
 READER_KEY = "scale-bench-reader"  # the script's own reads
 THROTTLE_RPS = 5.0
-OPS = ("list_resource_record_sets", "change_resource_record_sets", "get_change")
+OPS = ("list_resource_record_sets", "change_resource_record_sets", "get_change", "get_hosted_zone", "get_hosted_zone_limit")
 
 
 class Unreached(Exception):
@@ -262,7 +264,7 @@ def run_size(n: int, endpoint: str, mode: str, plans: int, timeout_s: float, tmp
             f = done[-1]
             print(f"  plan {f.version:2d} ({f.lbs_changed:4d} LBs changed): flipped {f.flip_s:6.2f} s after publication; "
                   f"List/Change/GetChange {f.calls['list_resource_record_sets']:.0f}/{f.calls['change_resource_record_sets']:.0f}/"
-                  f"{f.calls['get_change']:.0f}; records written {f.records_written:.0f} in {f.batches:.0f} batches; "
+                  f"{f.calls['get_change']:.0f}, GetHostedZone(+Limit) {f.calls['get_hosted_zone']:.0f}(+{f.calls['get_hosted_zone_limit']:.0f}); records written {f.records_written:.0f} in {f.batches:.0f} batches; "
                   f"zone {f.zone_at_flip} at flip, {f.zone_idle} idle; {f.throttled:.0f} Throttling answers", flush=True)
     except Unreached as exc:
         print(f"  NOT REACHED: {exc}", flush=True)
@@ -284,7 +286,8 @@ def summarise(done: list[PlanFigures], mode: str) -> None:
     later = done[1:] or done
     calls = {op: statistics.mean(f.calls[op] for f in later) for op in OPS}
     print(f"  per later plan (3 enactors, mean of {len(later)}): List {calls['list_resource_record_sets']:.1f} / "
-          f"Change {calls['change_resource_record_sets']:.1f} / GetChange {calls['get_change']:.1f} "
+          f"Change {calls['change_resource_record_sets']:.1f} / GetChange {calls['get_change']:.1f} / "
+          f"GetHostedZone(+Limit) {calls['get_hosted_zone']:.1f}(+{calls['get_hosted_zone_limit']:.1f}) "
           f"= {sum(calls.values()):.1f} Route 53 calls; publication -> flipped median {statistics.median(f.flip_s for f in later):.2f} s")
     samples = [z for f in done for z in (f.zone_at_flip, f.zone_idle) if z is not None]
     print(f"  zone record sets after {len(done)} plans: {done[-1].zone_idle} (peak {max(samples) if samples else '?'})")

@@ -14,6 +14,17 @@ For each fleet size (A-only unless --dual-stack):
   with keep_plans `--keep` (what Route 53's 10,000-record quota is compared with).
 
     .venv/bin/python benchmarks/tree_bench.py [--lbs 1000,8000] [--plans 10] [--changed 10] [--keep 5] [--dual-stack]
+
+--drift: what a plan that changes every LB's weight costs (the demo's traffic drift), measured
+by the same run: records written, and the zone after it.
+
+--layouts: can any immutable, content-named layout keep `--keep` plans at 8,000 LBs under the
+quota when each plan changes `--changed` LBs? First the arithmetic (printed): an LB's addresses
+are one record set per type in any layout, so a tree costs at least N + N/k0 + N/(k0 k1) + ...
+record sets for fan-outs k0 (bottom), k1, ...; a plan changing C LBs path-copies about
+C (k0 + k1 + ...) + the top; a build runs while keep+1 trees are retained, so the zone peaks
+near base + (keep+1) x per-plan. Then the real tree builder (enactor/tree.py) for several shapes:
+base, per-plan copies, the peak of keep+2 trees, a one-LB change, and the worst share error.
 """
 
 from __future__ import annotations
@@ -77,7 +88,9 @@ class Bench:
                 obs = p.RecordsListed(tuple(self.zone.zone), self.now, quota=self.limits.max_record_sets_per_zone)
             elif isinstance(req, p.ReadRecords):
                 listing = SortedRecords(self.zone.zone)
-                obs = p.RecordsRead(tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records), self.now)
+                records = tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records)
+                obs = p.RecordsRead(records, self.now, record_count=len(listing) if req.zone_size else None,
+                                    quota=self.limits.max_record_sets_per_zone)
             elif isinstance(req, p.SubmitBatch):
                 try:
                     self.zone = apply_batch(self.zone, req.changes, self.limits)
@@ -145,6 +158,89 @@ def run(n: int, types: tuple[str, ...], plans: int, changed: int, keep: int, quo
     }
 
 
+def shares(records: list[RecordSet], top: str) -> dict[str, float]:
+    """Each LB's share of traffic (record type A) through the weighted sets from `top` down."""
+    by_name: dict[str, list[RecordSet]] = {}
+    for r in records:
+        if r.type == "A":
+            by_name.setdefault(r.name, []).append(r)
+    out: dict[str, float] = {}
+    todo = [(top, 1.0)]
+    while todo:
+        name, share = todo.pop()
+        members = by_name[name]
+        total = sum(m.weight or 0 for m in members)
+        for m in members:
+            part = share * (m.weight or 0) / total if total else 0.0
+            if m.alias is None:
+                out[m.set_identifier] = out.get(m.set_identifier, 0.0) + part
+            else:
+                todo.append((m.alias.dns_name, part))
+    return out
+
+
+def layout_row(n: int, types: tuple[str, ...], shape, changed: int, keep: int, seed: int = 7) -> dict[str, object]:
+    """One shape, with the real tree builder: base tree, path copies per plan, peak of keep+2 trees."""
+    from enactor import tree as tree_shape
+
+    s = p.CoreSettings("bench", shape=shape)
+    rng = random.Random(seed)
+
+    def built(weights: dict[int, int], v: int) -> list[RecordSet]:
+        return list(p.tree_records(s, EP, ZONE_ID, fleet(n, types, weights), p.TreeInHand(f"t-{v:032x}", v, 0)))
+
+    def keys(records: list[RecordSet]) -> set:
+        return {(r.name, r.type, r.set_identifier) for r in records}
+
+    weights: dict[int, int] = {}
+    first = built(weights, 1)
+    one = keys(built({n // 2: 200}, 2)) - keys(first)
+    trees = [keys(first)]
+    for v in range(2, keep + 4):
+        for i in rng.sample(range(n), changed):
+            weights[i] = rng.randint(1, 255)
+        trees.append(keys(built(weights, v)))
+    per_plan = [len(t - trees[i]) for i, t in enumerate(trees[1:])]
+    bookkeeping = 4 + 2 * len(types)  # SOA, NS, _lock, _applied, root and rollback per type
+    peak = max(len(set().union(*trees[i : i + keep + 2])) for i in range(len(trees) - keep - 1)) + (keep + 2) + bookkeeping
+    records = built(weights, 99)
+    whole = sum(t.weight for t in fleet(n, types, weights).targets)
+    got = shares(records, layout.tree_name(EP, f"t-{99:032x}"))
+    error = max(abs(got.get(tree_shape.set_identifier(t.lb_id, t.az), 0.0) - t.weight / whole) for t in fleet(n, types, weights).targets)
+    return {"bottom": shape.mean(0), "interior": shape.node_members, "top": shape.top_members, "base": len(first),
+            "per_plan": round(sum(per_plan) / len(per_plan)), f"peak_keep{keep}": peak,
+            "one_lb_change": len(one) + 2 * len(types), "max_share_error": f"{error:.2e}"}
+
+
+def layouts(n: int, types: tuple[str, ...], changed: int, keep: int, quota: int) -> None:
+    from enactor import tree as tree_shape
+
+    t = len(types)
+    print(f"arithmetic, {n} LBs x {t} type(s), {changed} LBs changed per plan, keep_plans {keep} (keep+2 trees at a build):")
+    print(f"  the LBs' own record sets: {n * t} in any layout; with bottom fan-out k0 and C = {changed} x {keep + 1} changed LBs")
+    print("  retained beyond the base, the zone is at least N + N/k0 + C k0 (+ the levels above, + tops and metadata);")
+    best = min(range(2, 101), key=lambda k: n * t / k + changed * (keep + 1) * k * t)
+    floor = n * t + n * t / best + changed * (keep + 1) * best * t
+    print(f"  minimised over k0: k0 = {best}, at least {floor:,.0f} record sets before any interior level, top or metadata "
+          f"(quota {quota:,}: {'fits' if floor < quota else 'cannot fit'} with {quota - floor:,.0f} to spare for the rest)")
+    cols = ["bottom", "interior", "top", "base", "per_plan", f"peak_keep{keep}", "one_lb_change", "max_share_error"]
+    print("measured with the tree builder:")
+    print(" ".join(f"{c:>16}" for c in cols))
+    for bottom, interior, top in ((10, 10, 16), (13, 10, 16), (16, 10, 16), (13, 6, 16), (13, 16, 16), (20, 10, 16), (13, 10, 40)):
+        row = layout_row(n, types, tree_shape.Shape(node_members=interior, top_members=top, bottom_members=bottom), changed, keep)
+        print(" ".join(f"{row[c]!s:>16}" for c in cols), flush=True)
+
+
+def drift(n: int, types: tuple[str, ...], keep: int, quota: int) -> dict[str, object]:
+    """A plan that changes every LB's weight after a first plan (the demo's drift): what it writes."""
+    bench = Bench(keep, quota)
+    bench.apply(Plan.build(region="us-east-1", version=1, endpoints=[fleet(n, types, {})], created_at="2025-10-20T06:48:00+00:00"))
+    every = {i: 10 + (i + 3) % 11 for i in range(n)}
+    written = bench.apply(Plan.build(region="us-east-1", version=2, endpoints=[fleet(n, types, every)], created_at="2025-10-20T06:49:00+00:00"))
+    return {"lbs": n, "types": ",".join(types), "every_weight_changed_writes": written["build"] + written["flip"],
+            "zone_records_after": len(bench.zone.zone.records), "zone_peak": bench.peak, "refusals": len(bench.refused)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lbs", default="1000,8000")
@@ -153,8 +249,18 @@ def main() -> None:
     ap.add_argument("--keep", type=int, default=5)
     ap.add_argument("--quota", type=int, default=10_000)
     ap.add_argument("--dual-stack", action="store_true")
+    ap.add_argument("--drift", action="store_true", help="the cost of a plan that changes every weight")
+    ap.add_argument("--layouts", action="store_true", help="the layout arithmetic and shapes (see the module doc)")
     args = ap.parse_args()
     types = ("A", "AAAA") if args.dual_stack else ("A",)
+    if args.layouts:
+        for n in (int(x) for x in args.lbs.split(",")):
+            layouts(n, types, args.changed, args.keep, args.quota)
+        return
+    if args.drift:
+        for n in (int(x) for x in args.lbs.split(",")):
+            print(drift(n, types, args.keep, args.quota), flush=True)
+        return
     cols = ["lbs", "types", "first_plan_writes", "one_lb_change_writes", "one_lb_mean/max", "tree_records_per_plan",
             "zone_records_after", "zone_peak", "served_version", "trees_kept", "refusals"]
     print(f"plans={args.plans} changed_per_plan={args.changed} keep_plans={args.keep} quota={args.quota}")

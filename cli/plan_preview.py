@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from enactor import protocol as p
+from services.route53.listing import SortedRecords
 
 MAX_BATCHES = 1000  # far above any real unit (a 1,000-LB tree is a few dozen batches)
 
@@ -36,8 +37,14 @@ def would_apply(settings: p.CoreSettings, endpoint: str, zone_id: str, plan, rec
     st, req = p.start(endpoint, zone_id)
     st, req, notes = p.step(settings, st, p.PlanRead(plan))
     events = [n.event for n in notes]
-    if isinstance(req, p.ListRecords):
-        st, req, notes = p.step(settings, st, p.RecordsListed(tuple(records), now))
+    listing = SortedRecords(tuple(records))
+    while isinstance(req, p.ListRecords | p.ReadRecords):  # the guarded core's reads are answered from the same records
+        if isinstance(req, p.ListRecords):
+            obs = p.RecordsListed(tuple(records), now)
+        else:
+            found = tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records)
+            obs = p.RecordsRead(found, now, record_count=len(listing) if req.zone_size else None)
+        st, req, notes = p.step(settings, st, obs)
         events += [n.event for n in notes]
     batches: list[p.SubmitBatch] = []
     while len(batches) < MAX_BATCHES:

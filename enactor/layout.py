@@ -8,10 +8,18 @@ the model checker) names records through this module, so the layout is written d
     _lock.<endpoint>.                TXT     "holder=<id> expires=<epoch> counter=<n>"
     _applied.<endpoint>.             TXT     "version=<n> tree=<tree id>"      (guarded mode's CAS word)
     t-<uuid>.<endpoint>.             A/AAAA  weighted ALIAS to nodes, SetIdentifier=<node label>  (fresh per plan)
-    n-<digest>.<endpoint>.           A/AAAA  a content-named node shared by trees (enactor/tree.py): weighted
-                                             ALIAS to nodes, or at the bottom weighted *value* sets, one per LB,
-                                             SetIdentifier=<lb id>@<az>, Weight=<lb weight>, the LB's addresses
     _meta.t-<uuid>.<endpoint>.       TXT     "plan=<v>" "created=<iso>" "types=A,AAAA" "lbs=<n>"
+    v-<digest>.<endpoint>.           A/AAAA  a content-named interior node shared by trees (enactor/tree.py):
+                                             weighted ALIAS to nodes, SetIdentifier=<child node label>
+    w-<digest>.<endpoint>.           A/AAAA  a content-named bottom node: weighted *value* sets, one per LB,
+                                             SetIdentifier=<lb id>@<az>, Weight=<lb weight>, the LB's addresses
+
+The names are chosen for Route 53's list order (by name with the labels reversed, then type):
+everything a unit decides on (root, `_applied`, `_lock`, rollback, every tree's top and, right
+after it, its metadata) comes before every shared node, so one ListResourceRecordSets page from
+the root reads it all (`read_endpoint(..., heads_only=True)`), and the interior nodes (`v-`)
+come as one run before the bottom nodes (`w-`), so a few pages read every interior node.
+Nodes named `n-<digest>` (an earlier writer of this layout) are read as nodes too.
 
 Tree names keep the talk's fresh UUIDs (a new plan never edits a live tree), but every tree has
 a metadata record beside it, and its nodes name every LB (id, AZ, weight, addresses), so an
@@ -45,7 +53,9 @@ META_LABEL = "_meta"
 TREE_PREFIX = "t-"
 INTERIOR_PREFIX = "i-"
 LEAF_PREFIX = "leaf-"
-NODE_PREFIX = "n-"
+NODE_PREFIX = "w-"  # bottom nodes (the LBs' addresses)
+INTERIOR_NODE_PREFIX = "v-"  # shared interior nodes (after the tops, before the bottom nodes)
+OLD_NODE_PREFIX = "n-"  # nodes of an earlier writer (interior and bottom alike)
 META_PAGE_PREFIX = "p"
 TXT_STRING_MAX = 255  # DNS character-string limit; longer TXT text is split into several strings
 TXT_TTL = 60
@@ -89,9 +99,13 @@ def interior_name(endpoint: str, tree_id: str, path: str) -> str:
     return normalise_name(f"{INTERIOR_PREFIX}{tree_id[len(TREE_PREFIX):]}-{path}.{endpoint}")
 
 
-def node_name(endpoint: str, digest: str) -> str:
+def node_name(endpoint: str, digest: str, interior: bool = False) -> str:
     """A shared tree node, named by a digest of its content (enactor/tree.py)."""
-    return normalise_name(f"{NODE_PREFIX}{digest}.{endpoint}")
+    return normalise_name(f"{INTERIOR_NODE_PREFIX if interior else NODE_PREFIX}{digest}.{endpoint}")
+
+
+def is_interior_node(name: str) -> bool:
+    return name.startswith(INTERIOR_NODE_PREFIX)
 
 
 def split_set_identifier(sid: str) -> tuple[str, str]:
@@ -288,7 +302,7 @@ def role_of(name: str, endpoint: str) -> tuple[Role, str | None]:
         return "interior", TREE_PREFIX + uuid_part
     if len(labels) == 1 and labels[0].startswith(LEAF_PREFIX):
         return "leaf", None
-    if len(labels) == 1 and labels[0].startswith(NODE_PREFIX):
+    if len(labels) == 1 and labels[0].startswith((NODE_PREFIX, INTERIOR_NODE_PREFIX, OLD_NODE_PREFIX)):
         return "node", None
     if len(labels) == 2 and labels[0] == META_LABEL and labels[1].startswith(TREE_PREFIX):
         return "meta", labels[1]
@@ -311,7 +325,7 @@ class TreeInZone:
     records: tuple[RecordSet, ...]
     meta: TreeMeta | None
     complete: bool
-    leaves: frozenset[str]  # the shared names (nodes, leaves) the tree reaches
+    leaves: frozenset[str]  # the shared names (nodes, leaves) the tree reaches (heads_only: its top's children)
     record_types: tuple[str, ...] = ()  # the types its top actually holds
 
     @property
@@ -382,8 +396,17 @@ class EndpointZone:
         return value.version if value else self.active_version
 
 
-def read_endpoint(endpoint: str, records: Iterable[RecordSet]) -> EndpointZone:
-    """Sort a zone's record sets (any iterable of RecordSet) into `endpoint`'s layout."""
+def read_endpoint(endpoint: str, records: Iterable[RecordSet], heads_only: bool = False) -> EndpointZone:
+    """Sort a zone's record sets (any iterable of RecordSet) into `endpoint`'s layout.
+
+    `heads_only`: the records are a targeted read of the heads (root, bookkeeping, tops and
+    metadata, no shared nodes). A tree then counts as complete when its metadata is whole and its
+    top holds every type the metadata names: the enactor writes a tree's nodes first, each node
+    whole in one batch and before any alias to it, its top next and its metadata last, and the
+    clean-up deletes a tree's metadata first and nodes only after every node above them, so a
+    node in the zone always has its whole subtree below it. Hand damage below the tops is not
+    seen; a build that trips over it fails and the next unit lists the whole zone.
+    `record_count` is then the number of records read, not the zone's."""
     endpoint = root_name(endpoint)
     by_role: dict[str, list[RecordSet]] = {}
     tree_records: dict[str, list[RecordSet]] = {}
@@ -401,7 +424,7 @@ def read_endpoint(endpoint: str, records: Iterable[RecordSet]) -> EndpointZone:
     def one(role: str, rtype: str) -> RecordSet | None:
         return next((r for r in by_role.get(role, ()) if r.type == rtype and r.set_identifier is None), None)
 
-    trees = tuple(_tree_in_zone(endpoint, tid, recs, index) for tid, recs in sorted(tree_records.items()))
+    trees = tuple(_tree_in_zone(endpoint, tid, recs, index, heads_only) for tid, recs in sorted(tree_records.items()))
     address = ("A", "AAAA")
     return EndpointZone(
         endpoint=endpoint,
@@ -415,7 +438,7 @@ def read_endpoint(endpoint: str, records: Iterable[RecordSet]) -> EndpointZone:
     )
 
 
-def _tree_in_zone(endpoint: str, tree_id: str, recs: list[RecordSet], index) -> TreeInZone:
+def _tree_in_zone(endpoint: str, tree_id: str, recs: list[RecordSet], index, heads_only: bool = False) -> TreeInZone:
     page0 = meta_name(endpoint, tree_id)
     meta = None
     head = [r for r in recs if r.name == page0 and r.type == "TXT"]
@@ -425,12 +448,17 @@ def _tree_in_zone(endpoint: str, tree_id: str, recs: list[RecordSet], index) -> 
     top = tree_name(endpoint, tree_id)
     top_types = tuple(sorted({r.type for r in recs if r.name == top and r.type in ("A", "AAAA")}))
     types = (meta.record_types if meta and meta.record_types else ()) or top_types
-    walks = {rt: _walk(endpoint, tree_id, rt, index) for rt in types}
-    reached = frozenset().union(*(w.shared for w in walks.values())) if walks else frozenset()
 
     def order(r: RecordSet) -> tuple[int, str, str, str]:
         rank = 0 if r.name == page0 else {"top": 1, "interior": 2}.get(role_of(r.name, endpoint)[0], 3)
         return (rank, r.name, r.type, r.set_identifier or "")
+
+    if heads_only:
+        children = frozenset(r.alias.dns_name for r in recs if r.name == top and r.alias is not None)
+        whole = meta is not None and bool(types) and set(types) <= set(top_types) and _pages_whole(endpoint, tree_id, meta, pages)
+        return TreeInZone(tree_id, tuple(sorted(recs, key=order)), meta, whole, children, top_types)
+    walks = {rt: _walk(endpoint, tree_id, rt, index) for rt in types}
+    reached = frozenset().union(*(w.shared for w in walks.values())) if walks else frozenset()
 
     complete = False
     if meta is not None and types and all(w.ok for w in walks.values()):

@@ -28,22 +28,39 @@ machine has exactly one outstanding request (`request_of(state)`):
     SubmitBatch -> BatchAccepted | BatchRejected     AwaitInsync -> Insync
     Sleep -> Woke                     any request -> RequestFailed (transport) | Frozen (kill switch)
 
-A whole listing is made where a decision needs the zone (the tree to build, the clean-up's
-reference count, healing); the light check below reads only a handful of records.
+Reads (guarded). The layout (enactor/layout.py) puts, in Route 53's list order, every record a
+decision needs first: the root, `_applied`, `_lock`, the rollback, and each tree's top followed
+by its metadata (the *heads*); then the interior nodes (`v-`), then the bottom nodes (`w-`).
+So a unit starts with one page from the apex (READ "heads", at most 300 record sets):
+- a page that is not full is the whole zone: the unit decides as on a listing;
+- a full page is read as the heads alone (the trees' completeness from their metadata, see
+  layout.read_endpoint(heads_only=True)). Freshness, the lock, the rollback and what the
+  clean-up may delete are decided on it. A build then reads on (READ "nodes") through the
+  interior nodes the page ended among, with the zone's size (GetHostedZone, for the quota),
+  and writes the nodes of its tree that no top or interior node read names, with UPSERT;
+- a listing of the whole zone is made only where the reference count or the damage needs it:
+  a clean-up that has a tree to delete, healing a dangling root, a salvage, a tree that would
+  not fit the quota, and the unit after a build or flip Route 53 refused (`full`).
+The heads page is consistent (one page); later reads may not be, but every batch deletes the
+lock exactly as the heads page showed it, and every writer changes the lock, so a batch planned
+on reads made while anyone wrote is refused whole. Legacy mode lists the whole zone, as
+October's code did. The light check is the heads page too.
 
 The machine has a *task* and a *phase* (what it waits for):
 
-    task IDLE:     PLAN --PlanRead(newer valid plan)--> task WORK, LIST
+    task IDLE:     PLAN --PlanRead(newer valid plan)--> task WORK, LIST (guarded: READ heads)
                    PLAN --PlanRead(nothing new / invalid)--> SLEEP(poll) --Woke--> PLAN
                    SLEEP(poll) --Woke, guarded, check_interval_s since the last check--> CHECK
-                   CHECK --RecordsRead(root A/AAAA)--> CHECK --RecordsRead(their tops, metadata)-->
-                        PLAN (healthy) | PLAN with done_version 0 (zone_damaged: root gone, a
-                        type of the tree's metadata unserved, or a named top/metadata missing)
-    task WORK:     LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
+                   CHECK --RecordsRead(the heads page)--> PLAN (healthy) | PLAN with done_version 0
+                        (zone_damaged: root gone, a type of the tree's metadata unserved, or the
+                        tree it names missing or not whole)
+    task WORK:     (guarded: READ heads [--> READ nodes ..] decides as LIST does, or --> LIST)
+                   LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
                    LIST --lock held by another--> SLEEP(backoff) --Woke--> LIST   (lock_lost)
                    LIST --lock free/ours/expired--> BATCH(build 1) .. BATCH(build n)
                         [--> INSYNC]  --> BATCH(flip)  --accepted--> task CLEANUP, LIST
-    task CLEANUP:  LIST --nothing to delete--> task IDLE, PLAN
+    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else LIST)
+                   LIST --nothing to delete--> task IDLE, PLAN
                    LIST --lock held--> SLEEP(backoff) --Woke--> LIST
                    LIST --> BATCH(cleanup 1) .. BATCH(cleanup m) --accepted--> task IDLE, PLAN
     rejection of any batch ends the unit. CLEANUP gives up (or backs off for the lock). WORK:
@@ -66,7 +83,10 @@ release), so another enactor can flip in between: the window of 20 October.
 
 The tree for plan v is built under a fresh top `t-<uuid>` over shared, content-named nodes
 (enactor/tree.py): only the nodes missing from the zone are created, so a one-LB change writes
-its path to the top; the metadata record comes last and marks the tree complete. The root never
+its path to the top; the metadata record comes last and marks the tree complete. Nodes are
+written and deleted whole (one batch each, `chunk_batches`), bottom-up when built and parents
+first when cleaned up, so a node in the zone always has its whole subtree: what the heads and
+the interior nodes name exists. The root never
 points at a tree before its last build batch is accepted (and, when the caller reports change
 ids, INSYNC). The flip is one batch: preamble + UPSERT root alias per record type + UPSERT
 rollback alias per type to the tree that was active (+ the guard's compare-and-swap) + DELETE of
@@ -118,6 +138,8 @@ from services.route53.records import AliasTarget, Change, RecordSet, normalise_n
 Purpose = Literal["build", "flip", "heal", "cleanup"]
 TREE_ID_NAMESPACE = uuid.UUID("6f1c1b0e-2f0a-4c55-9a43-5d8e0c7a1e20")
 STUCK_AFTER = 3  # consecutive failed flips after which an endpoint reads as stuck
+HEADS_PAGE = 300  # Route 53 returns at most 300 record sets per ListResourceRecordSets page
+NODES_PAGE = 300
 
 
 class ProtocolError(Exception):
@@ -142,6 +164,11 @@ class CoreSettings:
     record_ttl: int = 60
     limits: Limits = DEFAULT_LIMITS
     shape: tree_shape.Shape = tree_shape.Shape()
+    # Guarded: a first read of a unit answered with fewer record sets than this is the whole zone
+    # (it starts at the apex); a fuller one is read as the heads only (targeted reads). Route 53's
+    # page size; smaller values make small zones take the targeted path (the model checker's
+    # tests/enactor/test_targeted_reads.py does).
+    heads_page: int = 300
 
     def __post_init__(self) -> None:
         if not self.enactor_id or any(c.isspace() or c in '="\\' for c in self.enactor_id):
@@ -152,6 +179,8 @@ class CoreSettings:
             raise ValueError("lock_ttl_s >= 1 and 0 < backoff_base_s <= backoff_cap_s are required")
         if self.poll_interval_s <= 0:
             raise ValueError("poll_interval_s > 0 is required")
+        if not 1 <= self.heads_page <= HEADS_PAGE:
+            raise ValueError(f"heads_page must be 1..{HEADS_PAGE}")
 
     @property
     def max_losses(self) -> int:
@@ -196,6 +225,7 @@ class ReadRecords:
     MaxItems); the answer holds every record set those pages returned (others' names included)."""
 
     queries: tuple[tuple[str, str, int], ...]
+    zone_size: bool = False  # also the zone's record-set count (GetHostedZone) and quota (GetHostedZoneLimit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +278,9 @@ class RecordsListed:
 class RecordsRead:
     records: tuple[RecordSet, ...]
     now: float
+    fresh_tree_id: str | None = None  # "t-<hex>" to use if this read starts a new tree (as RecordsListed's)
+    record_count: int | None = None  # zone_size asked: the zone's record sets (None: unknown)
+    quota: int | None = None  # zone_size asked: the zone's record-set quota (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +354,7 @@ class Phase(StrEnum):
     INSYNC = "insync"  # waiting for Insync
     SLEEP = "sleep"  # waiting for Woke
     CHECK = "check"  # waiting for RecordsRead (the light check)
+    READ = "read"  # guarded: waiting for RecordsRead (a unit's targeted reads, `EndpointState.read`)
 
 
 class Task(StrEnum):
@@ -378,7 +412,13 @@ class EndpointState:
     reread: bool = False  # guarded: after this backoff, read the newest plan before listing again
     salvage: bool = False  # this clean-up only removes what a refused build left (half-built trees, orphans)
     last_check: float = 0.0  # when the last light check started (epoch seconds)
-    checking: tuple[tuple[str, str], ...] | None = None  # light check, second read: (type, alias target) of the root
+    read: str = ""  # in phase READ: "heads" (root, bookkeeping, tops, metadata) or "nodes" (the interior nodes' pages)
+    full: bool = False  # guarded: the next unit lists the whole zone (a unit planned on targeted reads failed)
+    heads: tuple[RecordSet, ...] = ()  # reading "nodes": the heads read this unit decides on
+    known: tuple[str, ...] = ()  # reading "nodes": interior nodes read so far and the nodes they name
+    cursor: tuple[str, str] | None = None  # reading "nodes": where the next page starts (name, type; None: no page)
+    sized: tuple[int | None, int | None] | None = None  # reading "nodes": (record count, quota) of the zone
+    sweep: bool = False  # guarded: this unit's build found the zone too full for another like it: clean up from a listing
 
     @property
     def stuck(self) -> bool:
@@ -408,6 +448,8 @@ def request_of(state: EndpointState) -> Request:
         return AwaitInsync(state.unsynced)
     if state.phase is Phase.CHECK:
         return _check_request(state)
+    if state.phase is Phase.READ:
+        return _read_request(state)
     assert state.nap is not None
     return state.nap
 
@@ -454,15 +496,15 @@ def _on_plan(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note
             st = replace(st, rejected=key)
             notes.append(_note(st, "plan_rejected", key=key, reason="the endpoint has no load balancers"))
         return _poll(s, st)
-    st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, phase=Phase.LIST, checked=False, unit=())
+    st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, checked=False, unit=())
     notes.append(_note(st, "plan_seen", done_version=st.done_version))
-    return st
+    return _begin(s, st)
 
 
 def _on_reread(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note]) -> EndpointState:
     """Guarded, after a rejection's backoff: a newer valid plan replaces the one in hand."""
     assert st.plan is not None
-    st = replace(st, reread=False, phase=Phase.LIST)
+    st = _begin(s, replace(st, reread=False))
     plan = obs.plan
     if plan is None or plan.version <= st.plan.version or plan.version <= st.refused_version:
         return st
@@ -473,15 +515,97 @@ def _on_reread(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[No
     return replace(st, plan=PlanInHand(plan.version, ep), tree=None, checked=False, unit=())
 
 
-# --- listing: the freshness check, the lock, then the unit's batches --------------------------
+# --- reading: the freshness check, the lock, then the unit's batches --------------------------
+
+
+def _begin(s: CoreSettings, st: EndpointState) -> EndpointState:
+    """Start a unit's reads. Guarded: the heads read (one page); legacy lists the whole zone as
+    October's code did, and so does a salvage (the reference count) or a unit after a failed one."""
+    if s.version_guard and not st.full and not (st.task is Task.CLEANUP and st.salvage):
+        return replace(st, phase=Phase.READ, read="heads", heads=(), known=(), cursor=None)
+    return replace(st, phase=Phase.LIST, read="", heads=(), known=(), cursor=None)
+
+
+def _read_request(st: EndpointState) -> ReadRecords:
+    if st.read == "nodes":
+        return ReadRecords(((*st.cursor, NODES_PAGE),) if st.cursor else (), zone_size=st.sized is None)
+    return ReadRecords(((layout.root_name(st.endpoint), "A", HEADS_PAGE),))
+
+
+def _heads(endpoint: str, records: tuple[RecordSet, ...]) -> tuple[RecordSet, ...] | None:
+    """The heads in a page read from the root (everything before the first shared node), or
+    None when the page may have been cut short before the heads ended (then a listing decides)."""
+    heads = []
+    for r in records:
+        role = layout.role_of(r.name, endpoint)[0]
+        if role == "node" and _first_label(r.name).startswith((layout.INTERIOR_NODE_PREFIX, layout.NODE_PREFIX)):
+            return tuple(heads)  # the shared nodes sort after every head
+        if role not in ("node", "leaf", "other"):
+            heads.append(r)  # (an earlier writer's nodes and leaves sort among the heads: skipped)
+    return tuple(heads) if len(records) < HEADS_PAGE else None
+
+
+def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: list[Note]) -> EndpointState:
+    """Guarded: a unit decides on the heads read; a build whose trees have interior nodes reads
+    those too (a few pages), and learns which of its nodes exist from them (`_work`)."""
+    if st.read == "nodes":
+        interior = _interior(st.endpoint, obs.records)
+        known = set(st.known) | set(_named_by(interior))
+        sized = st.sized or (obs.record_count, obs.quota)
+        st = replace(st, known=tuple(sorted(known)), sized=sized)
+        if len(obs.records) >= NODES_PAGE and interior and obs.records[-1] == interior[-1]:
+            return replace(st, cursor=(interior[-1].name, interior[-1].type))  # the next page
+        heads = st.heads
+        st = replace(st, read="", heads=(), known=(), cursor=None, sized=None)
+        zone = layout.read_endpoint(st.endpoint, heads, heads_only=True)
+        return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, sized[1] or obs.quota, notes, known=frozenset(known), nodes_read=True,
+                     record_count=sized[0])
+    if len(obs.records) < s.heads_page:
+        # The page starts at the apex and was not cut short: it is the whole zone, a listing.
+        zone = layout.read_endpoint(st.endpoint, obs.records)
+        st = replace(st, read="", lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
+        if st.task is Task.WORK:
+            return _work(s, st, zone, obs.records, obs.now, obs.fresh_tree_id, obs.quota, notes, known=None)
+        return _cleanup(s, st, zone, obs.now, notes, obs.quota or s.limits.max_record_sets_per_zone)
+    heads = _heads(st.endpoint, obs.records)
+    if heads is None:
+        return replace(st, phase=Phase.LIST, read="")  # more heads than one page: the whole zone decides
+    zone = layout.read_endpoint(st.endpoint, heads, heads_only=True)
+    st = replace(st, read="", lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
+    if st.task is Task.WORK:
+        # The interior nodes follow the heads in list order: those on this page are known, and
+        # when the page ends among them the build reads on from there.
+        interior = _interior(st.endpoint, obs.records)
+        more = bool(interior) and obs.records[-1] == interior[-1]
+        cursor = (interior[-1].name, interior[-1].type) if more else None
+        return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, None, notes, known=frozenset(_named_by(interior)),
+                     nodes_read=False, cursor=cursor)
+    # The clean-up: a listing only when a tree is past keeping (its nodes need the reference count).
+    plan = _doomed(s, st, zone, notes)
+    if (plan is None or not plan[0]) and not st.sweep:
+        return _finish_cleanup(st)
+    return replace(st, phase=Phase.LIST)  # (a sweep: the listing makes room for the next plan, `_room`)
+
+
+def _first_label(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def _interior(endpoint: str, records: tuple[RecordSet, ...]) -> list[RecordSet]:
+    return [r for r in records if layout.role_of(r.name, endpoint)[0] == "node" and layout.is_interior_node(_first_label(r.name))]
+
+
+def _named_by(interior: list[RecordSet]) -> tuple[str, ...]:
+    """Interior nodes in the zone and the nodes they name (which are in the zone too)."""
+    return tuple(sorted({r.name for r in interior} | {r.alias.dns_name for r in interior if r.alias is not None}))
 
 
 def _on_listed(s: CoreSettings, st: EndpointState, obs: RecordsListed, notes: list[Note]) -> EndpointState:
     zone = layout.read_endpoint(st.endpoint, obs.records)
     st = replace(st, lock=zone.lock, applied=zone.applied, applied_version=_applied_version(s, zone) or 0)
     if st.task is Task.WORK:
-        return _work(s, st, zone, obs, notes)
-    return _cleanup(s, st, zone, obs, notes)
+        return _work(s, st, zone, obs.records, obs.now, obs.fresh_tree_id, obs.quota, notes, known=None)
+    return _cleanup(s, st, zone, obs.now, notes, obs.quota or s.limits.max_record_sets_per_zone)
 
 
 def _applied_version(s: CoreSettings, zone: layout.EndpointZone) -> int | None:
@@ -489,7 +613,13 @@ def _applied_version(s: CoreSettings, zone: layout.EndpointZone) -> int | None:
     return zone.applied_version() if s.version_guard else zone.active_version
 
 
-def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: RecordsListed, notes: list[Note]) -> EndpointState:
+def _work(
+    s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, records: tuple[RecordSet, ...], now: float,
+    fresh_tree_id: str | None, quota: int | None, notes: list[Note], known: frozenset[str] | None, nodes_read: bool = True,
+    record_count: int | None = None, cursor: tuple[str, str] | None = None,
+) -> EndpointState:
+    """Decide a WORK unit on `zone`: from a whole listing (`known` None) or, guarded, from the heads
+    read (`known`: the interior nodes read and the nodes they name; see `_targeted_build`)."""
     assert st.plan is not None
     v, applied = st.plan.version, st.applied_version
     heal = False
@@ -505,22 +635,40 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
         heal = zone.dangling or unserved
         if not (v >= applied if heal else v > applied):
             return _drop_plan(s, st, zone, notes)
-    lock = lock_verdict(s, zone, obs.now)
+    lock = lock_verdict(s, zone, now)
     if lock == "held":
         held = zone.lock_value
         notes.append(_note(st, "lock_lost", holder=held.holder if held else None, expires=held.expires if held else None))
         return _backoff(s, st, "lock_lost", notes)
+    if known is not None and heal:
+        return replace(st, phase=Phase.LIST)  # healing damage: the whole zone decides
 
-    tree = st.tree if st.tree is not None and st.tree.version == v else _new_tree(s, st, zone, obs)
-    index = {r.key: r for r in obs.records}
+    tree = st.tree if st.tree is not None and st.tree.version == v else _new_tree(s, st, zone, fresh_tree_id, now)
+    index = {r.key: r for r in records}
     wanted = tree_records(s, st.endpoint, st.zone_id, st.plan.endpoint, tree)
-    missing = tuple(_create_or_fix(r, index) for r in wanted if not _present(r, index))
+    if known is None:
+        missing = tuple(_create_or_fix(r, index) for r in wanted if not _present(r, index))
+    else:
+        if not nodes_read:
+            # Before building: the zone's size (the quota), and the interior nodes past the heads
+            # page if it ended among them (`st.cursor`), to learn which of the tree's nodes exist.
+            return replace(st, phase=Phase.READ, read="nodes", heads=records, known=tuple(sorted(known)), cursor=cursor, sized=None)
+        missing = _targeted_build(st.endpoint, wanted, index, zone, known)
     flip = _flip(s, st, zone, tree, heal)
     unit = chunk_batches(s, st, "build", missing, None, (("tree_id", tree.tree_id),))
     # The zone quota: never start a tree that cannot fit. Guarded, older retained trees (never
-    # the active, rollback or applied one) are cleaned first, in this same unit.
-    quota = obs.quota or s.limits.max_record_sets_per_zone
-    need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
+    # the active, rollback or applied one) are cleaned first, in this same unit. (A unit planned
+    # on targeted reads does not know the zone's size: Route 53's refusal for the quota sends it
+    # to a whole listing, which decides here.)
+    quota = quota or s.limits.max_record_sets_per_zone
+    if known is not None:
+        # Targeted: every node written may be new (UPSERT); the whole zone decides a trim.
+        if record_count is not None and record_count + len(missing) > quota:
+            return replace(st, phase=Phase.LIST, full=True)
+        st = replace(st, sweep=record_count is not None and record_count + 2 * len(missing) > quota)
+        need = 0
+    else:
+        need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
     if need > 0:
         # The rollback's tree may go too when the active one is whole: the trim then points the
         # rollback at the active tree first (as the flip will), so it never names a missing tree.
@@ -553,7 +701,26 @@ def _work(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: Re
         held = zone.lock_value
         notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
     st = replace(st, tree=tree, unit=unit, acquired=False)
-    return next_batch(s, st, obs.now, notes)
+    return next_batch(s, st, now, notes)
+
+
+def _targeted_build(endpoint: str, wanted: tuple[RecordSet, ...], index: dict, zone: layout.EndpointZone,
+                    known: frozenset[str]) -> tuple[Change, ...]:
+    """The build's changes without a whole listing: a node exists when a top in the heads or an
+    interior node read names it (a node in the zone has its whole subtree, see layout.read_endpoint),
+    or when it is an interior node read. Any other node of the tree is written with UPSERT: named
+    by its content, the same name always holds the same records, so writing a node that already
+    exists (an orphan, or a node of a tree whose interior was not read) changes nothing and
+    cannot fail. The top and the metadata are the tree's own (CREATE, or fixed as found)."""
+    present = set(known).union(*(t.leaves for t in zone.trees))
+    out: list[Change] = []
+    for r in wanted:
+        if layout.role_of(r.name, endpoint)[0] == "node":
+            if r.name not in present:
+                out.append(Change("UPSERT", r))
+        elif not _present(r, index):
+            out.append(_create_or_fix(r, index))
+    return tuple(out)
 
 
 def _trim(zone: layout.EndpointZone, keep: set, wanted: tuple[RecordSet, ...], need: int) -> tuple[Change, ...] | None:
@@ -578,7 +745,7 @@ def _drop_plan(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, no
     # not make this machine skip newer plans for ever.
     served = zone.active_version or 0
     done = max(st.done_version, v, served if served <= applied else applied)
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=done)
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=done, full=False)
 
 
 def lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
@@ -593,9 +760,9 @@ def lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
     return "expired" if value.expires <= now else "held"
 
 
-def _new_tree(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: RecordsListed) -> TreeInHand:
+def _new_tree(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, fresh_tree_id: str | None, now: float) -> TreeInHand:
     assert st.plan is not None
-    tree_id = obs.fresh_tree_id
+    tree_id = fresh_tree_id
     if tree_id is None:
         # Deterministic yet fresh: no two successful acquisitions share a lock counter.
         counter = (zone.lock_value.counter if zone.lock_value else 0) + 1
@@ -603,7 +770,7 @@ def _new_tree(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs
         tree_id = layout.TREE_PREFIX + uuid.uuid5(TREE_ID_NAMESPACE, seed).hex
     if not tree_id.startswith(layout.TREE_PREFIX) or len(tree_id) > 63 or not tree_id[len(layout.TREE_PREFIX) :].isalnum():
         raise ProtocolError(f"tree id {tree_id!r} must look like t-<hex>")
-    return TreeInHand(tree_id, st.plan.version, int(obs.now))
+    return TreeInHand(tree_id, st.plan.version, int(now))
 
 
 def _present(record: RecordSet, index: dict) -> bool:
@@ -693,7 +860,37 @@ def _guarded_rollback(zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -
 # --- clean-up ---------------------------------------------------------------------------------
 
 
-def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs: RecordsListed, notes: list[Note]) -> EndpointState:
+def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now: float, notes: list[Note],
+             quota: int | None = None) -> EndpointState:
+    """Delete the trees past keeping (and what only they reach) in their own unit; from the whole
+    zone (`quota` given), also what makes room for the next plan."""
+    plan = _doomed(s, st, zone, notes, quota)
+    if plan is None:
+        return _finish_cleanup(st)
+    doomed, leaves = plan
+    if not doomed and not leaves:
+        return _finish_cleanup(st)
+    lock = lock_verdict(s, zone, now)
+    if lock == "held":
+        held = zone.lock_value
+        notes.append(_note(st, "lock_lost", holder=held.holder if held else None, expires=held.expires if held else None))
+        return _backoff(s, st, "lock_lost", notes)
+    versions = {t.tree_id: t.version for t in doomed}
+    changes = tuple(Change("DELETE", r) for t in doomed for r in t.records) + tuple(Change("DELETE", r) for r in leaves)
+    cas = zone.applied if s.version_guard and zone.applied is not None else None
+    unit = tuple(
+        replace(p, info=_cleanup_info(p.changes, st.endpoint, versions))
+        for p in chunk_batches(s, st, "cleanup", changes, cas, ())
+    )
+    held = zone.lock_value
+    notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
+    return next_batch(s, replace(st, unit=unit, acquired=False), now, notes)
+
+
+def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None
+            ) -> tuple[list[layout.TreeInZone], list[RecordSet]] | None:
+    """The trees past keeping and the shared nodes only they reach (parents first); None: skip.
+    `quota`: the whole zone is listed; make room for the next plan too (`_room`)."""
     referenced = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t}
     applied = zone.applied_value
     if st.salvage:
@@ -702,7 +899,7 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
     elif s.version_guard:
         if applied is None:
             notes.append(_note(st, "cleanup_skipped", reason="no applied-version record to compare-and-swap"))
-            return _finish_cleanup(st)
+            return None
         threshold = applied.version - s.keep_plans
         protected = referenced | {applied.tree_id}
     else:
@@ -717,30 +914,61 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, obs:
                 doomed.append(t)
         elif t.tree_id not in referenced and t.tree_id not in protected:
             doomed.append(t)  # no metadata: a build that never finished
-    leaves = _orphans(zone, {t.tree_id for t in doomed}, ())
-    if not doomed and not leaves:
-        return _finish_cleanup(st)
-    lock = lock_verdict(s, zone, obs.now)
-    if lock == "held":
-        held = zone.lock_value
-        notes.append(_note(st, "lock_lost", holder=held.holder if held else None, expires=held.expires if held else None))
-        return _backoff(s, st, "lock_lost", notes)
-    versions = {t.tree_id: t.version for t in doomed}
-    changes = tuple(Change("DELETE", r) for t in doomed for r in t.records) + tuple(Change("DELETE", r) for r in leaves)
-    cas = zone.applied if s.version_guard and zone.applied is not None else None
-    unit = tuple(
-        replace(p, info=_cleanup_info(p.changes, st.endpoint, versions))
-        for p in chunk_batches(s, st, "cleanup", changes, cas, ())
-    )
-    held = zone.lock_value
-    notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
-    return next_batch(s, replace(st, unit=unit, acquired=False), obs.now, notes)
+    if quota is not None and s.version_guard and not st.salvage:
+        doomed = _room(zone, doomed, protected, quota)
+    return doomed, _orphans(zone, {t.tree_id for t in doomed}, ())
+
+
+def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int) -> list:
+    """Guarded, with the whole zone listed: make room now for a plan like the last one (the active
+    tree's own records and the nodes only it reaches), deleting the oldest trees kept beyond the
+    protected ones, so the next build fits without a whole listing of its own (near the quota
+    fewer than keep_plans older trees are kept, as the build's own trim would do)."""
+    active = zone.active_tree
+    if active is None:
+        return doomed
+    others = set().union(*(t.leaves for t in zone.trees if t.tree_id != active.tree_id))
+    margin = len(active.records) + sum(1 for r in zone.leaves if r.name in active.leaves and r.name not in others)
+    kept = sorted((t for t in zone.trees if t not in doomed and t.tree_id not in protected and t.version is not None),
+                  key=lambda t: (t.version, t.tree_id))
+    doomed = list(doomed)
+    while kept:
+        ids = {t.tree_id for t in doomed}
+        freed = sum(len(t.records) for t in doomed) + len(_orphans(zone, ids, ()))
+        if zone.record_count - freed + margin <= quota:
+            break
+        doomed.append(kept.pop(0))
+    return doomed
 
 
 def _orphans(zone: layout.EndpointZone, doomed: set[str], wanted: tuple[RecordSet, ...]) -> list[RecordSet]:
     """Shared records (nodes, leaves) no tree but the doomed reaches and the tree being built does not need."""
     used = set().union(*(t.leaves for t in zone.trees if t.tree_id not in doomed), {r.name for r in wanted})
-    return [r for r in zone.leaves if r.name not in used]
+    return _parents_first([r for r in zone.leaves if r.name not in used])
+
+
+def _parents_first(records: list[RecordSet]) -> list[RecordSet]:
+    """Nodes to delete, each node's records together and every node before the nodes it names:
+    a clean-up cut short between batches never leaves a node whose subtree is not whole (the
+    targeted reads rely on it, see layout.read_endpoint)."""
+    by_name: dict[str, list[RecordSet]] = {}
+    for r in records:
+        by_name.setdefault(r.name, []).append(r)
+    named = {n: {r.alias.dns_name for r in rs if r.alias is not None and r.alias.dns_name in by_name} for n, rs in by_name.items()}
+    parents = {n: 0 for n in by_name}
+    for children in named.values():
+        for c in children:
+            parents[c] += 1
+    out: list[RecordSet] = []
+    ready = sorted(n for n, k in parents.items() if k == 0)
+    while ready:
+        n = ready.pop(0)
+        out += by_name.pop(n)
+        for c in sorted(named[n]):
+            parents[c] -= 1
+            if parents[c] == 0:
+                ready.append(c)
+    return out + [r for rs in by_name.values() for r in rs]  # (content names make no cycle)
 
 
 def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str, int | None]) -> tuple[tuple[str, Any], ...]:
@@ -750,7 +978,8 @@ def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str
 
 
 def _finish_cleanup(st: EndpointState) -> EndpointState:
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False, salvage=False)
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False, salvage=False,
+                   sweep=False)
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -759,7 +988,10 @@ def _finish_cleanup(st: EndpointState) -> EndpointState:
 def chunk_batches(
     s: CoreSettings, st: EndpointState, purpose: Purpose, changes: tuple[Change, ...], cas: RecordSet | None, info
 ) -> tuple[Planned, ...]:
-    """Split changes, in order, into batches that fit Route 53's limits with the preamble added."""
+    """Split changes, in order, into batches that fit Route 53's limits with the preamble added.
+
+    The changes of one name (a node's members, a top) stay in one batch whenever they fit one:
+    a node is written, and deleted, whole (the targeted reads rely on it, see layout.read_endpoint)."""
     if not changes:
         return ()
     # Room for the preamble and the compare-and-swap, sized for the largest values they can hold
@@ -775,15 +1007,24 @@ def chunk_batches(
     out: list[Planned] = []
     current: list[Change] = []
     n, c = base_n, base_c
+    groups: list[list[Change]] = []
     for change in changes:
-        dn, dc = batch_size((change,))
-        if base_n + dn > max_n or base_c + dc > max_c:
-            raise ValueError(f"{change.record.name} {change.record.type} alone exceeds a change batch's limits")
-        if current and (n + dn > max_n or c + dc > max_c):
-            out.append(Planned(purpose, tuple(current), cas, info))
-            current, n, c = [], base_n, base_c
-        current.append(change)
-        n, c = n + dn, c + dc
+        if groups and groups[-1][0].record.name == change.record.name:
+            groups[-1].append(change)
+        else:
+            groups.append([change])
+    for group in groups:
+        gn, gc = batch_size(group)
+        parts = [group] if base_n + gn <= max_n and base_c + gc <= max_c else [[change] for change in group]
+        for part in parts:
+            dn, dc = batch_size(part)
+            if base_n + dn > max_n or base_c + dc > max_c:
+                raise ValueError(f"{part[0].record.name} {part[0].record.type} alone exceeds a change batch's limits")
+            if current and (n + dn > max_n or c + dc > max_c):
+                out.append(Planned(purpose, tuple(current), cas, info))
+                current, n, c = [], base_n, base_c
+            current += part
+            n, c = n + dn, c + dc
     out.append(Planned(purpose, tuple(current), cas, info))
     return tuple(out)
 
@@ -828,7 +1069,8 @@ def _unit_done(s: CoreSettings, st: EndpointState, notes: list[Note]) -> Endpoin
     if st.task is Task.WORK:
         # The flip's own unit ends here; the clean-up takes the lock again (the window of October).
         assert st.plan is not None
-        return replace(st, task=Task.CLEANUP, phase=Phase.LIST, acquired=False, done_version=max(st.done_version, st.plan.version))
+        st = replace(st, task=Task.CLEANUP, acquired=False, full=False, done_version=max(st.done_version, st.plan.version))
+        return _begin(s, st)
     return _finish_cleanup(st)
 
 
@@ -876,9 +1118,15 @@ def _on_rejected(s: CoreSettings, st: EndpointState, obs: BatchRejected, notes: 
     if cause == "lock":
         notes.append(_note(st, "lock_lost", **fields))
         return _backoff(s, st, "lock_lost", notes)
+    if refusal == "zone_quota" and not st.full and s.version_guard:
+        # A unit planned on targeted reads does not know the zone's size: a whole listing decides
+        # whether older trees make room or the plan is too large (`_work`).
+        refusal = None
     if refusal is not None:
         return refuse_plan(s, st, "plan_refused_by_route53", refusal, notes, **fields)
-    st = replace(st, flip_failures=min(st.flip_failures + 1, STUCK_AFTER))
+    # Whatever the targeted reads missed (damage below the tops, the zone's size), the next
+    # unit lists the whole zone.
+    st = replace(st, full=s.version_guard, flip_failures=min(st.flip_failures + 1, STUCK_AFTER))
     if planned.purpose in ("flip", "heal"):
         notes.append(_note(st, "flip_failed", stuck=st.stuck, **fields))
         return _backoff(s, st, "flip_failed", notes)
@@ -928,7 +1176,7 @@ def refuse_plan(s: CoreSettings, st: EndpointState, event: str, reason: str, not
     assert st.plan is not None
     st = replace(st, refused_version=max(st.refused_version, st.plan.version), reread=False)
     notes.append(_note(st, event, reason=reason, **fields))
-    return replace(st, task=Task.CLEANUP, phase=Phase.LIST, unit=(), acquired=False, salvage=True, tree=None)
+    return replace(st, task=Task.CLEANUP, phase=Phase.LIST, unit=(), acquired=False, salvage=True, tree=None, full=False)
 
 
 def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note]) -> EndpointState:
@@ -946,56 +1194,53 @@ def _on_woke(s: CoreSettings, st: EndpointState, obs: Woke, notes: list[Note]) -
         if st.last_check == 0:
             st = replace(st, last_check=obs.now)  # the first poll starts the check's clock
         elif obs.now - st.last_check >= s.check_interval_s:
-            return replace(st, nap=None, phase=Phase.CHECK, last_check=obs.now, checking=None)
-    reread = st.task is Task.IDLE or (st.task is Task.WORK and st.reread)
-    return replace(st, nap=None, phase=Phase.PLAN if reread else Phase.LIST)
+            return replace(st, nap=None, phase=Phase.CHECK, last_check=obs.now)
+    st = replace(st, nap=None)
+    if st.task is Task.IDLE or (st.task is Task.WORK and st.reread):
+        return replace(st, phase=Phase.PLAN)
+    return _begin(s, st)
 
 
-# --- the light check: root and its trees, read while idle ----------------------------------------
+# --- the light check: the heads, read while idle ------------------------------------------------
 
 
 def _check_request(st: EndpointState) -> ReadRecords:
-    """First the root's A and AAAA sets; then the top and the metadata of each tree they name."""
-    if st.checking is None:
-        return ReadRecords(((layout.root_name(st.endpoint), "A", 2),))
-    queries: list[tuple[str, str, int]] = []
-    for rt, target in st.checking:
-        queries.append((target, rt, 1))
-        tree_id = layout.tree_id_of(target, st.endpoint)
-        if tree_id is not None:
-            queries.append((layout.meta_name(st.endpoint, tree_id), "TXT", 1))
-    return ReadRecords(tuple(dict.fromkeys(queries)))
+    """The heads page: the root, the rollback, every tree's top and metadata (one call)."""
+    return ReadRecords(((layout.root_name(st.endpoint), "A", HEADS_PAGE),))
 
 
 def _on_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: list[Note]) -> EndpointState:
+    if st.phase is Phase.READ:
+        return _on_unit_read(s, st, obs, notes)
+    return _on_checked(s, st, obs, notes)
+
+
+def _on_checked(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: list[Note]) -> EndpointState:
     """A healthy zone goes on polling; a damaged one (root gone, or naming a tree that is not
-    there) makes the machine take the newest plan again, which rebuilds or heals it."""
+    there or not whole) makes the machine take the newest plan again, which rebuilds or heals it."""
     root = layout.root_name(st.endpoint)
-    present = {(r.name, r.type) for r in obs.records}
-    if st.checking is None:
-        roots = [r for r in obs.records if r.name == root and r.type in ("A", "AAAA") and r.set_identifier is None]
-        targets = tuple(sorted((r.type, r.alias.dns_name) for r in roots if r.alias is not None))
-        if targets:
-            return replace(st, checking=targets)
+    heads = _heads(st.endpoint, obs.records)
+    if heads is None:
+        return replace(st, phase=Phase.PLAN)  # more heads than a page: the next plan's listing judges
+    zone = layout.read_endpoint(st.endpoint, heads, heads_only=True)
+    aliases = [r for r in zone.roots if r.alias is not None]
+    if not aliases:
         problem = "the root has no alias"
     else:
-        missing = [t for rt, t in st.checking if (t, rt) not in present]
-        missing += [
-            layout.meta_name(st.endpoint, tid) for _, t in st.checking
-            if (tid := layout.tree_id_of(t, st.endpoint)) is not None and (layout.meta_name(st.endpoint, tid), "TXT") not in present
-        ]
+        missing = [r.alias.dns_name for r in aliases if (t := zone.tree(layout.tree_id_of(r.alias.dns_name, st.endpoint))) is None or not t.complete]
         # Every type the tree's metadata serves must have its root (a hand deletion loses one).
-        served = {rt for rt, _ in st.checking}
-        for r in obs.records:
-            if r.type == "TXT" and layout.role_of(r.name, st.endpoint)[0] == "meta" and (meta := layout.TreeMeta.parse(r.values)):
-                missing += [f"{root} {rt}" for rt in meta.record_types if rt not in served]
+        served = {r.type for r in aliases}
+        for tid in {layout.tree_id_of(r.alias.dns_name, st.endpoint) for r in aliases}:
+            t = zone.tree(tid)
+            if t is not None and t.meta is not None:
+                missing += [f"{root} {rt}" for rt in t.meta.record_types if rt not in served]
         if not missing:
-            return replace(st, checking=None, phase=Phase.PLAN)
+            return replace(st, phase=Phase.PLAN)
         problem = f"the root names records that are missing: {', '.join(sorted(set(missing))[:3])}"
     if st.done_version > 0:
         notes.append(_note(st, "zone_damaged", problem=problem, done_version=st.done_version))
-    # Forget what was done: the newest plan is read and worked again (its listing decides).
-    return replace(st, checking=None, phase=Phase.PLAN, done_version=0)
+    # Forget what was done: the newest plan is read and worked again (its reads decide).
+    return replace(st, phase=Phase.PLAN, done_version=0)
 
 
 def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: list[Note]) -> EndpointState:
@@ -1003,7 +1248,7 @@ def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: li
         raise ProtocolError("RequestFailed does not answer Sleep")
     notes.append(_note(st, "request_failed", request=st.phase.value, error=obs.error))
     # After a lost SubmitBatch the outcome is unknown: the unit ends and the next listing decides.
-    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, checking=None), "request_failed", notes)
+    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, read="", heads=(), known=(), cursor=None), "request_failed", notes)
 
 
 def _on_frozen(s: CoreSettings, st: EndpointState, obs: Frozen, notes: list[Note]) -> EndpointState:
@@ -1038,6 +1283,7 @@ _ANSWERS: dict[Phase, type] = {
     Phase.INSYNC: Insync,
     Phase.SLEEP: Woke,
     Phase.CHECK: RecordsRead,
+    Phase.READ: RecordsRead,
 }
 _HANDLERS = {
     PlanRead: _on_plan,

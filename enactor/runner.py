@@ -133,7 +133,6 @@ class Route53Zone:
         self.endpoint = endpoint
         self.metrics = metrics
         self.faults = faults
-        self._multi_page = False
         self._quota: tuple[float, int | None] | None = None
 
     def quota(self) -> int | None:
@@ -151,6 +150,14 @@ class Route53Zone:
         self._quota = (now, value)
         return value
 
+    def record_count(self) -> int | None:
+        """The zone's record sets (GetHostedZone ResourceRecordSetCount), or None when unreadable."""
+        try:
+            return int(self._call("get_hosted_zone", Id=self.zone_id)["HostedZone"]["ResourceRecordSetCount"])
+        except (ClientError, BotoCoreError, InjectedRoute53Error, KeyError, ValueError) as exc:
+            get_logger().warning("zone_size_unknown", endpoint=self.endpoint.rstrip("."), error=_describe(exc))
+            return None
+
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         latency, fail = self.faults.route53_fault()
         if latency > 0:
@@ -164,21 +171,17 @@ class Route53Zone:
     def snapshot(self) -> tuple[RecordSet, ...]:
         """Every record set of the zone, as of one moment.
 
-        One page is one read. Several pages are accepted only if the lock record was the same
-        before and after the listing and inside it: every writer changes the lock (its counter
-        never repeats), so nobody wrote in between.
+        One page is one read. Several pages are accepted only if the lock record read again after
+        the listing is the one its first page holds (the lock sorts among the first records of
+        the zone, enactor/layout.py): every writer changes the lock (its counter never repeats),
+        so nobody wrote in between.
         """
-        if not self._multi_page:
+        for _ in range(LIST_ATTEMPTS):
             records, pages = self._list_all()
             if pages == 1:
                 return records
-            self._multi_page = True
-        for _ in range(LIST_ATTEMPTS):
-            before = self._lock_record()
-            records, pages = self._list_all()
             inside = next((r for r in records if r.name == layout.lock_name(self.endpoint) and r.type == "TXT"), None)
-            if before == inside == self._lock_record():
-                self._multi_page = pages > 1
+            if inside == self._lock_record():
                 return records
         raise InconsistentListing(f"{self.endpoint} changed during {LIST_ATTEMPTS} listings in a row")
 
@@ -298,7 +301,10 @@ class EndpointWorker:
                 )
                 return p.Insync(result.insync, time.time())
             if isinstance(request, p.ReadRecords):
-                return p.RecordsRead(self.zone.read(request.queries), time.time())
+                records = self.zone.read(request.queries)
+                count = self.zone.record_count() if request.zone_size else None
+                quota = self.zone.quota()  # (read at most every QUOTA_MAX_AGE_S)
+                return p.RecordsRead(records, time.time(), fresh_tree_id="t-" + uuid.uuid4().hex, record_count=count, quota=quota)
             if isinstance(request, p.ListRecords):
                 records = self.zone.snapshot()
                 return p.RecordsListed(records, time.time(), fresh_tree_id="t-" + uuid.uuid4().hex, quota=self.zone.quota())

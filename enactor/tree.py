@@ -7,8 +7,8 @@ looks like, so a one-LB change rewrites only the path from that LB to the top.
 Shape (enactor/layout.py names the records):
 
     t-<uuid>.<endpoint>.   weighted ALIAS per record type, one member per child node   (fresh per plan)
-    n-<digest>.<endpoint>. interior node: weighted ALIAS per type, one member per child node
-    n-<digest>.<endpoint>. bottom node: weighted A/AAAA *value* sets, one per LB:
+    v-<digest>.<endpoint>. interior node: weighted ALIAS per type, one member per child node
+    w-<digest>.<endpoint>. bottom node: weighted A/AAAA *value* sets, one per LB:
                            SetIdentifier "<lb id>@<az>", Weight = the LB's weight, the LB's addresses
 
 - A node's name is a digest of its content (every member's identifier, weight, target or
@@ -51,10 +51,15 @@ class Shape:
     node_members: int = 10
     top_members: int = 16
     max_members: int = 100  # Route 53's weighted sets per name and type
+    bottom_members: int | None = None  # mean LBs per bottom node (None: node_members)
 
     def __post_init__(self) -> None:
-        if not 2 <= self.node_members <= self.max_members or not 2 <= self.top_members <= self.max_members:
-            raise ValueError("node_members and top_members must be between 2 and the weighted-set limit")
+        sizes = (self.node_members, self.top_members, self.bottom_members or self.node_members)
+        if not all(2 <= k <= self.max_members for k in sizes):
+            raise ValueError("node_members, top_members and bottom_members must be between 2 and the weighted-set limit")
+
+    def mean(self, level: int) -> int:
+        return self.bottom_members or self.node_members if level == 0 else self.node_members
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +77,9 @@ def groups(keys: list[str], level: int, shape: Shape) -> list[tuple[int, int]]:
     """Content-defined group boundaries over `keys` (sorted): (start, end) index pairs."""
     out: list[tuple[int, int]] = []
     start = 0
-    least = max(MIN_GROUP, shape.node_members // 2)
-    odds = shape.node_members - least + 1  # mean size: least + odds - 1 = node_members
+    mean = shape.mean(level)
+    least = max(MIN_GROUP, mean // 2)
+    odds = mean - least + 1  # mean size: least + odds - 1 = the level's mean
     for i, key in enumerate(keys):
         size = i + 1 - start
         boundary = size >= least and _hash(f"{level}|{key}") % odds == 0
@@ -116,9 +122,9 @@ def _digest(records: list[RecordSet]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
 
 
-def _named(endpoint: str, records: list[RecordSet]) -> tuple[str, list[RecordSet]]:
+def _named(endpoint: str, records: list[RecordSet], interior: bool) -> tuple[str, list[RecordSet]]:
     """Give a node's records (built under a placeholder name) their content name."""
-    name = layout.node_name(endpoint, _digest(records))
+    name = layout.node_name(endpoint, _digest(records), interior)
     return name, [RecordSet(name, r.type, r.ttl, r.values, r.alias, r.set_identifier, r.weight) for r in records]
 
 
@@ -140,7 +146,7 @@ def build(endpoint: str, zone_id: str, ep: EndpointPlan, top: str, ttl: int, sha
                       set_identifier=set_identifier(t.lb_id, t.az), weight=t.weight)
             for rt in types for t in members
         ]
-        name, records = _named(endpoint, records)
+        name, records = _named(endpoint, records, interior=False)
         if name not in seen:
             seen.add(name)
             out += records
@@ -149,7 +155,7 @@ def build(endpoint: str, zone_id: str, ep: EndpointPlan, top: str, ttl: int, sha
     while len(items) > shape.top_members:
         parents: list[_Item] = []
         for start, end in groups([i.key for i in items], level, shape):
-            name, records = _named(endpoint, _aliases(placeholder, items[start:end], types, zone_id))
+            name, records = _named(endpoint, _aliases(placeholder, items[start:end], types, zone_id), interior=True)
             if name not in seen:
                 seen.add(name)
                 out += records

@@ -158,7 +158,8 @@ def _move_text(world: World, state: State, k: int, move: Move, lost: bool) -> st
         if "plan_rejected" in events:
             return f"{who} reads plan {plan.version if plan else '?'} and rejects it for {ep}: {events['plan_rejected'].get('reason')}"
         return f"{who} reads the plan store: {'no plan yet' if plan is None else f'plan {plan.version}, nothing new'} for {ep}"
-    if isinstance(req, core.ListRecords):
+    if isinstance(req, core.ListRecords) or (isinstance(req, core.ReadRecords) and st_before.phase == "read"):
+        # (a guarded unit's first page, or its whole zone: told as a listing)
         lock = _lock_text(before, who, world.now(state))
         v = st_before.plan.version if st_before.plan else None
         if "refused_stale" in events:

@@ -349,7 +349,7 @@ def forget_dead(st: Any) -> Any:
     Machines that differ only there behave alike, so they are one state. The tests check that
     exploring without this gives the same verdicts and reachable zones.
     """
-    if st.phase in ("plan", "list", "check") and (st.lock is not None or st.applied is not None or st.applied_version or st.losses):
+    if (st.phase in ("plan", "list", "check") or (st.phase == "read" and st.read == "heads")) and (st.lock is not None or st.applied is not None or st.applied_version or st.losses):
         return replace(st, lock=None, applied=None, applied_version=0, losses=0)
     return st
 
@@ -604,6 +604,8 @@ class World:
             key = (mid, "batch", zid, choice)
         elif phase == "check":
             key = (mid, "check", zid)
+        elif phase == "read":  # a unit's targeted reads: the zone decides; the batch they may start is this enactor's
+            key = (mid, "read", zid, k // self.n_endpoints, self.fresh_tree_id(state, k))
         else:
             key = (mid, phase.value)
         move = self._moves.get(key)
@@ -771,7 +773,9 @@ def answer_read_records(world: World, state: State, k: int, request: Any, choice
     j = k % world.n_endpoints
     listing = SortedRecords(world.zone(state.zones[j]).zone)
     records = tuple(r for name, rtype, most in request.queries for r in listing.page(name, rtype, max_items=most).records)
-    return Answer(world.core.RecordsRead(records, float(world.now(state))), None, "", None)
+    fresh = key[-1] if key[1] == "read" else None  # a unit's reads may start a tree (as a listing may)
+    size = len(listing) if getattr(request, "zone_size", False) else None  # GetHostedZone's ResourceRecordSetCount
+    return Answer(world.core.RecordsRead(records, float(world.now(state)), fresh, size), None, "", None)
 
 
 def answer_await_insync(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:

@@ -22,7 +22,7 @@ def plan(version: int):
 
 
 def in_cleanup(m) -> bool:
-    return m.state.task is p.Task.CLEANUP and m.state.phase is p.Phase.LIST
+    return m.state.task is p.Task.CLEANUP and m.state.phase in (p.Phase.LIST, p.Phase.READ)
 
 
 def october(guard: bool) -> World:

@@ -91,7 +91,8 @@ class World:
             return p.RecordsListed(tuple(self.zones[ep].zone), self.now)
         if isinstance(req, p.ReadRecords):
             listing = SortedRecords(self.zones[ep].zone)
-            return p.RecordsRead(tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records), self.now)
+            records = tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records)
+            return p.RecordsRead(records, self.now, record_count=len(listing) if req.zone_size else None)
         if isinstance(req, p.SubmitBatch):
             try:
                 self.zones[ep] = apply_batch(self.zones[ep], req.changes, self.limits)

@@ -115,6 +115,10 @@ def test_repair_points_root_and_rollback_at_the_newest_intact_tree(broken):
     for _ in range(10):
         if isinstance(request, p.ListRecords):
             obs = p.RecordsListed(tuple(read_zone(broken.client, broken.zone_id, layout.root_name(broken.endpoint))[0]), time.time())
+        elif isinstance(request, p.ReadRecords):  # the guarded core's targeted reads, one page each
+            pages = [broken.client.list_resource_record_sets(HostedZoneId=broken.zone_id, StartRecordName=n, StartRecordType=t, MaxItems=str(m))
+                     for n, t, m in request.queries]
+            obs = p.RecordsRead(tuple(RecordSet.from_boto(r) for pg in pages for r in pg["ResourceRecordSets"]), time.time())
         elif isinstance(request, p.SubmitBatch):
             reply = broken.client.change_resource_record_sets(
                 HostedZoneId=broken.zone_id, ChangeBatch={"Changes": [c.to_boto() for c in request.changes]})
