@@ -2,9 +2,9 @@
 
 `python -m deploy.aws.cells` rewrites the generated blocks of the template (between the
 `# -- cells: generated ...` and `# -- end of the generated cells --` lines, in Parameters,
-Resources and Outputs); `--check` exits 1 when the checked-in template differs from what the
+Conditions, Resources and Outputs); `--check` exits 1 when the checked-in template differs from what the
 table renders. The rest of the template (the plan bucket, the regional system) is written by
-hand. Every cell's services are services.stack.cell_services', and the cell map's
+hand. Every resource here has the condition RunCells (parameter DeployCells, true by default). Every cell's services are services.stack.cell_services', and the cell map's
 services.stack.cellmap_services', exactly as `dnsctl up --cells N --accounts M` and
 docker-compose.yml run them, with only what Fargate needs on top:
 
@@ -47,7 +47,8 @@ TEMPLATE = ROOT / "deploy" / "aws" / "dnsctl.yaml"
 CELLS = 2
 BEGIN = "  # -- cells: generated from services/stack.py by `python -m deploy.aws.cells`; do not edit by hand --"
 END = "  # -- end of the generated cells --"
-SECTIONS = ("Parameters", "Resources", "Outputs")
+SECTIONS = ("Parameters", "Conditions", "Resources", "Outputs")
+CONDITION = "RunCells"  # DeployCells=false leaves every cell resource out (the regional system alone)
 REGION = "${PlanRegion}"  # names are rendered with the template's region, for Fn::Sub
 BIND = "0.0.0.0"
 SUBNETS = ("SubnetA", "SubnetB", "SubnetC")
@@ -251,6 +252,10 @@ def render(cells: int = CELLS) -> dict[str, dict[str, Any]]:
     per_cell, cellmap = table_specs(cells)
     accounts = accounts_zone(REGION)
     parameters = {
+        "DeployCells": {
+            "Type": "String", "Default": "true", "AllowedValues": ["true", "false"],
+            "Description": f"Run the {cells} cells and the cell map beside the regional system (false: the regional system alone).",
+        },
         "CellEnactorRoute53Rps": {
             "Type": "String", "Default": "0.5", "AllowedPattern": "^[0-9]+(\\.[0-9]+)?$",
             "Description": (f"Route 53 requests per second each of the {3 * (cells + 1)} enactors of the cells and the cell map allows "
@@ -294,7 +299,11 @@ def render(cells: int = CELLS) -> dict[str, dict[str, Any]]:
         role = "CellMapEnactorTaskRole" if _is_enactor(spec) else "CellMapPlannerTaskRole"
         resources[f"{_camel(spec.name)}TaskDefinition"] = _task_definition(spec, role)
         resources[f"{_camel(spec.name)}Service"] = _service(spec)
-    return {"Parameters": parameters, "Resources": resources, "Outputs": outputs}
+    for body in (*resources.values(), *outputs.values()):
+        body["Condition"] = CONDITION
+    resources = {name: {"Type": r.pop("Type"), "Condition": r.pop("Condition"), **r} for name, r in resources.items()}
+    conditions = {CONDITION: {"Fn::Equals": [_ref("DeployCells"), "true"]}}
+    return {"Parameters": parameters, "Conditions": conditions, "Resources": resources, "Outputs": outputs}
 
 
 class _NoAliases(yaml.SafeDumper):

@@ -69,6 +69,16 @@ def test_the_template_cells_are_what_the_stack_table_renders(tmp_path):
     assert cfn_cells.CELLS == compose_file.COMPOSE_CELLS  # CloudFormation and compose run the same cells
 
 
+def test_the_cells_are_one_switch_away(template):
+    """DeployCells=false leaves every resource and output of the cells out, and nothing else."""
+    cell_resources = {n for n, r in template["Resources"].items() if r.get("Condition") == "RunCells"}
+    assert cell_resources == set(cfn_cells.render()["Resources"])
+    assert template["Conditions"]["RunCells"] == {"Fn::Equals": [{"Ref": "DeployCells"}, "true"]}
+    assert template["Parameters"]["DeployCells"]["Default"] == "true"
+    assert all(o.get("Condition") == "RunCells" for n, o in template["Outputs"].items() if n in cfn_cells.render()["Outputs"])
+    assert {"PlanBucket", "PlannerService", "EnactorAService", "EnactorTaskRole"}.isdisjoint(cell_resources)  # the regional system stays
+
+
 def test_a_broken_template_is_refused_and_left_as_it_was(tmp_path):
     broken = tmp_path / "dnsctl.yaml"
     text = cfn_cells.TEMPLATE.read_text().replace(cfn_cells.END + "\n\nOutputs:", "\nOutputs:", 1)
