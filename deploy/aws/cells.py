@@ -35,8 +35,8 @@ from typing import Any
 
 import yaml
 
-from services.cells.naming import CELL_ENV, accounts_zone, cell_endpoint, cell_names, store_prefix
 from services.cells.cellmap import STREAM as CELLMAP_STREAM
+from services.cells.naming import CELL_ENV, accounts_zone, cell_endpoint, cell_names, store_prefix
 from services.plan.keys import PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_FILE_ENV
 from services.stack import ENACTORS, Ports, ServiceSpec, cell_services, cellmap_services, default_cell_ports
 

@@ -97,7 +97,7 @@ def test_the_page_shows_the_regional_system_then_each_cell_with_its_enactors_and
     page = open_page(browser, stack)
     try:
         page.wait_for_selector("#cells section.cell[data-cell='cell-2'] article.card", timeout=60_000)
-        page.wait_for_function("() => document.querySelectorAll('ul.accounts li[data-account]').length === %d" % ACCOUNTS, timeout=60_000)
+        page.wait_for_function(f"() => document.querySelectorAll('ul.accounts li[data-account]').length === {ACCOUNTS}", timeout=60_000)
         # The regional system first: its heading, its three endpoints and the accounts' zone, its enactors.
         headings = page.eval_on_selector_all("main h2, main h3", "els => els.map(e => e.textContent.trim())")
         assert headings.index("Regional system") < headings.index("Cells") < headings.index("cell-1") < headings.index("cell-2"), headings

@@ -16,13 +16,7 @@ from typer.testing import CliRunner
 from services.plan.signing import PlanSigner, PlanVerifier
 from services.stack import ENACTORS, Ports
 from tests.packaging import cfn_template
-from tests.packaging.test_iam import PARAMS, PUBLIC_KEY_LINE, SIGNING_KEY_LINE
-
-
-@pytest.fixture(scope="module")
-def resolved() -> dict[str, Any]:
-    template = cfn_template.load()
-    return cfn_template.Resolver(template, PARAMS).resolve(template["Resources"])
+from tests.packaging.test_iam import PUBLIC_KEY_LINE, SIGNING_KEY_LINE
 
 
 def _of_type(resolved: dict[str, Any], kind: str) -> dict[str, Any]:

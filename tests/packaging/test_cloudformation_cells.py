@@ -11,8 +11,6 @@ import subprocess
 import sys
 from typing import Any
 
-import pytest
-
 from deploy.aws import cells as cfn_cells
 from services import compose_file
 from services.cells.cellmap import STREAM
@@ -21,20 +19,10 @@ from services.plan.fleet_store import FleetStore
 from services.plan.store import PlanStore
 from services.stack import Ports, default_cell_ports, services
 from tests.packaging import cfn_template
-from tests.packaging.test_iam import BUCKET_ARN, PARAMS, _allows, statements
+from tests.packaging.test_iam import BUCKET_ARN, _allows, statements
 from tests.processes import ROOT
 
 REGION = cfn_template.REGION
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return cfn_template.load()
-
-
-@pytest.fixture(scope="module")
-def resolved(template) -> dict[str, Any]:
-    return cfn_template.Resolver(template, PARAMS).resolve(template["Resources"])
 
 
 def _table() -> list:

@@ -8,7 +8,6 @@ import re
 from fnmatch import fnmatchcase
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
@@ -39,16 +38,6 @@ CONTROL = f"{BUCKET_ARN}/control/us-east-1/*"
 FLEET = f"{BUCKET_ARN}/fleet/us-east-1/*"
 SSM_CHANNELS = tuple(f"ssmmessages:{a}" for a in ("CreateControlChannel", "CreateDataChannel", "OpenControlChannel", "OpenDataChannel"))
 ZONE_ARNS = tuple(sorted(f"arn:aws:route53:::hostedzone/{z}" for z in ZONES))
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return cfn_template.load()
-
-
-@pytest.fixture(scope="module")
-def resolved(template) -> dict[str, Any]:
-    return cfn_template.Resolver(template, PARAMS).resolve(template["Resources"])
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
