@@ -158,13 +158,17 @@ def _published(spec: ServiceSpec) -> list[str]:
 def _healthcheck(spec: ServiceSpec) -> dict[str, Any]:
     # python3 -S: no site-packages to scan, so a probe every 2 s per service costs little CPU.
     if spec.health_path is None:
-        probe = f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), timeout=2).close()"
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), timeout=8).close()"
     else:
-        probe = (f"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', {spec.port}, timeout=2); "
+        probe = (f"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', {spec.port}, timeout=8); "
                  f"c.request('GET', '{spec.health_path}'); sys.exit(c.getresponse().status >= 500)")
     # start_period: on a busy machine a service can take a minute to import and start; probes
     # that fail before then do not count (the first that passes counts at once).
-    return {"test": ["CMD", "python3", "-S", "-c", probe], "interval": "2s", "timeout": "3s", "retries": 15, "start_period": "120s"}
+    # Every probe is a `docker exec` (a runc process and a python3): with the cells, 23 services
+    # probing every 2 s are 11 of them a second. In the first compose run with the cells (2 cores,
+    # load 50+ with other jobs) every HTTP probe overran a 3 s timeout and the stack never counted
+    # as healthy. One probe per 5 s per service, 10 s to answer; unhealthy after 6 failures in a row.
+    return {"test": ["CMD", "python3", "-S", "-c", probe], "interval": "5s", "timeout": "10s", "retries": 6, "start_period": "120s"}
 
 
 def _condition(dependency: ServiceSpec) -> str:
