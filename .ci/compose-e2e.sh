@@ -248,29 +248,8 @@ done
 UP_TO_ACCOUNTS=$(since "$t_up")
 echo "compose-e2e: compose up -> all ${#ACCOUNTS[@]} account names answering through the resolver ($CELL_ACCOUNTS in cells) in ${UP_TO_ACCOUNTS}s"
 
-# The race of 20 October on the containers, guard on: the guard must hold (exit 0).
-t_race=$(now)
-"$DNSCTL" race --attach --state-dir "$WORK/state" --guard on
-RACE_S=$(since "$t_race")
-echo "compose-e2e: race --attach --guard on held in ${RACE_S}s"
-
-# The console's timeline: built from the `logs` volume it mounts read-only (its own container),
-# it must hold this run's events of the planner, the enactors and the race.
-deadline=$(( $(date +%s) + 30 ))
-until lanes="$(curl -sf "$CONSOLE_URL/api/timeline" | "$PY" -c '
-import json, sys
-t = json.load(sys.stdin) or {}
-lanes = set(t.get("lanes", []))
-if not {"planner", "enactor-a", "enactor-b", "enactor-c", "race"} <= lanes:
-    sys.exit(1)
-print(t["events"], " ".join(sorted(lanes)))' 2>/dev/null)"; do
-  [ "$(date +%s)" -lt "$deadline" ] || { echo "compose-e2e: the console's timeline lacks the planner, enactor or race events: $(curl -sf "$CONSOLE_URL/api/timeline" | head -c 600)" >&2; exit 1; }
-  sleep 1
-done
-echo "compose-e2e: console timeline from the logs volume: ${lanes%% *} events, lanes ${lanes#* }"
-
 # The console's view grouped by cell: every cell with its own endpoint, its trio and its accounts
-# (the prober's), all answering after the race on the regional system.
+# (the prober's), all answering, before the race (which reads nothing of the cells).
 deadline=$(( $(date +%s) + 60 ))
 until groups="$(curl -sf "$CONSOLE_URL/api/state" | "$PY" -c '
 import json, sys
@@ -291,6 +270,27 @@ print("; ".join(out))' "$(( ${#PLANNER_URLS[@]} - 1 ))" 2>/dev/null)"; do
   sleep 1
 done
 echo "compose-e2e: console grouped by cell: $groups"
+
+# The race of 20 October on the containers, guard on: the guard must hold (exit 0).
+t_race=$(now)
+"$DNSCTL" race --attach --state-dir "$WORK/state" --guard on
+RACE_S=$(since "$t_race")
+echo "compose-e2e: race --attach --guard on held in ${RACE_S}s"
+
+# The console's timeline: built from the `logs` volume it mounts read-only (its own container),
+# it must hold this run's events of the planner, the enactors and the race.
+deadline=$(( $(date +%s) + 30 ))
+until lanes="$(curl -sf "$CONSOLE_URL/api/timeline" | "$PY" -c '
+import json, sys
+t = json.load(sys.stdin) or {}
+lanes = set(t.get("lanes", []))
+if not {"planner", "enactor-a", "enactor-b", "enactor-c", "race"} <= lanes:
+    sys.exit(1)
+print(t["events"], " ".join(sorted(lanes)))' 2>/dev/null)"; do
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "compose-e2e: the console's timeline lacks the planner, enactor or race events: $(curl -sf "$CONSOLE_URL/api/timeline" | head -c 600)" >&2; exit 1; }
+  sleep 1
+done
+echo "compose-e2e: console timeline from the logs volume: ${lanes%% *} events, lanes ${lanes#* }"
 
 t_down=$(now)
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
