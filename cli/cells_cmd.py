@@ -101,11 +101,13 @@ def planner(
 
     try:
         settings = PlannerSettings(host=host, port=port, planner_id="cellmap-planner")
+        # Logging first: create_app binds the planner's logger, which keeps the configuration it
+        # was bound under (configured after, its events went to stdout, never to DNSCTL_LOG_FILE).
+        configure(process=settings.planner_id)
         app = create_app(settings, seed_cells=cells, seed_accounts=accounts, ttl=ttl)
     except (ValidationError, ValueError) as exc:
         err_console.print(f"[red]error:[/red] bad cell map planner settings: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    configure(process=settings.planner_id)
     serve(app, host, port)
 
 

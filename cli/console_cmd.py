@@ -30,6 +30,23 @@ def _enactors(urls: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _cell_planners(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """--cell-planner cell-N=URL, checked: the console groups the view by these cells."""
+    from services.cells.naming import BadCell, check_cell
+
+    out = []
+    for value in values or []:
+        cell, sep, url = value.partition("=")
+        try:
+            check_cell(cell)
+        except BadCell as exc:
+            raise typer.BadParameter(f"give cell-N=URL, not {value!r}: {exc}", param_hint="--cell-planner") from exc
+        if not sep or not url.startswith(("http://", "https://")):
+            raise typer.BadParameter(f"give cell-N=URL (e.g. cell-1=http://127.0.0.1:8100), not {value!r}", param_hint="--cell-planner")
+        out.append((cell, url))
+    return tuple(out)
+
+
 def console(
     host: str = typer.Option("127.0.0.1", help="Address the console binds to."),
     port: int = typer.Option(8088, help="Port of the console."),
@@ -40,6 +57,9 @@ def console(
     prober: str = typer.Option("http://127.0.0.1:8090", help="The prober's URL (alarms)."),
     dns: str = typer.Option("127.0.0.1:8053", help="HOST:PORT of the DNS data plane."),
     log_dir: Path = typer.Option(None, help="The stack's log directory (default: DNSCTL_STATE_DIR/logs)."),
+    cell_planner: list[str] = typer.Option(
+        None, "--cell-planner", help="cell-N=URL of a cell's planner; repeat per cell: the page groups endpoints, enactors and accounts by cell."
+    ),
 ) -> None:
     """Serve the live web console: trees, locks, enactors, alarms and the timeline, as they change."""
     import os
@@ -50,6 +70,7 @@ def console(
     from services.aws_clients import route53_client
     from services.console.actions import Actions, Targets
     from services.console.app import create_app
+    from services.console.cells import CellSources
     from services.console.hub import Hub
     from services.console.log_tail import LogTail
     from services.console.poller import StatePoller
@@ -62,6 +83,7 @@ def console(
     # one the operator set is kept), so the account's side can count them.
     os.environ.setdefault("AWS_SDK_UA_APP_ID", APP_ID)
     enactors = _enactors(enactor)
+    cells = _cell_planners(cell_planner)
     try:
         dns_at = parse_host_port(dns)
     except (ValueError, typer.BadParameter) as exc:
@@ -74,7 +96,7 @@ def console(
                       dns_timeout_s=2.0)
     hub = Hub()
     targets = Targets(planner, enactors, prober, dns_at, state_dir().resolve(), logs)
-    app = create_app(hub, StatePoller(sources, hub, route53_client), LogTail(logs, hub), Actions(targets, hub))
+    app = create_app(hub, StatePoller(sources, hub, route53_client, cells=CellSources(cells, prober)), LogTail(logs, hub), Actions(targets, hub))
     from services.web import serve
 
     serve(app, host, port)

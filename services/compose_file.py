@@ -33,6 +33,11 @@ the ports given (`--free-ports` picks free ones, so a running demo is never in t
 nothing is published or built (the image is built beforehand with `docker build --network host`).
 `--state-dir DIR` writes that stack's description (DIR/stack.json, in the shape `dnsctl up` writes),
 so `dnsctl race --attach --state-dir DIR`, `status` and `timeline --stack` can drive and read the containers.
+
+Both variants run the cells beside the regional system, as `dnsctl up --cells 2 --accounts 6` does:
+COMPOSE_CELLS cells (each its planner, zones one-shot and enactor trio, cell-N-...) and the cell
+map's planner, zones one-shot and enactors over COMPOSE_ACCOUNTS accounts, with the caching
+resolver that follows the account names' CNAMEs; every one of them comes from the stack table.
 """
 
 from __future__ import annotations
@@ -49,10 +54,15 @@ from services import stack_file
 from services.auth import TOKEN_ENV
 from services.logs import LOG_FILE_ENV
 from services.plan.keys import PRIVATE_KEY_FILE, PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_FILE, PUBLIC_KEY_FILE_ENV
-from services.stack import EMULATOR_CREDENTIALS, Ports, ServiceSpec, services
+from services.stack import EMULATOR_CREDENTIALS, Ports, ServiceSpec, default_cell_ports, services
 from services.stack_file import RUN_ID_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
+# The cells compose runs (`dnsctl up --cells 2 --accounts 6`): enough to see one cell break alone
+# while the other and the legacy accounts keep their answers, small enough for a laptop.
+COMPOSE_CELLS = 2
+COMPOSE_ACCOUNTS = 6
+COMPOSE_PORTS = Ports(cells=default_cell_ports(COMPOSE_CELLS))
 COMPOSE_PATH = ROOT / "docker-compose.yml"
 IMAGE = "dnsctl:local"
 BIND_HOST = "0.0.0.0"
@@ -78,18 +88,18 @@ HEADER = (
 )
 
 
-def container_specs(ports: Ports = Ports(), host_network: bool = False) -> list[ServiceSpec]:
+def container_specs(ports: Ports = COMPOSE_PORTS, host_network: bool = False) -> list[ServiceSpec]:
     """The stack's services as they run in containers: all interfaces, every peer by its service
     name, plans signed with the pair the `keys` one-shot makes first.
 
     On the host's network, they run exactly as `dnsctl up` runs them: loopback, peers on loopback.
     """
     if host_network:
-        specs = services(ports, host=PUBLISH_HOST, plan_keys=PLAN_KEYS)
+        specs = services(ports, host=PUBLISH_HOST, plan_keys=PLAN_KEYS, accounts=COMPOSE_ACCOUNTS)
     else:
-        names = [spec.name for spec in services(ports)]
+        names = [spec.name for spec in services(ports, accounts=COMPOSE_ACCOUNTS)]
         specs = services(ports, host=BIND_HOST, emulator_host="emulator", service_host={name: name for name in names},
-                         plan_keys=PLAN_KEYS)
+                         plan_keys=PLAN_KEYS, accounts=COMPOSE_ACCOUNTS)
     signed = [replace(spec, depends_on=(KEYS.name, *spec.depends_on)) if _key_file(spec) else spec for spec in specs]
     return [KEYS, *signed]
 
@@ -148,20 +158,24 @@ def _published(spec: ServiceSpec) -> list[str]:
 def _healthcheck(spec: ServiceSpec) -> dict[str, Any]:
     # python3 -S: no site-packages to scan, so a probe every 2 s per service costs little CPU.
     if spec.health_path is None:
-        probe = f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), timeout=2).close()"
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), timeout=8).close()"
     else:
-        probe = (f"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', {spec.port}, timeout=2); "
+        probe = (f"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', {spec.port}, timeout=8); "
                  f"c.request('GET', '{spec.health_path}'); sys.exit(c.getresponse().status >= 500)")
     # start_period: on a busy machine a service can take a minute to import and start; probes
     # that fail before then do not count (the first that passes counts at once).
-    return {"test": ["CMD", "python3", "-S", "-c", probe], "interval": "2s", "timeout": "3s", "retries": 15, "start_period": "120s"}
+    # Every probe is a `docker exec` (a runc process and a python3): with the cells, 23 services
+    # probing every 2 s are 11 of them a second. In the first compose run with the cells (2 cores,
+    # load 50+ with other jobs) every HTTP probe overran a 3 s timeout and the stack never counted
+    # as healthy. One probe per 5 s per service, 10 s to answer; unhealthy after 6 failures in a row.
+    return {"test": ["CMD", "python3", "-S", "-c", probe], "interval": "5s", "timeout": "10s", "retries": 6, "start_period": "120s"}
 
 
 def _condition(dependency: ServiceSpec) -> str:
     return "service_completed_successfully" if dependency.oneshot else "service_healthy"
 
 
-def render(ports: Ports = Ports(), host_network: bool = False) -> dict[str, Any]:
+def render(ports: Ports = COMPOSE_PORTS, host_network: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     specs = container_specs(ports, host_network)
     by_name = {spec.name: spec for spec in specs}
@@ -187,7 +201,7 @@ def render(ports: Ports = Ports(), host_network: bool = False) -> dict[str, Any]
     return {"services": out, "volumes": {name: {} for name in VOLUMES}}
 
 
-def render_text(ports: Ports = Ports(), host_network: bool = False) -> str:
+def render_text(ports: Ports = COMPOSE_PORTS, host_network: bool = False) -> str:
     header = HEADER
     if host_network:
         header = (
@@ -229,16 +243,31 @@ def stack_description(ports: Ports, state_dir: Path, *, run_id: str = "compose",
 
 
 def free_ports() -> Ports:
-    """Ports free on the loopback now, one per service (UDP and TCP for the DNS server)."""
+    """Ports free on the loopback now, one per service (UDP and TCP for the DNS server and the
+    resolver), no two the same."""
     from services.supervisor import free_port  # the supervisor's picker: one way to find a free port
 
+    taken: set[int] = set()
+
+    def pick(protocol: str = "tcp") -> int:
+        while (port := free_port(PUBLISH_HOST, protocol)) in taken:
+            pass
+        taken.add(port)
+        return port
+
+    def four() -> tuple[int, int, int, int]:
+        return (pick(), pick(), pick(), pick())
+
     return Ports(
-        emulator=free_port(PUBLISH_HOST),
-        planner=free_port(PUBLISH_HOST),
-        enactors=tuple(free_port(PUBLISH_HOST) for _ in Ports().enactors),
-        dns=free_port(PUBLISH_HOST, "udp+tcp"),
-        prober=free_port(PUBLISH_HOST),
-        console=free_port(PUBLISH_HOST),
+        emulator=pick(),
+        planner=pick(),
+        enactors=tuple(pick() for _ in Ports().enactors),
+        dns=pick("udp+tcp"),
+        prober=pick(),
+        console=pick(),
+        cells=tuple(four() for _ in COMPOSE_PORTS.cells),
+        cellmap=four(),
+        resolver=pick("udp+tcp"),
     )
 
 
@@ -256,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--free-ports and --state-dir go with --host-network")
     if args.host_network and args.output == COMPOSE_PATH:
         parser.error("--host-network needs --output: docker-compose.yml is the users' file")
-    ports = free_ports() if args.free_ports else Ports()
+    ports = free_ports() if args.free_ports else COMPOSE_PORTS
     text = render_text(ports, args.host_network)
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""

@@ -182,6 +182,12 @@ def services(
                "--prober", f"http://{peer.get('prober', host)}:{ports.prober}"]
     for (name, _, _), port in zip(ENACTORS, ports.enactors, strict=True):
         console += ["--enactor", f"http://{peer.get(name, host)}:{port}"]
+    cellmap_enactors = [(f"cellmap-{name}", port) for (name, _, _), port in zip(ENACTORS, ports.cellmap[1:], strict=True)] if accounts else []
+    for name, port in cell_enactors + cellmap_enactors:  # named: the console groups them by system
+        console += ["--enactor", f"{name}=http://{peer.get(name, host)}:{port}"]
+    for cell, cell_ports in zip(cell_names(len(ports.cells)), ports.cells, strict=True):
+        planner = process_name(cell, "planner")
+        console += ["--cell-planner", f"{cell}=http://{peer.get(planner, host)}:{cell_ports[0]}"]
     specs.append(
         ServiceSpec(
             "console",

@@ -19,6 +19,7 @@ import httpx
 
 from cli.client import ServiceClient, ServiceError
 from services.auth import load_token
+from services.console.cells import CELLMAP, cell_of_enactor
 from services.console.hub import Hub
 from services.logs import get_logger
 
@@ -95,7 +96,8 @@ class Actions:
         return self._call(f"chaos {enactor}", lambda: client.post("/v1/chaos", faults))
 
     def chaos_clear(self, enactor: str | None) -> dict[str, Any]:
-        names = [enactor] if enactor else sorted(self.targets.enactor_urls)
+        # Every enactor with chaos routes: the cell map's enactors have none (nothing to clear there).
+        names = [enactor] if enactor else sorted(n for n in self.targets.enactor_urls if cell_of_enactor(n) != CELLMAP)
         out: dict[str, Any] = {}
         for name in names:
             client = self.enactor(name)
@@ -181,7 +183,10 @@ class Actions:
 
         t = self.targets
         logs = {p.stem: p for p in t.log_dir.glob("*.log")} if t.log_dir and t.log_dir.is_dir() else {}
-        stack = RaceStack(host=t.dns[0], planner=t.planner_url, enactors=dict(t.enactor_urls), prober=t.prober_url or "",
+        # The October replay runs on the regional system: its planner and its trio, never a cell's
+        # or the cell map's enactors (the console lists those too, to group them).
+        regional = {name: url for name, url in dict(t.enactor_urls).items() if cell_of_enactor(name) is None}
+        stack = RaceStack(host=t.dns[0], planner=t.planner_url, enactors=regional, prober=t.prober_url or "",
                           dns=t.dns, state_dir=t.state_dir, logs=logs)
         state = self.race
         try:

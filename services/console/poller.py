@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from enactor import layout
+from services.console.cells import CellReadings, CellSources, group, read_cells
 from services.console.hub import Hub
 from services.console.snapshot import BudgetedRefresher
 from services.dns.snapshot import Snapshot
@@ -29,8 +30,13 @@ POLL_INTERVAL_S = 1.0  # at most one view a second, however often Route 53 is re
 
 
 class StatePoller:
-    def __init__(self, sources: Sources, hub: Hub, client_factory: Callable[[], Any], interval_s: float = POLL_INTERVAL_S):
+    def __init__(self, sources: Sources, hub: Hub, client_factory: Callable[[], Any], interval_s: float = POLL_INTERVAL_S,
+                 cells: CellSources = CellSources()):
         self.sources = sources
+        # With cells: each cell's planner and the accounts per cell, read beside the other sources
+        # and drawn as groups (services/console/cells.py); without, the view is as it was.
+        self.cells = cells
+        self._cell_readings: CellReadings | None = None
         self.hub = hub
         self.interval_s = max(POLL_INTERVAL_S, interval_s)
         self.route53_requests = 0
@@ -75,10 +81,12 @@ class StatePoller:
         if self._readings is not None and not unchanged:
             self._publish()
 
-    def _publish(self, readings: Readings | None = None) -> None:
+    def _publish(self, readings: Readings | None = None, cell_readings: CellReadings | None = None) -> None:
         with self._publish_lock:  # both threads publish; each view is drawn from the newest snapshot
             if readings is not None:
                 self._readings = readings
+            if cell_readings is not None:
+                self._cell_readings = cell_readings
             if self._readings is None:
                 return
             snapshot = self._refresher.current
@@ -90,6 +98,8 @@ class StatePoller:
                 else:
                     for row in state["endpoints"]:
                         row["tree_levels"] = tree_levels(snapshot, row["endpoint"])
+                if self.cells:
+                    group(state, self._cell_readings, tuple(cell for cell, _ in self.cells.planners))
             except Exception as exc:  # noqa: BLE001 - the page keeps the last good state and says why
                 if not self._failing:
                     self._failing = True
@@ -113,12 +123,13 @@ class StatePoller:
             try:
                 views, _ = route53_views(self.sources, None, current if current is not None else Snapshot())
                 readings = read_sources(self.sources, views)
+                cell_readings = read_cells(self.cells) if self.cells else None
             except Exception as exc:  # noqa: BLE001 - the page keeps the last good state and says why
                 if not self._failing:
                     self._failing = True
                     self._log.warning("console_state_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             else:
-                self._publish(readings)
+                self._publish(readings, cell_readings)
             # At most one reading of the other sources per interval, however many pages are open.
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - started)))
 

@@ -65,7 +65,10 @@ class Stack:
         return Path(described["log_dir"]) / f"{service}.log"
 
 
-def start_stack(state_dir: Path, *, version_guard: bool) -> Stack:
+def start_stack(state_dir: Path, *, version_guard: bool, cells: int = 0, accounts: int = 0) -> Stack:
+    """`dnsctl up` with its console; with `cells`/`accounts`, the cells and the cell map beside the
+    regional system (their ports free ones: --cell-port-base 0), ready once the console shows
+    every endpoint (3 regional, one per cell, the accounts' zone) and, with accounts, every account."""
     ports = {n: free_port() for n in ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "prober", "console")}
     ports["dns"] = free_port_udp_tcp()
     args = [
@@ -76,6 +79,9 @@ def start_stack(state_dir: Path, *, version_guard: bool) -> Stack:
         "--plan-interval", "3600", "--state-dir", str(state_dir), "--no-live",
         "--version-guard" if version_guard else "--no-version-guard",
     ]  # fmt: skip
+    if cells or accounts:
+        args += ["--cells", str(cells), "--accounts", str(accounts), "--cell-port-base", "0"]
+    endpoints = 3 + cells + (1 if accounts else 0)
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "DNSCTL_API_TOKEN", "DNSCTL_BUCKET")}
     env.update(RACE_ENACTOR_ENV)
     env.update(RACE_ROUTE53_ENV)
@@ -87,13 +93,21 @@ def start_stack(state_dir: Path, *, version_guard: bool) -> Stack:
         if proc.poll() is not None:
             raise RuntimeError(f"dnsctl up exited with {proc.returncode}:\n{(state_dir.parent / 'up.log').read_text()[-3000:]}")
         try:
-            if httpx.get(stack.console + "/healthz", timeout=2).status_code == 200 and len(stack.state().get("endpoints") or []) == 3:
-                return stack
+            if httpx.get(stack.console + "/healthz", timeout=2).status_code == 200:
+                state = stack.state()
+                if len(state.get("endpoints") or []) == endpoints and (not accounts or _accounts_seen(state) == accounts):
+                    return stack
         except (httpx.HTTPError, ValueError):
             pass
         time.sleep(0.5)
     _stop_stack(proc, state_dir)
-    raise TimeoutError(f"the console did not show three endpoints in time:\n{(state_dir.parent / 'up.log').read_text()[-3000:]}")
+    raise TimeoutError(f"the console did not show {endpoints} endpoints (and {accounts} accounts) in time:\n{(state_dir.parent / 'up.log').read_text()[-3000:]}")
+
+
+def _accounts_seen(state: dict) -> int:
+    """Accounts the console's view has (every cell's and the legacy ones), answering or not."""
+    groups = [c.get("accounts") for c in state.get("cells") or []] + [state.get("legacy_accounts")]
+    return sum(g["answering"] + g["lost"] for g in groups if g)
 
 
 def stack_fixture(version_guard: bool):

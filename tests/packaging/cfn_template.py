@@ -26,6 +26,11 @@ SECRET_ARN = secret_arn("ApiTokenSecret")
 SIGNING_KEY_SECRET_ARN = secret_arn("PlanSigningKeySecret")
 
 
+def name_servers(zone: str) -> list[str]:
+    """The four name servers Route 53 would give the hosted zone `zone` (a logical id)."""
+    return [f"ns-{i}.{zone.lower()}.awsdns.example" for i in range(4)]
+
+
 def load() -> dict[str, Any]:
     template, matches = decode(str(TEMPLATE))
     assert not matches, [str(m) for m in matches]
@@ -73,6 +78,8 @@ class Resolver:
                 return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{self.ref(name)}:*"
             if kind == "AWS::IAM::Role":
                 return f"arn:aws:iam::{ACCOUNT}:role/{STACK}-{name}"
+        if attribute == "NameServers" and kind == "AWS::Route53::HostedZone":
+            return name_servers(name)
         raise NotImplementedError(f"GetAtt {name}.{attribute}")
 
     def resolve(self, node: Any) -> Any:

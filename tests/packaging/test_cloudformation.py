@@ -16,13 +16,7 @@ from typer.testing import CliRunner
 from services.plan.signing import PlanSigner, PlanVerifier
 from services.stack import ENACTORS, Ports
 from tests.packaging import cfn_template
-from tests.packaging.test_iam import PARAMS, PUBLIC_KEY_LINE, SIGNING_KEY_LINE
-
-
-@pytest.fixture(scope="module")
-def resolved() -> dict[str, Any]:
-    template = cfn_template.load()
-    return cfn_template.Resolver(template, PARAMS).resolve(template["Resources"])
+from tests.packaging.test_iam import PUBLIC_KEY_LINE, SIGNING_KEY_LINE
 
 
 def _of_type(resolved: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -57,9 +51,12 @@ def test_plan_bucket_is_versioned_encrypted_private_and_tls_only(resolved):
     } in [{k: v for k, v in s.items() if k != "Sid"} for s in policy["Properties"]["PolicyDocument"]["Statement"]]
 
 
+REGIONAL = ["enactor-a", "enactor-b", "enactor-c", "planner"]  # the cells' and the cell map's: tests/packaging/test_cloudformation_cells.py
+
+
 def test_one_enactor_service_per_az_subnet_and_a_planner(resolved):
     services = _of_type(resolved, "AWS::ECS::Service")
-    by_name = {s["Properties"]["ServiceName"]: s["Properties"] for s in services.values()}
+    by_name = {s["Properties"]["ServiceName"]: s["Properties"] for s in services.values() if s["Properties"]["ServiceName"] in REGIONAL}
     assert sorted(by_name) == ["enactor-a", "enactor-b", "enactor-c", "planner"]
     subnets = [by_name[n]["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"] for n in ("enactor-a", "enactor-b", "enactor-c")]
     assert subnets == [["subnet-a"], ["subnet-b"], ["subnet-c"]]
@@ -72,18 +69,19 @@ def test_one_enactor_service_per_az_subnet_and_a_planner(resolved):
 
 
 def _containers(resolved: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every task's container by its service's name (the task family is <stack>-<service>)."""
     out = {}
     for res in _of_type(resolved, "AWS::ECS::TaskDefinition").values():
         props = res["Properties"]
         assert props["RequiresCompatibilities"] == ["FARGATE"] and props["NetworkMode"] == "awsvpc"
         (container,) = props["ContainerDefinitions"]
-        out[container["Command"][0] if container["Command"][0] == "planner" else container["Command"][2]] = container
+        out[props["Family"].removeprefix(f"{cfn_template.STACK}-")] = container
     return out
 
 
 def test_task_commands_match_the_local_stack(resolved):
-    containers = _containers(resolved)
-    assert sorted(containers) == ["enactor-a", "enactor-b", "enactor-c", "planner"]
+    containers = {name: c for name, c in _containers(resolved).items() if name in REGIONAL}
+    assert sorted(containers) == REGIONAL
     for (name, az, port), param in zip(ENACTORS, ("AzIdA", "AzIdB", "AzIdC"), strict=True):
         cmd = containers[name]["Command"]
         default_az = cfn_template.load()["Parameters"][param]["Default"]
@@ -126,9 +124,10 @@ def test_logs_token_and_image(resolved):
         env = {e["Name"]: e["Value"] for e in container["Environment"]}
         assert "DNSCTL_API_TOKEN" not in env and "AWS_ENDPOINT_URL" not in env, name  # real AWS, no override
         assert env["DNSCTL_BUCKET"] == cfn_template.BUCKET and env["DNSCTL_REGION"] == "us-east-1", name
-        if name.startswith("enactor-"):
-            # Three enactors share the account's 5 requests/s; each paces itself below a third.
-            assert 3 * float(env["DNSCTL_ROUTE53_RPS"]) <= 5, name
+        if "enactor-" in name:  # every system's enactors (the cells' and the cell map's too)
+            if name in REGIONAL:
+                # Three enactors share the account's 5 requests/s; each paces itself below a third.
+                assert 3 * float(env["DNSCTL_ROUTE53_RPS"]) <= 5, name
             # Enactors get only the public key; the private key stays in its secret, read by the planner.
             assert env["DNSCTL_PLAN_PUBLIC_KEY"] == PUBLIC_KEY_LINE and "DNSCTL_PLAN_SIGNING_KEY_SECRET" not in env, name
         else:
@@ -148,7 +147,9 @@ def test_the_planner_is_reached_by_ssm_port_forwarding_and_drift_is_off_by_defau
     services = _of_type(resolved, "AWS::ECS::Service")
     planner = next(s for s in services.values() if s["Properties"]["ServiceName"] == "planner")
     assert planner["Properties"]["EnableExecuteCommand"] is True  # `aws ssm start-session` port forwarding
-    assert not any(s["Properties"].get("EnableExecuteCommand") for s in services.values() if s is not planner)
+    # Every planner (the cells' and the cell map's too) is reached that way; no enactor is.
+    for s in services.values():
+        assert bool(s["Properties"].get("EnableExecuteCommand")) == s["Properties"]["ServiceName"].endswith("planner"), s
     params = cfn_template.load()["Parameters"]
     assert params["PlannerIngressCidr"]["Default"] == ""  # no plain-HTTP ingress unless asked
     assert params["TrafficDrift"]["Default"] == "0"

@@ -36,7 +36,10 @@ def _up_default(name: str):
 
 
 def _up_specs():
-    """The specs `dnsctl up` starts when run without options (see cli/up_cmd.py)."""
+    """The specs `dnsctl up --cells 2 --accounts 6` starts (see cli/up_cmd.py): its defaults, with
+    the cells and the cell map compose runs beside the regional system."""
+    from cli.port_flags import cell_ports_from_flags
+
     ports = Ports(
         emulator=_up_default("emulator_port"),
         planner=_up_default("planner_port"),
@@ -44,6 +47,7 @@ def _up_specs():
         dns=_up_default("dns_port"),
         prober=_up_default("prober_port"),
         console=_up_default("console_port"),
+        cells=cell_ports_from_flags(_up_default("host"), compose_file.COMPOSE_CELLS, _up_default("cell_port_base")),
     )
     host = _up_default("host")
     specs = services(
@@ -53,6 +57,7 @@ def _up_specs():
         plan_interval_s=_up_default("plan_interval"),
         allow_chaos=_up_default("allow_chaos"),
         plan_keys=(Path("/state/plan-signing.key"), Path("/state/plan-signing.pub")),  # `dnsctl up` always signs
+        accounts=compose_file.COMPOSE_ACCOUNTS,
     )
     return host, specs
 
@@ -93,13 +98,20 @@ def test_compose_runs_the_same_services_as_dnsctl_up():
     host, specs = _up_specs()
     compose = _checked_in()["services"]
     assert list(compose) == ["keys"] + [s.name for s in specs]  # the key pair first, as `dnsctl up` makes it first
-    assert {"keys", "emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober", "console"} == set(compose)
+    regional = {"keys", "emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober", "console"}
+    cells = {f"cell-{k}-{part}" for k in (1, 2) for part in ("planner", "zones", "enactor-a", "enactor-b", "enactor-c")}
+    cellmap = {"cellmap-planner", "cellmap-zones", "cellmap-enactor-a", "cellmap-enactor-b", "cellmap-enactor-c", "resolver"}
+    assert regional | cells | cellmap == set(compose)
+    assert compose["cellmap-planner"]["command"][-4:] == ["--cells", "2", "--accounts", "6"]
     ports = {s.name: s.port for s in specs}
 
     def in_container(value: str) -> str:
         # The only differences allowed: bind to all interfaces, reach peers by service name.
         if value == host:
             return compose_file.BIND_HOST
+        name, sep, url = value.partition("=")
+        if sep and url.startswith("http://"):  # NAME=URL (the console's cell enactors and planners)
+            return f"{name}={in_container(url)}"
         for name, port in ports.items():
             for local, container in ((f"http://{host}:{port}", f"http://{name}:{port}"), (f"{host}:{port}", f"{name}:{port}")):
                 if value == local:
@@ -183,7 +195,7 @@ def test_docker_compose_resolves_the_same_services_and_health_gates():
     assert set(resolved) == set(_checked_in()["services"])
     assert resolved["planner"]["environment"][TOKEN_ENV] == "test-token-not-a-secret"
     oneshots = {name for name, service in resolved.items() if service.get("restart") == "no"}
-    assert oneshots == {"keys", "zones"}
+    assert oneshots == {"keys", "zones", "cell-1-zones", "cell-2-zones", "cellmap-zones"}
     for name, service in resolved.items():
         assert ("healthcheck" in service) == (name not in oneshots), name
         for dep_name, dep in service.get("depends_on", {}).items():
@@ -202,14 +214,16 @@ def test_docker_compose_refuses_to_run_without_a_token():
 
 
 def _host_network_ports() -> Ports:
-    return Ports(emulator=14566, planner=18080, enactors=(18081, 18082, 18083), dns=18053, prober=18090)
+    return Ports(emulator=14566, planner=18080, enactors=(18081, 18082, 18083), dns=18053, prober=18090,
+                 cells=((18100, 18101, 18102, 18103), (18110, 18111, 18112, 18113)), cellmap=(18094, 18095, 18096, 18097),
+                 resolver=18054)
 
 
 def test_host_network_variant_runs_what_dnsctl_up_runs_on_its_ports():
     ports = _host_network_ports()
     rendered = yaml.safe_load(compose_file.render_text(ports, host_network=True))
     users = _checked_in()
-    local = services(ports, host="127.0.0.1", plan_keys=compose_file.PLAN_KEYS)
+    local = services(ports, host="127.0.0.1", plan_keys=compose_file.PLAN_KEYS, accounts=compose_file.COMPOSE_ACCOUNTS)
     assert list(rendered["services"]) == ["keys"] + [s.name for s in local]
     assert rendered["volumes"] == users["volumes"]  # the same volumes as the users' file
     for spec in local:
@@ -248,7 +262,8 @@ def test_host_network_variant_needs_its_own_output_and_describes_the_stack(tmp_p
     assert described.log_dir == state.resolve() / "logs"
     assert described.emulator_url == f"http://127.0.0.1:{described.services['emulator']['port']}"
     assert described.dns == ("127.0.0.1", described.services["dns"]["port"])
-    demo = {s.port for s in services(Ports())}
+    demo = {s.port for s in services(compose_file.COMPOSE_PORTS, accounts=compose_file.COMPOSE_ACCOUNTS)} - {0}
+    assert len(described.services) == len({e["port"] for e in described.services.values()})  # no port twice
     for name, entry in described.services.items():
         assert entry["port"] not in demo, name  # a running demo is never in the way
         assert entry["args"] == rendered[name]["command"], name
@@ -269,19 +284,28 @@ def _mounts(service: dict) -> dict[str, str]:
     return out
 
 
-def test_the_private_key_reaches_the_planner_only():
+PLANNERS = ("planner", "cell-1-planner", "cell-2-planner", "cellmap-planner")
+ENACTOR_NAMES = tuple(f"{system}enactor-{x}" for system in ("", "cell-1-", "cell-2-", "cellmap-") for x in "abc")
+
+
+def test_the_private_key_reaches_the_planners_only():
+    """Every planner (the regional one, each cell's, the cell map's) signs with the one pair the
+    `keys` one-shot makes; every enactor of every system verifies with its public half."""
     compose = _checked_in()["services"]
     holders = {name: _mounts(s)["plan-key"] for name, s in compose.items() if "plan-key" in _mounts(s)}
-    assert holders == {"keys": "rw", "planner": "ro"}
+    assert holders == {"keys": "rw", **dict.fromkeys(PLANNERS, "ro")}
     readers = {name: _mounts(s)["plan-pub"] for name, s in compose.items() if "plan-pub" in _mounts(s)}
-    assert readers == {"keys": "rw", "enactor-a": "ro", "enactor-b": "ro", "enactor-c": "ro"}
+    assert readers == {"keys": "rw", **dict.fromkeys(ENACTOR_NAMES, "ro")}
     private_file = compose["planner"]["environment"][PRIVATE_KEY_FILE_ENV]
     assert private_file.startswith(str(compose_file.VOLUMES["plan-key"]) + "/")
     for name, service in compose.items():
         env = service.get("environment", {})
-        assert (PRIVATE_KEY_FILE_ENV in env) == (name == "planner"), name
-        assert (PUBLIC_KEY_FILE_ENV in env) == name.startswith("enactor-"), name
-        if name.startswith("enactor-"):
+        assert (PRIVATE_KEY_FILE_ENV in env) == (name in PLANNERS), name
+        assert (PUBLIC_KEY_FILE_ENV in env) == (name in ENACTOR_NAMES), name
+        if name in PLANNERS:
+            assert env[PRIVATE_KEY_FILE_ENV] == private_file, name
+            assert compose[name]["depends_on"]["keys"] == {"condition": "service_completed_successfully"}
+        if name in ENACTOR_NAMES:
             assert env[PUBLIC_KEY_FILE_ENV].startswith(str(compose_file.VOLUMES["plan-pub"]) + "/")
             assert compose[name]["depends_on"]["keys"] == {"condition": "service_completed_successfully"}
     keys = compose["keys"]

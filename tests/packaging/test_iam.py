@@ -4,13 +4,14 @@ key layout (services/plan/store.py)."""
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from deploy.aws.cells import CELLS
 from services.plan.fleet_store import FleetStore
 from services.plan.store import PlanStore
 from tests.packaging import cfn_template
@@ -37,16 +38,6 @@ CONTROL = f"{BUCKET_ARN}/control/us-east-1/*"
 FLEET = f"{BUCKET_ARN}/fleet/us-east-1/*"
 SSM_CHANNELS = tuple(f"ssmmessages:{a}" for a in ("CreateControlChannel", "CreateDataChannel", "OpenControlChannel", "OpenDataChannel"))
 ZONE_ARNS = tuple(sorted(f"arn:aws:route53:::hostedzone/{z}" for z in ZONES))
-
-
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    return cfn_template.load()
-
-
-@pytest.fixture(scope="module")
-def resolved(template) -> dict[str, Any]:
-    return cfn_template.Resolver(template, PARAMS).resolve(template["Resources"])
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -144,7 +135,9 @@ def test_execution_role_only_pulls_the_image_writes_logs_and_reads_the_token(res
 
 def test_only_ecs_tasks_of_this_account_assume_the_roles(resolved):
     roles = [n for n, r in resolved.items() if r["Type"] == "AWS::IAM::Role"]
-    assert sorted(roles) == ["EnactorTaskRole", "PlannerTaskRole", "TaskExecutionRole"]
+    # The regional system's two, and two of its own for every cell and for the cell map.
+    systems = ["", "CellMap"] + [f"Cell{k}" for k in range(1, CELLS + 1)]
+    assert sorted(roles) == sorted(["TaskExecutionRole"] + [f"{s}{r}TaskRole" for s in systems for r in ("Planner", "Enactor")])
     for name in roles:
         (st,) = resolved[name]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert st["Principal"] == {"Service": "ecs-tasks.amazonaws.com"} and st["Action"] == "sts:AssumeRole", name
@@ -155,7 +148,9 @@ def test_tasks_use_their_own_roles(resolved):
     for name, res in resolved.items():
         if res["Type"] != "AWS::ECS::TaskDefinition":
             continue
-        role = "PlannerTaskRole" if name.startswith("Planner") else "EnactorTaskRole"
+        # <system>PlannerTaskDefinition -> <system>PlannerTaskRole; <system>Enactor[ABC]TaskDefinition -> <system>EnactorTaskRole
+        system, kind = re.match(r"^(.*?)(Planner|Enactor)", name).groups()
+        role = f"{system}{kind}TaskRole"
         assert res["Properties"]["TaskRoleArn"].endswith(f"role/{cfn_template.STACK}-{role}"), name
         assert res["Properties"]["ExecutionRoleArn"].endswith(f"role/{cfn_template.STACK}-TaskExecutionRole"), name
 
@@ -204,7 +199,6 @@ def test_every_route53_call_of_the_enactor_is_granted(resolved):
     """Route 53 operations named in the enactor's code (and the zone look-up it uses) must all be
     allowed to the enactor role, so a new call cannot ship without its permission."""
     import inspect
-    import re
 
     import botocore.session
     from botocore import xform_name

@@ -166,6 +166,7 @@ $("repair").addEventListener("click", async () => {
 // -- endpoints -----------------------------------------------------------------------------------
 
 function endpointBroken(ep) {
+  if (ep.cell === "cellmap") return !!(ep.accounts && ep.accounts.lost > 0); // account names: judged by their answers
   const zero = Object.values(ep.addresses || {}).some((n) => n === 0);
   return (ep.dangling && ep.dangling.length > 0) || zero;
 }
@@ -252,39 +253,98 @@ function lockText(ep) {
     left > 0 ? `${lock.holder} · counter ${lock.counter} · ${left.toFixed(0)} s left` : `free (${lock.holder}'s lease expired)`);
 }
 
+// With cells the view is grouped by the DNS management system that owns each part: the regional
+// system (and the cell map's zone of account names) in the Endpoints and Enactors sections, then one
+// part per cell in the Cells section (services/console/cells.py marks every row with its cell).
+const grouped = (state) => (state.cells || []).length > 0;
+const regional = (row) => !row.cell || row.cell === "cellmap";
+
+function endpointCard(ep, state, heading, planner) {
+  if (live.lastServed[ep.endpoint] !== ep.active_version) {
+    live.lastServed[ep.endpoint] = ep.active_version;
+    live.served.push({ endpoint: ep.endpoint, plan_version: ep.active_version, shown_at: Date.now(),
+      read_at: state.snapshot_at * 1000, published_at: state.published_at * 1000 });
+    if (live.served.length > 1000) live.served.shift();
+  }
+  const broken = endpointBroken(ep);
+  const answers = Object.entries(ep.addresses || {}).map(([t, n]) =>
+    h("span", { class: n === 0 ? "badge bad" : n === null ? "badge warn" : "badge ok", "data-type": t, "data-answers": n ?? "" },
+      `${t}: ${n === null ? "no answer" : plural(n, "address")}`));
+  const flip = live.lastFlip[ep.endpoint];
+  const applied = ep.route53 && ep.route53.applied;
+  const newest = ep.cell === "cellmap" ? "its own map versions (cell map planner)"
+    : ep.newest_version != null ? `plan ${ep.newest_version}${ep.lag != null ? ` (lag ${ep.lag})` : ""}`
+    : `unknown${planner && planner.error ? " (planner: " + planner.error + ")" : ""}`;
+  return h("article", { class: "card " + (broken ? "broken" : "ok"), id: `ep-${ep.endpoint}`, "data-endpoint": ep.endpoint,
+    "data-cell": ep.cell || "regional", "data-broken": broken ? "true" : "false", "data-active-version": ep.active_version ?? "",
+    "aria-label": ep.endpoint },
+    h(heading, {}, ep.endpoint, " ", broken ? h("span", { class: "badge bad", text: "BROKEN" }) : h("span", { class: "badge ok", text: "serving" })),
+    h("dl", {},
+      h("dt", { text: "serves" }), h("dd", { class: "serves" }, ep.active_version != null ? `plan ${ep.active_version} (tree ${short(ep.tree)})` : (ep.dangling && ep.dangling.length ? `nothing: root → ${short(ep.dangling[0])} is missing` : "no tree")),
+      h("dt", { text: "newest plan" }), h("dd", { class: "newest", "data-newest": ep.newest_version ?? "" }, newest),
+      h("dt", { text: "rollback" }), h("dd", {}, ep.rollback_tree ? `plan ${ep.rollback_version ?? "?"} (tree ${short(ep.rollback_tree)})` : "none"),
+      h("dt", { text: "lock" }), h("dd", {}, lockText(ep)),
+      h("dt", { text: "_applied" }), h("dd", {}, applied ? `version ${applied.version} (tree ${short(applied.tree_id)})` : "none (legacy mode writes none)"),
+      h("dt", { text: "DNS now" }), h("dd", { class: "answers" }, ep.cell === "cellmap" ? accountsText(ep.accounts) : answers.length ? answers : "—"),
+      h("dt", { text: "last flip" }), h("dd", { class: "last-flip", "data-plan": flip ? flip.plan_version : "" },
+        flip ? h("span", { class: "flip" }, `${flip.lane} → plan ${flip.plan_version ?? "?"} at ${clock(flip.ts)}`) : "none seen yet")),
+    treeGraph(ep));
+}
+
+function accountsText(summary) {
+  if (!summary) return "accounts: unknown (prober not read)";
+  return `${plural(summary.answering + summary.lost, "account")}: ${summary.answering} answering, ${summary.lost} lost DNS`;
+}
+
+function accountList(summary, label) {
+  if (!summary || !summary.accounts.length) return h("p", { class: "accounts none", text: summary ? "no account" : "" });
+  return h("ul", { class: "accounts", "aria-label": label },
+    summary.accounts.map((a) => h("li", { class: a.addresses > 0 ? "ok" : "lost", "data-account": a.account, "data-addresses": a.addresses },
+      `${a.account} → ${a.target ? nick(a.target) : "no CNAME"}: ${a.addresses > 0 ? plural(a.addresses, "address") : "NO ADDRESS"}`)));
+}
+
 function renderEndpoints(state) {
   const box = $("endpoint-cards");
   box.replaceChildren();
   if (state.route53_error) box.append(h("p", { class: "state-broken", text: `Route 53 cannot be read: ${state.route53_error}` }));
-  for (const ep of state.endpoints || []) {
-    if (live.lastServed[ep.endpoint] !== ep.active_version) {
-      live.lastServed[ep.endpoint] = ep.active_version;
-      live.served.push({ endpoint: ep.endpoint, plan_version: ep.active_version, shown_at: Date.now(),
-        read_at: state.snapshot_at * 1000, published_at: state.published_at * 1000 });
-      if (live.served.length > 1000) live.served.shift();
-    }
-    const broken = endpointBroken(ep);
-    const answers = Object.entries(ep.addresses || {}).map(([t, n]) =>
-      h("span", { class: n === 0 ? "badge bad" : n === null ? "badge warn" : "badge ok", "data-type": t, "data-answers": n ?? "" },
-        `${t}: ${n === null ? "no answer" : plural(n, "address")}`));
-    const flip = live.lastFlip[ep.endpoint];
-    const applied = ep.route53 && ep.route53.applied;
-    const card = h("article", { class: "card " + (broken ? "broken" : "ok"), id: `ep-${ep.endpoint}`, "data-endpoint": ep.endpoint,
-      "data-broken": broken ? "true" : "false", "data-active-version": ep.active_version ?? "", "aria-label": ep.endpoint },
-      h("h3", {}, ep.endpoint, " ", broken ? h("span", { class: "badge bad", text: "BROKEN" }) : h("span", { class: "badge ok", text: "serving" })),
-      h("dl", {},
-        h("dt", { text: "serves" }), h("dd", { class: "serves" }, ep.active_version != null ? `plan ${ep.active_version} (tree ${short(ep.tree)})` : (ep.dangling && ep.dangling.length ? `nothing: root → ${short(ep.dangling[0])} is missing` : "no tree")),
-        h("dt", { text: "newest plan" }), h("dd", { class: "newest", "data-newest": ep.newest_version ?? "" }, ep.newest_version != null ? `plan ${ep.newest_version}${ep.lag != null ? ` (lag ${ep.lag})` : ""}` : `unknown${state.planner && state.planner.error ? " (planner: " + state.planner.error + ")" : ""}`),
-        h("dt", { text: "rollback" }), h("dd", {}, ep.rollback_tree ? `plan ${ep.rollback_version ?? "?"} (tree ${short(ep.rollback_tree)})` : "none"),
-        h("dt", { text: "lock" }), h("dd", {}, lockText(ep)),
-        h("dt", { text: "_applied" }), h("dd", {}, applied ? `version ${applied.version} (tree ${short(applied.tree_id)})` : "none (legacy mode writes none)"),
-        h("dt", { text: "DNS now" }), h("dd", { class: "answers" }, answers.length ? answers : "—"),
-        h("dt", { text: "last flip" }), h("dd", { class: "last-flip", "data-plan": flip ? flip.plan_version : "" },
-          flip ? h("span", { class: "flip" }, `${flip.lane} → plan ${flip.plan_version ?? "?"} at ${clock(flip.ts)}`) : "none seen yet")),
-      treeGraph(ep));
-    box.append(card);
+  const cells = grouped(state);
+  const head = $("regional-head");
+  head.hidden = !cells;
+  if (cells) {
+    $("regional-accounts").replaceChildren(`legacy (not moved yet): ${accountsText(state.legacy_accounts)}`);
+    $("regional-account-list").replaceChildren(accountList(state.legacy_accounts, "legacy accounts"));
   }
-  if (!(state.endpoints || []).length && !state.route53_error) box.append(h("p", { text: "no endpoint zone in Route 53 yet" }));
+  const eps = (state.endpoints || []).filter((ep) => !cells || regional(ep));
+  for (const ep of eps) box.append(endpointCard(ep, state, cells ? "h4" : "h3", state.planner));
+  if (!eps.length && !state.route53_error) box.append(h("p", { text: "no endpoint zone in Route 53 yet" }));
+  renderCells(state);
+}
+
+function renderCells(state) {
+  const section = $("cells");
+  section.hidden = !grouped(state);
+  const box = $("cell-groups");
+  box.replaceChildren();
+  for (const c of state.cells || []) {
+    const id = `h-${c.cell}`;
+    const p = c.planner || {};
+    const eps = (state.endpoints || []).filter((ep) => ep.cell === c.cell);
+    const enactors = (state.enactors || []).filter((en) => en.cell === c.cell);
+    const lost = c.accounts && c.accounts.lost > 0;
+    box.append(h("section", { class: "cell" + (lost ? " broken" : ""), "data-cell": c.cell, "aria-labelledby": id },
+      h("h3", { id }, c.cell, " ", lost ? h("span", { class: "badge bad", text: "ACCOUNTS LOST DNS" }) : null),
+      h("p", { class: "cell-summary" },
+        `planner: ${p.reachable ? `newest plan ${p.newest_version ?? "—"}${p.frozen ? ", FROZEN" : ""}` : `unreachable${p.error ? " (" + p.error + ")" : ""}`}` +
+        ` · ${plural(eps.length, "endpoint")} · ${plural(enactors.length, "enactor")} · ${accountsText(c.accounts)}`),
+      h("div", { class: "cards" }, eps.length ? eps.map((ep) => endpointCard(ep, state, "h4", p)) : h("p", { text: "no endpoint zone of this cell in Route 53 yet" })),
+      h("div", { class: "scroll", tabindex: "0", "aria-label": `enactors of ${c.cell}` },
+        h("table", { class: "enactors", "data-cell": c.cell },
+          h("caption", { class: "sr", text: `State of ${c.cell}'s enactors per endpoint, and their last events` }),
+          enactorHead(),
+          h("tbody", {}, enactors.map(enactorRow)))),
+      h("h4", { text: `accounts in ${c.cell}` }),
+      accountList(c.accounts, `accounts in ${c.cell}`)));
+  }
 }
 
 function tickCountdowns() {
@@ -313,24 +373,29 @@ function endpointStateCell(name, e) {
   return h("div", { "data-endpoint": e.endpoint, "data-state": e.state }, parts);
 }
 
+function enactorHead() {
+  return h("thead", {}, h("tr", {}, ["enactor", "mode", "state", "per endpoint", "last events"].map((c) => h("th", { scope: "col", text: c }))));
+}
+
+function enactorRow(en) {
+  const events = (live.lastEvents[en.enactor] || []).slice(-RECENT_EVENTS).map((e) =>
+    h("div", {}, `${clock(e.ts)} ${e.event}${e.plan_version != null ? " v" + e.plan_version : ""}${e.endpoint ? " " + nick(e.endpoint) : ""}`));
+  return h("tr", { "data-enactor": en.enactor, "data-cell": en.cell || "regional" },
+    h("th", { scope: "row", text: en.enactor }),
+    h("td", { text: en.mode || "—" }),
+    h("td", { class: `state-${en.state}` }, en.reachable ? (en.state || "?") : `unreachable: ${en.error || ""}`),
+    h("td", {}, (en.endpoints || []).map((e) => endpointStateCell(en.enactor, e))),
+    h("td", { class: "events" }, events.length ? events : "—"));
+}
+
 function renderEnactors(state) {
   const body = $("enactor-table").querySelector("tbody");
-  body.replaceChildren();
-  const modes = new Set();
-  for (const en of state.enactors || []) {
-    if (en.mode) modes.add(en.mode);
-    const events = (live.lastEvents[en.enactor] || []).slice(-RECENT_EVENTS).map((e) =>
-      h("div", {}, `${clock(e.ts)} ${e.event}${e.plan_version != null ? " v" + e.plan_version : ""}${e.endpoint ? " " + nick(e.endpoint) : ""}`));
-    body.append(h("tr", { "data-enactor": en.enactor },
-      h("th", { scope: "row", text: en.enactor }),
-      h("td", { text: en.mode || "—" }),
-      h("td", { class: `state-${en.state}` }, en.reachable ? (en.state || "?") : `unreachable: ${en.error || ""}`),
-      h("td", {}, (en.endpoints || []).map((e) => endpointStateCell(en.enactor, e))),
-      h("td", { class: "events" }, events.length ? events : "—")));
-  }
+  const cells = grouped(state);
+  body.replaceChildren(...(state.enactors || []).filter((en) => !cells || regional(en)).map(enactorRow));
+  const modes = new Set((state.enactors || []).map((en) => en.mode).filter(Boolean));
   $("race-mode").textContent = [...modes].join("/") || "?";
   const sel = $("chaos-enactor");
-  const names = (state.enactors || []).map((e) => e.enactor);
+  const names = (state.enactors || []).filter((e) => e.cell !== "cellmap").map((e) => e.enactor); // the cell map's have no chaos
   if (sel.options.length !== names.length) sel.replaceChildren(...names.map((n) => h("option", { value: n, text: n })));
 }
 
@@ -364,7 +429,7 @@ function renderState(state) {
   live.state = state;
   const p = state.planner || {};
   const broken = (state.endpoints || []).filter(endpointBroken).length;
-  $("summary").textContent = `${(state.endpoints || []).length} endpoints · newest plan ${p.newest_version ?? "?"}` +
+  $("summary").textContent = `${(state.endpoints || []).length} endpoints${grouped(state) ? ` (${plural(state.cells.length, "cell")})` : ""} · newest plan ${p.newest_version ?? "?"}` +
     `${p.frozen ? " · FROZEN" : ""}${broken ? ` · ${broken} broken` : ""} · read ${clock(state.at * 1000)} UTC` +
     ` · console: ${state.console ? state.console.route53_requests : "?"} Route 53 requests so far` +
     `${state.console && state.console.route53_budget_per_s ? ` (at most ${state.console.route53_budget_per_s}/s)` : ""}, ` +
