@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
         freezes: int = typer.Option(0, "--freezes", help="How many plan reads or batches the freeze switch answers Frozen (nothing carried out)."),
         invalid_plans: int = typer.Option(0, "--invalid-plans", help="1: once, between two plans, the newest plan object fails the schema."),
         por: str = typer.Option("on", "--por", help="off: no partial-order reduction (plan reads once every plan is out go first)."),
+        decompose: str = typer.Option("on", "--decompose", help="off: explore 2+ endpoints as one product instead of each endpoint alone."),
         ignore: str = typer.Option("", "--ignore", help="Invariants not to report, comma separated (e.g. a known defect)."),
         ablate: bool = typer.Option(False, "--ablate", help="For each part of the guard, check with only that part off: which invariant fails."),
         mutants: bool = typer.Option(False, "--mutants", help="Run the mutant gate (python -m lab.checker.mutants) and exit."),
@@ -108,6 +109,7 @@ def register(app: typer.Typer) -> None:
                 freezes=freezes,
                 invalid_plans=invalid_plans,
                 por=_on_off(por, "--por"),
+                decompose=_on_off(decompose, "--decompose"),
             )
             ignored = _invariants(ignore)
         except BoundsError as exc:
@@ -163,6 +165,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         + (f"freezes <= {b.freezes}, " if b.freezes else "")
         + ("an invalid plan object, " if b.invalid_plans else "")
         + f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
+        + (f", each endpoint alone (decomposition {'on' if b.decompose else 'off'})" if b.endpoints > 1 else "")
         + (f", max depth {b.max_depth}" if b.max_depth else "")
     )
     if ignore:
@@ -181,6 +184,12 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
             f"explored {result.states:,} states ({result.transitions:,} transitions, depth {result.depth}) in "
             f"{result.elapsed_s:.2f} s: {result.states_per_s:,.0f} states/s; {complete}"
         )
+        for j, part in enumerate(result.components):
+            echo(f"  endpoint {world.endpoints[j].rstrip('.')}: {part.states:,} states in {part.elapsed_s:.2f} s"
+                 + ("" if part.exhausted else " (not exhausted)"))
+        if result.progress_undecided:
+            echo(f"Progress is not decided by the decomposition: {result.progress_undecided:,} states of a component reach its goal "
+                 "only through a lease expiry or an injected fault; run --decompose off to decide it")
     cxs = result.counterexamples
     if not cxs:
         if walks is not None:

@@ -11,6 +11,10 @@ newest published plan) marks every state that can still get there; any state lef
 a violation, and the first one in breadth-first order has a shortest path. States cut off by
 --max-depth are counted as able to progress (they were not explored), and the result says so.
 
+Decomposition (2 or more endpoints, Bounds.decompose): each endpoint is checked as its own
+component (World(endpoint=j)) and the results are combined; see `Decomposition` below for why
+that is sound. --decompose off explores the product of the endpoints instead.
+
 Random walks (--random N --seed S) follow one seeded random choice per step from the initial
 state for bounds too large to exhaust; the same seed gives the same walks and the same answer.
 """
@@ -21,7 +25,7 @@ import random
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lab.checker.invariants import PROGRESS, Invariants, Violation
 from lab.checker.symmetry import Symmetry
@@ -40,6 +44,7 @@ class Counterexample:
     found_after_s: float
     states_when_found: int
     walk: int | None = None  # random walks: which walk (0-based)
+    note: str = ""  # decomposition: why the lifted run may need another endpoint's step first
 
     @property
     def invariants(self) -> tuple[str, ...]:
@@ -63,6 +68,10 @@ class Result:
     seed: int | None = None
     explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
     timed_out: bool = False  # stopped by max_seconds / max_states before the space was exhausted
+    components: list[Result] = field(default_factory=list)  # the decomposition: one result per endpoint
+    # Decomposition: states of a component that reach its goal only through a lease expiry or an
+    # injected fault (Progress of the product is then not decided by the components; see Decomposition).
+    progress_undecided: int = 0
 
     @property
     def counterexample(self) -> Counterexample | None:
@@ -88,7 +97,18 @@ def explore(
     """Breadth-first over every reachable state within world.bounds.
 
     `on_progress(states, depth, seconds)` is called about every `progress_every_s` seconds;
-    `max_seconds` / `max_states` cut the run (profiling, benchmarks; `timed_out` says so)."""
+    `max_seconds` / `max_states` cut the run (profiling, benchmarks; `timed_out` says so).
+    With 2+ endpoints and `world.bounds.decompose` (and not `keep_states`), each endpoint is
+    explored alone and the results combined (`Decomposition`); `result.components` has them."""
+    if world.bounds.decompose and world.n_endpoints > 1 and not keep_states:
+        return _explore_decomposed(
+            world, stop_at_first=stop_at_first, check_progress=check_progress, on_level=on_level, on_progress=on_progress,
+            progress_every_s=progress_every_s, max_seconds=max_seconds, max_states=max_states,
+        )
+    return _explore(world, stop_at_first, check_progress, on_level, keep_states, on_progress, progress_every_s, max_seconds, max_states)
+
+
+def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_progress, progress_every_s, max_seconds, max_states) -> Result:
     started = time.perf_counter()
     last_report = started
     por = world.bounds.por
@@ -105,6 +125,7 @@ def explore(
     via: list[Label | None] = [None]
     depth = array("i", [0])
     src, dst = array("I"), array("I")
+    strong = bytearray()  # per edge: a machine step with no injected fault (Decomposition's Progress)
     frontier = bytearray(1)
     found: dict[str, Counterexample] = {}
 
@@ -174,6 +195,7 @@ def explore(
             if label[0] != "publish":
                 src.append(i)
                 dst.append(n)
+                strong.append(label[0] == "step" and not label[2])
     result.states = len(states)
     if keep_states:
         result.explored = states
@@ -183,6 +205,9 @@ def explore(
         stuck = _stuck_states(states, src, dst, frontier, inv)
         result.progress_checked = True
         result.stuck_states = len(stuck)
+        if world.component is not None:
+            weak = _stuck_states(states, src, dst, frontier, inv, strong)
+            result.progress_undecided = len(weak) - len(stuck)
         if stuck:
             first = stuck[0]
             labels = concrete_labels(world, sym, states, parent, via, first, None)
@@ -217,6 +242,100 @@ def _ample(world: World, canonical, index: dict, s: State, labels: list[Label]) 
         if ok:
             return mine
     return labels
+
+
+# --- Decomposition ------------------------------------------------------------------------------
+#
+# Endpoints share only the planner (`published`, `invalid`), the clock (`expiries`) and the fault
+# budgets (losses, lost replies, failed requests, freezes). A machine of endpoint j reads and
+# writes only its own machine, zone j, `applied[j]` and (to enable a fault) a budget counter; its
+# move depends on nothing else (World.move's key: the machine, zone j, `published`/`invalid`, the
+# fresh tree id, which reads the trees of endpoint j's machines only; `_doomed` looks at endpoint
+# j's machines only). So a step of endpoint j commutes with every step of another endpoint.
+#
+# Component j (World(endpoint=j)) is endpoint j alone with the full budgets, and a lease expiry
+# allowed whenever budget remains (in the product another endpoint's lease may be held).
+# Projection: pi_j(s) = (published, expiries, endpoint j's own spending of each budget,
+# applied[j], zone j, endpoint j's machines).
+# 1. Every product run projects onto a component run (drop other endpoints' steps): each kept
+#    step is enabled in the component (a fault needs own spending < bound, and own <= total;
+#    an expiry is always allowed there) and has the same effect (it reads nothing else).
+# 2. Safety: every invariant of a state or a step is about one endpoint and reads only what the
+#    projection keeps (zone j, applied[j], whether an endpoint-j machine is mid-unit, the batch).
+#    So a product violation is a violation of a reachable component state: no component
+#    violation => no product violation. This holds whatever the core and the engine do: it needs
+#    only the checker's own World (an endpoint-j move never reads another endpoint).
+#    Conversely a component run is a product run with the other endpoints idle, except a lease
+#    expiry the component takes when no lease is held anywhere; the product takes it once another
+#    endpoint's enactor has taken its lock, which it may do at any moment after the first plan.
+#    A component counterexample is shown lifted to the product (machine e of endpoint j is
+#    product machine e * endpoints + j); `Counterexample.note` says when a lifted expiry is not
+#    enabled as it stands in the product.
+# 3. Progress (some continuation without new plans brings every endpoint to the newest plan):
+#    - a component state that cannot reach its own goal: every product state projecting onto it
+#      cannot reach the product's goal (its continuations project onto component continuations),
+#      so it is reported, lifted, as a Progress counterexample;
+#    - if every endpoint's projection reaches its goal by fault-free machine steps alone (no
+#      expiry, no fault: such a step is enabled and does the same whatever the other endpoints
+#      do and spends no budget), the product reaches its goal by doing them one endpoint after
+#      another. A component state that reaches its goal only through an expiry or a fault is
+#      therefore undecided by the decomposition: `progress_undecided` counts them, and Progress
+#      is reported as checked only when it is 0 (otherwise run --decompose off).
+# Symmetry and partial-order reduction are applied inside each component as in any World.
+
+
+def _explore_decomposed(world: World, *, stop_at_first, check_progress, on_level, on_progress, progress_every_s,
+                        max_seconds, max_states) -> Result:
+    started = time.perf_counter()
+    result = Result(world, "exhaustive")
+    result.exhausted = True
+    inv = Invariants(world)
+    n_ep = world.n_endpoints
+    for j in range(n_ep):
+        part = World(world.bounds, world.core, world.reduce, world.ignore, endpoint=j)
+        spent = time.perf_counter() - started
+        left_s = None if max_seconds is None else max(0.0, max_seconds - spent)
+        left_states = None if max_states is None else max(1, max_states - result.states)
+        report = None
+        if on_progress is not None:
+            def report(states, depth, seconds, base=result.states, offset=spent):
+                on_progress(base + states, depth, offset + seconds)
+        r = _explore(part, stop_at_first, check_progress, on_level, False, report, progress_every_s, left_s, left_states)
+        result.components.append(r)
+        result.states += r.states
+        result.transitions += r.transitions
+        result.depth = max(result.depth, r.depth)
+        result.frontier += r.frontier
+        result.stuck_states += r.stuck_states
+        result.progress_undecided += r.progress_undecided
+        result.exhausted &= r.exhausted
+        result.timed_out |= r.timed_out
+        for cx in r.counterexamples:
+            result.counterexamples.append(_lift(world, inv, part, j, cx, started))
+        if r.timed_out or (stop_at_first and r.counterexamples):
+            result.exhausted = False
+            break
+    done = len(result.components) == n_ep and result.exhausted
+    result.progress_checked = done and check_progress and all(r.progress_checked for r in result.components) and not result.progress_undecided
+    result.counterexamples.sort(key=lambda cx: (cx.kind != "safety", len(cx.labels)))
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def _lift(world: World, inv: Invariants, part: World, j: int, cx: Counterexample, started: float) -> Counterexample:
+    """A component's counterexample as a run of the whole world (machine e -> e * endpoints + j)."""
+    n_ep = world.n_endpoints
+    labels = [(x[0], x[1] * n_ep + j, *x[2:]) if x[0] == "step" else x for x in cx.labels]
+    state, note = world.initial, ""
+    for n, label in enumerate(labels):
+        if not note and label not in set(world.labels(state)):
+            note = (f"step {n + 1} ({label[0]}) is not enabled as it stands in the whole world: there it comes once an enactor "
+                    f"of another endpoint has taken its lock (decomposition; --decompose off explores the whole world)")
+        state = world.apply(state, label)[0]
+    violations = cx.violations
+    if cx.kind == "safety":
+        violations = tuple(v for v in safety_violations(world, inv, labels) if v.invariant in cx.invariants) or violations
+    return replace(cx, labels=labels, found_after_s=time.perf_counter() - started, note=note, violations=violations)
 
 
 def safety_violations(world: World, inv: Invariants, labels: list[Label]) -> tuple[Violation, ...]:
@@ -274,14 +393,18 @@ def _follow(world: World, sym: Symmetry, state: State, label: Label, ok, same_ki
     raise RuntimeError(f"symmetry reduction is not exact here: no renaming of {label} reproduces the explored step")
 
 
-def _stuck_states(states, src, dst, frontier, inv: Invariants) -> list[int]:
+def _stuck_states(states, src, dst, frontier, inv: Invariants, only: bytearray | None = None) -> list[int]:
     """Indices (ascending, so breadth-first order) of states that cannot reach a goal state
-    without new plans. Reverse adjacency in compressed rows, then one backward sweep."""
+    without new plans (over the edges marked in `only`, if given). Reverse adjacency in
+    compressed rows, then one backward sweep."""
     n = len(states)
     good = bytearray(n)
     for i, s in enumerate(states):
         if frontier[i] or inv.goal(s):
             good[i] = 1
+    if only is not None:
+        src = array("I", (x for x, keep in zip(src, only, strict=True) if keep))
+        dst = array("I", (x for x, keep in zip(dst, only, strict=True) if keep))
     start = array("I", bytes(4 * (n + 1)))
     for d in dst:
         start[d + 1] += 1

@@ -311,6 +311,8 @@ class Report:
             out.append(f"  {step.n:>{width}}. {step.text}")
         for v in cx.violations:
             out.append(f"  => {v.invariant} broken: {v.message}")
+        if getattr(cx, "note", ""):
+            out.append(f"  (note: {cx.note})")
         out.append("State at the end:")
         for s in self.final:
             out += ["  " + line for line in summary_lines(s)]

@@ -98,6 +98,7 @@ class Bounds:
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
     por: bool = True  # partial-order reduction (explore.py): a plan read with every plan out goes first, alone
+    decompose: bool = True  # 2+ endpoints: check each endpoint's component alone (explore.py, Decomposition)
 
     def __post_init__(self) -> None:
         problems = []
@@ -363,18 +364,26 @@ class World:
     core and the engine are pure, so the same inputs give the same outputs.
     """
 
-    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True, ignore=()):
+    def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True, ignore=(), endpoint: int | None = None):
         self.bounds = bounds
+        # endpoint=j: endpoint j of the bounds alone, with its name, zone id and plans as in the whole
+        # world, and a lease expiry allowed whether or not its own lock is held (another endpoint's
+        # may be): one component of the per-endpoint decomposition (explore.py, Decomposition).
+        if endpoint is not None and not 0 <= endpoint < bounds.endpoints:
+            raise BoundsError(f"endpoint {endpoint} is not one of the bounds' {bounds.endpoints} endpoints")
+        self.component = endpoint
         self.core = core
         self.ignore = frozenset(ignore)  # invariants not reported (see invariants.py)
         # reduce=False turns off the three exact reductions (waking at once, forgetting dead facts,
         # rejecting doomed batches at once): slower, for the tests that show they change nothing.
         self.reduce = reduce
         self.n_enactors = bounds.enactors
-        self.n_endpoints = bounds.endpoints
         self.enactor_ids = tuple(enactor_id(i) for i in range(bounds.enactors))
         self.endpoints = tuple(normalise_name(n) for n in endpoint_names(bounds.endpoints))
         self.zone_ids = tuple(f"Z{j + 1:04d}CHECK" for j in range(bounds.endpoints))
+        if endpoint is not None:
+            self.endpoints, self.zone_ids = self.endpoints[endpoint : endpoint + 1], self.zone_ids[endpoint : endpoint + 1]
+        self.n_endpoints = len(self.endpoints)
         self.settings = tuple(
             core.CoreSettings(
                 eid,
@@ -398,8 +407,9 @@ class World:
         self._fresh_version: dict[int, int | None] = {}  # machine -> plan of the tree it may start
         self._lock_keys = tuple((layout.lock_name(ep), "TXT", None) for ep in self.endpoints)
         # One tuple per label, shared by every state that stores it (breadth-first keeps millions).
-        self._step_labels = tuple(tuple(("step", k, c) for c in CHOICES) for k in range(bounds.enactors * bounds.endpoints))
+        self._step_labels = tuple(tuple(("step", k, c) for c in CHOICES) for k in range(bounds.enactors * self.n_endpoints))
         self._aged_machines: dict[int, int] = {}
+        self._others_may_lease = endpoint is not None and bounds.endpoints > 1
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -459,7 +469,7 @@ class World:
             # Progress (the planner quiet after its last plan) still asks for the newest plan.
             if self.bounds.invalid_plans and state.invalid == 0 and state.published >= 1:
                 yield PUBLISH_INVALID
-        if state.expiries < self.bounds.lease_expiries and self._lease_held(state):
+        if state.expiries < self.bounds.lease_expiries and (self._others_may_lease or self._lease_held(state)):
             yield EXPIRE
         b = self.bounds
         can_lose = state.losses < b.lock_losses
