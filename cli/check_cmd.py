@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         invalid_plans: int = typer.Option(0, "--invalid-plans", help="1: once, between two plans, the newest plan object fails the schema."),
         por: str = typer.Option("on", "--por", help="off: no partial-order reduction (plan reads once every plan is out go first)."),
         decompose: str = typer.Option("on", "--decompose", help="off: explore 2+ endpoints as one product instead of each endpoint alone."),
+        subsume: str = typer.Option("on", "--subsume", help="off: also explore states that differ from a visited one only by more fault budget spent."),
         ignore: str = typer.Option("", "--ignore", help="Invariants not to report, comma separated (e.g. a known defect)."),
         ablate: bool = typer.Option(False, "--ablate", help="For each part of the guard, check with only that part off: which invariant fails."),
         mutants: bool = typer.Option(False, "--mutants", help="Run the mutant gate (python -m lab.checker.mutants) and exit."),
@@ -110,6 +111,7 @@ def register(app: typer.Typer) -> None:
                 invalid_plans=invalid_plans,
                 por=_on_off(por, "--por"),
                 decompose=_on_off(decompose, "--decompose"),
+                subsume=_on_off(subsume, "--subsume"),
             )
             ignored = _invariants(ignore)
         except BoundsError as exc:
@@ -189,7 +191,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
                  + ("" if part.exhausted else " (not exhausted)"))
         if result.progress_undecided:
             echo(f"Progress is not decided by the decomposition: {result.progress_undecided:,} states of a component reach its goal "
-                 "only through a lease expiry or an injected fault; run --decompose off to decide it")
+                 "only through a lease expiry; run --decompose off to decide it")
     cxs = result.counterexamples
     if not cxs:
         if walks is not None:
@@ -201,7 +203,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
             echo(f"invariants hold in every explored state and step: {held}")
             if result.progress_checked:
                 note = f" ({result.frontier:,} unexpanded states at the depth bound counted as able to)" if result.frontier else ""
-                echo(f"Progress holds: from every one of the {result.states:,} states, with the planner stopped, some continuation "
+                echo(f"Progress holds: from every one of the {result.states:,} states, with the planner stopped, some fault-free continuation "
                      f"brings every endpoint to the newest plan{note}")
             echo("no counterexample")
         return False

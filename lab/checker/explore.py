@@ -4,8 +4,10 @@ Breadth-first: states are expanded in order of depth, every successor is reduced
 canonical form (symmetry.py) and looked up in one dict, so no state is expanded twice, and the
 first violation found is at the least depth there is: a shortest counterexample.
 
-Progress ("once the planner stops, some continuation brings every endpoint to the newest plan")
-is a property of the whole graph. Every edge but the planner's publications is kept; after the
+Progress ("once the planner stops and no new fault is injected, some continuation brings every
+endpoint to the newest plan"; a fault-free continuation is a weakly fair one, and the clock may
+still move) is a property of the whole graph. Every edge but the planner's publications and
+injected faults (lock losses, lost replies, failed requests, freezes) is kept; after the
 space is exhausted, backward reachability from the goal states (every endpoint serving the
 newest published plan) marks every state that can still get there; any state left unmarked is
 a violation, and the first one in breadth-first order has a shortest path. States cut off by
@@ -69,8 +71,8 @@ class Result:
     explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
     timed_out: bool = False  # stopped by max_seconds / max_states before the space was exhausted
     components: list[Result] = field(default_factory=list)  # the decomposition: one result per endpoint
-    # Decomposition: states of a component that reach its goal only through a lease expiry or an
-    # injected fault (Progress of the product is then not decided by the components; see Decomposition).
+    # Decomposition: states of a component that reach its goal only through a lease expiry
+    # (Progress of the product is then not decided by the components; see Decomposition).
     progress_undecided: int = 0
 
     @property
@@ -120,12 +122,50 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
 
     init = canonical(world.initial)
     index: dict[State, int] = {init: 0}
+    # Budget subsumption (Bounds.subsume): a state that differs from a visited one only by having
+    # spent more of the fault budgets (lock losses, lost replies, failed requests, freezes) is not
+    # explored. Machine steps and lease expiries neither read those counters nor do anything
+    # different for them; a fault only needs its counter below the bound. So every run from the
+    # state with more spent is a run from the visited one (same steps, same zones, same
+    # invariants), one that breaks an invariant is found from the visited one, at no greater depth
+    # (breadth-first: it was reached first). Progress is judged over fault-free continuations
+    # (below), which the two states share. Exact whatever the core and the engine do: it rests on
+    # World only (Move keys and invariants read no budget counter).
+    subsume = bounds.subsume
+    cores: dict[tuple, int | list[int]] = {(init[0], init[1], init[3], init[6], init[7], init[9]): 0}
+
+    def seen(c: State) -> int | None:
+        """The index of `c`, or of a visited state that subsumes it; None if it is new."""
+        if not subsume:
+            return index.get(c)
+        got = cores.get((c[0], c[1], c[3], c[6], c[7], c[9]))
+        if got is None:
+            return None
+        for n in got if type(got) is list else (got,):
+            o = states[n]
+            if o[2] <= c[2] and o[4] <= c[4] and o[5] <= c[5] and o[8] <= c[8]:
+                return n
+        return None
+
+    def add(c: State, n: int) -> None:
+        if not subsume:
+            index[c] = n
+            return
+        key = (c[0], c[1], c[3], c[6], c[7], c[9])
+        got = cores.get(key)
+        if got is None:
+            cores[key] = n
+        elif type(got) is list:
+            got.append(n)
+        else:
+            cores[key] = [got, n]
+
     states: list[State] = [init]
     parent = array("i", [-1])
     via: list[Label | None] = [None]
     depth = array("i", [0])
     src, dst = array("I"), array("I")
-    strong = bytearray()  # per edge: a machine step with no injected fault (Decomposition's Progress)
+    strong = bytearray()  # per edge: a machine step, not a lease expiry (Decomposition's Progress)
     frontier = bytearray(1)
     found: dict[str, Counterexample] = {}
 
@@ -162,7 +202,7 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
             continue
         labels = list(world.labels(s))
         if por:
-            labels = _ample(world, canonical, index, s, labels)
+            labels = _ample(world, canonical, seen, s, labels)
         if not (i & 4095) and (on_progress is not None or max_seconds is not None or max_states is not None):
             now = time.perf_counter()
             if (max_seconds is not None and now - started > max_seconds) or (max_states is not None and len(states) >= max_states):
@@ -177,11 +217,11 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
             result.transitions += 1
             violations = inv.of_step(s, label, move, knocked) if move is not None else ()
             c = canonical(t)
-            n = index.get(c)
+            n = seen(c)
             if n is None:
                 n = len(states)
-                index[c] = n
                 states.append(c)
+                add(c, n)
                 parent.append(i)
                 via.append(label)
                 depth.append(d + 1)
@@ -192,10 +232,10 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
                 if stop_at_first:
                     stop = True
                     break
-            if label[0] != "publish":
+            if label[0] == "expire" or (label[0] == "step" and not label[2]):  # Progress: no new plan, no new fault
                 src.append(i)
                 dst.append(n)
-                strong.append(label[0] == "step" and not label[2])
+                strong.append(label[0] == "step")
     result.states = len(states)
     if keep_states:
         result.explored = states
@@ -220,7 +260,7 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
     return result
 
 
-def _ample(world: World, canonical, index: dict, s: State, labels: list[Label]) -> list[Label]:
+def _ample(world: World, canonical, seen, s: State, labels: list[Label]) -> list[Label]:
     """Partial-order reduction: an ample set of the transitions enabled in `s`.
 
     Every transition of one machine whose steps are local (World.local_machine: they read and
@@ -236,7 +276,7 @@ def _ample(world: World, canonical, index: dict, s: State, labels: list[Label]) 
         ok = bool(mine)
         for x in mine:
             t = world.apply(s, x)[0]
-            if t.machines[k] == s.machines[k] or canonical(t) in index:
+            if t.machines[k] == s.machines[k] or seen(canonical(t)) is not None:
                 ok = False
                 break
         if ok:
@@ -271,16 +311,16 @@ def _ample(world: World, canonical, index: dict, s: State, labels: list[Label]) 
 #    A component counterexample is shown lifted to the product (machine e of endpoint j is
 #    product machine e * endpoints + j); `Counterexample.note` says when a lifted expiry is not
 #    enabled as it stands in the product.
-# 3. Progress (some continuation without new plans brings every endpoint to the newest plan):
+# 3. Progress (some continuation without new plans or faults brings every endpoint to the newest plan):
 #    - a component state that cannot reach its own goal: every product state projecting onto it
 #      cannot reach the product's goal (its continuations project onto component continuations),
 #      so it is reported, lifted, as a Progress counterexample;
-#    - if every endpoint's projection reaches its goal by fault-free machine steps alone (no
-#      expiry, no fault: such a step is enabled and does the same whatever the other endpoints
-#      do and spends no budget), the product reaches its goal by doing them one endpoint after
-#      another. A component state that reaches its goal only through an expiry or a fault is
-#      therefore undecided by the decomposition: `progress_undecided` counts them, and Progress
-#      is reported as checked only when it is 0 (otherwise run --decompose off).
+#    - if every endpoint's projection reaches its goal by machine steps alone (no expiry: a
+#      fault-free step is enabled and does the same whatever the other endpoints do), the product
+#      reaches its goal by doing them one endpoint after another. A component state that reaches
+#      its goal only through a lease expiry (one clock shared by all endpoints) is therefore
+#      undecided by the decomposition: `progress_undecided` counts them, and Progress is reported
+#      as checked only when it is 0 (otherwise run --decompose off).
 # Symmetry and partial-order reduction are applied inside each component as in any World.
 
 
@@ -439,7 +479,7 @@ def _progress_violation(world: World, state: State) -> tuple[Violation, ...]:
 
 
 def progress_from(world: World, state: State, limit: int = 300_000) -> tuple[bool | None, int]:
-    """Whether some continuation from `state` without new plans reaches a goal state:
+    """Whether some continuation from `state` without new plans or faults reaches a goal state:
     (True / False, states looked at), or (None, ...) when `limit` states did not settle it."""
     sym = Symmetry(world, world.bounds.symmetry)
     inv = Invariants(world)
@@ -451,7 +491,7 @@ def progress_from(world: World, state: State, limit: int = 300_000) -> tuple[boo
         if inv.goal(s):
             return True, len(seen)
         for label in world.labels(s):
-            if label[0] == "publish":
+            if label[0] == "publish" or (label[0] == "step" and label[2]):
                 continue
             c = sym.canonical(world.apply(s, label)[0])
             if c not in seen:

@@ -98,6 +98,7 @@ class Bounds:
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
     por: bool = True  # partial-order reduction (explore.py): a plan read with every plan out goes first, alone
+    subsume: bool = True  # skip a state that differs from a visited one only by more fault budget spent (explore.py)
     decompose: bool = True  # 2+ endpoints: check each endpoint's component alone (explore.py, Decomposition)
 
     def __post_init__(self) -> None:
