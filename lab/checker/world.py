@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -411,6 +411,7 @@ class World:
         self._step_labels = tuple(tuple(("step", k, c) for c in CHOICES) for k in range(bounds.enactors * self.n_endpoints))
         self._aged_machines: dict[int, int] = {}
         self._others_may_lease = endpoint is not None and bounds.endpoints > 1
+        self._machine_labels: dict[tuple, tuple[Label, ...]] = {}
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -462,36 +463,45 @@ class World:
         """The model's clock in `state`: it stands still (see Time in the module doc)."""
         return T0
 
-    def labels(self, state: State) -> Iterator[Label]:
+    def labels(self, state: State) -> list[Label]:
         """Every transition enabled in `state`, in a fixed order (random walks depend on it)."""
+        out: list[Label] = []
         if state.published < len(self.plans):
-            yield PUBLISH
+            out.append(PUBLISH)
             # Between two valid plans only: the planner then publishes a valid one again, so
             # Progress (the planner quiet after its last plan) still asks for the newest plan.
             if self.bounds.invalid_plans and state.invalid == 0 and state.published >= 1:
-                yield PUBLISH_INVALID
+                out.append(PUBLISH_INVALID)
         if state.expiries < self.bounds.lease_expiries and (self._others_may_lease or self._lease_held(state)):
-            yield EXPIRE
+            out.append(EXPIRE)
         b = self.bounds
-        can_lose = state.losses < b.lock_losses
-        can_drop = state.lost < b.lost_replies
-        can_fail = state.failed < b.failed_requests
-        can_freeze = state.frozen < b.freezes
+        faults = (state.losses < b.lock_losses, state.lost < b.lost_replies, state.failed < b.failed_requests, state.frozen < b.freezes)
+        memo = self._machine_labels
         for k, mid in enumerate(state.machines):
-            step, lose, drop, fail, freeze = self._step_labels[k]
-            yield step
-            if can_lose or can_drop or can_fail or can_freeze:
-                phase = self.machine(mid).phase
-                if phase == "batch":
-                    if can_lose and not self.machine(mid).acquired:
-                        yield lose
-                    if can_drop:
-                        yield drop
-                if can_fail and phase in ("plan", "list", "batch"):
-                    yield fail
-                if can_freeze and phase in ("plan", "batch"):
-                    # The runner asks the switch when it reads the plan and before every batch.
-                    yield freeze
+            key = (k, mid, faults)
+            mine = memo.get(key)
+            if mine is None:
+                mine = memo[key] = self._labels_of(k, mid, *faults)
+            out += mine
+        return out
+
+    def _labels_of(self, k: int, mid: int, can_lose: bool, can_drop: bool, can_fail: bool, can_freeze: bool) -> tuple[Label, ...]:
+        """Machine k's transitions (in machine state `mid`, with these fault budgets left)."""
+        step, lose, drop, fail, freeze = self._step_labels[k]
+        out = [step]
+        st = self.machine(mid)
+        phase = st.phase
+        if phase == "batch":
+            if can_lose and not st.acquired:
+                out.append(lose)
+            if can_drop:
+                out.append(drop)
+        if can_fail and phase in ("plan", "list", "batch"):
+            out.append(fail)
+        if can_freeze and phase in ("plan", "batch"):
+            # The runner asks the switch when it reads the plan and before every batch.
+            out.append(freeze)
+        return tuple(out)
 
     def local_machine(self, state: State, k: int) -> bool:
         """Machine k's next steps read and write only its own state and commute with every other
