@@ -5,9 +5,9 @@ canonical form (symmetry.py) and looked up in one dict, so no state is expanded 
 first violation found is at the least depth there is: a shortest counterexample.
 
 Progress ("once the planner stops and no new fault is injected, some continuation brings every
-endpoint to the newest plan"; a fault-free continuation is a weakly fair one, and the clock may
-still move) is a property of the whole graph. Every edge but the planner's publications and
-injected faults (lock losses, lost replies, failed requests, freezes) is kept; after the
+endpoint to the newest plan", even with the clock standing still: a continuation of machine
+steps alone is a weakly fair one) is a property of the whole graph. The machine steps without
+an injected fault are kept (not the planner's publications, lease expiries or faults); after the
 space is exhausted, backward reachability from the goal states (every endpoint serving the
 newest published plan) marks every state that can still get there; any state left unmarked is
 a violation, and the first one in breadth-first order has a shortest path. States cut off by
@@ -71,9 +71,6 @@ class Result:
     explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
     timed_out: bool = False  # stopped by max_seconds / max_states before the space was exhausted
     components: list[Result] = field(default_factory=list)  # the decomposition: one result per endpoint
-    # Decomposition: states of a component that reach its goal only through a lease expiry
-    # (Progress of the product is then not decided by the components; see Decomposition).
-    progress_undecided: int = 0
 
     @property
     def counterexample(self) -> Counterexample | None:
@@ -123,27 +120,27 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
     init = canonical(world.initial)
     index: dict[State, int] = {init: 0}
     # Budget subsumption (Bounds.subsume): a state that differs from a visited one only by having
-    # spent more of the fault budgets (lock losses, lost replies, failed requests, freezes) is not
-    # explored. Machine steps and lease expiries neither read those counters nor do anything
-    # different for them; a fault only needs its counter below the bound. So every run from the
-    # state with more spent is a run from the visited one (same steps, same zones, same
-    # invariants), one that breaks an invariant is found from the visited one, at no greater depth
-    # (breadth-first: it was reached first). Progress is judged over fault-free continuations
-    # (below), which the two states share. Exact whatever the core and the engine do: it rests on
-    # World only (Move keys and invariants read no budget counter).
+    # spent more of the budgets (lease expiries, lock losses, lost replies, failed requests,
+    # freezes, PENDING INSYNC waits) is not explored. No machine step reads those counters or does anything different
+    # for them, and an expiry or a fault only needs its counter below the bound. So every run from
+    # the state with more spent is a run from the visited one (same steps, same zones, same
+    # invariants): one that breaks an invariant is found from the visited one, at no greater
+    # depth (breadth-first: it was reached first). Progress is judged over continuations of
+    # machine steps alone (below), which the two states share. Exact whatever the core and the
+    # engine do: it rests on World only (Move keys and invariants read no budget counter).
     subsume = bounds.subsume
-    cores: dict[tuple, int | list[int]] = {(init[0], init[1], init[3], init[6], init[7], init[9]): 0}
+    cores: dict[tuple, int | list[int]] = {(init[0], init[3], init[6], init[7], init[9]): 0}
 
     def seen(c: State) -> int | None:
         """The index of `c`, or of a visited state that subsumes it; None if it is new."""
         if not subsume:
             return index.get(c)
-        got = cores.get((c[0], c[1], c[3], c[6], c[7], c[9]))
+        got = cores.get((c[0], c[3], c[6], c[7], c[9]))
         if got is None:
             return None
         for n in got if type(got) is list else (got,):
             o = states[n]
-            if o[2] <= c[2] and o[4] <= c[4] and o[5] <= c[5] and o[8] <= c[8]:
+            if o[1] <= c[1] and o[2] <= c[2] and o[4] <= c[4] and o[5] <= c[5] and o[8] <= c[8] and o[10] <= c[10]:
                 return n
         return None
 
@@ -151,7 +148,7 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
         if not subsume:
             index[c] = n
             return
-        key = (c[0], c[1], c[3], c[6], c[7], c[9])
+        key = (c[0], c[3], c[6], c[7], c[9])
         got = cores.get(key)
         if got is None:
             cores[key] = n
@@ -165,7 +162,6 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
     via: list[Label | None] = [None]
     depth = array("i", [0])
     src, dst = array("I"), array("I")
-    strong = bytearray()  # per edge: a machine step, not a lease expiry (Decomposition's Progress)
     frontier = bytearray(1)
     found: dict[str, Counterexample] = {}
 
@@ -232,10 +228,9 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
                 if stop_at_first:
                     stop = True
                     break
-            if label[0] == "expire" or (label[0] == "step" and not label[2]):  # Progress: no new plan, no new fault
+            if label[0] == "step" and not label[2]:  # Progress: no new plan, no new fault, the clock still
                 src.append(i)
                 dst.append(n)
-                strong.append(label[0] == "step")
     result.states = len(states)
     if keep_states:
         result.explored = states
@@ -245,9 +240,6 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
         stuck = _stuck_states(states, src, dst, frontier, inv)
         result.progress_checked = True
         result.stuck_states = len(stuck)
-        if world.component is not None:
-            weak = _stuck_states(states, src, dst, frontier, inv, strong)
-            result.progress_undecided = len(weak) - len(stuck)
         if stuck:
             first = stuck[0]
             labels = concrete_labels(world, sym, states, parent, via, first, None)
@@ -315,12 +307,10 @@ def _ample(world: World, canonical, seen, s: State, labels: list[Label]) -> list
 #    - a component state that cannot reach its own goal: every product state projecting onto it
 #      cannot reach the product's goal (its continuations project onto component continuations),
 #      so it is reported, lifted, as a Progress counterexample;
-#    - if every endpoint's projection reaches its goal by machine steps alone (no expiry: a
-#      fault-free step is enabled and does the same whatever the other endpoints do), the product
-#      reaches its goal by doing them one endpoint after another. A component state that reaches
-#      its goal only through a lease expiry (one clock shared by all endpoints) is therefore
-#      undecided by the decomposition: `progress_undecided` counts them, and Progress is reported
-#      as checked only when it is 0 (otherwise run --decompose off).
+#    - if every endpoint's projection reaches its goal (Progress's continuations are fault-free
+#      machine steps alone, each enabled and doing the same whatever the other endpoints do),
+#      the product reaches its goal by doing them one endpoint after another.
+#    So the product's Progress holds exactly when every component's does.
 # Symmetry and partial-order reduction are applied inside each component as in any World.
 
 
@@ -347,7 +337,6 @@ def _explore_decomposed(world: World, *, stop_at_first, check_progress, on_level
         result.depth = max(result.depth, r.depth)
         result.frontier += r.frontier
         result.stuck_states += r.stuck_states
-        result.progress_undecided += r.progress_undecided
         result.exhausted &= r.exhausted
         result.timed_out |= r.timed_out
         for cx in r.counterexamples:
@@ -356,7 +345,7 @@ def _explore_decomposed(world: World, *, stop_at_first, check_progress, on_level
             result.exhausted = False
             break
     done = len(result.components) == n_ep and result.exhausted
-    result.progress_checked = done and check_progress and all(r.progress_checked for r in result.components) and not result.progress_undecided
+    result.progress_checked = done and check_progress and all(r.progress_checked for r in result.components)
     result.counterexamples.sort(key=lambda cx: (cx.kind != "safety", len(cx.labels)))
     result.elapsed_s = time.perf_counter() - started
     return result
@@ -433,18 +422,14 @@ def _follow(world: World, sym: Symmetry, state: State, label: Label, ok, same_ki
     raise RuntimeError(f"symmetry reduction is not exact here: no renaming of {label} reproduces the explored step")
 
 
-def _stuck_states(states, src, dst, frontier, inv: Invariants, only: bytearray | None = None) -> list[int]:
+def _stuck_states(states, src, dst, frontier, inv: Invariants) -> list[int]:
     """Indices (ascending, so breadth-first order) of states that cannot reach a goal state
-    without new plans (over the edges marked in `only`, if given). Reverse adjacency in
-    compressed rows, then one backward sweep."""
+    without new plans. Reverse adjacency in compressed rows, then one backward sweep."""
     n = len(states)
     good = bytearray(n)
     for i, s in enumerate(states):
         if frontier[i] or inv.goal(s):
             good[i] = 1
-    if only is not None:
-        src = array("I", (x for x, keep in zip(src, only, strict=True) if keep))
-        dst = array("I", (x for x, keep in zip(dst, only, strict=True) if keep))
     start = array("I", bytes(4 * (n + 1)))
     for d in dst:
         start[d + 1] += 1
@@ -491,7 +476,7 @@ def progress_from(world: World, state: State, limit: int = 300_000) -> tuple[boo
         if inv.goal(s):
             return True, len(seen)
         for label in world.labels(s):
-            if label[0] == "publish" or (label[0] == "step" and label[2]):
+            if label[0] != "step" or label[2]:  # as explore.py's Progress: fault-free machine steps alone
                 continue
             c = sym.canonical(world.apply(s, label)[0])
             if c not in seen:

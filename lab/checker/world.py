@@ -94,11 +94,15 @@ class Bounds:
     failed_requests: int = 0  # requests that fail before Route 53 (or S3) carries them out
     freezes: int = 0  # plan reads or batches answered by the freeze switch (Frozen): nothing is carried out
     invalid_plans: int = 0  # 1: the planner may once publish an object that fails the schema (a valid plan follows)
+    # 0: propagation is instant (no change id; the core does not wait). N >= 1: every build batch
+    # returns a change id and the flip waits for INSYNC, a step of its own (others act meanwhile),
+    # and up to N of those waits end with the change still PENDING (the runner's wait gives up).
+    insync_waits: int = 0
     start: str = "clean"  # "damaged": the root's tree was deleted under it (October's end state)
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
     por: bool = True  # partial-order reduction (explore.py): a plan read with every plan out goes first, alone
-    subsume: bool = True  # skip a state that differs from a visited one only by more fault budget spent (explore.py)
+    subsume: bool = True  # skip a state that differs from a visited one only by more budget spent (explore.py)
     decompose: bool = True  # 2+ endpoints: check each endpoint's component alone (explore.py, Decomposition)
 
     def __post_init__(self) -> None:
@@ -119,8 +123,8 @@ class Bounds:
             problems.append("--invalid-plans must be 0 or 1")
         if self.invalid_plans and self.plans < 2:
             problems.append("--invalid-plans needs --plans >= 2 (the invalid object comes between two valid plans)")
-        if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests, self.freezes) < 0:
-            problems.append("--lease-expiries, --lock-losses, --lost-replies, --failed-requests and --freezes must be >= 0")
+        if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests, self.freezes, self.insync_waits) < 0:
+            problems.append("--lease-expiries, --lock-losses, --lost-replies, --failed-requests, --freezes and --insync-waits must be >= 0")
         if self.start not in STARTS:
             problems.append(f"--start must be one of {', '.join(STARTS)}")
         if self.max_depth is not None and self.max_depth < 1:
@@ -146,9 +150,10 @@ class State(NamedTuple):
     machines: tuple[int, ...]  # interned machine per (enactor, endpoint), enactor-major
     frozen: int = 0  # freeze-switch answers spent
     invalid: int = 0  # the object that fails the schema: 0 not published, 1 the newest in the store, 2 superseded
+    pending: int = 0  # INSYNC waits that ended with the change still PENDING
 
 
-# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail" | "freeze").
+# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail" | "freeze" | "pending").
 Label = tuple
 PUBLISH: Label = ("publish",)
 PUBLISH_INVALID: Label = ("publish", "invalid")  # the planner's store gets an object that fails the schema
@@ -158,7 +163,8 @@ LOSE_LOCK = "lose_lock"
 LOST_REPLY = "lost_reply"  # Route 53 applies the batch (or rejects it); the reply is lost: RequestFailed
 FAIL = "fail"  # the request fails before anything is carried out: RequestFailed
 FREEZE = "freeze"  # the freeze switch is on when the plan is read or the batch is about to go: Frozen
-CHOICES = ("", LOSE_LOCK, LOST_REPLY, FAIL, FREEZE)
+PENDING = "pending"  # the INSYNC wait ends with the tree's change still PENDING: Insync(ok=False)
+CHOICES = ("", LOSE_LOCK, LOST_REPLY, FAIL, FREEZE, PENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +481,8 @@ class World:
         if state.expiries < self.bounds.lease_expiries and (self._others_may_lease or self._lease_held(state)):
             out.append(EXPIRE)
         b = self.bounds
-        faults = (state.losses < b.lock_losses, state.lost < b.lost_replies, state.failed < b.failed_requests, state.frozen < b.freezes)
+        faults = (state.losses < b.lock_losses, state.lost < b.lost_replies, state.failed < b.failed_requests, state.frozen < b.freezes,
+                  state.pending < b.insync_waits)
         memo = self._machine_labels
         for k, mid in enumerate(state.machines):
             key = (k, mid, faults)
@@ -485,9 +492,9 @@ class World:
             out += mine
         return out
 
-    def _labels_of(self, k: int, mid: int, can_lose: bool, can_drop: bool, can_fail: bool, can_freeze: bool) -> tuple[Label, ...]:
+    def _labels_of(self, k: int, mid: int, can_lose: bool, can_drop: bool, can_fail: bool, can_freeze: bool, can_pend: bool) -> tuple[Label, ...]:
         """Machine k's transitions (in machine state `mid`, with these fault budgets left)."""
-        step, lose, drop, fail, freeze = self._step_labels[k]
+        step, lose, drop, fail, freeze, pend = self._step_labels[k]
         out = [step]
         st = self.machine(mid)
         phase = st.phase
@@ -501,6 +508,8 @@ class World:
         if can_freeze and phase in ("plan", "batch"):
             # The runner asks the switch when it reads the plan and before every batch.
             out.append(freeze)
+        if can_pend and phase == "insync":
+            out.append(pend)
         return tuple(out)
 
     def local_machine(self, state: State, k: int) -> bool:
@@ -531,7 +540,7 @@ class World:
             zones = tuple(self._aged(self._aged_zones, z, self._age_zone) for z in state.zones)
             machines = tuple(self._aged(self._aged_machines, m, self._age_machine) for m in state.machines)
             return state._replace(expiries=state.expiries + 1, zones=zones, machines=machines), None, ()
-        published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid = state
+        published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending = state
         k, choice = label[1], label[2]
         move = self.move(state, k, choice)
         machines = machines[:k] + (move.machine,) + machines[k + 1 :]
@@ -543,20 +552,22 @@ class World:
             failed += 1
         elif choice == FREEZE:
             frozen += 1
+        elif choice == PENDING:
+            pending += 1
         knocked: tuple[tuple[int, Move], ...] = ()
         if move.zone is not None:
             j = k % self.n_endpoints
             zones = zones[:j] + (move.zone,) + zones[j + 1 :]
             if move.flip:
                 applied = applied[:j] + (move.request.plan_version,) + applied[j + 1 :]
-            new = State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid)
+            new = State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending)
             knocked = self._doomed(new, j, k) if self.reduce else ()
             if knocked:
                 ms = list(machines)
                 for k2, m2 in knocked:
                     ms[k2] = m2.machine
                 machines = tuple(ms)
-        return State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid), move, knocked
+        return State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending), move, knocked
 
     def _doomed(self, state: State, j: int, writer: int) -> tuple[tuple[int, Move], ...]:
         """Batches of other machines on endpoint j that the zone's new lock has doomed, rejected.
@@ -622,6 +633,8 @@ class World:
             key = (mid, "batch", zid, choice)
         elif phase == "check":
             key = (mid, "check", zid)
+        elif phase == "insync":
+            key = (mid, "insync", choice)
         else:
             key = (mid, phase.value)
         move = self._moves.get(key)
@@ -775,8 +788,10 @@ def answer_submit_batch(world: World, state: State, k: int, request: Any, choice
     except Exception as exc:  # noqa: BLE001 - the engine under check misbehaved
         return Answer(None, None, "raised", ("EngineRaised", f"apply_batch raised {_exc_text(exc)}"))
     else:
-        # No change id: propagation is instant here, so the core skips its INSYNC wait.
-        obs, zone, outcome = core.BatchAccepted(now), world.intern_zone(after), "accepted"
+        # Without --insync-waits, no change id: propagation is instant, the core skips its INSYNC
+        # wait. With it, a build batch's change id (named after the batch) is waited for.
+        change_id = f"/change/{request.batch_id}" if world.bounds.insync_waits and request.purpose == "build" else ""
+        obs, zone, outcome = core.BatchAccepted(now, change_id), world.intern_zone(after), "accepted"
     if choice == LOST_REPLY:
         obs = core.RequestFailed("injected: the reply was lost (the batch may have been applied)", now)
         outcome = f"lost_reply_{outcome}"
@@ -793,7 +808,8 @@ def answer_read_records(world: World, state: State, k: int, request: Any, choice
 
 
 def answer_await_insync(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
-    return Answer(world.core.Insync(True, float(world.now(state))), None, "", None)
+    """GetChange until INSYNC; PENDING: the runner's wait gave up with the change still PENDING."""
+    return Answer(world.core.Insync(choice != PENDING, float(world.now(state))), None, "pending" if choice == PENDING else "", None)
 
 
 def answer_sleep(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
