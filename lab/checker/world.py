@@ -418,6 +418,7 @@ class World:
         self._aged_machines: dict[int, int] = {}
         self._others_may_lease = endpoint is not None and bounds.endpoints > 1
         self._machine_labels: dict[tuple, tuple[Label, ...]] = {}
+        self._aged_records: dict[int, RecordSet] = {}
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -607,7 +608,13 @@ class World:
 
     def _age_zone(self, zid: int) -> int:
         izone = self.zone(zid)
-        records = [rewrite_strings(r, age_lease) for r in izone.zone]
+        memo = self._aged_records
+        records = []
+        for r in izone.zone:
+            out = memo.get(id(r))
+            if out is None:
+                out = memo[id(r)] = rewrite_strings(r, age_lease)  # zones stay interned: ids are never reused
+            records.append(out)
         if all(a is b for a, b in zip(records, izone.zone, strict=True)):
             return zid
         return self.intern_zone(IndexedZone.of(Zone.of(izone.zone.name, records, zone_id=izone.zone.zone_id)))
