@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         failed_requests: int = typer.Option(0, "--failed-requests", help="How many requests fail before anything is carried out."),
         freezes: int = typer.Option(0, "--freezes", help="How many plan reads or batches the freeze switch answers Frozen (nothing carried out)."),
         invalid_plans: int = typer.Option(0, "--invalid-plans", help="1: once, between two plans, the newest plan object fails the schema."),
+        refused_plans: int = typer.Option(
+            0, "--refused-plans", help="1: plan 2 carries a poison load balancer Route 53 refuses (a label over 63 characters).",
+        ),
         insync_waits: int = typer.Option(
             0, "--insync-waits",
             help="N >= 1: build batches return a change id, the flip waits for INSYNC (a step of its own), and up to N waits end still PENDING.",
@@ -114,6 +117,7 @@ def register(app: typer.Typer) -> None:
                 freezes=freezes,
                 invalid_plans=invalid_plans,
                 insync_waits=insync_waits,
+                refused_plans=refused_plans,
                 por=_on_off(por, "--por"),
                 decompose=_on_off(decompose, "--decompose"),
                 subsume=_on_off(subsume, "--subsume"),
@@ -172,6 +176,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         + (f"freezes <= {b.freezes}, " if b.freezes else "")
         + ("an invalid plan object, " if b.invalid_plans else "")
         + (f"INSYNC waits (PENDING <= {b.insync_waits}), " if b.insync_waits else "")
+        + ("plan 2 refused by Route 53, " if b.refused_plans else "")
         + f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
         + (f", each endpoint alone (decomposition {'on' if b.decompose else 'off'})" if b.endpoints > 1 else "")
         + (f", max depth {b.max_depth}" if b.max_depth else "")

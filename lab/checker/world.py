@@ -53,7 +53,7 @@ from enactor import layout
 from enactor import protocol as default_core
 from planner.fleet import Fleet, validate_fleet
 from planner.planning import build_plan
-from services.plan.model import Plan
+from services.plan.model import Plan, checksum
 from services.route53.engine import IndexedZone, Route53Error, apply_batch, same_record_set
 from services.route53.listing import SortedRecords, sort_key
 from services.route53.records import AliasTarget, Change, RecordSet, Zone, normalise_name
@@ -98,6 +98,10 @@ class Bounds:
     # returns a change id and the flip waits for INSYNC, a step of its own (others act meanwhile),
     # and up to N of those waits end with the change still PENDING (the runner's wait gives up).
     insync_waits: int = 0
+    # 1: plan 2 carries a poison load balancer, one that lists the same IPv4 address twice (the
+    # plan schema allows it, the planner's fleet check would not): Route 53 refuses every build of
+    # plan 2 for its content (Duplicate Resource Record: plan_refused_by_route53, never retried).
+    refused_plans: int = 0
     start: str = "clean"  # "damaged": the root's tree was deleted under it (October's end state)
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
@@ -121,6 +125,10 @@ class Bounds:
             problems.append("--keep-plans must be at least 1")
         if not 0 <= self.invalid_plans <= 1:
             problems.append("--invalid-plans must be 0 or 1")
+        if not 0 <= self.refused_plans <= 1:
+            problems.append("--refused-plans must be 0 or 1")
+        if self.refused_plans and self.plans < 2:
+            problems.append("--refused-plans needs --plans >= 2 (plan 2 is the one Route 53 refuses)")
         if self.invalid_plans and self.plans < 2:
             problems.append("--invalid-plans needs --plans >= 2 (the invalid object comes between two valid plans)")
         if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests, self.freezes, self.insync_waits) < 0:
@@ -246,7 +254,7 @@ def model_fleet(bounds: Bounds, version: int = 1) -> Fleet:
 # What each plan changes (documented here because traces refer to it).
 PLAN_CHANGES = {
     1: "A and AAAA over the first load balancers",
-    2: "lb*-0 re-addressed",
+    2: "lb*-0 re-addressed (with --refused-plans 1, its IPv4 address listed twice: Route 53 refuses the plan)",
     3: "AAAA dropped",
     4: "AAAA back, a load balancer added",
     5: "lb*-1 retired",
@@ -260,8 +268,23 @@ def model_plans(bounds: Bounds) -> tuple[Plan, ...]:
     for v in range(1, bounds.plans + 1):
         fleet = model_fleet(bounds, v)
         drift = {lb.id: 0.5 + 0.5 * ((v + i) % 2) for i, lb in enumerate(fleet.load_balancers)}
-        out.append(build_plan(fleet, v, reason=f"model plan {v}", lane="slow", drift=drift, created_at=PLAN_CREATED_AT))
+        plan = build_plan(fleet, v, reason=f"model plan {v}", lane="slow", drift=drift, created_at=PLAN_CREATED_AT)
+        out.append(poisoned(plan) if bounds.refused_plans and v == POISON_PLAN else plan)
     return tuple(out)
+
+
+POISON_PLAN = 2  # --refused-plans 1: the plan Route 53 refuses
+
+
+def poisoned(plan: Plan) -> Plan:
+    """`plan` with its first load balancer's IPv4 address listed twice: valid in the plan schema,
+    but the tree's record set for that load balancer has a duplicate value, which Route 53 refuses
+    ("Duplicate Resource Record"), so every batch that builds the plan's tree is rejected."""
+    body = plan.body()
+    for ep in body["endpoints"]:
+        lb = ep["targets"][0]
+        lb["ipv4"] = [lb["ipv4"][0], lb["ipv4"][0]]
+    return Plan.model_validate({**body, "sha256": checksum(body)})
 
 
 def empty_zone(name: str, zone_id: str) -> Zone:

@@ -284,3 +284,17 @@ def test_insync_waits_put_a_step_between_build_and_flip_and_a_pending_change_def
     # The guarded core holds every invariant with the waits (and a PENDING one) interleaved.
     result = explore(World(Bounds(guard=True, insync_waits=1, **SMALL)), stop_at_first=False)
     assert result.exhausted and result.progress_checked and not result.counterexamples
+
+
+def test_a_plan_route53_refuses_is_dropped_never_served_and_the_next_plan_goes_on():
+    from lab.checker.world import POISON_PLAN
+
+    world = World(Bounds(guard=True, refused_plans=1, **SMALL))
+    assert len(world.plans[POISON_PLAN - 1].endpoints[0].targets[0].ipv4) == 2  # the same address twice
+    result = explore(world, stop_at_first=False, keep_states=True)
+    assert result.exhausted and result.progress_checked and not result.counterexamples
+    refusals = {n.get("reason") for m in world._moves.values() for n in m.notes if n.event == "plan_refused_by_route53"}
+    assert refusals == {"duplicate_address"}
+    assert all(world.view(s.zones[0], 0).active_version != POISON_PLAN for s in result.explored)
+    # Plan 3 still takes effect after the refused plan 2: some explored state serves it.
+    assert any(world.view(s.zones[0], 0).active_version == 3 for s in result.explored)
