@@ -377,9 +377,14 @@ def forget_dead(st: Any) -> Any:
     Waiting for a plan or for a listing, a machine's last-seen lock and applied records and the
     applied version are overwritten by the next listing before anything reads them (only log
     notes show them), and with one backoff length the loss counter changes nothing but notes.
-    Machines that differ only there behave alike, so they are one state. The tests check that
-    exploring without this gives the same verdicts and reachable zones.
+    Machines that differ only there behave alike, so they are one state. The same for the light
+    check's clock: a machine that never polled (last_check 0) starts it at its first poll, at the
+    model's standing clock T0, and one that has polled compares T0 - T0 with the check interval:
+    both go on as before and end with last_check T0 (so the light check never runs in this model).
+    The tests check that exploring without this gives the same verdicts and reachable zones.
     """
+    if st.last_check == 0:
+        st = replace(st, last_check=float(T0))
     if st.phase in ("plan", "list", "check") and (st.lock is not None or st.applied is not None or st.applied_version or st.losses):
         return replace(st, lock=None, applied=None, applied_version=0, losses=0)
     return st
@@ -484,7 +489,7 @@ class World:
         for _ in range(self.n_enactors):
             for j, ep in enumerate(self.endpoints):
                 state, _ = self.core.start(ep, self.zone_ids[j])
-                machines.append(self.machines.add(state))
+                machines.append(self.machines.add(forget_dead(state) if self.reduce else state))
         return State(published, 0, 0, (0,) * self.n_endpoints, 0, 0, tuple(zones), tuple(machines))
 
     # -- transitions -----------------------------------------------------------------------
