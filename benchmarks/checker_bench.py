@@ -82,7 +82,7 @@ def main() -> None:
         small = dict(enactors=2, plans=3, keep_plans=1, lost_replies=0)
         print("reductions, guarded, small bounds (states to exhaust):")
         for label, kw, off in (("all", {}, {}), ("", {}, {"por": False}), ("", {}, {"subsume": False}), ("", {}, {"symmetry": False}),
-                               ("", {"reduce": False}, {}), ("none", {"reduce": False}, {"por": False, "subsume": False, "symmetry": False})):
+                               ("", {"reduce": False}, {}), ("every reduction", {"reduce": False}, {"por": False, "subsume": False, "symmetry": False})):
             what = label or ", ".join(off) or "sleep/dead/doomed"
             run("small", Bounds(**small, **off), args.limit_s, "" if label == "all" else what, **kw)
 

@@ -27,10 +27,11 @@ before an enactor's first batch of a unit; a lost reply is a batch Route 53 carr
 answer never arrives. Default bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4
 (plan 2 re-addresses a load balancer, plan 3 drops AAAA, plan 4 brings it back and adds a load
 balancer) published at any moment, keep_plans 2, at most 1 lease expiry, 1 lock loss and 1 lost
-reply; --freezes and --invalid-plans add the freeze switch and a plan object that fails the
-schema. The guarded core's space at these bounds is more than 5 million states (not exhausted
-in 473 s); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
-seconds) or --random for quick looks.
+reply; --freezes, --invalid-plans, --refused-plans and --insync-waits add the freeze switch, a
+plan object that fails the schema, a plan Route 53 refuses and INSYNC waits that may end PENDING.
+The guarded core's space at these bounds is 1.8 million states (after the reductions; about two
+CPU minutes); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
+a second) or --random for quick looks. 2+ endpoints are checked one endpoint at a time.
 """
 
 
