@@ -30,7 +30,7 @@ balancer) published at any moment, keep_plans 2, at most 1 lease expiry, 1 lock 
 reply; --freezes, --invalid-plans, --refused-plans and --insync-waits add the freeze switch, a
 plan object that fails the schema, a plan Route 53 refuses and INSYNC waits that may end PENDING.
 The guarded core's space at these bounds is 1.8 million states (after the reductions; about two
-CPU minutes); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
+CPU minutes; 100 s on an idle core); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
 a second) or --random for quick looks. 2+ endpoints are checked one endpoint at a time.
 """
 
