@@ -1,8 +1,10 @@
 """Model checker figures: states, states/s and seconds for legacy (time to the first
 counterexample), guarded (time to exhaust), guarded with 5 plans and guarded with 2 endpoints,
-each with and without the partial-order reduction; then the other reductions at small bounds.
+with every reduction on and with each switched off alone (partial-order reduction, budget
+subsumption, and for 2 endpoints the per-endpoint decomposition); then every reduction at small
+bounds. The load average is printed beside each run (the machine may be shared).
 
-    .venv/bin/python benchmarks/checker_bench.py [--only legacy,guarded,plans5,endpoints2] [--limit-s 900]
+    .venv/bin/python benchmarks/checker_bench.py [--only legacy,guarded,plans5,endpoints2] [--off none,por,subsume,decompose] [--limit-s 900]
 
 The figures do not depend on today's served-type defect (see lab/checker/invariants.py,
 ServedIsApplied): legacy runs leave ServedIsApplied out so they time the race of 20 October, and
@@ -15,6 +17,7 @@ on a shared machine the wall figures are mostly the load); nothing here asserts 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -39,14 +42,15 @@ def rss_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def run(name: str, bounds: Bounds, limit_s: float, **kw) -> None:
+def run(name: str, bounds: Bounds, limit_s: float, off: str = "", **kw) -> None:
     legacy = not bounds.guard
     world = World(bounds, ignore=(SERVED_IS_APPLIED,) if legacy else (), **kw)
     cpu = time.process_time()
     result = explore(world, stop_at_first=legacy, check_progress=not legacy, max_seconds=limit_s)
     cpu = time.process_time() - cpu
     per_cpu_s = result.states / cpu if cpu > 0 else 0.0
-    line = (f"  {name:10} por {'on ' if bounds.por else 'off'}  states {result.states:>10,}  transitions {result.transitions:>11,}  "
+    load = os.getloadavg()[0]
+    line = (f"  {name:10} {('off: ' + off) if off else 'all on':14}  states {result.states:>10,}  transitions {result.transitions:>11,}  "
             f"{result.states_per_s:>7,.0f} states/s wall  {per_cpu_s:>7,.0f} states/s cpu  {result.elapsed_s:7.1f} s wall  {cpu:7.1f} s cpu  ")
     cx = result.counterexample
     if legacy:
@@ -56,27 +60,31 @@ def run(name: str, bounds: Bounds, limit_s: float, **kw) -> None:
     else:
         found = sorted({i for c in result.counterexamples for i in c.invariants})
         line += f"exhausted, depth {result.depth}; " + (f"violations: {', '.join(found)}" if found else "no violation")
-    print(line + f"  [max RSS {rss_mb()} MB]", flush=True)
+    print(line + f"  [load {load:.1f}, max RSS {rss_mb()} MB]", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(CASES), help="cases to run: " + ", ".join(CASES))
     parser.add_argument("--limit-s", type=float, default=900.0, help="cut a run after this many seconds")
-    parser.add_argument("--por", default="on,off", help="partial-order reduction settings to run (on,off)")
+    parser.add_argument("--off", default="none,por,subsume,decompose",
+                        help="runs: none (every reduction on), or the one reduction switched off: por, subsume, decompose (2 endpoints only)")
     parser.add_argument("--small", action="store_true", help="also compare every reduction at small bounds")
     args = parser.parse_args()
     print(f"default bounds: {Bounds()}")
     for name in args.only.split(","):
-        for por in args.por.split(","):
-            run(name, Bounds(por=por == "on", **CASES[name]), args.limit_s)
+        for off in args.off.split(","):
+            if off == "decompose" and CASES[name].get("endpoints", 1) < 2:
+                continue
+            switch = {} if off == "none" else {off: False}
+            run(name, Bounds(**CASES[name], **switch), args.limit_s, "" if off == "none" else off)
     if args.small:
         small = dict(enactors=2, plans=3, keep_plans=1, lost_replies=0)
         print("reductions, guarded, small bounds (states to exhaust):")
-        for label, kw, sym, por in (("all reductions", {}, True, True), ("no partial-order reduction", {}, True, False),
-                                    ("no symmetry", {}, False, True), ("no sleep/dead/doomed reductions", {"reduce": False}, True, True),
-                                    ("none", {"reduce": False}, False, False)):
-            run(label[:10], Bounds(symmetry=sym, por=por, **small), args.limit_s, **kw)
+        for label, kw, off in (("all", {}, {}), ("", {}, {"por": False}), ("", {}, {"subsume": False}), ("", {}, {"symmetry": False}),
+                               ("", {"reduce": False}, {}), ("every reduction", {"reduce": False}, {"por": False, "subsume": False, "symmetry": False})):
+            what = label or ", ".join(off) or "sleep/dead/doomed"
+            run("small", Bounds(**small, **off), args.limit_s, "" if label == "all" else what, **kw)
 
 
 if __name__ == "__main__":

@@ -27,10 +27,11 @@ before an enactor's first batch of a unit; a lost reply is a batch Route 53 carr
 answer never arrives. Default bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4
 (plan 2 re-addresses a load balancer, plan 3 drops AAAA, plan 4 brings it back and adds a load
 balancer) published at any moment, keep_plans 2, at most 1 lease expiry, 1 lock loss and 1 lost
-reply; --freezes and --invalid-plans add the freeze switch and a plan object that fails the
-schema. The guarded core's space at these bounds is more than 5 million states (not exhausted
-in 473 s); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
-seconds) or --random for quick looks.
+reply; --freezes, --invalid-plans, --refused-plans and --insync-waits add the freeze switch, a
+plan object that fails the schema, a plan Route 53 refuses and INSYNC waits that may end PENDING.
+The guarded core's space at these bounds is 1.8 million states (after the reductions; about two
+CPU minutes; 100 s on an idle core); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
+a second) or --random for quick looks. 2+ endpoints are checked one endpoint at a time.
 
 --cells N (lab/checker/cells.py): N cells, each a World of its own (its endpoint, hosted zone, plan
 stream, enactors and lock), and the cell map applied by the real cell-map core, from a live start;
@@ -66,7 +67,16 @@ def register(app: typer.Typer) -> None:
         failed_requests: int = typer.Option(0, "--failed-requests", help="How many requests fail before anything is carried out."),
         freezes: int = typer.Option(0, "--freezes", help="How many plan reads or batches the freeze switch answers Frozen (nothing carried out)."),
         invalid_plans: int = typer.Option(0, "--invalid-plans", help="1: once, between two plans, the newest plan object fails the schema."),
+        refused_plans: int = typer.Option(
+            0, "--refused-plans", help="1: plan 2 carries a poison load balancer Route 53 refuses (a label over 63 characters).",
+        ),
+        insync_waits: int = typer.Option(
+            0, "--insync-waits",
+            help="N >= 1: build batches return a change id, the flip waits for INSYNC (a step of its own), and up to N waits end still PENDING.",
+        ),
         por: str = typer.Option("on", "--por", help="off: no partial-order reduction (plan reads once every plan is out go first)."),
+        decompose: str = typer.Option("on", "--decompose", help="off: explore 2+ endpoints as one product instead of each endpoint alone."),
+        subsume: str = typer.Option("on", "--subsume", help="off: also explore states that differ from a visited one only by more expiry or fault budget spent."),
         ignore: str = typer.Option("", "--ignore", help="Invariants not to report, comma separated (e.g. a known defect)."),
         ablate: bool = typer.Option(False, "--ablate", help="For each part of the guard, check with only that part off: which invariant fails."),
         mutants: bool = typer.Option(False, "--mutants", help="Run the mutant gate (python -m lab.checker.mutants) and exit."),
@@ -124,7 +134,11 @@ def register(app: typer.Typer) -> None:
                 failed_requests=failed_requests,
                 freezes=freezes,
                 invalid_plans=invalid_plans,
+                insync_waits=insync_waits,
+                refused_plans=refused_plans,
                 por=_on_off(por, "--por"),
+                decompose=_on_off(decompose, "--decompose"),
+                subsume=_on_off(subsume, "--subsume"),
             )
             ignored = _invariants(ignore)
         except BoundsError as exc:
@@ -179,7 +193,10 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         f"lost replies <= {b.lost_replies}, failed requests <= {b.failed_requests}, "
         + (f"freezes <= {b.freezes}, " if b.freezes else "")
         + ("an invalid plan object, " if b.invalid_plans else "")
+        + (f"INSYNC waits (PENDING <= {b.insync_waits}), " if b.insync_waits else "")
+        + ("plan 2 refused by Route 53, " if b.refused_plans else "")
         + f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
+        + (f", each endpoint alone (decomposition {'on' if b.decompose else 'off'})" if b.endpoints > 1 else "")
         + (f", max depth {b.max_depth}" if b.max_depth else "")
     )
     if ignore:
@@ -198,6 +215,9 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
             f"explored {result.states:,} states ({result.transitions:,} transitions, depth {result.depth}) in "
             f"{result.elapsed_s:.2f} s: {result.states_per_s:,.0f} states/s; {complete}"
         )
+        for j, part in enumerate(result.components):
+            echo(f"  endpoint {world.endpoints[j].rstrip('.')}: {part.states:,} states in {part.elapsed_s:.2f} s"
+                 + ("" if part.exhausted else " (not exhausted)"))
     cxs = result.counterexamples
     if not cxs:
         if walks is not None:
@@ -209,7 +229,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
             echo(f"invariants hold in every explored state and step: {held}")
             if result.progress_checked:
                 note = f" ({result.frontier:,} unexpanded states at the depth bound counted as able to)" if result.frontier else ""
-                echo(f"Progress holds: from every one of the {result.states:,} states, with the planner stopped, some continuation "
+                echo(f"Progress holds: from every one of the {result.states:,} states, with the planner stopped, some continuation of fault-free steps "
                      f"brings every endpoint to the newest plan{note}")
             echo("no counterexample")
         return False
@@ -254,14 +274,15 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
     except (trace.TraceFileError, BoundsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    from lab.checker.world import FAIL, LOST_REPLY, PUBLISH_INVALID
+    from lab.checker.world import FAIL, LOST_REPLY, PENDING, PUBLISH_INVALID
 
     if PUBLISH_INVALID in labels + continuation:
         typer.echo(f"error: {path} publishes a plan object that fails the schema, which --replay does not carry out yet", err=True)
         raise typer.Exit(2)
-    if any(label[2:] and label[2] in (FAIL, LOST_REPLY) for label in labels + continuation):
-        typer.echo(f"error: {path} has injected transport faults (a lost reply or a failed request), which --replay does not "
-                   "carry out on Route 53 yet; check with --lost-replies 0 --failed-requests 0 for a replayable trace", err=True)
+    if any(label[2:] and label[2] in (FAIL, LOST_REPLY, PENDING) for label in labels + continuation):
+        typer.echo(f"error: {path} has injected transport faults (a lost reply, a failed request or a change left PENDING), which "
+                   "--replay does not carry out on Route 53 yet; check with --lost-replies 0 --failed-requests 0 --insync-waits 0 "
+                   "for a replayable trace", err=True)
         raise typer.Exit(2)
     if data.get("core") != "enactor.protocol":
         typer.echo(f"error: {path} is a counterexample of {data.get('core')!r}, not of enactor.protocol; replay it from Python with that core", err=True)

@@ -4,12 +4,18 @@ Breadth-first: states are expanded in order of depth, every successor is reduced
 canonical form (symmetry.py) and looked up in one dict, so no state is expanded twice, and the
 first violation found is at the least depth there is: a shortest counterexample.
 
-Progress ("once the planner stops, some continuation brings every endpoint to the newest plan")
-is a property of the whole graph. Every edge but the planner's publications is kept; after the
+Progress ("once the planner stops and no new fault is injected, some continuation brings every
+endpoint to the newest plan", even with the clock standing still: a continuation of machine
+steps alone is a weakly fair one) is a property of the whole graph. The machine steps without
+an injected fault are kept (not the planner's publications, lease expiries or faults); after the
 space is exhausted, backward reachability from the goal states (every endpoint serving the
 newest published plan) marks every state that can still get there; any state left unmarked is
 a violation, and the first one in breadth-first order has a shortest path. States cut off by
 --max-depth are counted as able to progress (they were not explored), and the result says so.
+
+Decomposition (2 or more endpoints, Bounds.decompose): each endpoint is checked as its own
+component (World(endpoint=j)) and the results are combined; see `Decomposition` below for why
+that is sound. --decompose off explores the product of the endpoints instead.
 
 Random walks (--random N --seed S) follow one seeded random choice per step from the initial
 state for bounds too large to exhaust; the same seed gives the same walks and the same answer.
@@ -21,7 +27,7 @@ import random
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lab.checker.invariants import PROGRESS, Invariants, Violation
 from lab.checker.symmetry import Symmetry
@@ -40,6 +46,7 @@ class Counterexample:
     found_after_s: float
     states_when_found: int
     walk: int | None = None  # random walks: which walk (0-based)
+    note: str = ""  # decomposition: why the lifted run may need another endpoint's step first
 
     @property
     def invariants(self) -> tuple[str, ...]:
@@ -63,6 +70,7 @@ class Result:
     seed: int | None = None
     explored: list[State] = field(default_factory=list)  # the canonical states, if asked for
     timed_out: bool = False  # stopped by max_seconds / max_states before the space was exhausted
+    components: list[Result] = field(default_factory=list)  # the decomposition: one result per endpoint
 
     @property
     def counterexample(self) -> Counterexample | None:
@@ -88,7 +96,18 @@ def explore(
     """Breadth-first over every reachable state within world.bounds.
 
     `on_progress(states, depth, seconds)` is called about every `progress_every_s` seconds;
-    `max_seconds` / `max_states` cut the run (profiling, benchmarks; `timed_out` says so)."""
+    `max_seconds` / `max_states` cut the run (profiling, benchmarks; `timed_out` says so).
+    With 2+ endpoints and `world.bounds.decompose` (and not `keep_states`), each endpoint is
+    explored alone and the results combined (`Decomposition`); `result.components` has them."""
+    if world.bounds.decompose and world.n_endpoints > 1 and not keep_states:
+        return _explore_decomposed(
+            world, stop_at_first=stop_at_first, check_progress=check_progress, on_level=on_level, on_progress=on_progress,
+            progress_every_s=progress_every_s, max_seconds=max_seconds, max_states=max_states,
+        )
+    return _explore(world, stop_at_first, check_progress, on_level, keep_states, on_progress, progress_every_s, max_seconds, max_states)
+
+
+def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_progress, progress_every_s, max_seconds, max_states) -> Result:
     started = time.perf_counter()
     last_report = started
     por = world.bounds.por
@@ -100,6 +119,44 @@ def explore(
 
     init = canonical(world.initial)
     index: dict[State, int] = {init: 0}
+    # Budget subsumption (Bounds.subsume): a state that differs from a visited one only by having
+    # spent more of the budgets (lease expiries, lock losses, lost replies, failed requests,
+    # freezes, PENDING INSYNC waits) is not explored. No machine step reads those counters or does anything different
+    # for them, and an expiry or a fault only needs its counter below the bound. So every run from
+    # the state with more spent is a run from the visited one (same steps, same zones, same
+    # invariants): one that breaks an invariant is found from the visited one, at no greater
+    # depth (breadth-first: it was reached first). Progress is judged over continuations of
+    # machine steps alone (below), which the two states share. Exact whatever the core and the
+    # engine do: it rests on World only (Move keys and invariants read no budget counter).
+    subsume = bounds.subsume
+    cores: dict[tuple, int | list[int]] = {(init[0], init[3], init[6], init[7], init[9]): 0}
+
+    def seen(c: State) -> int | None:
+        """The index of `c`, or of a visited state that subsumes it; None if it is new."""
+        if not subsume:
+            return index.get(c)
+        got = cores.get((c[0], c[3], c[6], c[7], c[9]))
+        if got is None:
+            return None
+        for n in got if type(got) is list else (got,):
+            o = states[n]
+            if o[1] <= c[1] and o[2] <= c[2] and o[4] <= c[4] and o[5] <= c[5] and o[8] <= c[8] and o[10] <= c[10]:
+                return n
+        return None
+
+    def add(c: State, n: int) -> None:
+        if not subsume:
+            index[c] = n
+            return
+        key = (c[0], c[3], c[6], c[7], c[9])
+        got = cores.get(key)
+        if got is None:
+            cores[key] = n
+        elif type(got) is list:
+            got.append(n)
+        else:
+            cores[key] = [got, n]
+
     states: list[State] = [init]
     parent = array("i", [-1])
     via: list[Label | None] = [None]
@@ -141,7 +198,7 @@ def explore(
             continue
         labels = list(world.labels(s))
         if por:
-            labels = _ample(world, canonical, index, s, labels)
+            labels = _ample(world, canonical, seen, s, labels)
         if not (i & 4095) and (on_progress is not None or max_seconds is not None or max_states is not None):
             now = time.perf_counter()
             if (max_seconds is not None and now - started > max_seconds) or (max_states is not None and len(states) >= max_states):
@@ -156,11 +213,11 @@ def explore(
             result.transitions += 1
             violations = inv.of_step(s, label, move, knocked) if move is not None else ()
             c = canonical(t)
-            n = index.get(c)
+            n = seen(c)
             if n is None:
                 n = len(states)
-                index[c] = n
                 states.append(c)
+                add(c, n)
                 parent.append(i)
                 via.append(label)
                 depth.append(d + 1)
@@ -171,7 +228,7 @@ def explore(
                 if stop_at_first:
                     stop = True
                     break
-            if label[0] != "publish":
+            if label[0] == "step" and not label[2]:  # Progress: no new plan, no new fault, the clock still
                 src.append(i)
                 dst.append(n)
     result.states = len(states)
@@ -195,7 +252,7 @@ def explore(
     return result
 
 
-def _ample(world: World, canonical, index: dict, s: State, labels: list[Label]) -> list[Label]:
+def _ample(world: World, canonical, seen, s: State, labels: list[Label]) -> list[Label]:
     """Partial-order reduction: an ample set of the transitions enabled in `s`.
 
     Every transition of one machine whose steps are local (World.local_machine: they read and
@@ -211,12 +268,103 @@ def _ample(world: World, canonical, index: dict, s: State, labels: list[Label]) 
         ok = bool(mine)
         for x in mine:
             t = world.apply(s, x)[0]
-            if t.machines[k] == s.machines[k] or canonical(t) in index:
+            if t.machines[k] == s.machines[k] or seen(canonical(t)) is not None:
                 ok = False
                 break
         if ok:
             return mine
     return labels
+
+
+# --- Decomposition ------------------------------------------------------------------------------
+#
+# Endpoints share only the planner (`published`, `invalid`), the clock (`expiries`) and the fault
+# budgets (losses, lost replies, failed requests, freezes). A machine of endpoint j reads and
+# writes only its own machine, zone j, `applied[j]` and (to enable a fault) a budget counter; its
+# move depends on nothing else (World.move's key: the machine, zone j, `published`/`invalid`, the
+# fresh tree id, which reads the trees of endpoint j's machines only; `_doomed` looks at endpoint
+# j's machines only). So a step of endpoint j commutes with every step of another endpoint.
+#
+# Component j (World(endpoint=j)) is endpoint j alone with the full budgets, and a lease expiry
+# allowed whenever budget remains (in the product another endpoint's lease may be held).
+# Projection: pi_j(s) = (published, expiries, endpoint j's own spending of each budget,
+# applied[j], zone j, endpoint j's machines).
+# 1. Every product run projects onto a component run (drop other endpoints' steps): each kept
+#    step is enabled in the component (a fault needs own spending < bound, and own <= total;
+#    an expiry is always allowed there) and has the same effect (it reads nothing else).
+# 2. Safety: every invariant of a state or a step is about one endpoint and reads only what the
+#    projection keeps (zone j, applied[j], whether an endpoint-j machine is mid-unit, the batch).
+#    So a product violation is a violation of a reachable component state: no component
+#    violation => no product violation. This holds whatever the core and the engine do: it needs
+#    only the checker's own World (an endpoint-j move never reads another endpoint).
+#    Conversely a component run is a product run with the other endpoints idle, except a lease
+#    expiry the component takes when no lease is held anywhere; the product takes it once another
+#    endpoint's enactor has taken its lock, which it may do at any moment after the first plan.
+#    A component counterexample is shown lifted to the product (machine e of endpoint j is
+#    product machine e * endpoints + j); `Counterexample.note` says when a lifted expiry is not
+#    enabled as it stands in the product.
+# 3. Progress (some continuation without new plans or faults brings every endpoint to the newest plan):
+#    - a component state that cannot reach its own goal: every product state projecting onto it
+#      cannot reach the product's goal (its continuations project onto component continuations),
+#      so it is reported, lifted, as a Progress counterexample;
+#    - if every endpoint's projection reaches its goal (Progress's continuations are fault-free
+#      machine steps alone, each enabled and doing the same whatever the other endpoints do),
+#      the product reaches its goal by doing them one endpoint after another.
+#    So the product's Progress holds exactly when every component's does.
+# Symmetry and partial-order reduction are applied inside each component as in any World.
+
+
+def _explore_decomposed(world: World, *, stop_at_first, check_progress, on_level, on_progress, progress_every_s,
+                        max_seconds, max_states) -> Result:
+    started = time.perf_counter()
+    result = Result(world, "exhaustive")
+    result.exhausted = True
+    inv = Invariants(world)
+    n_ep = world.n_endpoints
+    for j in range(n_ep):
+        part = World(world.bounds, world.core, world.reduce, world.ignore, endpoint=j)
+        spent = time.perf_counter() - started
+        left_s = None if max_seconds is None else max(0.0, max_seconds - spent)
+        left_states = None if max_states is None else max(1, max_states - result.states)
+        report = None
+        if on_progress is not None:
+            def report(states, depth, seconds, base=result.states, offset=spent):
+                on_progress(base + states, depth, offset + seconds)
+        r = _explore(part, stop_at_first, check_progress, on_level, False, report, progress_every_s, left_s, left_states)
+        result.components.append(r)
+        result.states += r.states
+        result.transitions += r.transitions
+        result.depth = max(result.depth, r.depth)
+        result.frontier += r.frontier
+        result.stuck_states += r.stuck_states
+        result.exhausted &= r.exhausted
+        result.timed_out |= r.timed_out
+        for cx in r.counterexamples:
+            result.counterexamples.append(_lift(world, inv, part, j, cx, started))
+        if r.timed_out or (stop_at_first and r.counterexamples):
+            result.exhausted = False
+            break
+    done = len(result.components) == n_ep and result.exhausted
+    result.progress_checked = done and check_progress and all(r.progress_checked for r in result.components)
+    result.counterexamples.sort(key=lambda cx: (cx.kind != "safety", len(cx.labels)))
+    result.elapsed_s = time.perf_counter() - started
+    return result
+
+
+def _lift(world: World, inv: Invariants, part: World, j: int, cx: Counterexample, started: float) -> Counterexample:
+    """A component's counterexample as a run of the whole world (machine e -> e * endpoints + j)."""
+    n_ep = world.n_endpoints
+    labels = [(x[0], x[1] * n_ep + j, *x[2:]) if x[0] == "step" else x for x in cx.labels]
+    state, note = world.initial, ""
+    for n, label in enumerate(labels):
+        if not note and label not in set(world.labels(state)):
+            note = (f"step {n + 1} ({label[0]}) is not enabled as it stands in the whole world: there it comes once an enactor "
+                    f"of another endpoint has taken its lock (decomposition; --decompose off explores the whole world)")
+        state = world.apply(state, label)[0]
+    violations = cx.violations
+    if cx.kind == "safety":
+        violations = tuple(v for v in safety_violations(world, inv, labels) if v.invariant in cx.invariants) or violations
+    return replace(cx, labels=labels, found_after_s=time.perf_counter() - started, note=note, violations=violations)
 
 
 def safety_violations(world: World, inv: Invariants, labels: list[Label]) -> tuple[Violation, ...]:
@@ -316,7 +464,7 @@ def _progress_violation(world: World, state: State) -> tuple[Violation, ...]:
 
 
 def progress_from(world: World, state: State, limit: int = 300_000) -> tuple[bool | None, int]:
-    """Whether some continuation from `state` without new plans reaches a goal state:
+    """Whether some continuation from `state` without new plans or faults reaches a goal state:
     (True / False, states looked at), or (None, ...) when `limit` states did not settle it."""
     sym = Symmetry(world, world.bounds.symmetry)
     inv = Invariants(world)
@@ -328,7 +476,7 @@ def progress_from(world: World, state: State, limit: int = 300_000) -> tuple[boo
         if inv.goal(s):
             return True, len(seen)
         for label in world.labels(s):
-            if label[0] == "publish":
+            if label[0] != "step" or label[2]:  # as explore.py's Progress: fault-free machine steps alone
                 continue
             c = sym.canonical(world.apply(s, label)[0])
             if c not in seen:

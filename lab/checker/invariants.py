@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from enactor import layout
-from lab.checker.world import T0, Label, Move, State, World
+from lab.checker.world import POISON_PLAN, T0, Label, Move, State, World
 from services.dns.answer import leaf_distribution
 from services.dns.snapshot import Snapshot
 
@@ -248,9 +248,15 @@ class Invariants:
 
     def goal(self, state: State) -> bool:
         """Every endpoint serves the newest published plan (trivially true before any plan, and
-        while the newest object in the store fails the schema: then an enactor keeps what DNS
-        serves, as the standards ask of bad input, until a newer valid plan arrives; an enactor
-        that had not read the plan before it was covered has no valid plan to go to)."""
-        if state.published == 0 or state.invalid == 1:
+        while the newest object in the store fails the schema or is the plan Route 53 refuses
+        (--refused-plans): then an enactor keeps what DNS serves, as the standards ask of bad
+        input, until a newer valid plan arrives; an enactor that had not read the plan before it
+        was covered has no plan it may apply)."""
+        if state.published == 0 or state.invalid == 1 or refused_newest(self.world, state):
             return True
         return all(self.world.view(zid, j).active_version == state.published for j, zid in enumerate(state.zones))
+
+
+def refused_newest(world: World, state: State) -> bool:
+    """The newest published plan is the one Route 53 refuses (--refused-plans: never retried)."""
+    return bool(world.bounds.refused_plans) and state.published == POISON_PLAN

@@ -150,8 +150,9 @@ class Replayer:
         self.echo(f"plan store: s3://{bucket}/{store.prefix}")
         return store
 
-    def _submit(self, zone_id: str, changes, comment: str) -> None:
-        self.route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=ChangeBatch(tuple(changes), comment).to_boto())
+    def _submit(self, zone_id: str, changes, comment: str) -> str:
+        reply = self.route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=ChangeBatch(tuple(changes), comment).to_boto())
+        return str(reply.get("ChangeInfo", {}).get("Id", ""))
 
     # -- one machine step against the real endpoint ----------------------------------------
 
@@ -174,15 +175,18 @@ class Replayer:
             if injected is not None:
                 return core.BatchRejected(injected.messages, injected.error_code, now), "lost_lock"
             try:
-                self._submit(self.zone_ids[j], request.changes, request.comment)
+                change_id = self._submit(self.zone_ids[j], request.changes, request.comment)
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", ""))
                 if code not in REJECTION_CODES:
                     raise
                 return core.BatchRejected(rejection_messages(exc), code, now), "rejected"
-            return core.BatchAccepted(now), "accepted"
+            # As the model: the INSYNC wait only with --insync-waits (a build batch's change id).
+            waits = self.world.bounds.insync_waits and request.purpose == "build"
+            return core.BatchAccepted(now, change_id if waits else ""), "accepted"
         if isinstance(request, core.AwaitInsync):
-            return core.Insync(True, now), ""
+            states = {self.route53.get_change(Id=c)["ChangeInfo"]["Status"] for c in request.change_ids}
+            return core.Insync(states <= {"INSYNC"}, now), ""
         return core.Woke(now), ""
 
     def _step_machine(self, store, machines: list, k: int, now: float, fresh, injected) -> str:

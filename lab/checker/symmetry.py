@@ -44,6 +44,9 @@ class Symmetry:
         self._strings: list[dict[str, str]] = [{} for _ in self.perms]
         self._machines: list[dict[int, int]] = [{} for _ in self.perms]
         self._zones: list[dict[int, int]] = [{} for _ in self.perms]
+        # Renamed records by identity: zones share most record objects (the engine keeps the ones a
+        # batch does not touch), so a zone renames only the records it has not met yet.
+        self._records: list[dict[int, object]] = [{} for _ in self.perms]
         self._least: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
         # For renaming i, the old position of the machine that lands in each new position.
         n_ep = world.n_endpoints
@@ -150,7 +153,13 @@ class Symmetry:
     def _rename_zone(self, zid: int, i: int) -> int:
         izone = self.world.zone(zid)
         rename = self._rename_str(i)
-        records = [rewrite_strings(r, rename) for r in izone.zone]
+        memo = self._records[i]
+        records = []
+        for r in izone.zone:
+            out = memo.get(id(r))
+            if out is None:
+                out = memo[id(r)] = rewrite_strings(r, rename)  # every zone stays interned: ids are never reused
+            records.append(out)
         if all(a is b for a, b in zip(records, izone.zone, strict=True)):
             return zid
         zone = Zone.of(izone.zone.name, records, zone_id=izone.zone.zone_id)

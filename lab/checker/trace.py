@@ -24,6 +24,7 @@ from lab.checker.world import (
     FREEZE,
     LOCK_TTL_S,
     LOSE_LOCK,
+    PENDING,
     PUBLISH,
     PUBLISH_INVALID,
     Bounds,
@@ -98,6 +99,10 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
     elif label[2] == FREEZE:
         what = "plan read" if type(move.request).__name__ == "ReadNewestPlan" else f"{move.request.purpose} batch for plan {move.request.plan_version}"
         text = f"the freeze switch is on: {who}'s {what} on {ep} is answered Frozen, nothing is carried out; {who} drops its unit and waits"
+    elif label[2] == PENDING:
+        text = f"{who} waits for its tree's changes on {ep} to be INSYNC; the wait ends with them still PENDING: it defers the flip and backs off"
+    elif type(move.request).__name__ == "AwaitInsync":
+        text = f"{who} waits until Route 53 reports its tree's changes on {ep} INSYNC, then goes on to the flip"
     elif move.outcome.startswith("lost_reply"):
         done = "applied" if move.outcome == "lost_reply_accepted" else "rejected"
         text = f"{who}'s {move.request.purpose} batch for plan {move.request.plan_version} on {ep} is {done} by Route 53, but the reply is lost (injected): {who} backs off"
@@ -312,6 +317,8 @@ class Report:
             out.append(f"  {step.n:>{width}}. {step.text}")
         for v in cx.violations:
             out.append(f"  => {v.invariant} broken: {v.message}")
+        if getattr(cx, "note", ""):
+            out.append(f"  (note: {cx.note})")
         out.append("State at the end:")
         for s in self.final:
             out += ["  " + line for line in summary_lines(s)]

@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -53,7 +53,7 @@ from enactor import layout
 from enactor import protocol as default_core
 from planner.fleet import Fleet, validate_fleet
 from planner.planning import build_plan
-from services.plan.model import Plan
+from services.plan.model import Plan, checksum
 from services.route53.engine import IndexedZone, Route53Error, apply_batch, same_record_set
 from services.route53.listing import SortedRecords, sort_key
 from services.route53.records import AliasTarget, Change, RecordSet, Zone, normalise_name
@@ -94,10 +94,20 @@ class Bounds:
     failed_requests: int = 0  # requests that fail before Route 53 (or S3) carries them out
     freezes: int = 0  # plan reads or batches answered by the freeze switch (Frozen): nothing is carried out
     invalid_plans: int = 0  # 1: the planner may once publish an object that fails the schema (a valid plan follows)
+    # 0: propagation is instant (no change id; the core does not wait). N >= 1: every build batch
+    # returns a change id and the flip waits for INSYNC, a step of its own (others act meanwhile),
+    # and up to N of those waits end with the change still PENDING (the runner's wait gives up).
+    insync_waits: int = 0
+    # 1: plan 2 carries a poison load balancer, one that lists the same IPv4 address twice (the
+    # plan schema allows it, the planner's fleet check would not): Route 53 refuses every build of
+    # plan 2 for its content (Duplicate Resource Record: plan_refused_by_route53, never retried).
+    refused_plans: int = 0
     start: str = "clean"  # "damaged": the root's tree was deleted under it (October's end state)
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
     por: bool = True  # partial-order reduction (explore.py): a plan read with every plan out goes first, alone
+    subsume: bool = True  # skip a state that differs from a visited one only by more budget spent (explore.py)
+    decompose: bool = True  # 2+ endpoints: check each endpoint's component alone (explore.py, Decomposition)
 
     def __post_init__(self) -> None:
         problems = []
@@ -115,10 +125,14 @@ class Bounds:
             problems.append("--keep-plans must be at least 1")
         if not 0 <= self.invalid_plans <= 1:
             problems.append("--invalid-plans must be 0 or 1")
+        if not 0 <= self.refused_plans <= 1:
+            problems.append("--refused-plans must be 0 or 1")
+        if self.refused_plans and self.plans < 2:
+            problems.append("--refused-plans needs --plans >= 2 (plan 2 is the one Route 53 refuses)")
         if self.invalid_plans and self.plans < 2:
             problems.append("--invalid-plans needs --plans >= 2 (the invalid object comes between two valid plans)")
-        if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests, self.freezes) < 0:
-            problems.append("--lease-expiries, --lock-losses, --lost-replies, --failed-requests and --freezes must be >= 0")
+        if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests, self.freezes, self.insync_waits) < 0:
+            problems.append("--lease-expiries, --lock-losses, --lost-replies, --failed-requests, --freezes and --insync-waits must be >= 0")
         if self.start not in STARTS:
             problems.append(f"--start must be one of {', '.join(STARTS)}")
         if self.max_depth is not None and self.max_depth < 1:
@@ -144,9 +158,10 @@ class State(NamedTuple):
     machines: tuple[int, ...]  # interned machine per (enactor, endpoint), enactor-major
     frozen: int = 0  # freeze-switch answers spent
     invalid: int = 0  # the object that fails the schema: 0 not published, 1 the newest in the store, 2 superseded
+    pending: int = 0  # INSYNC waits that ended with the change still PENDING
 
 
-# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail" | "freeze").
+# Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail" | "freeze" | "pending").
 Label = tuple
 PUBLISH: Label = ("publish",)
 PUBLISH_INVALID: Label = ("publish", "invalid")  # the planner's store gets an object that fails the schema
@@ -156,7 +171,8 @@ LOSE_LOCK = "lose_lock"
 LOST_REPLY = "lost_reply"  # Route 53 applies the batch (or rejects it); the reply is lost: RequestFailed
 FAIL = "fail"  # the request fails before anything is carried out: RequestFailed
 FREEZE = "freeze"  # the freeze switch is on when the plan is read or the batch is about to go: Frozen
-CHOICES = ("", LOSE_LOCK, LOST_REPLY, FAIL, FREEZE)
+PENDING = "pending"  # the INSYNC wait ends with the tree's change still PENDING: Insync(ok=False)
+CHOICES = ("", LOSE_LOCK, LOST_REPLY, FAIL, FREEZE, PENDING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +254,7 @@ def model_fleet(bounds: Bounds, version: int = 1) -> Fleet:
 # What each plan changes (documented here because traces refer to it).
 PLAN_CHANGES = {
     1: "A and AAAA over the first load balancers",
-    2: "lb*-0 re-addressed",
+    2: "lb*-0 re-addressed (with --refused-plans 1, its IPv4 address listed twice: Route 53 refuses the plan)",
     3: "AAAA dropped",
     4: "AAAA back, a load balancer added",
     5: "lb*-1 retired",
@@ -252,8 +268,23 @@ def model_plans(bounds: Bounds) -> tuple[Plan, ...]:
     for v in range(1, bounds.plans + 1):
         fleet = model_fleet(bounds, v)
         drift = {lb.id: 0.5 + 0.5 * ((v + i) % 2) for i, lb in enumerate(fleet.load_balancers)}
-        out.append(build_plan(fleet, v, reason=f"model plan {v}", lane="slow", drift=drift, created_at=PLAN_CREATED_AT))
+        plan = build_plan(fleet, v, reason=f"model plan {v}", lane="slow", drift=drift, created_at=PLAN_CREATED_AT)
+        out.append(poisoned(plan) if bounds.refused_plans and v == POISON_PLAN else plan)
     return tuple(out)
+
+
+POISON_PLAN = 2  # --refused-plans 1: the plan Route 53 refuses
+
+
+def poisoned(plan: Plan) -> Plan:
+    """`plan` with its first load balancer's IPv4 address listed twice: valid in the plan schema,
+    but the tree's record set for that load balancer has a duplicate value, which Route 53 refuses
+    ("Duplicate Resource Record"), so every batch that builds the plan's tree is rejected."""
+    body = plan.body()
+    for ep in body["endpoints"]:
+        lb = ep["targets"][0]
+        lb["ipv4"] = [lb["ipv4"][0], lb["ipv4"][0]]
+    return Plan.model_validate({**body, "sha256": checksum(body)})
 
 
 def empty_zone(name: str, zone_id: str) -> Zone:
@@ -346,9 +377,14 @@ def forget_dead(st: Any) -> Any:
     Waiting for a plan or for a listing, a machine's last-seen lock and applied records and the
     applied version are overwritten by the next listing before anything reads them (only log
     notes show them), and with one backoff length the loss counter changes nothing but notes.
-    Machines that differ only there behave alike, so they are one state. The tests check that
-    exploring without this gives the same verdicts and reachable zones.
+    Machines that differ only there behave alike, so they are one state. The same for the light
+    check's clock: a machine that never polled (last_check 0) starts it at its first poll, at the
+    model's standing clock T0, and one that has polled compares T0 - T0 with the check interval:
+    both go on as before and end with last_check T0 (so the light check never runs in this model).
+    The tests check that exploring without this gives the same verdicts and reachable zones.
     """
+    if st.last_check == 0:
+        st = replace(st, last_check=float(T0))
     if (st.phase in ("plan", "list", "check") or (st.phase == "read" and st.read == "heads")) and (st.lock is not None or st.applied is not None or st.applied_version or st.losses):
         return replace(st, lock=None, applied=None, applied_version=0, losses=0)
     return st
@@ -364,20 +400,28 @@ class World:
     """
 
     def __init__(self, bounds: Bounds, core: types.ModuleType = default_core, reduce: bool = True, ignore=(),
-                 namespace: tuple[tuple[str, ...], tuple[str, ...], tuple[Plan, ...]] | None = None):
+                 namespace: tuple[tuple[str, ...], tuple[str, ...], tuple[Plan, ...]] | None = None, endpoint: int | None = None):
         self.bounds = bounds
+        # endpoint=j: endpoint j of the bounds alone, with its name, zone id and plans as in the whole
+        # world, and a lease expiry allowed whether or not its own lock is held (another endpoint's
+        # may be): one component of the per-endpoint decomposition (explore.py, Decomposition).
+        if endpoint is not None and not 0 <= endpoint < bounds.endpoints:
+            raise BoundsError(f"endpoint {endpoint} is not one of the bounds' {bounds.endpoints} endpoints")
+        self.component = endpoint
         self.core = core
         self.ignore = frozenset(ignore)  # invariants not reported (see invariants.py)
         # reduce=False turns off the three exact reductions (waking at once, forgetting dead facts,
         # rejecting doomed batches at once): slower, for the tests that show they change nothing.
         self.reduce = reduce
         self.n_enactors = bounds.enactors
-        self.n_endpoints = bounds.endpoints
         self.enactor_ids = tuple(enactor_id(i) for i in range(bounds.enactors))
         # namespace: (endpoint names, hosted zone ids, plans) instead of the regional model's (lab/checker/cells.py's cells).
         names, zone_ids, plans = namespace or (endpoint_names(bounds.endpoints), tuple(f"Z{j + 1:04d}CHECK" for j in range(bounds.endpoints)), None)
         self.endpoints = tuple(normalise_name(n) for n in names)
         self.zone_ids = zone_ids
+        if endpoint is not None:
+            self.endpoints, self.zone_ids = self.endpoints[endpoint : endpoint + 1], self.zone_ids[endpoint : endpoint + 1]
+        self.n_endpoints = len(self.endpoints)
         self.settings = tuple(
             core.CoreSettings(
                 eid,
@@ -401,8 +445,11 @@ class World:
         self._fresh_version: dict[int, int | None] = {}  # machine -> plan of the tree it may start
         self._lock_keys = tuple((layout.lock_name(ep), "TXT", None) for ep in self.endpoints)
         # One tuple per label, shared by every state that stores it (breadth-first keeps millions).
-        self._step_labels = tuple(tuple(("step", k, c) for c in CHOICES) for k in range(bounds.enactors * bounds.endpoints))
+        self._step_labels = tuple(tuple(("step", k, c) for c in CHOICES) for k in range(bounds.enactors * self.n_endpoints))
         self._aged_machines: dict[int, int] = {}
+        self._others_may_lease = endpoint is not None and bounds.endpoints > 1
+        self._machine_labels: dict[tuple, tuple[Label, ...]] = {}
+        self._aged_records: dict[int, RecordSet] = {}
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -445,7 +492,7 @@ class World:
         for _ in range(self.n_enactors):
             for j, ep in enumerate(self.endpoints):
                 state, _ = self.core.start(ep, self.zone_ids[j])
-                machines.append(self.machines.add(state))
+                machines.append(self.machines.add(forget_dead(state) if self.reduce else state))
         return State(published, 0, 0, (0,) * self.n_endpoints, 0, 0, tuple(zones), tuple(machines))
 
     # -- transitions -----------------------------------------------------------------------
@@ -454,36 +501,48 @@ class World:
         """The model's clock in `state`: it stands still (see Time in the module doc)."""
         return T0
 
-    def labels(self, state: State) -> Iterator[Label]:
+    def labels(self, state: State) -> list[Label]:
         """Every transition enabled in `state`, in a fixed order (random walks depend on it)."""
+        out: list[Label] = []
         if state.published < len(self.plans):
-            yield PUBLISH
+            out.append(PUBLISH)
             # Between two valid plans only: the planner then publishes a valid one again, so
             # Progress (the planner quiet after its last plan) still asks for the newest plan.
             if self.bounds.invalid_plans and state.invalid == 0 and state.published >= 1:
-                yield PUBLISH_INVALID
-        if state.expiries < self.bounds.lease_expiries and self._lease_held(state):
-            yield EXPIRE
+                out.append(PUBLISH_INVALID)
+        if state.expiries < self.bounds.lease_expiries and (self._others_may_lease or self._lease_held(state)):
+            out.append(EXPIRE)
         b = self.bounds
-        can_lose = state.losses < b.lock_losses
-        can_drop = state.lost < b.lost_replies
-        can_fail = state.failed < b.failed_requests
-        can_freeze = state.frozen < b.freezes
+        faults = (state.losses < b.lock_losses, state.lost < b.lost_replies, state.failed < b.failed_requests, state.frozen < b.freezes,
+                  state.pending < b.insync_waits)
+        memo = self._machine_labels
         for k, mid in enumerate(state.machines):
-            step, lose, drop, fail, freeze = self._step_labels[k]
-            yield step
-            if can_lose or can_drop or can_fail or can_freeze:
-                phase = self.machine(mid).phase
-                if phase == "batch":
-                    if can_lose and not self.machine(mid).acquired:
-                        yield lose
-                    if can_drop:
-                        yield drop
-                if can_fail and phase in ("plan", "list", "batch"):
-                    yield fail
-                if can_freeze and phase in ("plan", "batch"):
-                    # The runner asks the switch when it reads the plan and before every batch.
-                    yield freeze
+            key = (k, mid, faults)
+            mine = memo.get(key)
+            if mine is None:
+                mine = memo[key] = self._labels_of(k, mid, *faults)
+            out += mine
+        return out
+
+    def _labels_of(self, k: int, mid: int, can_lose: bool, can_drop: bool, can_fail: bool, can_freeze: bool, can_pend: bool) -> tuple[Label, ...]:
+        """Machine k's transitions (in machine state `mid`, with these fault budgets left)."""
+        step, lose, drop, fail, freeze, pend = self._step_labels[k]
+        out = [step]
+        st = self.machine(mid)
+        phase = st.phase
+        if phase == "batch":
+            if can_lose and not st.acquired:
+                out.append(lose)
+            if can_drop:
+                out.append(drop)
+        if can_fail and phase in ("plan", "list", "batch"):
+            out.append(fail)
+        if can_freeze and phase in ("plan", "batch"):
+            # The runner asks the switch when it reads the plan and before every batch.
+            out.append(freeze)
+        if can_pend and phase == "insync":
+            out.append(pend)
+        return tuple(out)
 
     def local_machine(self, state: State, k: int) -> bool:
         """Machine k's next steps read and write only its own state and commute with every other
@@ -513,7 +572,7 @@ class World:
             zones = tuple(self._aged(self._aged_zones, z, self._age_zone) for z in state.zones)
             machines = tuple(self._aged(self._aged_machines, m, self._age_machine) for m in state.machines)
             return state._replace(expiries=state.expiries + 1, zones=zones, machines=machines), None, ()
-        published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid = state
+        published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending = state
         k, choice = label[1], label[2]
         move = self.move(state, k, choice)
         machines = machines[:k] + (move.machine,) + machines[k + 1 :]
@@ -525,20 +584,22 @@ class World:
             failed += 1
         elif choice == FREEZE:
             frozen += 1
+        elif choice == PENDING:
+            pending += 1
         knocked: tuple[tuple[int, Move], ...] = ()
         if move.zone is not None:
             j = k % self.n_endpoints
             zones = zones[:j] + (move.zone,) + zones[j + 1 :]
             if move.flip:
                 applied = applied[:j] + (move.request.plan_version,) + applied[j + 1 :]
-            new = State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid)
+            new = State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending)
             knocked = self._doomed(new, j, k) if self.reduce else ()
             if knocked:
                 ms = list(machines)
                 for k2, m2 in knocked:
                     ms[k2] = m2.machine
                 machines = tuple(ms)
-        return State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid), move, knocked
+        return State(published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending), move, knocked
 
     def _doomed(self, state: State, j: int, writer: int) -> tuple[tuple[int, Move], ...]:
         """Batches of other machines on endpoint j that the zone's new lock has doomed, rejected.
@@ -578,7 +639,13 @@ class World:
 
     def _age_zone(self, zid: int) -> int:
         izone = self.zone(zid)
-        records = [rewrite_strings(r, age_lease) for r in izone.zone]
+        memo = self._aged_records
+        records = []
+        for r in izone.zone:
+            out = memo.get(id(r))
+            if out is None:
+                out = memo[id(r)] = rewrite_strings(r, age_lease)  # zones stay interned: ids are never reused
+            records.append(out)
         if all(a is b for a, b in zip(records, izone.zone, strict=True)):
             return zid
         return self.intern_zone(IndexedZone.of(Zone.of(izone.zone.name, records, zone_id=izone.zone.zone_id)))
@@ -606,6 +673,8 @@ class World:
             key = (mid, "check", zid)
         elif phase == "read":  # a unit's targeted reads: the zone decides; the batch they may start is this enactor's
             key = (mid, "read", zid, k // self.n_endpoints, self.fresh_tree_id(state, k))
+        elif phase == "insync":
+            key = (mid, "insync", choice)
         else:
             key = (mid, phase.value)
         move = self._moves.get(key)
@@ -759,8 +828,10 @@ def answer_submit_batch(world: World, state: State, k: int, request: Any, choice
     except Exception as exc:  # noqa: BLE001 - the engine under check misbehaved
         return Answer(None, None, "raised", ("EngineRaised", f"apply_batch raised {_exc_text(exc)}"))
     else:
-        # No change id: propagation is instant here, so the core skips its INSYNC wait.
-        obs, zone, outcome = core.BatchAccepted(now), world.intern_zone(after), "accepted"
+        # Without --insync-waits, no change id: propagation is instant, the core skips its INSYNC
+        # wait. With it, a build batch's change id (named after the batch) is waited for.
+        change_id = f"/change/{request.batch_id}" if world.bounds.insync_waits and request.purpose == "build" else ""
+        obs, zone, outcome = core.BatchAccepted(now, change_id), world.intern_zone(after), "accepted"
     if choice == LOST_REPLY:
         obs = core.RequestFailed("injected: the reply was lost (the batch may have been applied)", now)
         outcome = f"lost_reply_{outcome}"
@@ -779,7 +850,8 @@ def answer_read_records(world: World, state: State, k: int, request: Any, choice
 
 
 def answer_await_insync(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
-    return Answer(world.core.Insync(True, float(world.now(state))), None, "", None)
+    """GetChange until INSYNC; PENDING: the runner's wait gave up with the change still PENDING."""
+    return Answer(world.core.Insync(choice != PENDING, float(world.now(state))), None, "pending" if choice == PENDING else "", None)
 
 
 def answer_sleep(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:

@@ -110,13 +110,14 @@ def _zone_facts(world: World, states) -> set:
 @pytest.mark.parametrize("guard", [True, False])
 def test_the_reductions_change_no_verdict_and_no_reachable_zone(guard):
     runs = {}
-    # Legacy keeps exploring past the race into its stuck states: no lock losses keeps that quick.
-    extra = {} if guard else {"lock_losses": 0}
-    for reduce, symmetry, por in ((True, True, True), (False, True, True), (True, False, True), (True, True, False)):
-        world = World(Bounds(guard=guard, symmetry=symmetry, por=por, **SMALL, **extra), reduce=reduce)
+    extra: dict = {}
+    for reduce, symmetry, por, subsume in (
+        (True, True, True, True), (False, True, True, True), (True, False, True, True), (True, True, False, True), (True, True, True, False),
+    ):
+        world = World(Bounds(guard=guard, symmetry=symmetry, por=por, subsume=subsume, **SMALL, **extra), reduce=reduce)
         result = explore(world, stop_at_first=False, keep_states=True)
         assert result.exhausted
-        runs[(reduce, symmetry, por)] = (
+        runs[(reduce, symmetry, por, subsume)] = (
             result,
             sorted({v.invariant for c in result.counterexamples for v in c.violations}),
             _zone_facts(world, result.explored),
@@ -231,3 +232,69 @@ def test_a_plan_object_that_fails_the_schema_changes_nothing_and_the_next_plan_i
     assert BoundsError is not None
     with pytest.raises(BoundsError, match="--invalid-plans"):
         Bounds(invalid_plans=2)
+
+
+@pytest.mark.parametrize("core_name", [None, "tree_without_metadata"])
+def test_two_endpoints_checked_one_at_a_time_agree_with_the_whole_world(core_name):
+    # One enactor keeps the product of two endpoints small enough to exhaust here.
+    from lab.checker.mutants import by_name, core_module
+
+    core = p if core_name is None else core_module(by_name(core_name))
+    tiny = dict(enactors=1, plans=2, keep_plans=1, lbs=1, endpoints=2)
+    whole = World(Bounds(decompose=False, **tiny), core)
+    product = explore(whole, stop_at_first=False, keep_states=True)
+    split = explore(World(Bounds(**tiny), core), stop_at_first=False)
+    assert product.exhausted and split.exhausted and len(split.components) == 2
+    assert split.states < product.states
+    assert split.progress_checked
+    verdict = {v.invariant for c in product.counterexamples for v in c.violations}
+    assert verdict == {v.invariant for c in split.counterexamples for v in c.violations}
+    assert bool(verdict) == (core_name is not None)
+    # Every product state, seen from one endpoint, is a state its component reaches.
+    for j in range(2):
+        part = World(Bounds(**tiny), core, endpoint=j)
+        reached = {facts[0] for facts in _zone_facts(part, explore(part, stop_at_first=False, keep_states=True).explored)}
+        assert {facts[j] for facts in _zone_facts(whole, product.explored)} <= reached
+    # A component's counterexample is shown as a run of the whole world that breaks the same invariant.
+    for cx in split.counterexamples:
+        if cx.kind == "safety":
+            from lab.checker.explore import safety_violations
+            from lab.checker.invariants import Invariants
+
+            assert set(cx.invariants) <= {v.invariant for v in safety_violations(whole, Invariants(whole), cx.labels)}
+
+
+def test_insync_waits_put_a_step_between_build_and_flip_and_a_pending_change_defers_the_flip():
+    from lab.checker.world import PENDING, PUBLISH
+
+    world = World(Bounds(enactors=1, plans=1, keep_plans=1, lost_replies=0, lock_losses=0, insync_waits=1))
+    state = world.initial
+    for label in (PUBLISH, ("step", 0, ""), ("step", 0, ""), ("step", 0, "")):  # publish, read, list, build
+        state = world.apply(state, label)[0]
+    waiting = world.machine(state.machines[0])
+    assert waiting.phase == "insync" and waiting.unsynced == ("/change/enactor-a@1",)
+    assert ("step", 0, PENDING) in world.labels(state)
+    deferred, move, _ = world.apply(state, ("step", 0, PENDING))
+    assert isinstance(move.observation, p.Insync) and not move.observation.ok
+    assert any(n.event == "flip_deferred" for n in move.notes)
+    assert deferred.pending == 1 and ("step", 0, PENDING) not in world.labels(deferred)
+    assert world.view(deferred.zones[0], 0).active_version is None  # nothing flipped while PENDING
+    synced = world.machine(world.apply(state, ("step", 0, ""))[0].machines[0])
+    assert synced.phase == "batch" and synced.inflight.purpose == "flip"
+    # The guarded core holds every invariant with the waits (and a PENDING one) interleaved.
+    result = explore(World(Bounds(guard=True, insync_waits=1, **SMALL)), stop_at_first=False)
+    assert result.exhausted and result.progress_checked and not result.counterexamples
+
+
+def test_a_plan_route53_refuses_is_dropped_never_served_and_the_next_plan_goes_on():
+    from lab.checker.world import POISON_PLAN
+
+    world = World(Bounds(guard=True, refused_plans=1, **SMALL))
+    assert len(world.plans[POISON_PLAN - 1].endpoints[0].targets[0].ipv4) == 2  # the same address twice
+    result = explore(world, stop_at_first=False, keep_states=True)
+    assert result.exhausted and result.progress_checked and not result.counterexamples
+    refusals = {n.get("reason") for m in world._moves.values() for n in m.notes if n.event == "plan_refused_by_route53"}
+    assert refusals == {"duplicate_address"}
+    assert all(world.view(s.zones[0], 0).active_version != POISON_PLAN for s in result.explored)
+    # Plan 3 still takes effect after the refused plan 2: some explored state serves it.
+    assert any(world.view(s.zones[0], 0).active_version == 3 for s in result.explored)
