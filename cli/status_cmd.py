@@ -273,7 +273,11 @@ def register(app: typer.Typer) -> None:
         # neither botocore nor dnspython and adds no Route 53 call to the account's budget.
         chosen = planner or prober or dns or enactor or zone or any(
             os.environ.get(env_var(n)) for n in ("planner", "prober", *(e for e, _, _ in ENACTORS)))
-        console_url = stack.url("console") if stack and stack.running and aws_source.kind == "stack" and not chosen and not direct else None
+        # A stack with cells is read directly: the console's view groups by cell in its own shape
+        # (services/console/cells.py), which the status tables (cli/cells_view.py) do not read.
+        with_cells = bool(stack and any(name.startswith("cell-") for name in stack.services))
+        console_url = (stack.url("console") if stack and stack.running and aws_source.kind == "stack" and not chosen and not direct
+                       and not with_cells else None)
         direct_view: list = []  # (sources, Route 53 client, DNS server), made on first need
 
         def direct_sources():
@@ -315,8 +319,7 @@ def register(app: typer.Typer) -> None:
                 urls = {"planner": sources.planner_url, "prober": sources.prober_url or "", **dict(sources.enactor_urls)}
                 report = gather(sources, client)
                 report["via"] = None
-            if "cells" not in report:  # a console that groups by cell already did this
-                report = cells_view.annotate(report, stack, dns_server)
+            report = cells_view.annotate(report, stack, dns_server)
             report["warnings"] = disagreements(report, stack, aws_source, urls)
             report["stack"] = {"state_dir": str(stack.state_dir), "run_id": stack.run_id, "mode": stack.mode} if stack else None
             return report

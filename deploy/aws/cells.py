@@ -237,7 +237,7 @@ def enactor_role(namespace: str, zone: str, names: list[str], *, deny: list[str]
         statements.append({"Sid": "NeverTheCellDelegations", "Effect": "Deny", "Action": "route53:ChangeResourceRecordSets", "Resource": _zone_arn(zone),
                            "Condition": {"ForAnyValue:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": [_sub(n) for n in deny]}}})
     statements += [
-        {"Sid": "ReadOwnRecords", "Effect": "Allow", "Action": ["route53:ListResourceRecordSets", "route53:GetHostedZoneLimit"], "Resource": _zone_arn(zone)},
+        {"Sid": "ReadOwnRecords", "Effect": "Allow", "Action": ["route53:ListResourceRecordSets", "route53:GetHostedZoneLimit", "route53:GetHostedZone"], "Resource": _zone_arn(zone)},
         {"Sid": "WaitForPropagation", "Effect": "Allow", "Action": "route53:GetChange", "Resource": _sub("arn:${AWS::Partition}:route53:::change/*")},
         ZONE_LOOKUPS,
     ]

@@ -103,7 +103,7 @@ def test_enactors_may_only_read_plans_and_change_the_named_zones(resolved):
                 ZONE_ARNS,
                 condition={"ForAllValues:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": names}},
             ),
-            allow(("route53:GetHostedZoneLimit", "route53:ListResourceRecordSets"), ZONE_ARNS),
+            allow(("route53:GetHostedZone", "route53:GetHostedZoneLimit", "route53:ListResourceRecordSets"), ZONE_ARNS),
             allow("route53:GetChange", "arn:aws:route53:::change/*"),
             # IAM cannot scope this one; it is read-only (see the template's header).
             allow(("route53:GetHostedZoneCount", "route53:ListHostedZonesByName"), "*"),
