@@ -275,9 +275,10 @@ def register(app: typer.Typer) -> None:
             os.environ.get(env_var(n)) for n in ("planner", "prober", *(e for e, _, _ in ENACTORS)))
         # A stack with cells is read directly: the console's view groups by cell in its own shape
         # (services/console/cells.py), which the status tables (cli/cells_view.py) do not read.
-        with_cells = bool(stack and any(name.startswith("cell-") for name in stack.services))
+        from cli import cells_view
+
         console_url = (stack.url("console") if stack and stack.running and aws_source.kind == "stack" and not chosen and not direct
-                       and not with_cells else None)
+                       and not cells_view.cell_services(stack) else None)
         direct_view: list = []  # (sources, Route 53 client, DNS server), made on first need
 
         def direct_sources():
@@ -304,8 +305,6 @@ def register(app: typer.Typer) -> None:
                 )
                 direct_view[:] = [sources, client, dns_server]
             return direct_view
-
-        from cli import cells_view
 
         def take() -> dict:
             report = console_report(console_url) if console_url else None
