@@ -71,9 +71,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
         url = f"http://127.0.0.1:{console_port}"
         console.wait_http(url + "/healthz", timeout_s=60)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # a view with both zones read
+        while time.monotonic() < deadline:  # a view with both zones read and their DNS answers taken
             state = httpx.get(url + "/api/state", timeout=5).json()
-            if state and state.get("route53_error") is None and len(state["endpoints"]) == len(ENDPOINTS):
+            if (state and state.get("route53_error") is None and len(state["endpoints"]) == len(ENDPOINTS)
+                    and all(None not in row["addresses"].values() for row in state["endpoints"])):
                 break
             time.sleep(0.3)
         yield ConsoleStack(state_dir, emulator, console, url)
