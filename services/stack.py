@@ -195,7 +195,9 @@ def services(
             ports.console,
             "/healthz",
             env=dict(common),
-            depends_on=("prober",),
+            # After the zones exist: the console lists Route 53's zones every LIST_EVERY_S, and a
+            # listing taken while `zones ensure` was still creating them hid an endpoint that long.
+            depends_on=("prober", *(s.name for s in specs if s.oneshot and s.args[0] == "zones")),
         )
     )
     return specs

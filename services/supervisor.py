@@ -278,12 +278,21 @@ class Supervisor:
         return restarted
 
     def stop_all(self, timeout_s: float = 10.0, on_stop: Callable[[str], None] | None = None) -> None:
+        """Stop every child, whatever `on_stop` does: a report that fails (the terminal or the pipe
+        it writes to is gone: rich raises SystemExit on a broken pipe) is raised only once every
+        child is stopped, or the rest would be orphaned."""
+        failure: BaseException | None = None
         for child in reversed(self.children):
             stop_process_group(child.process, timeout_s)
-            if on_stop:
-                on_stop(child.spec.name)
+            if on_stop and failure is None:
+                try:
+                    on_stop(child.spec.name)
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the last child
+                    failure = exc
         self.children.clear()
         stack_file.remove(self.state_dir)
+        if failure is not None:
+            raise failure
 
     def _write_stack_file(self) -> None:
         data = {

@@ -272,7 +272,8 @@ def test_guarded_under_plan_churn_applied_never_decreases_and_roots_stay_whole(l
             published = lab.store.publish(lambda v: lab.plan(v)).version
             time.sleep(0.2)
         lab.wait_applied(published, timeout_s=60)
-    assert published >= seconds * 2  # the store keeps up with a plan every 200 ms (give or take)
+    # Enough plans to churn (the rate itself is a benchmark's figure: a loaded machine publishes fewer).
+    assert published >= 20, published
     assert watcher.snapshots > seconds, watcher.snapshots
     assert watcher.violations == [], watcher.violations[:5]
     metrics = [e.metrics() for e in lab.enactors.values()]

@@ -51,3 +51,34 @@ def test_rotating_stream_rolls_over_by_size(tmp_path: Path):
     assert all(p.stat().st_size <= 1000 for p in tmp_path.iterdir())
     last = [json.loads(line) for line in path.read_text().splitlines()]
     assert last[-1]["n"] == 99  # the newest events are in the live file, whole lines only
+
+
+def test_stop_all_stops_every_child_when_reporting_a_stop_fails(tmp_path: Path):
+    """`make demo | tee log`, Ctrl-C: tee is gone, so printing "stopped emulator" raises (rich
+    turns the broken pipe into SystemExit). The children after it must be stopped all the same."""
+    import subprocess
+
+    import pytest
+
+    from services.supervisor import Child
+
+    sup = Supervisor(host="127.0.0.1", state_dir=tmp_path, base_env={})
+    for name in ("one", "two", "three"):
+        process = subprocess.Popen(["sleep", "120"], start_new_session=True)  # its own group, as _spawn does
+        sup.children.append(Child(ServiceSpec(name, ("sleep",), 0, None), process, tmp_path / f"{name}.log"))
+    processes = [c.process for c in sup.children]
+    reported = []
+
+    def on_stop(name: str) -> None:
+        reported.append(name)
+        raise SystemExit(1)
+
+    try:
+        with pytest.raises(SystemExit):
+            sup.stop_all(timeout_s=5, on_stop=on_stop)
+        assert [p.poll() for p in processes] == [-15, -15, -15]
+        assert reported == ["three"]  # the first report failed; the stops went on without reports
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
