@@ -25,6 +25,7 @@ machine has exactly one outstanding request (`request_of(state)`):
 
     ReadNewestPlan -> PlanRead        ListRecords -> RecordsListed (the whole zone, + its quota)
     ReadRecords -> RecordsRead        (targeted: StartRecordName/StartRecordType/MaxItems pages)
+    ReadPlans -> PlansRead            (older plan versions from the plan store: the clean-up's reference count)
     SubmitBatch -> BatchAccepted | BatchRejected     AwaitInsync -> Insync
     Sleep -> Woke                     any request -> RequestFailed (transport) | Frozen (kill switch)
 
@@ -35,12 +36,20 @@ So a unit starts with one page from the apex (READ "heads", at most 300 record s
 - a page that is not full is the whole zone: the unit decides as on a listing;
 - a full page is read as the heads alone (the trees' completeness from their metadata, see
   layout.read_endpoint(heads_only=True)). Freshness, the lock, the rollback and what the
-  clean-up may delete are decided on it. A build then reads on (READ "nodes") through the
-  interior nodes the page ended among, with the zone's size (GetHostedZone, for the quota),
-  and writes the nodes of its tree that no top or interior node read names, with UPSERT;
-- a listing of the whole zone is made only where the reference count or the damage needs it:
-  a clean-up that has a tree to delete, healing a dangling root, a salvage, a tree that would
-  not fit the quota, and the unit after a build or flip Route 53 refused (`full`).
+  clean-up may delete are decided on it. A build then learns which nodes exist from the plans
+  behind the trees (READ plans, see the clean-up below) or, when a tree's plan does not give
+  its top, by reading on (READ "nodes") through the interior nodes the page ended among; it
+  asks the zone's size (GetHostedZone, for the quota), and writes the nodes of its tree that
+  no tree, top or interior node read names, with UPSERT;
+- a clean-up that has a tree to delete counts references without reading a node: it reads the
+  plans behind every tree (READ plans, from the plan store), recomputes each tree's nodes
+  (enactor/tree.py) and checks them against the top read: nodes are named by a digest of their
+  content, so a matching top vouches for every node below it (`tree_nodes`). The nodes only the
+  doomed trees reach are then deleted with the records recomputed;
+- a listing of the whole zone is made only where the damage or the zone's size needs it:
+  healing a dangling root, a salvage, a tree that would not fit the quota (a sweep), a tree
+  whose plan is gone or does not match its top, and the unit after a batch Route 53 refused
+  (`full`: a build, a flip, or a clean-up planned from recomputed nodes).
 The heads page is consistent (one page); later reads may not be, but every batch deletes the
 lock exactly as the heads page showed it, and every writer changes the lock, so a batch planned
 on reads made while anyone wrote is refused whole. Legacy mode lists the whole zone, as
@@ -54,12 +63,13 @@ The machine has a *task* and a *phase* (what it waits for):
                    CHECK --RecordsRead(the heads page)--> PLAN (healthy) | PLAN with done_version 0
                         (zone_damaged: root gone, a type of the tree's metadata unserved, or the
                         tree it names missing or not whole)
-    task WORK:     (guarded: READ heads [--> READ nodes ..] decides as LIST does, or --> LIST)
+    task WORK:     (guarded: READ heads [--> READ plans] [--> READ nodes ..] decides as LIST does, or --> LIST)
                    LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
                    LIST --lock held by another--> SLEEP(backoff) --Woke--> LIST   (lock_lost)
                    LIST --lock free/ours/expired--> BATCH(build 1) .. BATCH(build n)
                         [--> INSYNC]  --> BATCH(flip)  --accepted--> task CLEANUP, LIST
-    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else LIST)
+    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else READ plans
+                    --every tree's nodes follow from its plan--> BATCH(cleanup 1) ..; else LIST)
                    LIST --nothing to delete--> task IDLE, PLAN
                    LIST --lock held--> SLEEP(backoff) --Woke--> LIST
                    LIST --> BATCH(cleanup 1) .. BATCH(cleanup m) --accepted--> task IDLE, PLAN
@@ -244,7 +254,15 @@ class Sleep:
     reason: str  # "poll", "lock_lost", "flip_failed", "request_failed", "frozen", ...
 
 
-Request = ReadNewestPlan | ListRecords | ReadRecords | SubmitBatch | AwaitInsync | Sleep
+@dataclass(frozen=True, slots=True)
+class ReadPlans:
+    """Read these plan versions from the plan store (the plans behind the trees in the zone: the
+    clean-up's reference count recomputes their nodes instead of listing the zone)."""
+
+    versions: tuple[int, ...]
+
+
+Request = ReadNewestPlan | ListRecords | ReadRecords | ReadPlans | SubmitBatch | AwaitInsync | Sleep
 READ_NEWEST_PLAN = ReadNewestPlan()
 LIST_RECORDS = ListRecords()
 
@@ -281,6 +299,15 @@ class RecordsRead:
     fresh_tree_id: str | None = None  # "t-<hex>" to use if this read starts a new tree (as RecordsListed's)
     record_count: int | None = None  # zone_size asked: the zone's record sets (None: unknown)
     quota: int | None = None  # zone_size asked: the zone's record-set quota (None: unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class PlansRead:
+    """The answer to ReadPlans: per version asked, this endpoint's part of that plan (None: the
+    plan is gone from the store, unreadable, or does not name the endpoint)."""
+
+    endpoints: tuple[tuple[int, EndpointPlan | None], ...]
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +353,7 @@ class Frozen:
     now: float
 
 
-Observation = PlanRead | RecordsListed | RecordsRead | BatchAccepted | BatchRejected | Insync | Woke | RequestFailed | Frozen
+Observation = PlanRead | RecordsListed | RecordsRead | PlansRead | BatchAccepted | BatchRejected | Insync | Woke | RequestFailed | Frozen
 
 
 # --- notes (the events the runner logs) -----------------------------------------------------
@@ -355,6 +382,7 @@ class Phase(StrEnum):
     SLEEP = "sleep"  # waiting for Woke
     CHECK = "check"  # waiting for RecordsRead (the light check)
     READ = "read"  # guarded: waiting for RecordsRead (a unit's targeted reads, `EndpointState.read`)
+    PLANS = "plans"  # guarded: waiting for PlansRead (the plans behind the trees, `_on_plans_read`)
 
 
 class Task(StrEnum):
@@ -450,6 +478,8 @@ def request_of(state: EndpointState) -> Request:
         return _check_request(state)
     if state.phase is Phase.READ:
         return _read_request(state)
+    if state.phase is Phase.PLANS:
+        return ReadPlans(_tree_versions(state.endpoint, state.heads) or ())
     assert state.nap is not None
     return state.nap
 
@@ -580,11 +610,91 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
         cursor = (interior[-1].name, interior[-1].type) if more else None
         return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, None, notes, known=frozenset(_named_by(interior)),
                      nodes_read=False, cursor=cursor)
-    # The clean-up: a listing only when a tree is past keeping (its nodes need the reference count).
+    # The clean-up: nothing more to read unless a tree is past keeping. Then the reference count
+    # comes from the plans behind the trees (`_on_plans_read`), or, when a tree is not of the
+    # shared-node layout (or a sweep must make room, `_room`), from a listing of the whole zone.
     plan = _doomed(s, st, zone, notes)
     if (plan is None or not plan[0]) and not st.sweep:
         return _finish_cleanup(st)
-    return replace(st, phase=Phase.LIST)  # (a sweep: the listing makes room for the next plan, `_room`)
+    if st.sweep or _tree_versions(st.endpoint, heads) is None:
+        return replace(st, phase=Phase.LIST)
+    if lock_verdict(s, zone, obs.now) == "held":
+        return _cleanup(s, st, zone, obs.now, notes, doomed=plan)  # (backs off: no plan is read for nothing)
+    return replace(st, phase=Phase.PLANS, heads=heads)
+
+
+def _tree_versions(endpoint: str, heads: tuple[RecordSet, ...]) -> tuple[int, ...] | None:
+    """The plan versions behind every tree of the heads, or None when a tree's nodes cannot be
+    recomputed from its plan (no metadata yet, or a layout older than the shared nodes)."""
+    zone = layout.read_endpoint(endpoint, heads, heads_only=True)
+    if any(t.meta is None or t.meta.lb_count is None for t in zone.trees):
+        return None
+    return tuple(sorted({t.meta.plan_version for t in zone.trees if t.meta is not None}))
+
+
+# --- the clean-up's reference count, from the plans behind the trees ------------------------------
+
+
+def _on_plans_read(s: CoreSettings, st: EndpointState, obs: PlansRead, notes: list[Note]) -> EndpointState:
+    """Guarded, on the heads: every tree's nodes are recomputed from its plan and checked against
+    its top as read (`tree_nodes`). A build then knows which of its nodes exist without reading
+    the interior nodes (it still asks the zone's size); a clean-up knows the nodes only doomed
+    trees reach, records and all, without reading them. When a tree does not check, a build
+    reads the interior nodes and a clean-up lists the zone."""
+    zone = layout.read_endpoint(st.endpoint, st.heads, heads_only=True)
+    plans = dict(obs.endpoints)
+    nodes: dict[str, dict[str, list[RecordSet]]] = {}
+    for t in zone.trees:
+        found = tree_nodes(s, st.endpoint, st.zone_id, t, plans.get(t.version) if t.version is not None else None)
+        if found is None:
+            notes.append(_note(st, "nodes_not_recomputed", tree_id=t.tree_id, tree_version=t.version,
+                               reason="its plan is gone or does not give the top read"))
+            if st.task is Task.WORK:
+                return replace(st, phase=Phase.READ)  # (read "nodes" from the cursor, as without plans)
+            return replace(st, phase=Phase.LIST, heads=())
+        nodes[t.tree_id] = found
+    if st.task is Task.WORK:
+        # Every node of every tree exists (a node in the zone has its whole subtree); the zone's
+        # size is still read (GetHostedZone) before the build is planned.
+        known = set(st.known).union(*(set(n) for n in nodes.values()))
+        return replace(st, phase=Phase.READ, known=tuple(sorted(known)), cursor=None)
+    st = replace(st, heads=())
+    plan = _doomed(s, st, zone, notes)
+    if plan is None or not plan[0]:
+        return _finish_cleanup(st)
+    doomed = {t.tree_id for t in plan[0]}
+    used = set().union(*(set(n) for tid, n in nodes.items() if tid not in doomed))
+    only: dict[str, list[RecordSet]] = {}
+    for tid in sorted(doomed):
+        for name, records in nodes[tid].items():
+            if name not in used:
+                only[name] = records
+    return _cleanup(s, st, zone, obs.now, notes, doomed=(plan[0], _parents_first([r for rs in only.values() for r in rs])))
+
+
+def tree_nodes(s: CoreSettings, endpoint: str, zone_id: str, tree: layout.TreeInZone, ep: EndpointPlan | None
+               ) -> dict[str, list[RecordSet]] | None:
+    """The shared nodes of `tree` (name -> its record sets), recomputed from the plan it was built
+    for (enactor/tree.py); None when `ep` is unknown or the top recomputed is not the top read.
+
+    Nodes are named by a digest of their content, and the content of an interior node is its
+    children's names: a top whose members match names every node below it, content and all (a
+    Merkle tree). So a recomputed top equal to the top read means the recomputed nodes are the
+    zone's, and their DELETEs match exactly (a node damaged by hand fails the batch, which then
+    ends the clean-up unit and lists the zone, `_on_rejected`)."""
+    if ep is None or not ep.targets:
+        return None
+    top = layout.tree_name(endpoint, tree.tree_id)
+    built = tree_shape.build(endpoint, zone_id, ep, top, s.record_ttl, s.shape)
+    read = {r.key: r for r in tree.records if r.name == top}
+    wanted = {r.key: r for r in built if r.name == top}
+    if read.keys() != wanted.keys() or not all(same_record_set(read[k], r) for k, r in wanted.items()):
+        return None
+    out: dict[str, list[RecordSet]] = {}
+    for r in built:
+        if r.name != top:
+            out.setdefault(r.name, []).append(r)
+    return out
 
 
 def _first_label(name: str) -> str:
@@ -652,7 +762,9 @@ def _work(
         if not nodes_read:
             # Before building: the zone's size (the quota), and the interior nodes past the heads
             # page if it ended among them (`st.cursor`), to learn which of the tree's nodes exist.
-            return replace(st, phase=Phase.READ, read="nodes", heads=records, known=tuple(sorted(known)), cursor=cursor, sized=None)
+            # The nodes come from the plans behind the trees when every tree has one (`_on_plans_read`).
+            phase = Phase.PLANS if _tree_versions(st.endpoint, records) is not None else Phase.READ
+            return replace(st, phase=phase, read="nodes", heads=records, known=tuple(sorted(known)), cursor=cursor, sized=None)
         missing = _targeted_build(st.endpoint, wanted, index, zone, known)
     flip = _flip(s, st, zone, tree, heal)
     unit = chunk_batches(s, st, "build", missing, None, (("tree_id", tree.tree_id),))
@@ -861,10 +973,11 @@ def _guarded_rollback(zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -
 
 
 def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now: float, notes: list[Note],
-             quota: int | None = None) -> EndpointState:
+             quota: int | None = None, doomed: tuple[list[layout.TreeInZone], list[RecordSet]] | None = None) -> EndpointState:
     """Delete the trees past keeping (and what only they reach) in their own unit; from the whole
-    zone (`quota` given), also what makes room for the next plan."""
-    plan = _doomed(s, st, zone, notes, quota)
+    zone (`quota` given), also what makes room for the next plan. `doomed`: what to delete, when
+    the reference count was made without a listing (`_on_plans_read`)."""
+    plan = doomed if doomed is not None else _doomed(s, st, zone, notes, quota)
     if plan is None:
         return _finish_cleanup(st)
     doomed, leaves = plan
@@ -979,7 +1092,7 @@ def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str
 
 def _finish_cleanup(st: EndpointState) -> EndpointState:
     return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False, salvage=False,
-                   sweep=False)
+                   sweep=False, full=False)
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -1112,7 +1225,13 @@ def _on_rejected(s: CoreSettings, st: EndpointState, obs: BatchRejected, notes: 
     fields = {"batch_id": batch.batch_id, "cause": cause, "error_code": obs.error_code, "messages": obs.messages[:3]}
     if planned.purpose == "cleanup" and st.task is Task.CLEANUP:
         notes.append(_note(st, "cleanup_aborted", **fields))
-        return _backoff(s, st, "lock_lost", notes) if cause == "lock" else _finish_cleanup(st)
+        if cause == "lock":
+            return _backoff(s, st, "lock_lost", notes)
+        if s.version_guard and not st.full:
+            # Planned without a listing (nodes recomputed from their plans, `tree_nodes`): what
+            # Route 53 refused (a node damaged by hand) is seen by a listing of the whole zone, once.
+            return _begin(s, replace(st, full=True))
+        return _finish_cleanup(st)
     # Guarded: whatever went wrong, look for a newer plan before trying again.
     st = replace(st, reread=s.version_guard)
     if cause == "lock":
@@ -1284,6 +1403,7 @@ _ANSWERS: dict[Phase, type] = {
     Phase.SLEEP: Woke,
     Phase.CHECK: RecordsRead,
     Phase.READ: RecordsRead,
+    Phase.PLANS: PlansRead,
 }
 _HANDLERS = {
     PlanRead: _on_plan,
@@ -1293,6 +1413,7 @@ _HANDLERS = {
     Insync: _on_insync,
     Woke: _on_woke,
     RecordsRead: _on_read,
+    PlansRead: _on_plans_read,
 }
 
 
