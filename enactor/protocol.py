@@ -46,10 +46,13 @@ So a unit starts with one page from the apex (READ "heads", at most 300 record s
   (enactor/tree.py) and checks them against the top read: nodes are named by a digest of their
   content, so a matching top vouches for every node below it (`tree_nodes`). The nodes only the
   doomed trees reach are then deleted with the records recomputed;
+  A clean-up after a build that found the zone too full for another like it (a sweep) also
+  makes room for the next plan (`_room`) on those recomputed nodes and the zone's size
+  (GetHostedZone);
 - a listing of the whole zone is made only where the damage or the zone's size needs it:
-  healing a dangling root, a salvage, a tree that would not fit the quota (a sweep), a tree
-  whose plan is gone or does not match its top, and the unit after a batch Route 53 refused
-  (`full`: a build, a flip, or a clean-up planned from recomputed nodes).
+  healing a dangling root, a salvage, a tree that would not fit the quota, a tree whose plan
+  is gone or does not match its top, and the unit after a batch Route 53 refused (`full`: a
+  build, a flip, or a clean-up planned from recomputed nodes).
 The heads page is consistent (one page); later reads may not be, but every batch deletes the
 lock exactly as the heads page showed it, and every writer changes the lock, so a batch planned
 on reads made while anyone wrote is refused whole. Legacy mode lists the whole zone, as
@@ -68,8 +71,9 @@ The machine has a *task* and a *phase* (what it waits for):
                    LIST --lock held by another--> SLEEP(backoff) --Woke--> LIST   (lock_lost)
                    LIST --lock free/ours/expired--> BATCH(build 1) .. BATCH(build n)
                         [--> INSYNC]  --> BATCH(flip)  --accepted--> task CLEANUP, LIST
-    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else READ plans
-                    --every tree's nodes follow from its plan--> BATCH(cleanup 1) ..; else LIST)
+    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else [a sweep:
+                    READ the zone's size -->] READ plans --every tree's nodes follow from its plan-->
+                    BATCH(cleanup 1) ..; else LIST)
                    LIST --nothing to delete--> task IDLE, PLAN
                    LIST --lock held--> SLEEP(backoff) --Woke--> LIST
                    LIST --> BATCH(cleanup 1) .. BATCH(cleanup m) --accepted--> task IDLE, PLAN
@@ -578,6 +582,8 @@ def _heads(endpoint: str, records: tuple[RecordSet, ...]) -> tuple[RecordSet, ..
 def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: list[Note]) -> EndpointState:
     """Guarded: a unit decides on the heads read; a build whose trees have interior nodes reads
     those too (a few pages), and learns which of its nodes exist from them (`_work`)."""
+    if st.read == "nodes" and st.task is Task.CLEANUP:
+        return replace(st, phase=Phase.PLANS, read="", sized=(obs.record_count, obs.quota))  # (a sweep's zone size)
     if st.read == "nodes":
         interior = _interior(st.endpoint, obs.records)
         known = set(st.known) | set(_named_by(interior))
@@ -614,12 +620,15 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
     # comes from the plans behind the trees (`_on_plans_read`), or, when a tree is not of the
     # shared-node layout (or a sweep must make room, `_room`), from a listing of the whole zone.
     plan = _doomed(s, st, zone, notes)
-    if (plan is None or not plan[0]) and not st.sweep:
+    if plan is None or (not plan[0] and not st.sweep):
         return _finish_cleanup(st)
-    if st.sweep or _tree_versions(st.endpoint, heads) is None:
+    if _tree_versions(st.endpoint, heads) is None:
         return replace(st, phase=Phase.LIST)
     if lock_verdict(s, zone, obs.now) == "held":
         return _cleanup(s, st, zone, obs.now, notes, doomed=plan)  # (backs off: no plan is read for nothing)
+    if st.sweep:
+        # Making room counts on the zone's size too: GetHostedZone first (READ "nodes" without a page).
+        return replace(st, phase=Phase.READ, read="nodes", heads=heads, cursor=None, sized=None)
     return replace(st, phase=Phase.PLANS, heads=heads)
 
 
@@ -658,8 +667,15 @@ def _on_plans_read(s: CoreSettings, st: EndpointState, obs: PlansRead, notes: li
         # size is still read (GetHostedZone) before the build is planned.
         known = set(st.known).union(*(set(n) for n in nodes.values()))
         return replace(st, phase=Phase.READ, known=tuple(sorted(known)), cursor=None)
-    st = replace(st, heads=())
-    plan = _doomed(s, st, zone, notes)
+    sized, st = st.sized, replace(st, heads=(), sized=None)
+    census = quota = None
+    if st.sweep:
+        if sized is None or sized[0] is None:
+            return replace(st, phase=Phase.LIST)  # the zone's size unknown: a listing makes room
+        census = Census(sized[0], {tid: frozenset(n) for tid, n in nodes.items()},
+                        {name: len(rs) for n in nodes.values() for name, rs in n.items()})
+        quota = sized[1] or s.limits.max_record_sets_per_zone
+    plan = _doomed(s, st, zone, notes, quota, census)
     if plan is None or not plan[0]:
         return _finish_cleanup(st)
     doomed = {t.tree_id for t in plan[0]}
@@ -776,6 +792,12 @@ def _work(
     if known is not None:
         # Targeted: every node written may be new (UPSERT); the whole zone decides a trim.
         if record_count is not None and record_count + len(missing) > quota:
+            if st.losses == 0:
+                # The zone's size is read after the heads: another enactor's build may have landed
+                # in between (its tree, whose nodes this one shares, not among the heads read).
+                # Back off and read again before listing the whole zone for a trim.
+                notes.append(_note(st, "zone_full_recheck", records=record_count, creates=len(missing), quota=quota))
+                return _backoff(s, replace(st, reread=True), "zone_full", notes)
             return replace(st, phase=Phase.LIST, full=True)
         st = replace(st, sweep=record_count is not None and record_count + 2 * len(missing) > quota)
         need = 0
@@ -1000,10 +1022,11 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now:
     return next_batch(s, replace(st, unit=unit, acquired=False), now, notes)
 
 
-def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None
-            ) -> tuple[list[layout.TreeInZone], list[RecordSet]] | None:
+def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None,
+            census: Census | None = None) -> tuple[list[layout.TreeInZone], list[RecordSet]] | None:
     """The trees past keeping and the shared nodes only they reach (parents first); None: skip.
-    `quota`: the whole zone is listed; make room for the next plan too (`_room`)."""
+    `quota`: make room for the next plan too (`_room`), counting on `census` (default: the
+    whole zone is listed and counted, `census_of`)."""
     referenced = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t}
     applied = zone.applied_value
     if st.salvage:
@@ -1028,27 +1051,49 @@ def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes
         elif t.tree_id not in referenced and t.tree_id not in protected:
             doomed.append(t)  # no metadata: a build that never finished
     if quota is not None and s.version_guard and not st.salvage:
-        doomed = _room(zone, doomed, protected, quota)
+        doomed = _room(zone, doomed, protected, quota, census or census_of(zone))
     return doomed, _orphans(zone, {t.tree_id for t in doomed}, ())
 
 
-def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int) -> list:
-    """Guarded, with the whole zone listed: make room now for a plan like the last one (the active
-    tree's own records and the nodes only it reaches), deleting the oldest trees kept beyond the
-    protected ones, so the next build fits without a whole listing of its own (near the quota
-    fewer than keep_plans older trees are kept, as the build's own trim would do)."""
+@dataclass(frozen=True, slots=True)
+class Census:
+    """What making room counts on: the zone's record sets, the shared nodes each tree reaches and
+    how many record sets each node holds (nodes no tree reaches are counted too, when known)."""
+
+    record_count: int
+    reach: dict[str, frozenset[str]]  # tree id -> the node names it reaches
+    sizes: dict[str, int]  # node name -> its record sets
+
+    def freed(self, doomed: list[layout.TreeInZone]) -> int:
+        """Record sets deleting `doomed` frees: their own, and every node no other tree reaches."""
+        ids = {t.tree_id for t in doomed}
+        used = set().union(*(n for tid, n in self.reach.items() if tid not in ids))
+        return sum(len(t.records) for t in doomed) + sum(k for name, k in self.sizes.items() if name not in used)
+
+
+def census_of(zone: layout.EndpointZone) -> Census:
+    """The census of a whole listing (its orphans included)."""
+    sizes: dict[str, int] = {}
+    for r in zone.leaves:
+        sizes[r.name] = sizes.get(r.name, 0) + 1
+    return Census(zone.record_count, {t.tree_id: t.leaves for t in zone.trees}, sizes)
+
+
+def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int, census: Census) -> list:
+    """Guarded: make room now for a plan like the last one (the active tree's own records and the
+    nodes only it reaches), deleting the oldest trees kept beyond the protected ones, so the next
+    build fits without a whole listing of its own (near the quota fewer than keep_plans older
+    trees are kept, as the build's own trim would do)."""
     active = zone.active_tree
     if active is None:
         return doomed
-    others = set().union(*(t.leaves for t in zone.trees if t.tree_id != active.tree_id))
-    margin = len(active.records) + sum(1 for r in zone.leaves if r.name in active.leaves and r.name not in others)
+    others = set().union(*(n for tid, n in census.reach.items() if tid != active.tree_id))
+    margin = len(active.records) + sum(census.sizes.get(n, 0) for n in census.reach.get(active.tree_id, ()) if n not in others)
     kept = sorted((t for t in zone.trees if t not in doomed and t.tree_id not in protected and t.version is not None),
                   key=lambda t: (t.version, t.tree_id))
     doomed = list(doomed)
     while kept:
-        ids = {t.tree_id for t in doomed}
-        freed = sum(len(t.records) for t in doomed) + len(_orphans(zone, ids, ()))
-        if zone.record_count - freed + margin <= quota:
+        if census.record_count - census.freed(doomed) + margin <= quota:
             break
         doomed.append(kept.pop(0))
     return doomed
@@ -1367,7 +1412,8 @@ def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: li
         raise ProtocolError("RequestFailed does not answer Sleep")
     notes.append(_note(st, "request_failed", request=st.phase.value, error=obs.error))
     # After a lost SubmitBatch the outcome is unknown: the unit ends and the next listing decides.
-    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, read="", heads=(), known=(), cursor=None), "request_failed", notes)
+    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, read="", heads=(), known=(), cursor=None, sized=None),
+                    "request_failed", notes)
 
 
 def _on_frozen(s: CoreSettings, st: EndpointState, obs: Frozen, notes: list[Note]) -> EndpointState:
