@@ -450,7 +450,8 @@ class EndpointState:
     known: tuple[str, ...] = ()  # reading "nodes": interior nodes read so far and the nodes they name
     cursor: tuple[str, str] | None = None  # reading "nodes": where the next page starts (name, type; None: no page)
     sized: tuple[int | None, int | None] | None = None  # reading "nodes": (record count, quota) of the zone
-    sweep: bool = False  # guarded: this unit's build found the zone too full for another like it: clean up from a listing
+    sweep: bool = False  # guarded: this unit's build found the zone too full for another like it: make room after the flip
+    plans: tuple[tuple[int, EndpointPlan | None], ...] = ()  # reading "nodes" for a build: the plans behind the trees (a trim's census)
 
     @property
     def stuck(self) -> bool:
@@ -591,10 +592,11 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
         st = replace(st, known=tuple(sorted(known)), sized=sized)
         if len(obs.records) >= NODES_PAGE and interior and obs.records[-1] == interior[-1]:
             return replace(st, cursor=(interior[-1].name, interior[-1].type))  # the next page
-        heads = st.heads
-        st = replace(st, read="", heads=(), known=(), cursor=None, sized=None)
+        heads, plans = st.heads, st.plans
+        st = replace(st, read="", heads=(), known=(), cursor=None, sized=None, plans=())
         zone = layout.read_endpoint(st.endpoint, heads, heads_only=True)
         return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, sized[1] or obs.quota, notes, known=frozenset(known), nodes_read=True,
+                     plans=plans,
                      record_count=sized[0])
     if len(obs.records) < s.heads_page:
         # The page starts at the apex and was not cut short: it is the whole zone, a listing.
@@ -652,40 +654,28 @@ def _on_plans_read(s: CoreSettings, st: EndpointState, obs: PlansRead, notes: li
     reads the interior nodes and a clean-up lists the zone."""
     zone = layout.read_endpoint(st.endpoint, st.heads, heads_only=True)
     plans = dict(obs.endpoints)
-    nodes: dict[str, dict[str, list[RecordSet]]] = {}
-    for t in zone.trees:
-        found = tree_nodes(s, st.endpoint, st.zone_id, t, plans.get(t.version) if t.version is not None else None)
-        if found is None:
-            notes.append(_note(st, "nodes_not_recomputed", tree_id=t.tree_id, tree_version=t.version,
-                               reason="its plan is gone or does not give the top read"))
-            if st.task is Task.WORK:
-                return replace(st, phase=Phase.READ)  # (read "nodes" from the cursor, as without plans)
-            return replace(st, phase=Phase.LIST, heads=())
-        nodes[t.tree_id] = found
+    sized = st.sized
+    census = census_from_plans(s, st, zone, plans, (sized[0] if sized else None) or 0, notes)
+    if census is None:
+        if st.task is Task.WORK:
+            return replace(st, phase=Phase.READ)  # (read "nodes" from the cursor, as without plans)
+        return replace(st, phase=Phase.LIST, heads=(), sized=None)
     if st.task is Task.WORK:
         # Every node of every tree exists (a node in the zone has its whole subtree); the zone's
-        # size is still read (GetHostedZone) before the build is planned.
-        known = set(st.known).union(*(set(n) for n in nodes.values()))
-        return replace(st, phase=Phase.READ, known=tuple(sorted(known)), cursor=None)
-    sized, st = st.sized, replace(st, heads=(), sized=None)
-    census = quota = None
+        # size is still read (GetHostedZone) before the build is planned, and the plans are kept
+        # for a trim (`_work`).
+        known = set(st.known).union(census.nodes)
+        return replace(st, phase=Phase.READ, known=tuple(sorted(known)), cursor=None, plans=obs.endpoints)
+    st = replace(st, heads=(), sized=None)
+    quota = None
     if st.sweep:
         if sized is None or sized[0] is None:
             return replace(st, phase=Phase.LIST)  # the zone's size unknown: a listing makes room
-        census = Census(sized[0], {tid: frozenset(n) for tid, n in nodes.items()},
-                        {name: len(rs) for n in nodes.values() for name, rs in n.items()})
         quota = sized[1] or s.limits.max_record_sets_per_zone
     plan = _doomed(s, st, zone, notes, quota, census)
     if plan is None or not plan[0]:
         return _finish_cleanup(st)
-    doomed = {t.tree_id for t in plan[0]}
-    used = set().union(*(set(n) for tid, n in nodes.items() if tid not in doomed))
-    only: dict[str, list[RecordSet]] = {}
-    for tid in sorted(doomed):
-        for name, records in nodes[tid].items():
-            if name not in used:
-                only[name] = records
-    return _cleanup(s, st, zone, obs.now, notes, doomed=(plan[0], _parents_first([r for rs in only.values() for r in rs])))
+    return _cleanup(s, st, zone, obs.now, notes, doomed=(plan[0], census.only({t.tree_id for t in plan[0]})))
 
 
 def tree_nodes(s: CoreSettings, endpoint: str, zone_id: str, tree: layout.TreeInZone, ep: EndpointPlan | None
@@ -742,10 +732,11 @@ def _applied_version(s: CoreSettings, zone: layout.EndpointZone) -> int | None:
 def _work(
     s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, records: tuple[RecordSet, ...], now: float,
     fresh_tree_id: str | None, quota: int | None, notes: list[Note], known: frozenset[str] | None, nodes_read: bool = True,
-    record_count: int | None = None, cursor: tuple[str, str] | None = None,
+    record_count: int | None = None, cursor: tuple[str, str] | None = None, plans: tuple[tuple[int, EndpointPlan | None], ...] = (),
 ) -> EndpointState:
     """Decide a WORK unit on `zone`: from a whole listing (`known` None) or, guarded, from the heads
-    read (`known`: the interior nodes read and the nodes they name; see `_targeted_build`)."""
+    read (`known`: the interior nodes read and the nodes they name; see `_targeted_build`), with
+    `plans`, the plans behind its trees, when they gave every tree's nodes."""
     assert st.plan is not None
     v, applied = st.plan.version, st.applied_version
     heal = False
@@ -789,19 +780,19 @@ def _work(
     # on targeted reads does not know the zone's size: Route 53's refusal for the quota sends it
     # to a whole listing, which decides here.)
     quota = quota or s.limits.max_record_sets_per_zone
+    census = None
     if known is not None:
-        # Targeted: every node written may be new (UPSERT); the whole zone decides a trim.
-        if record_count is not None and record_count + len(missing) > quota:
-            if st.losses == 0:
-                # The zone's size is read after the heads: another enactor's build may have landed
-                # in between (its tree, whose nodes this one shares, not among the heads read).
-                # Back off and read again before listing the whole zone for a trim.
-                notes.append(_note(st, "zone_full_recheck", records=record_count, creates=len(missing), quota=quota))
-                return _backoff(s, replace(st, reread=True), "zone_full", notes)
-            return replace(st, phase=Phase.LIST, full=True)
+        # Targeted: every node written may be new (UPSERT). A trim counts on the nodes recomputed
+        # from the trees' plans, else the whole zone decides it.
         st = replace(st, sweep=record_count is not None and record_count + 2 * len(missing) > quota)
         need = 0
+        if record_count is not None and record_count + len(missing) > quota:
+            census = census_from_plans(s, st, zone, dict(plans), record_count, notes) if plans else None
+            if census is None:
+                return replace(st, phase=Phase.LIST, full=True)
+            need = record_count + len(missing) - quota
     else:
+        census = census_of(zone)
         need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
     if need > 0:
         # The rollback's tree may go too when the active one is whole: the trim then points the
@@ -812,7 +803,7 @@ def _work(
         keep |= {layout.tree_id_of(c.record.alias.dns_name, st.endpoint) for c in (flip.changes if flip else ()) if c.record.alias}
         if zone.applied_value is not None:
             keep.add(zone.applied_value.tree_id)
-        trim = _trim(zone, keep, wanted, need) if s.version_guard else None
+        trim = _trim(zone, keep, wanted, need, census) if s.version_guard and census is not None else None
         if trim is not None:
             doomed = {layout.tree_id_of(c.record.name, st.endpoint) for c in trim}
             repoint = tuple(
@@ -820,6 +811,10 @@ def _work(
                 for rt, tid in sorted(zone.rollback_targets().items()) if tid in doomed
             )
             trim = repoint + trim
+        if trim is None and known is not None:
+            # (The size is read after the heads: another enactor's build may have landed in
+            # between. Only a whole listing refuses a plan as too large.)
+            return replace(st, phase=Phase.LIST, full=True)
         if trim is None:
             return refuse_plan(s, st, "plan_too_large", "zone_quota", notes, records=zone.record_count, quota=quota,
                                creates=need + quota - zone.record_count)
@@ -857,15 +852,15 @@ def _targeted_build(endpoint: str, wanted: tuple[RecordSet, ...], index: dict, z
     return tuple(out)
 
 
-def _trim(zone: layout.EndpointZone, keep: set, wanted: tuple[RecordSet, ...], need: int) -> tuple[Change, ...] | None:
+def _trim(zone: layout.EndpointZone, keep: set, wanted: tuple[RecordSet, ...], need: int, census: Census) -> tuple[Change, ...] | None:
     """DELETEs that free at least `need` record sets: orphans, then unkept trees oldest first;
     None when even all of them would not free enough."""
     candidates = sorted((t for t in zone.trees if t.tree_id not in keep), key=lambda t: (t.version is not None, t.version or 0, t.tree_id))
-    doomed: list[layout.TreeInZone] = []
+    names = {r.name for r in wanted}
     for k in range(len(candidates) + 1):
         doomed = candidates[:k]
-        orphans = _orphans(zone, {t.tree_id for t in doomed}, wanted)
-        if sum(len(t.records) for t in doomed) + len(orphans) >= need:
+        if census.freed(doomed, names) >= need:
+            orphans = census.only({t.tree_id for t in doomed}, names)
             return tuple(Change("DELETE", r) for t in doomed for r in t.records) + tuple(Change("DELETE", r) for r in orphans)
     return None
 
@@ -1057,26 +1052,51 @@ def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes
 
 @dataclass(frozen=True, slots=True)
 class Census:
-    """What making room counts on: the zone's record sets, the shared nodes each tree reaches and
-    how many record sets each node holds (nodes no tree reaches are counted too, when known)."""
+    """What the zone quota's decisions count on: the zone's record sets, the shared nodes each
+    tree reaches and every node's record sets. From a whole listing (`census_of`: nodes no tree
+    reaches included) or from the nodes recomputed from the trees' plans (`census_from_plans`)."""
 
     record_count: int
     reach: dict[str, frozenset[str]]  # tree id -> the node names it reaches
-    sizes: dict[str, int]  # node name -> its record sets
+    nodes: dict[str, tuple[RecordSet, ...]]  # node name -> its record sets
 
-    def freed(self, doomed: list[layout.TreeInZone]) -> int:
-        """Record sets deleting `doomed` frees: their own, and every node no other tree reaches."""
-        ids = {t.tree_id for t in doomed}
-        used = set().union(*(n for tid, n in self.reach.items() if tid not in ids))
-        return sum(len(t.records) for t in doomed) + sum(k for name, k in self.sizes.items() if name not in used)
+    def _unused(self, doomed: set[str], wanted: set[str]) -> list[str]:
+        used = set(wanted).union(*(n for tid, n in self.reach.items() if tid not in doomed))
+        return [name for name in self.nodes if name not in used]
+
+    def only(self, doomed: set[str], wanted: set[str] = frozenset()) -> list[RecordSet]:
+        """The nodes no tree but the doomed reaches and the tree being built does not need, parents first."""
+        return _parents_first([r for name in self._unused(doomed, wanted) for r in self.nodes[name]])
+
+    def freed(self, doomed: list[layout.TreeInZone], wanted: set[str] = frozenset()) -> int:
+        """Record sets deleting `doomed` frees: their own, and every node only they reach."""
+        nodes = self._unused({t.tree_id for t in doomed}, wanted)
+        return sum(len(t.records) for t in doomed) + sum(len(self.nodes[n]) for n in nodes)
 
 
 def census_of(zone: layout.EndpointZone) -> Census:
     """The census of a whole listing (its orphans included)."""
-    sizes: dict[str, int] = {}
+    nodes: dict[str, list[RecordSet]] = {}
     for r in zone.leaves:
-        sizes[r.name] = sizes.get(r.name, 0) + 1
-    return Census(zone.record_count, {t.tree_id: t.leaves for t in zone.trees}, sizes)
+        nodes.setdefault(r.name, []).append(r)
+    return Census(zone.record_count, {t.tree_id: t.leaves for t in zone.trees}, {n: tuple(rs) for n, rs in nodes.items()})
+
+
+def census_from_plans(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, plans: dict[int, EndpointPlan | None],
+                      record_count: int, notes: list[Note]) -> Census | None:
+    """The census of the heads read and the nodes recomputed from every tree's plan (`tree_nodes`);
+    None (noted) when a tree's nodes do not follow from its plan. Nodes no tree reaches are not in it."""
+    reach: dict[str, frozenset[str]] = {}
+    nodes: dict[str, tuple[RecordSet, ...]] = {}
+    for t in zone.trees:
+        found = tree_nodes(s, st.endpoint, st.zone_id, t, plans.get(t.version) if t.version is not None else None)
+        if found is None:
+            notes.append(_note(st, "nodes_not_recomputed", tree_id=t.tree_id, tree_version=t.version,
+                               reason="its plan is gone or does not give the top read"))
+            return None
+        reach[t.tree_id] = frozenset(found)
+        nodes.update((name, tuple(rs)) for name, rs in found.items())
+    return Census(record_count, reach, nodes)
 
 
 def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int, census: Census) -> list:
@@ -1088,7 +1108,7 @@ def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int, c
     if active is None:
         return doomed
     others = set().union(*(n for tid, n in census.reach.items() if tid != active.tree_id))
-    margin = len(active.records) + sum(census.sizes.get(n, 0) for n in census.reach.get(active.tree_id, ()) if n not in others)
+    margin = len(active.records) + sum(len(census.nodes.get(n, ())) for n in census.reach.get(active.tree_id, ()) if n not in others)
     kept = sorted((t for t in zone.trees if t not in doomed and t.tree_id not in protected and t.version is not None),
                   key=lambda t: (t.version, t.tree_id))
     doomed = list(doomed)
@@ -1101,8 +1121,7 @@ def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int, c
 
 def _orphans(zone: layout.EndpointZone, doomed: set[str], wanted: tuple[RecordSet, ...]) -> list[RecordSet]:
     """Shared records (nodes, leaves) no tree but the doomed reaches and the tree being built does not need."""
-    used = set().union(*(t.leaves for t in zone.trees if t.tree_id not in doomed), {r.name for r in wanted})
-    return _parents_first([r for r in zone.leaves if r.name not in used])
+    return census_of(zone).only(doomed, {r.name for r in wanted})
 
 
 def _parents_first(records: list[RecordSet]) -> list[RecordSet]:
@@ -1412,7 +1431,7 @@ def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: li
         raise ProtocolError("RequestFailed does not answer Sleep")
     notes.append(_note(st, "request_failed", request=st.phase.value, error=obs.error))
     # After a lost SubmitBatch the outcome is unknown: the unit ends and the next listing decides.
-    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, read="", heads=(), known=(), cursor=None, sized=None),
+    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, read="", heads=(), known=(), cursor=None, sized=None, plans=()),
                     "request_failed", notes)
 
 

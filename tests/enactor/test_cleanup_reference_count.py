@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from enactor import layout
 from enactor import protocol as p
 from enactor import tree as tree_shape
-from services.route53.engine import apply_batch
+from services.route53.engine import DEFAULT_LIMITS, apply_batch
 from services.route53.records import Change, RecordSet
 from tests.enactor.world import World, endpoint_plan, make_plan
 
@@ -150,3 +150,37 @@ def test_tree_nodes_refuses_a_plan_that_is_not_the_trees():
     assert p.tree_nodes(settings_, EP, zone_id, tree, other) is None
     assert p.tree_nodes(replace(settings_, record_ttl=30), EP, zone_id, tree, plan) is None
     assert p.tree_nodes(settings_, EP, zone_id, tree, None) is None
+
+
+def test_near_the_quota_room_is_made_from_the_recomputed_nodes_without_a_listing():
+    """A dual-stack zone whose quota holds the active tree and about one more plan's nodes (as
+    4,000 dual-stack LBs under 10,000 record sets): the sweep after each flip and the build's
+    trim count on the nodes recomputed from the trees' plans and GetHostedZone, so every plan is
+    served, the zone stays under its quota and nothing lists the whole zone."""
+    weights = {i: 10 + i % 7 for i in range(40)}
+
+    def plan(version: int):
+        for i in ((version * 7) % 40, (version * 13) % 40, (version * 29) % 40):
+            weights[i] = 1 + (weights[i] * 13 + version) % 255
+        return make_plan(version, [endpoint_plan(EP, 40, types=("A", "AAAA"), weight=lambda i, w=dict(weights): w[i])])
+
+    first = World((EP,))
+    first.add_enactor(_settings(5))
+    first.publish(plan(1))
+    _run(first, first.machines[("enactor-a", EP)])
+    limits = replace(DEFAULT_LIMITS, max_record_sets_per_zone=len(list(first.zones[EP].zone)) + 90)
+    world = World((EP,), limits=limits)
+    world.add_enactor(replace(_settings(5), limits=limits))
+    m = world.machines[("enactor-a", EP)]
+    weights.update({i: 10 + i % 7 for i in range(40)})
+    kept = []
+    for version in range(1, 9):
+        world.publish(plan(version))
+        asked = _run(world, m)
+        view = world.view(EP)
+        assert view.active_version == version and not view.dangling
+        assert len(list(world.zones[EP].zone)) <= limits.max_record_sets_per_zone and _garbage_free(view)
+        assert version == 1 or not any(isinstance(r, p.ListRecords) for r in asked)
+        kept.append(len(view.trees))
+    assert max(kept) < 6, kept  # the quota, not keep_plans, bounded what is kept
+    assert not any(n.event in ("plan_too_large", "nodes_not_recomputed") for n in m.notes)
