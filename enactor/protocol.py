@@ -452,6 +452,7 @@ class EndpointState:
     sized: tuple[int | None, int | None] | None = None  # reading "nodes": (record count, quota) of the zone
     sweep: bool = False  # guarded: this unit's build found the zone too full for another like it: make room after the flip
     plans: tuple[tuple[int, EndpointPlan | None], ...] = ()  # reading "nodes" for a build: the plans behind the trees (a trim's census)
+    crowded: bool = False  # guarded: this plan's targeted reads found the zone too full once (the next time, a listing decides)
 
     @property
     def stuck(self) -> bool:
@@ -531,7 +532,7 @@ def _on_plan(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note
             st = replace(st, rejected=key)
             notes.append(_note(st, "plan_rejected", key=key, reason="the endpoint has no load balancers"))
         return _poll(s, st)
-    st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, checked=False, unit=())
+    st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, checked=False, unit=(), crowded=False)
     notes.append(_note(st, "plan_seen", done_version=st.done_version))
     return _begin(s, st)
 
@@ -547,7 +548,7 @@ def _on_reread(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[No
     if ep is None or not ep.targets:
         return st
     notes.append(_note(st, "plan_superseded", newer_version=plan.version))
-    return replace(st, plan=PlanInHand(plan.version, ep), tree=None, checked=False, unit=())
+    return replace(st, plan=PlanInHand(plan.version, ep), tree=None, checked=False, unit=(), crowded=False)
 
 
 # --- reading: the freshness check, the lock, then the unit's batches --------------------------
@@ -789,7 +790,7 @@ def _work(
         if record_count is not None and record_count + len(missing) > quota:
             census = census_from_plans(s, st, zone, dict(plans), record_count, notes) if plans else None
             if census is None:
-                return replace(st, phase=Phase.LIST, full=True)
+                return _crowded(s, st, notes, record_count, len(missing), quota)
             need = record_count + len(missing) - quota
     else:
         census = census_of(zone)
@@ -812,9 +813,7 @@ def _work(
             )
             trim = repoint + trim
         if trim is None and known is not None:
-            # (The size is read after the heads: another enactor's build may have landed in
-            # between. Only a whole listing refuses a plan as too large.)
-            return replace(st, phase=Phase.LIST, full=True)
+            return _crowded(s, st, notes, record_count, len(missing), quota)  # (only a whole listing refuses a plan as too large)
         if trim is None:
             return refuse_plan(s, st, "plan_too_large", "zone_quota", notes, records=zone.record_count, quota=quota,
                                creates=need + quota - zone.record_count)
@@ -831,6 +830,17 @@ def _work(
         notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
     st = replace(st, tree=tree, unit=unit, acquired=False)
     return next_batch(s, st, now, notes)
+
+
+def _crowded(s: CoreSettings, st: EndpointState, notes: list[Note], record_count: int | None, creates: int, quota: int) -> EndpointState:
+    """Targeted reads found no room for the build. The zone's size is read after the heads, so
+    another enactor's build of this same plan may have landed in between (its tree, which shares
+    this one's nodes, not among the heads read): read the heads again first; found again, a
+    listing of the whole zone decides (a trim, or plan_too_large)."""
+    notes.append(_note(st, "zone_crowded", records=record_count, creates=creates, quota=quota, again=st.crowded))
+    if not st.crowded:
+        return _begin(s, replace(st, crowded=True))
+    return replace(st, phase=Phase.LIST, full=True, crowded=False)
 
 
 def _targeted_build(endpoint: str, wanted: tuple[RecordSet, ...], index: dict, zone: layout.EndpointZone,
@@ -874,7 +884,8 @@ def _drop_plan(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, no
     # not make this machine skip newer plans for ever.
     served = zone.active_version or 0
     done = max(st.done_version, v, served if served <= applied else applied)
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=done, full=False)
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=done, full=False,
+                   crowded=False)
 
 
 def lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
@@ -1246,7 +1257,7 @@ def _unit_done(s: CoreSettings, st: EndpointState, notes: list[Note]) -> Endpoin
     if st.task is Task.WORK:
         # The flip's own unit ends here; the clean-up takes the lock again (the window of October).
         assert st.plan is not None
-        st = replace(st, task=Task.CLEANUP, acquired=False, full=False, done_version=max(st.done_version, st.plan.version))
+        st = replace(st, task=Task.CLEANUP, acquired=False, full=False, crowded=False, done_version=max(st.done_version, st.plan.version))
         return _begin(s, st)
     return _finish_cleanup(st)
 
@@ -1359,7 +1370,7 @@ def refuse_plan(s: CoreSettings, st: EndpointState, event: str, reason: str, not
     assert st.plan is not None
     st = replace(st, refused_version=max(st.refused_version, st.plan.version), reread=False)
     notes.append(_note(st, event, reason=reason, **fields))
-    return replace(st, task=Task.CLEANUP, phase=Phase.LIST, unit=(), acquired=False, salvage=True, tree=None, full=False)
+    return replace(st, task=Task.CLEANUP, phase=Phase.LIST, unit=(), acquired=False, salvage=True, tree=None, full=False, crowded=False)
 
 
 def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note]) -> EndpointState:
