@@ -619,9 +619,9 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
         cursor = (interior[-1].name, interior[-1].type) if more else None
         return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, None, notes, known=frozenset(_named_by(interior)),
                      nodes_read=False, cursor=cursor)
-    # The clean-up: nothing more to read unless a tree is past keeping. Then the reference count
-    # comes from the plans behind the trees (`_on_plans_read`), or, when a tree is not of the
-    # shared-node layout (or a sweep must make room, `_room`), from a listing of the whole zone.
+    # The clean-up: nothing more to read unless a tree is past keeping (or a sweep must make room,
+    # `_room`). Then the reference count comes from the plans behind the trees (`_on_plans_read`),
+    # or, when a tree is not of the shared-node layout, from a listing of the whole zone.
     plan = _doomed(s, st, zone, notes)
     if plan is None or (not plan[0] and not st.sweep):
         return _finish_cleanup(st)
