@@ -73,10 +73,12 @@ class Bench:
         self.now = 1_760_942_880.0
         self.peak = len(self.zone.zone.records)
         self.refused: list[str] = []
+        self.plans: dict[int, Plan] = {}  # every plan applied, by version (the plan store, for ReadPlans)
 
     def apply(self, plan: Plan) -> dict[str, int]:
         """Run the machine until it polls again; count what it wrote by purpose."""
         written = {"build": 0, "flip": 0, "heal": 0, "cleanup": 0}
+        self.plans[plan.version] = plan
         if isinstance(self.request, p.Sleep):
             self.now += self.request.max_seconds
             self.state, self.request, _ = p.step(self.settings, self.state, p.Woke(self.now))
@@ -84,6 +86,10 @@ class Bench:
             req = self.request
             if isinstance(req, p.ReadNewestPlan):
                 obs: p.Observation = p.PlanRead(plan)
+            elif isinstance(req, p.ReadPlans):
+                # The plans behind the trees: every plan this run applied (the clean-up's reference count).
+                obs = p.PlansRead(tuple((v, self.plans[v].endpoint(self.state.endpoint) if v in self.plans else None)
+                                        for v in req.versions), self.now)
             elif isinstance(req, p.ListRecords):
                 obs = p.RecordsListed(tuple(self.zone.zone), self.now, quota=self.limits.max_record_sets_per_zone)
             elif isinstance(req, p.ReadRecords):

@@ -38,9 +38,13 @@ def would_apply(settings: p.CoreSettings, endpoint: str, zone_id: str, plan, rec
     st, req, notes = p.step(settings, st, p.PlanRead(plan))
     events = [n.event for n in notes]
     listing = SortedRecords(tuple(records))
-    while isinstance(req, p.ListRecords | p.ReadRecords):  # the guarded core's reads are answered from the same records
+    while isinstance(req, p.ListRecords | p.ReadRecords | p.ReadPlans):  # the guarded core's reads are answered from the same records
         if isinstance(req, p.ListRecords):
             obs = p.RecordsListed(tuple(records), now)
+        elif isinstance(req, p.ReadPlans):
+            # No plan store here: the core then learns the nodes from the records (the interior
+            # nodes' pages, or a listing), as it does when a tree's plan is gone.
+            obs = p.PlansRead(tuple((v, None) for v in req.versions), now)
         else:
             found = tuple(r for q in req.queries for r in listing.page(q[0], q[1], max_items=q[2]).records)
             obs = p.RecordsRead(found, now, record_count=len(listing) if req.zone_size else None)
@@ -56,7 +60,7 @@ def would_apply(settings: p.CoreSettings, endpoint: str, zone_id: str, plan, rec
         else:
             break  # the next request needs the world (a new listing, a sleep): the unit is over
         events += [n.event for n in notes]
-    decisive = [e for e in events if e not in ("plan_seen", "lock_attempt", "lock_acquired", "lock_released")]
+    decisive = [e for e in events if e not in ("plan_seen", "lock_attempt", "lock_acquired", "lock_released", "nodes_not_recomputed")]
     outcome = decisive[-1] if decisive else ("not in this plan" if not batches else "batches")
     return WouldApply(endpoint, tuple(batches), outcome)
 

@@ -25,6 +25,7 @@ machine has exactly one outstanding request (`request_of(state)`):
 
     ReadNewestPlan -> PlanRead        ListRecords -> RecordsListed (the whole zone, + its quota)
     ReadRecords -> RecordsRead        (targeted: StartRecordName/StartRecordType/MaxItems pages)
+    ReadPlans -> PlansRead            (older plan versions from the plan store: the clean-up's reference count)
     SubmitBatch -> BatchAccepted | BatchRejected     AwaitInsync -> Insync
     Sleep -> Woke                     any request -> RequestFailed (transport) | Frozen (kill switch)
 
@@ -35,12 +36,23 @@ So a unit starts with one page from the apex (READ "heads", at most 300 record s
 - a page that is not full is the whole zone: the unit decides as on a listing;
 - a full page is read as the heads alone (the trees' completeness from their metadata, see
   layout.read_endpoint(heads_only=True)). Freshness, the lock, the rollback and what the
-  clean-up may delete are decided on it. A build then reads on (READ "nodes") through the
-  interior nodes the page ended among, with the zone's size (GetHostedZone, for the quota),
-  and writes the nodes of its tree that no top or interior node read names, with UPSERT;
-- a listing of the whole zone is made only where the reference count or the damage needs it:
-  a clean-up that has a tree to delete, healing a dangling root, a salvage, a tree that would
-  not fit the quota, and the unit after a build or flip Route 53 refused (`full`).
+  clean-up may delete are decided on it. A build then learns which nodes exist from the plans
+  behind the trees (READ plans, see the clean-up below) or, when a tree's plan does not give
+  its top, by reading on (READ "nodes") through the interior nodes the page ended among; it
+  asks the zone's size (GetHostedZone, for the quota), and writes the nodes of its tree that
+  no tree, top or interior node read names, with UPSERT;
+- a clean-up that has a tree to delete counts references without reading a node: it reads the
+  plans behind every tree (READ plans, from the plan store), recomputes each tree's nodes
+  (enactor/tree.py) and checks them against the top read: nodes are named by a digest of their
+  content, so a matching top vouches for every node below it (`tree_nodes`). The nodes only the
+  doomed trees reach are then deleted with the records recomputed;
+  A clean-up after a build that found the zone too full for another like it (a sweep) also
+  makes room for the next plan (`_room`) on those recomputed nodes and the zone's size
+  (GetHostedZone);
+- a listing of the whole zone is made only where the damage or the zone's size needs it:
+  healing a dangling root, a salvage, a tree that would not fit the quota, a tree whose plan
+  is gone or does not match its top, and the unit after a batch Route 53 refused (`full`: a
+  build, a flip, or a clean-up planned from recomputed nodes).
 The heads page is consistent (one page); later reads may not be, but every batch deletes the
 lock exactly as the heads page showed it, and every writer changes the lock, so a batch planned
 on reads made while anyone wrote is refused whole. Legacy mode lists the whole zone, as
@@ -54,12 +66,14 @@ The machine has a *task* and a *phase* (what it waits for):
                    CHECK --RecordsRead(the heads page)--> PLAN (healthy) | PLAN with done_version 0
                         (zone_damaged: root gone, a type of the tree's metadata unserved, or the
                         tree it names missing or not whole)
-    task WORK:     (guarded: READ heads [--> READ nodes ..] decides as LIST does, or --> LIST)
+    task WORK:     (guarded: READ heads [--> READ plans] [--> READ nodes ..] decides as LIST does, or --> LIST)
                    LIST --freshness check fails--> task IDLE, PLAN        (refused_stale / up_to_date)
                    LIST --lock held by another--> SLEEP(backoff) --Woke--> LIST   (lock_lost)
                    LIST --lock free/ours/expired--> BATCH(build 1) .. BATCH(build n)
                         [--> INSYNC]  --> BATCH(flip)  --accepted--> task CLEANUP, LIST
-    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else LIST)
+    task CLEANUP:  (guarded: READ heads --nothing past keeping--> task IDLE, PLAN; else [a sweep:
+                    READ the zone's size -->] READ plans --every tree's nodes follow from its plan-->
+                    BATCH(cleanup 1) ..; else LIST)
                    LIST --nothing to delete--> task IDLE, PLAN
                    LIST --lock held--> SLEEP(backoff) --Woke--> LIST
                    LIST --> BATCH(cleanup 1) .. BATCH(cleanup m) --accepted--> task IDLE, PLAN
@@ -244,7 +258,15 @@ class Sleep:
     reason: str  # "poll", "lock_lost", "flip_failed", "request_failed", "frozen", ...
 
 
-Request = ReadNewestPlan | ListRecords | ReadRecords | SubmitBatch | AwaitInsync | Sleep
+@dataclass(frozen=True, slots=True)
+class ReadPlans:
+    """Read these plan versions from the plan store (the plans behind the trees in the zone: the
+    clean-up's reference count recomputes their nodes instead of listing the zone)."""
+
+    versions: tuple[int, ...]
+
+
+Request = ReadNewestPlan | ListRecords | ReadRecords | ReadPlans | SubmitBatch | AwaitInsync | Sleep
 READ_NEWEST_PLAN = ReadNewestPlan()
 LIST_RECORDS = ListRecords()
 
@@ -281,6 +303,15 @@ class RecordsRead:
     fresh_tree_id: str | None = None  # "t-<hex>" to use if this read starts a new tree (as RecordsListed's)
     record_count: int | None = None  # zone_size asked: the zone's record sets (None: unknown)
     quota: int | None = None  # zone_size asked: the zone's record-set quota (None: unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class PlansRead:
+    """The answer to ReadPlans: per version asked, this endpoint's part of that plan (None: the
+    plan is gone from the store, unreadable, or does not name the endpoint)."""
+
+    endpoints: tuple[tuple[int, EndpointPlan | None], ...]
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +357,7 @@ class Frozen:
     now: float
 
 
-Observation = PlanRead | RecordsListed | RecordsRead | BatchAccepted | BatchRejected | Insync | Woke | RequestFailed | Frozen
+Observation = PlanRead | RecordsListed | RecordsRead | PlansRead | BatchAccepted | BatchRejected | Insync | Woke | RequestFailed | Frozen
 
 
 # --- notes (the events the runner logs) -----------------------------------------------------
@@ -355,6 +386,7 @@ class Phase(StrEnum):
     SLEEP = "sleep"  # waiting for Woke
     CHECK = "check"  # waiting for RecordsRead (the light check)
     READ = "read"  # guarded: waiting for RecordsRead (a unit's targeted reads, `EndpointState.read`)
+    PLANS = "plans"  # guarded: waiting for PlansRead (the plans behind the trees, `_on_plans_read`)
 
 
 class Task(StrEnum):
@@ -418,7 +450,9 @@ class EndpointState:
     known: tuple[str, ...] = ()  # reading "nodes": interior nodes read so far and the nodes they name
     cursor: tuple[str, str] | None = None  # reading "nodes": where the next page starts (name, type; None: no page)
     sized: tuple[int | None, int | None] | None = None  # reading "nodes": (record count, quota) of the zone
-    sweep: bool = False  # guarded: this unit's build found the zone too full for another like it: clean up from a listing
+    sweep: bool = False  # guarded: this unit's build found the zone too full for another like it: make room after the flip
+    plans: tuple[tuple[int, EndpointPlan | None], ...] = ()  # reading "nodes" for a build: the plans behind the trees (a trim's census)
+    crowded: bool = False  # guarded: this plan's targeted reads found the zone too full once (the next time, a listing decides)
 
     @property
     def stuck(self) -> bool:
@@ -450,6 +484,8 @@ def request_of(state: EndpointState) -> Request:
         return _check_request(state)
     if state.phase is Phase.READ:
         return _read_request(state)
+    if state.phase is Phase.PLANS:
+        return ReadPlans(_tree_versions(state.endpoint, state.heads) or ())
     assert state.nap is not None
     return state.nap
 
@@ -496,7 +532,7 @@ def _on_plan(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[Note
             st = replace(st, rejected=key)
             notes.append(_note(st, "plan_rejected", key=key, reason="the endpoint has no load balancers"))
         return _poll(s, st)
-    st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, checked=False, unit=())
+    st = replace(st, plan=PlanInHand(plan.version, ep), task=Task.WORK, checked=False, unit=(), crowded=False)
     notes.append(_note(st, "plan_seen", done_version=st.done_version))
     return _begin(s, st)
 
@@ -512,7 +548,7 @@ def _on_reread(s: CoreSettings, st: EndpointState, obs: PlanRead, notes: list[No
     if ep is None or not ep.targets:
         return st
     notes.append(_note(st, "plan_superseded", newer_version=plan.version))
-    return replace(st, plan=PlanInHand(plan.version, ep), tree=None, checked=False, unit=())
+    return replace(st, plan=PlanInHand(plan.version, ep), tree=None, checked=False, unit=(), crowded=False)
 
 
 # --- reading: the freshness check, the lock, then the unit's batches --------------------------
@@ -548,6 +584,8 @@ def _heads(endpoint: str, records: tuple[RecordSet, ...]) -> tuple[RecordSet, ..
 def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: list[Note]) -> EndpointState:
     """Guarded: a unit decides on the heads read; a build whose trees have interior nodes reads
     those too (a few pages), and learns which of its nodes exist from them (`_work`)."""
+    if st.read == "nodes" and st.task is Task.CLEANUP:
+        return replace(st, phase=Phase.PLANS, read="", sized=(obs.record_count, obs.quota))  # (a sweep's zone size)
     if st.read == "nodes":
         interior = _interior(st.endpoint, obs.records)
         known = set(st.known) | set(_named_by(interior))
@@ -555,10 +593,11 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
         st = replace(st, known=tuple(sorted(known)), sized=sized)
         if len(obs.records) >= NODES_PAGE and interior and obs.records[-1] == interior[-1]:
             return replace(st, cursor=(interior[-1].name, interior[-1].type))  # the next page
-        heads = st.heads
-        st = replace(st, read="", heads=(), known=(), cursor=None, sized=None)
+        heads, plans = st.heads, st.plans
+        st = replace(st, read="", heads=(), known=(), cursor=None, sized=None, plans=())
         zone = layout.read_endpoint(st.endpoint, heads, heads_only=True)
         return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, sized[1] or obs.quota, notes, known=frozenset(known), nodes_read=True,
+                     plans=plans,
                      record_count=sized[0])
     if len(obs.records) < s.heads_page:
         # The page starts at the apex and was not cut short: it is the whole zone, a listing.
@@ -580,11 +619,89 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
         cursor = (interior[-1].name, interior[-1].type) if more else None
         return _work(s, st, zone, heads, obs.now, obs.fresh_tree_id, None, notes, known=frozenset(_named_by(interior)),
                      nodes_read=False, cursor=cursor)
-    # The clean-up: a listing only when a tree is past keeping (its nodes need the reference count).
+    # The clean-up: nothing more to read unless a tree is past keeping (or a sweep must make room,
+    # `_room`). Then the reference count comes from the plans behind the trees (`_on_plans_read`),
+    # or, when a tree is not of the shared-node layout, from a listing of the whole zone.
     plan = _doomed(s, st, zone, notes)
-    if (plan is None or not plan[0]) and not st.sweep:
+    if plan is None or (not plan[0] and not st.sweep):
         return _finish_cleanup(st)
-    return replace(st, phase=Phase.LIST)  # (a sweep: the listing makes room for the next plan, `_room`)
+    if _tree_versions(st.endpoint, heads) is None:
+        return replace(st, phase=Phase.LIST)
+    if lock_verdict(s, zone, obs.now) == "held":
+        return _cleanup(s, st, zone, obs.now, notes, doomed=plan)  # (backs off: no plan is read for nothing)
+    if st.sweep:
+        # Making room counts on the zone's size too: GetHostedZone first (READ "nodes" without a page).
+        return replace(st, phase=Phase.READ, read="nodes", heads=heads, cursor=None, sized=None)
+    return replace(st, phase=Phase.PLANS, heads=heads)
+
+
+def _tree_versions(endpoint: str, heads: tuple[RecordSet, ...]) -> tuple[int, ...] | None:
+    """The plan versions behind every tree of the heads, or None when a tree's nodes cannot be
+    recomputed from its plan (no metadata yet, or a layout older than the shared nodes)."""
+    zone = layout.read_endpoint(endpoint, heads, heads_only=True)
+    if any(t.meta is None or t.meta.lb_count is None for t in zone.trees):
+        return None
+    return tuple(sorted({t.meta.plan_version for t in zone.trees if t.meta is not None}))
+
+
+# --- the clean-up's reference count, from the plans behind the trees ------------------------------
+
+
+def _on_plans_read(s: CoreSettings, st: EndpointState, obs: PlansRead, notes: list[Note]) -> EndpointState:
+    """Guarded, on the heads: every tree's nodes are recomputed from its plan and checked against
+    its top as read (`tree_nodes`). A build then knows which of its nodes exist without reading
+    the interior nodes (it still asks the zone's size); a clean-up knows the nodes only doomed
+    trees reach, records and all, without reading them. When a tree does not check, a build
+    reads the interior nodes and a clean-up lists the zone."""
+    zone = layout.read_endpoint(st.endpoint, st.heads, heads_only=True)
+    plans = dict(obs.endpoints)
+    sized = st.sized
+    census = census_from_plans(s, st, zone, plans, (sized[0] if sized else None) or 0, notes)
+    if census is None:
+        if st.task is Task.WORK:
+            return replace(st, phase=Phase.READ)  # (read "nodes" from the cursor, as without plans)
+        return replace(st, phase=Phase.LIST, heads=(), sized=None)
+    if st.task is Task.WORK:
+        # Every node of every tree exists (a node in the zone has its whole subtree); the zone's
+        # size is still read (GetHostedZone) before the build is planned, and the plans are kept
+        # for a trim (`_work`).
+        known = set(st.known).union(census.nodes)
+        return replace(st, phase=Phase.READ, known=tuple(sorted(known)), cursor=None, plans=obs.endpoints)
+    st = replace(st, heads=(), sized=None)
+    quota = None
+    if st.sweep:
+        if sized is None or sized[0] is None:
+            return replace(st, phase=Phase.LIST)  # the zone's size unknown: a listing makes room
+        quota = sized[1] or s.limits.max_record_sets_per_zone
+    plan = _doomed(s, st, zone, notes, quota, census)
+    if plan is None or not plan[0]:
+        return _finish_cleanup(st)
+    return _cleanup(s, st, zone, obs.now, notes, doomed=(plan[0], census.only({t.tree_id for t in plan[0]})))
+
+
+def tree_nodes(s: CoreSettings, endpoint: str, zone_id: str, tree: layout.TreeInZone, ep: EndpointPlan | None
+               ) -> dict[str, list[RecordSet]] | None:
+    """The shared nodes of `tree` (name -> its record sets), recomputed from the plan it was built
+    for (enactor/tree.py); None when `ep` is unknown or the top recomputed is not the top read.
+
+    Nodes are named by a digest of their content, and the content of an interior node is its
+    children's names: a top whose members match names every node below it, content and all (a
+    Merkle tree). So a recomputed top equal to the top read means the recomputed nodes are the
+    zone's, and their DELETEs match exactly (a node damaged by hand fails the batch, which then
+    ends the clean-up unit and lists the zone, `_on_rejected`)."""
+    if ep is None or not ep.targets:
+        return None
+    top = layout.tree_name(endpoint, tree.tree_id)
+    built = tree_shape.build(endpoint, zone_id, ep, top, s.record_ttl, s.shape)
+    read = {r.key: r for r in tree.records if r.name == top}
+    wanted = {r.key: r for r in built if r.name == top}
+    if read.keys() != wanted.keys() or not all(same_record_set(read[k], r) for k, r in wanted.items()):
+        return None
+    out: dict[str, list[RecordSet]] = {}
+    for r in built:
+        if r.name != top:
+            out.setdefault(r.name, []).append(r)
+    return out
 
 
 def _first_label(name: str) -> str:
@@ -616,10 +733,11 @@ def _applied_version(s: CoreSettings, zone: layout.EndpointZone) -> int | None:
 def _work(
     s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, records: tuple[RecordSet, ...], now: float,
     fresh_tree_id: str | None, quota: int | None, notes: list[Note], known: frozenset[str] | None, nodes_read: bool = True,
-    record_count: int | None = None, cursor: tuple[str, str] | None = None,
+    record_count: int | None = None, cursor: tuple[str, str] | None = None, plans: tuple[tuple[int, EndpointPlan | None], ...] = (),
 ) -> EndpointState:
     """Decide a WORK unit on `zone`: from a whole listing (`known` None) or, guarded, from the heads
-    read (`known`: the interior nodes read and the nodes they name; see `_targeted_build`)."""
+    read (`known`: the interior nodes read and the nodes they name; see `_targeted_build`), with
+    `plans`, the plans behind its trees, when they gave every tree's nodes."""
     assert st.plan is not None
     v, applied = st.plan.version, st.applied_version
     heal = False
@@ -652,7 +770,9 @@ def _work(
         if not nodes_read:
             # Before building: the zone's size (the quota), and the interior nodes past the heads
             # page if it ended among them (`st.cursor`), to learn which of the tree's nodes exist.
-            return replace(st, phase=Phase.READ, read="nodes", heads=records, known=tuple(sorted(known)), cursor=cursor, sized=None)
+            # The nodes come from the plans behind the trees when every tree has one (`_on_plans_read`).
+            phase = Phase.PLANS if _tree_versions(st.endpoint, records) is not None else Phase.READ
+            return replace(st, phase=phase, read="nodes", heads=records, known=tuple(sorted(known)), cursor=cursor, sized=None)
         missing = _targeted_build(st.endpoint, wanted, index, zone, known)
     flip = _flip(s, st, zone, tree, heal)
     unit = chunk_batches(s, st, "build", missing, None, (("tree_id", tree.tree_id),))
@@ -661,13 +781,19 @@ def _work(
     # on targeted reads does not know the zone's size: Route 53's refusal for the quota sends it
     # to a whole listing, which decides here.)
     quota = quota or s.limits.max_record_sets_per_zone
+    census = None
     if known is not None:
-        # Targeted: every node written may be new (UPSERT); the whole zone decides a trim.
-        if record_count is not None and record_count + len(missing) > quota:
-            return replace(st, phase=Phase.LIST, full=True)
+        # Targeted: every node written may be new (UPSERT). A trim counts on the nodes recomputed
+        # from the trees' plans, else the whole zone decides it.
         st = replace(st, sweep=record_count is not None and record_count + 2 * len(missing) > quota)
         need = 0
+        if record_count is not None and record_count + len(missing) > quota:
+            census = census_from_plans(s, st, zone, dict(plans), record_count, notes) if plans else None
+            if census is None:
+                return _crowded(s, st, notes, record_count, len(missing), quota)
+            need = record_count + len(missing) - quota
     else:
+        census = census_of(zone)
         need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
     if need > 0:
         # The rollback's tree may go too when the active one is whole: the trim then points the
@@ -678,7 +804,7 @@ def _work(
         keep |= {layout.tree_id_of(c.record.alias.dns_name, st.endpoint) for c in (flip.changes if flip else ()) if c.record.alias}
         if zone.applied_value is not None:
             keep.add(zone.applied_value.tree_id)
-        trim = _trim(zone, keep, wanted, need) if s.version_guard else None
+        trim = _trim(zone, keep, wanted, need, census) if s.version_guard and census is not None else None
         if trim is not None:
             doomed = {layout.tree_id_of(c.record.name, st.endpoint) for c in trim}
             repoint = tuple(
@@ -686,6 +812,8 @@ def _work(
                 for rt, tid in sorted(zone.rollback_targets().items()) if tid in doomed
             )
             trim = repoint + trim
+        if trim is None and known is not None:
+            return _crowded(s, st, notes, record_count, len(missing), quota)  # (only a whole listing refuses a plan as too large)
         if trim is None:
             return refuse_plan(s, st, "plan_too_large", "zone_quota", notes, records=zone.record_count, quota=quota,
                                creates=need + quota - zone.record_count)
@@ -702,6 +830,17 @@ def _work(
         notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
     st = replace(st, tree=tree, unit=unit, acquired=False)
     return next_batch(s, st, now, notes)
+
+
+def _crowded(s: CoreSettings, st: EndpointState, notes: list[Note], record_count: int | None, creates: int, quota: int) -> EndpointState:
+    """Targeted reads found no room for the build. The zone's size is read after the heads, so
+    another enactor's build of this same plan may have landed in between (its tree, which shares
+    this one's nodes, not among the heads read): read the heads again first; found again, a
+    listing of the whole zone decides (a trim, or plan_too_large)."""
+    notes.append(_note(st, "zone_crowded", records=record_count, creates=creates, quota=quota, again=st.crowded))
+    if not st.crowded:
+        return _begin(s, replace(st, crowded=True))
+    return replace(st, phase=Phase.LIST, full=True, crowded=False)
 
 
 def _targeted_build(endpoint: str, wanted: tuple[RecordSet, ...], index: dict, zone: layout.EndpointZone,
@@ -723,15 +862,15 @@ def _targeted_build(endpoint: str, wanted: tuple[RecordSet, ...], index: dict, z
     return tuple(out)
 
 
-def _trim(zone: layout.EndpointZone, keep: set, wanted: tuple[RecordSet, ...], need: int) -> tuple[Change, ...] | None:
+def _trim(zone: layout.EndpointZone, keep: set, wanted: tuple[RecordSet, ...], need: int, census: Census) -> tuple[Change, ...] | None:
     """DELETEs that free at least `need` record sets: orphans, then unkept trees oldest first;
     None when even all of them would not free enough."""
     candidates = sorted((t for t in zone.trees if t.tree_id not in keep), key=lambda t: (t.version is not None, t.version or 0, t.tree_id))
-    doomed: list[layout.TreeInZone] = []
+    names = {r.name for r in wanted}
     for k in range(len(candidates) + 1):
         doomed = candidates[:k]
-        orphans = _orphans(zone, {t.tree_id for t in doomed}, wanted)
-        if sum(len(t.records) for t in doomed) + len(orphans) >= need:
+        if census.freed(doomed, names) >= need:
+            orphans = census.only({t.tree_id for t in doomed}, names)
             return tuple(Change("DELETE", r) for t in doomed for r in t.records) + tuple(Change("DELETE", r) for r in orphans)
     return None
 
@@ -745,7 +884,8 @@ def _drop_plan(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, no
     # not make this machine skip newer plans for ever.
     served = zone.active_version or 0
     done = max(st.done_version, v, served if served <= applied else applied)
-    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=done, full=False)
+    return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), checked=False, done_version=done, full=False,
+                   crowded=False)
 
 
 def lock_verdict(s: CoreSettings, zone: layout.EndpointZone, now: float) -> str:
@@ -861,10 +1001,11 @@ def _guarded_rollback(zone: layout.EndpointZone, tree: TreeInHand, heal: bool) -
 
 
 def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now: float, notes: list[Note],
-             quota: int | None = None) -> EndpointState:
+             quota: int | None = None, doomed: tuple[list[layout.TreeInZone], list[RecordSet]] | None = None) -> EndpointState:
     """Delete the trees past keeping (and what only they reach) in their own unit; from the whole
-    zone (`quota` given), also what makes room for the next plan."""
-    plan = _doomed(s, st, zone, notes, quota)
+    zone (`quota` given), also what makes room for the next plan. `doomed`: what to delete, when
+    the reference count was made without a listing (`_on_plans_read`)."""
+    plan = doomed if doomed is not None else _doomed(s, st, zone, notes, quota)
     if plan is None:
         return _finish_cleanup(st)
     doomed, leaves = plan
@@ -887,10 +1028,11 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now:
     return next_batch(s, replace(st, unit=unit, acquired=False), now, notes)
 
 
-def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None
-            ) -> tuple[list[layout.TreeInZone], list[RecordSet]] | None:
+def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None,
+            census: Census | None = None) -> tuple[list[layout.TreeInZone], list[RecordSet]] | None:
     """The trees past keeping and the shared nodes only they reach (parents first); None: skip.
-    `quota`: the whole zone is listed; make room for the next plan too (`_room`)."""
+    `quota`: make room for the next plan too (`_room`), counting on `census` (default: the
+    whole zone is listed and counted, `census_of`)."""
     referenced = {t for t in (*zone.root_targets().values(), *zone.rollback_targets().values()) if t}
     applied = zone.applied_value
     if st.salvage:
@@ -915,27 +1057,74 @@ def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes
         elif t.tree_id not in referenced and t.tree_id not in protected:
             doomed.append(t)  # no metadata: a build that never finished
     if quota is not None and s.version_guard and not st.salvage:
-        doomed = _room(zone, doomed, protected, quota)
+        doomed = _room(zone, doomed, protected, quota, census or census_of(zone))
     return doomed, _orphans(zone, {t.tree_id for t in doomed}, ())
 
 
-def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int) -> list:
-    """Guarded, with the whole zone listed: make room now for a plan like the last one (the active
-    tree's own records and the nodes only it reaches), deleting the oldest trees kept beyond the
-    protected ones, so the next build fits without a whole listing of its own (near the quota
-    fewer than keep_plans older trees are kept, as the build's own trim would do)."""
+@dataclass(frozen=True, slots=True)
+class Census:
+    """What the zone quota's decisions count on: the zone's record sets, the shared nodes each
+    tree reaches and every node's record sets. From a whole listing (`census_of`: nodes no tree
+    reaches included) or from the nodes recomputed from the trees' plans (`census_from_plans`)."""
+
+    record_count: int
+    reach: dict[str, frozenset[str]]  # tree id -> the node names it reaches
+    nodes: dict[str, tuple[RecordSet, ...]]  # node name -> its record sets
+
+    def _unused(self, doomed: set[str], wanted: set[str]) -> list[str]:
+        used = set(wanted).union(*(n for tid, n in self.reach.items() if tid not in doomed))
+        return [name for name in self.nodes if name not in used]
+
+    def only(self, doomed: set[str], wanted: set[str] = frozenset()) -> list[RecordSet]:
+        """The nodes no tree but the doomed reaches and the tree being built does not need, parents first."""
+        return _parents_first([r for name in self._unused(doomed, wanted) for r in self.nodes[name]])
+
+    def freed(self, doomed: list[layout.TreeInZone], wanted: set[str] = frozenset()) -> int:
+        """Record sets deleting `doomed` frees: their own, and every node only they reach."""
+        nodes = self._unused({t.tree_id for t in doomed}, wanted)
+        return sum(len(t.records) for t in doomed) + sum(len(self.nodes[n]) for n in nodes)
+
+
+def census_of(zone: layout.EndpointZone) -> Census:
+    """The census of a whole listing (its orphans included)."""
+    nodes: dict[str, list[RecordSet]] = {}
+    for r in zone.leaves:
+        nodes.setdefault(r.name, []).append(r)
+    return Census(zone.record_count, {t.tree_id: t.leaves for t in zone.trees}, {n: tuple(rs) for n, rs in nodes.items()})
+
+
+def census_from_plans(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, plans: dict[int, EndpointPlan | None],
+                      record_count: int, notes: list[Note]) -> Census | None:
+    """The census of the heads read and the nodes recomputed from every tree's plan (`tree_nodes`);
+    None (noted) when a tree's nodes do not follow from its plan. Nodes no tree reaches are not in it."""
+    reach: dict[str, frozenset[str]] = {}
+    nodes: dict[str, tuple[RecordSet, ...]] = {}
+    for t in zone.trees:
+        found = tree_nodes(s, st.endpoint, st.zone_id, t, plans.get(t.version) if t.version is not None else None)
+        if found is None:
+            notes.append(_note(st, "nodes_not_recomputed", tree_id=t.tree_id, tree_version=t.version,
+                               reason="its plan is gone or does not give the top read"))
+            return None
+        reach[t.tree_id] = frozenset(found)
+        nodes.update((name, tuple(rs)) for name, rs in found.items())
+    return Census(record_count, reach, nodes)
+
+
+def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int, census: Census) -> list:
+    """Guarded: make room now for a plan like the last one (the active tree's own records and the
+    nodes only it reaches), deleting the oldest trees kept beyond the protected ones, so the next
+    build fits without a whole listing of its own (near the quota fewer than keep_plans older
+    trees are kept, as the build's own trim would do)."""
     active = zone.active_tree
     if active is None:
         return doomed
-    others = set().union(*(t.leaves for t in zone.trees if t.tree_id != active.tree_id))
-    margin = len(active.records) + sum(1 for r in zone.leaves if r.name in active.leaves and r.name not in others)
+    others = set().union(*(n for tid, n in census.reach.items() if tid != active.tree_id))
+    margin = len(active.records) + sum(len(census.nodes.get(n, ())) for n in census.reach.get(active.tree_id, ()) if n not in others)
     kept = sorted((t for t in zone.trees if t not in doomed and t.tree_id not in protected and t.version is not None),
                   key=lambda t: (t.version, t.tree_id))
     doomed = list(doomed)
     while kept:
-        ids = {t.tree_id for t in doomed}
-        freed = sum(len(t.records) for t in doomed) + len(_orphans(zone, ids, ()))
-        if zone.record_count - freed + margin <= quota:
+        if census.record_count - census.freed(doomed) + margin <= quota:
             break
         doomed.append(kept.pop(0))
     return doomed
@@ -943,8 +1132,7 @@ def _room(zone: layout.EndpointZone, doomed: list, protected: set, quota: int) -
 
 def _orphans(zone: layout.EndpointZone, doomed: set[str], wanted: tuple[RecordSet, ...]) -> list[RecordSet]:
     """Shared records (nodes, leaves) no tree but the doomed reaches and the tree being built does not need."""
-    used = set().union(*(t.leaves for t in zone.trees if t.tree_id not in doomed), {r.name for r in wanted})
-    return _parents_first([r for r in zone.leaves if r.name not in used])
+    return census_of(zone).only(doomed, {r.name for r in wanted})
 
 
 def _parents_first(records: list[RecordSet]) -> list[RecordSet]:
@@ -979,7 +1167,7 @@ def _cleanup_info(changes: tuple[Change, ...], endpoint: str, versions: dict[str
 
 def _finish_cleanup(st: EndpointState) -> EndpointState:
     return replace(st, task=Task.IDLE, phase=Phase.PLAN, plan=None, tree=None, unit=(), acquired=False, checked=False, salvage=False,
-                   sweep=False)
+                   sweep=False, full=False)
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -1069,7 +1257,7 @@ def _unit_done(s: CoreSettings, st: EndpointState, notes: list[Note]) -> Endpoin
     if st.task is Task.WORK:
         # The flip's own unit ends here; the clean-up takes the lock again (the window of October).
         assert st.plan is not None
-        st = replace(st, task=Task.CLEANUP, acquired=False, full=False, done_version=max(st.done_version, st.plan.version))
+        st = replace(st, task=Task.CLEANUP, acquired=False, full=False, crowded=False, done_version=max(st.done_version, st.plan.version))
         return _begin(s, st)
     return _finish_cleanup(st)
 
@@ -1112,7 +1300,13 @@ def _on_rejected(s: CoreSettings, st: EndpointState, obs: BatchRejected, notes: 
     fields = {"batch_id": batch.batch_id, "cause": cause, "error_code": obs.error_code, "messages": obs.messages[:3]}
     if planned.purpose == "cleanup" and st.task is Task.CLEANUP:
         notes.append(_note(st, "cleanup_aborted", **fields))
-        return _backoff(s, st, "lock_lost", notes) if cause == "lock" else _finish_cleanup(st)
+        if cause == "lock":
+            return _backoff(s, st, "lock_lost", notes)
+        if s.version_guard and not st.full:
+            # Planned without a listing (nodes recomputed from their plans, `tree_nodes`): what
+            # Route 53 refused (a node damaged by hand) is seen by a listing of the whole zone, once.
+            return _begin(s, replace(st, full=True))
+        return _finish_cleanup(st)
     # Guarded: whatever went wrong, look for a newer plan before trying again.
     st = replace(st, reread=s.version_guard)
     if cause == "lock":
@@ -1176,7 +1370,7 @@ def refuse_plan(s: CoreSettings, st: EndpointState, event: str, reason: str, not
     assert st.plan is not None
     st = replace(st, refused_version=max(st.refused_version, st.plan.version), reread=False)
     notes.append(_note(st, event, reason=reason, **fields))
-    return replace(st, task=Task.CLEANUP, phase=Phase.LIST, unit=(), acquired=False, salvage=True, tree=None, full=False)
+    return replace(st, task=Task.CLEANUP, phase=Phase.LIST, unit=(), acquired=False, salvage=True, tree=None, full=False, crowded=False)
 
 
 def _on_insync(s: CoreSettings, st: EndpointState, obs: Insync, notes: list[Note]) -> EndpointState:
@@ -1248,7 +1442,8 @@ def _on_failed(s: CoreSettings, st: EndpointState, obs: RequestFailed, notes: li
         raise ProtocolError("RequestFailed does not answer Sleep")
     notes.append(_note(st, "request_failed", request=st.phase.value, error=obs.error))
     # After a lost SubmitBatch the outcome is unknown: the unit ends and the next listing decides.
-    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, read="", heads=(), known=(), cursor=None), "request_failed", notes)
+    return _backoff(s, replace(st, inflight=None, unit=(), acquired=False, read="", heads=(), known=(), cursor=None, sized=None, plans=()),
+                    "request_failed", notes)
 
 
 def _on_frozen(s: CoreSettings, st: EndpointState, obs: Frozen, notes: list[Note]) -> EndpointState:
@@ -1284,6 +1479,7 @@ _ANSWERS: dict[Phase, type] = {
     Phase.SLEEP: Woke,
     Phase.CHECK: RecordsRead,
     Phase.READ: RecordsRead,
+    Phase.PLANS: PlansRead,
 }
 _HANDLERS = {
     PlanRead: _on_plan,
@@ -1293,6 +1489,7 @@ _HANDLERS = {
     Insync: _on_insync,
     Woke: _on_woke,
     RecordsRead: _on_read,
+    PlansRead: _on_plans_read,
 }
 
 

@@ -35,7 +35,7 @@ from services.cells.naming import owner_cell
 from services.dns.snapshot import read_zone
 from services.logs import get_logger
 from services.plan.model import Plan, PlanInvalid
-from services.plan.store import PlanStore, StoreError
+from services.plan.store import PlanNotFound, PlanStore, StoreError
 from services.route53.records import RecordSet, normalise_name
 from services.zones import find_zone_id
 
@@ -43,6 +43,8 @@ LIST_PAGE = 300
 LIST_ATTEMPTS = 3
 MESSAGE_CHARS = 500
 QUOTA_MAX_AGE_S = 300.0  # the zone quota changes only when an operator raises it
+PLAN_CACHE = 32  # plan versions kept for the clean-up's reference count (keep_plans + 1 are asked)
+_UNREAD = object()
 
 
 class InconsistentListing(Exception):
@@ -70,6 +72,7 @@ class PlanSource:
         self._last: _Read | None = None
         self._plan: Plan | None = None
         self._frozen_at: tuple[float, str | None] | None = None
+        self._versions: dict[int, Plan | None] = {}  # older plans read for the clean-up (endpoint_plans)
 
     def read(self) -> p.PlanRead | p.Frozen | p.RequestFailed:
         with self._lock:
@@ -119,6 +122,28 @@ class PlanSource:
     def newest_version(self) -> int | None:
         last = self._last
         return last.newest_version if last else None
+
+    def endpoint_plans(self, endpoint: str, versions: tuple[int, ...], now: float) -> p.PlansRead | p.RequestFailed:
+        """`endpoint`'s part of each plan version (the clean-up's reference count recomputes the
+        trees' nodes from them). Plans never change once written, so each is read once and kept
+        (the newest PLAN_CACHE versions); one that is gone or fails its checks answers None."""
+        out = []
+        for version in versions:
+            with self._lock:
+                plan = self._versions.get(version, _UNREAD)
+            if plan is _UNREAD:
+                try:
+                    plan = self.store.get(version)
+                except (PlanNotFound, PlanInvalid):
+                    plan = None
+                except StoreError as exc:
+                    return p.RequestFailed(f"plan store: {exc}", now)
+                with self._lock:
+                    self._versions[version] = plan
+                    for old in sorted(self._versions)[:-PLAN_CACHE]:
+                        del self._versions[old]
+            out.append((version, plan.endpoint(endpoint) if plan is not None else None))
+        return p.PlansRead(tuple(out), now)
 
 
 # --- Route 53 -----------------------------------------------------------------------------
@@ -293,6 +318,8 @@ class EndpointWorker:
             return self._sleep(request)
         if isinstance(request, p.ReadNewestPlan):
             return runner.plans.read()
+        if isinstance(request, p.ReadPlans):
+            return runner.plans.endpoint_plans(self.endpoint, request.versions, time.time())
         try:
             if isinstance(request, p.AwaitInsync):
                 result = wait_insync(

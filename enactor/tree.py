@@ -34,6 +34,7 @@ of that bound over the scaled levels above it (tests/enactor/test_tree.py checks
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -128,10 +129,14 @@ def _named(endpoint: str, records: list[RecordSet], interior: bool) -> tuple[str
     return name, [RecordSet(name, r.type, r.ttl, r.values, r.alias, r.set_identifier, r.weight) for r in records]
 
 
-def build(endpoint: str, zone_id: str, ep: EndpointPlan, top: str, ttl: int, shape: Shape) -> list[RecordSet]:
+@functools.lru_cache(maxsize=16)
+def build(endpoint: str, zone_id: str, ep: EndpointPlan, top: str, ttl: int, shape: Shape) -> tuple[RecordSet, ...]:
     """Every record set of the tree whose top is `top`, bottom-up (a node before any alias to it).
 
     Duplicates are removed: a node reached twice (identical groups) is written once.
+    Memoised: the same trees are asked for again and again (the plan in hand by every unit that
+    plans its build, every tree in the zone by the reference counts, protocol.tree_nodes), and
+    the answer is a pure function of the arguments (all immutable).
     """
     types = tuple(sorted(ep.record_types))
     lbs = sorted(ep.targets, key=lambda t: t.lb_id)
@@ -163,7 +168,7 @@ def build(endpoint: str, zone_id: str, ep: EndpointPlan, top: str, ttl: int, sha
         items = parents
         level += 1
     out += _aliases(top, items, types, zone_id)
-    return out
+    return tuple(out)
 
 
 def _aliases(name: str, items: list[_Item], types: tuple[str, ...], zone_id: str) -> list[RecordSet]:

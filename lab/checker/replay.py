@@ -170,7 +170,17 @@ class Replayer:
         if isinstance(request, core.ReadRecords):
             pages = [self.route53.list_resource_record_sets(HostedZoneId=self.zone_ids[j], StartRecordName=n, StartRecordType=t, MaxItems=str(m))
                      for n, t, m in request.queries]
-            return core.RecordsRead(tuple(RecordSet.from_boto(r) for pg in pages for r in pg.get("ResourceRecordSets", [])), now), ""
+            # The zone's size as the runner asks it (GetHostedZone), for a targeted build's quota check.
+            size = None
+            if getattr(request, "zone_size", False):
+                size = int(self.route53.get_hosted_zone(Id=self.zone_ids[j])["HostedZone"]["ResourceRecordSetCount"])
+            records = tuple(RecordSet.from_boto(r) for pg in pages for r in pg.get("ResourceRecordSets", []))
+            return core.RecordsRead(records, now, fresh, size), ""
+        if isinstance(request, core.ReadPlans):
+            # The plans behind the trees (the clean-up's reference count), read back from the store.
+            ep = self.world.endpoints[j]
+            endpoints = tuple((v, store.get(v).endpoint(ep)) for v in request.versions)
+            return core.PlansRead(endpoints, now), ""
         if isinstance(request, core.SubmitBatch):
             if injected is not None:
                 return core.BatchRejected(injected.messages, injected.error_code, now), "lost_lock"
@@ -228,7 +238,8 @@ class Replayer:
                 expiries += 1
             else:
                 k = label[1]
-                fresh = world.fresh_tree_id(model, k) if world.machine(model.machines[k]).phase == "list" else None
+                # (a unit's targeted reads may start a tree as a listing may: the model's fresh id for both)
+                fresh = world.fresh_tree_id(model, k) if world.machine(model.machines[k]).phase in ("list", "read") else None
                 injected = move.observation if label[2] in (LOSE_LOCK, FREEZE) else None
                 got = self._step_machine(store, machines, k, now, fresh, injected)
                 for k2, m2 in knocked:

@@ -849,6 +849,15 @@ def answer_read_records(world: World, state: State, k: int, request: Any, choice
     return Answer(world.core.RecordsRead(records, float(world.now(state)), fresh, size), None, "", None)
 
 
+def answer_read_plans(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
+    """The plans behind the trees (the clean-up's reference count): every plan of the world is
+    in the store from its publication on, and a tree exists only for a published plan."""
+    ep = world.endpoints[k % world.n_endpoints]
+    by_version = {plan.version: plan for plan in world.plans}
+    endpoints = tuple((v, by_version[v].endpoint(ep) if v in by_version else None) for v in request.versions)
+    return Answer(world.core.PlansRead(endpoints, float(world.now(state))), None, "", None)
+
+
 def answer_await_insync(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
     """GetChange until INSYNC; PENDING: the runner's wait gave up with the change still PENDING."""
     return Answer(world.core.Insync(choice != PENDING, float(world.now(state))), None, "pending" if choice == PENDING else "", None)
@@ -862,6 +871,7 @@ ANSWERS: dict[str, Callable[..., Answer]] = {
     "ReadNewestPlan": answer_read_newest_plan,
     "ListRecords": answer_list_records,
     "ReadRecords": answer_read_records,
+    "ReadPlans": answer_read_plans,
     "SubmitBatch": answer_submit_batch,
     "AwaitInsync": answer_await_insync,
     "Sleep": answer_sleep,

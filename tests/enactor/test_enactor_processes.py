@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from enactor import layout
+from enactor import protocol as p
 from enactor.faults import Faults
 from enactor.metrics import EnactorMetrics
-from enactor.runner import InconsistentListing, Route53Zone
+from enactor.runner import InconsistentListing, PlanSource, Route53Zone
 from services.plan.store import PlanStore
 from services.zones import ensure_zones, find_zone_id
 from tests.enactor.world import endpoint_plan, make_plan
@@ -330,3 +331,45 @@ def test_frozen_enactors_apply_nothing_until_thawed(lab):
     assert all(st["frozen"] and st["state"] == "frozen" for st in statuses)
     lab.store.thaw(by="test")
     lab.wait_applied(2)
+
+
+def test_guarded_cleanup_of_a_large_zone_counts_references_from_the_plans(lab):
+    """A zone past one page (the dual-stack endpoint with 200 LBs) is cleaned up on the heads page
+    and the plans behind its trees: the doomed trees and exactly the nodes only they reach go,
+    every kept tree stays whole, and no enactor had to fall back to listing the zone."""
+    lab.start(DNSCTL_ENACTOR_KEEP_PLANS="1")
+    big = layout.root_name(lab.endpoints[1])
+    for v in (1, 2, 3, 4):
+        lab.store.put(lab.plan(v, big=200))
+        lab.wait_applied(v)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        view = lab.views()[big]
+        if {t.version for t in view.trees} == {3, 4}:
+            break
+        time.sleep(0.2)
+    assert view.record_count > 300  # past one heads page: the targeted path
+    assert {t.version for t in view.trees} == {3, 4} and all(t.complete for t in view.trees)
+    reached = set().union(*(t.leaves for t in view.trees))
+    assert {r.name for r in view.leaves} == reached, "a node no kept tree reaches was left behind"
+    events = [ev for name in lab.enactors for ev in lab.events(name) if ev.get("endpoint") == big.rstrip(".")]
+    assert any(ev["event"] == "cleanup_deleted" for ev in events)
+    assert not any(ev["event"] == "nodes_not_recomputed" for ev in events)
+
+
+def test_the_runner_reads_the_trees_plans_from_the_store_once(lab):
+    """ReadPlans as the runner answers it, against the emulator's S3: each version is read once
+    (plans never change), a version not in the store answers None, and a plan is this endpoint's part."""
+    ep = layout.root_name(lab.endpoints[0])
+    for v in (1, 2):
+        lab.store.put(lab.plan(v))
+    reads: list[int] = []
+    get = lab.store.get
+    lab.store.get = lambda version: (reads.append(version), get(version))[1]
+    source = PlanSource(lab.store, max_age_s=0.1)
+    first = source.endpoint_plans(ep, (1, 2, 9), 0.0)
+    again = source.endpoint_plans(ep, (1, 2), 0.0)
+    assert isinstance(first, p.PlansRead) and isinstance(again, p.PlansRead)
+    assert dict(first.endpoints) == {1: lab.plan(1).endpoint(ep), 2: lab.plan(2).endpoint(ep), 9: None}
+    assert dict(again.endpoints) == {1: lab.plan(1).endpoint(ep), 2: lab.plan(2).endpoint(ep)}
+    assert sorted(reads) == [1, 2, 9]

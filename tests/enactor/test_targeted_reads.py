@@ -1,6 +1,6 @@
 """The guarded core's targeted reads under the model checker: with `heads_page` small, every unit
 of the small bounds past the first plan decides on the heads page alone (root, bookkeeping, tops
-and metadata), asks the zone's size before building and lists the whole zone only to clean up,
+and metadata), asks the zone's size before building and cleans up from the plans behind the trees (ReadPlans),
 and every invariant and Progress still hold in every reachable state. (At the default
 `heads_page` these zones fit one page and are read whole, as tests/checker explores them.)"""
 
@@ -30,6 +30,7 @@ def test_the_targeted_path_holds_every_invariant_at_the_small_bounds():
     requests = [m.request for m in world._moves.values()]
     assert any(isinstance(r, protocol.ReadRecords) and r.zone_size for r in requests)
     assert any(protocol.is_flip(m.request) and m.request.plan_version > 1 for m in world._moves.values())
+    assert any(isinstance(r, protocol.ReadPlans) for r in requests)  # the clean-up's reference count without a listing
     print(f"targeted reads: {result.states:,} guarded states at the small bounds")
 
 

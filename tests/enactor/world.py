@@ -87,6 +87,9 @@ class World:
             if isinstance(newest, p.InvalidPlan):
                 return p.PlanRead(None, newest)
             return p.PlanRead(newest)
+        if isinstance(req, p.ReadPlans):
+            by_version = {plan.version: plan for plan in self.plans if isinstance(plan, Plan)}
+            return p.PlansRead(tuple((v, by_version[v].endpoint(ep) if v in by_version else None) for v in req.versions), self.now)
         if isinstance(req, p.ListRecords):
             return p.RecordsListed(tuple(self.zones[ep].zone), self.now)
         if isinstance(req, p.ReadRecords):
