@@ -19,9 +19,9 @@ import httpx
 
 from cli.client import ServiceClient, ServiceError
 from services.auth import load_token
-from services.console.cells import CELLMAP, cell_of_enactor
 from services.console.hub import Hub
 from services.logs import get_logger
+from services.prober.cell_groups import CELLMAP, cell_of_enactor
 
 RACE_CALL_TIMEOUT_S = 30.0  # per call the race makes to the planner, enactors and prober
 

@@ -82,26 +82,34 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
 
         seen: list = []
 
-        def report() -> dict | None:
-            run = subprocess.run([sys.executable, "-m", "cli.main", "status", "--json"], cwd=ROOT, env=env, capture_output=True,
+        def report(*flags: str) -> dict | None:
+            run = subprocess.run([sys.executable, "-m", "cli.main", "status", "--json", *flags], cwd=ROOT, env=env, capture_output=True,
                                  text=True, timeout=180)
             got = json.loads(run.stdout)  # Route 53 read whole and the cell map answered (a busy machine is slow)
-            seen[:] = [got.get("route53_error"), [r["endpoint"] for r in got["endpoints"]], got.get("cells")]
-            ok = not got["route53_error"] and got.get("cells", {}).get("cell-1", {}).get("accounts") is not None
+            seen[:] = [got.get("via"), got.get("route53_error"), [r["endpoint"] for r in got["endpoints"]], got.get("cells")]
+            cells = {c["cell"]: c for c in got.get("cells") or []}
+            ok = not got["route53_error"] and (cells.get("cell-1", {}).get("accounts") or {}).get("answering") == 2
             return got if ok and len(got["endpoints"]) == 5 else None
 
-        try:
-            report = _wait(report, 240, "a whole status report")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {seen}") from None
-        assert set(report["cells"]) == {"cell-1"} and report["cells"]["cell-1"]["accounts"] == 2
-        cells_of = {r["endpoint"]: r.get("cell") for r in report["endpoints"]}
-        assert cells_of["ddb.us-east-1.api.aws"] == "cell map"
-        assert cells_of["cell-1.ddb.us-east-1.api.aws"] == "cell-1" and cells_of["dynamodb.us-east-1.api.aws"] is None
-        assert any(e["enactor"] == "cell-1-enactor-c" and e["reachable"] for e in report["enactors"])
+        # Through the stack's console (its grouped view as it is: services/prober/cell_groups.py), and
+        # read directly, grouped by the same producer: one shape.
+        for flags in ((), ("--direct",)):
+            try:
+                got = _wait(lambda f=flags: report(*f), 240, f"a whole status report {flags}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {seen}") from None
+            assert (got["via"] is None) == bool(flags), got["via"]
+            assert [c["cell"] for c in got["cells"]] == ["cell-1"] and got["legacy_accounts"]["answering"] == 2
+            assert got["cellmap"]["reachable"] and got["cellmap"]["newest_version"] >= 1
+            cells_of = {r["endpoint"]: r.get("cell") for r in got["endpoints"]}
+            assert cells_of["ddb.us-east-1.api.aws"] == "cellmap"
+            assert cells_of["cell-1.ddb.us-east-1.api.aws"] == "cell-1" and cells_of["dynamodb.us-east-1.api.aws"] is None
+            assert any(e["enactor"] == "cell-1-enactor-c" and e["reachable"] and e["cell"] == "cell-1" for e in got["enactors"])
+            assert {e["enactor"] for e in got["enactors"] if e["cell"] == "cellmap"} == {f"cellmap-enactor-{x}" for x in "abc"}
         text = subprocess.run([sys.executable, "-m", "cli.main", "status"], cwd=ROOT, env={**env, "COLUMNS": "200"},
                               capture_output=True, text=True, timeout=120).stdout
         assert "endpoints of regional, 2 legacy accounts" in text and "endpoints of cell-1, 2 accounts" in text, text
+        assert "via the console" in text, text
     finally:
         _stop_stack(proc, state_dir)
 

@@ -255,7 +255,7 @@ function lockText(ep) {
 
 // With cells the view is grouped by the DNS management system that owns each part: the regional
 // system (and the cell map's zone of account names) in the Endpoints and Enactors sections, then one
-// part per cell in the Cells section (services/console/cells.py marks every row with its cell).
+// part per cell in the Cells section (services/prober/cell_groups.py marks every row with its cell).
 const grouped = (state) => (state.cells || []).length > 0;
 const regional = (row) => !row.cell || row.cell === "cellmap";
 
