@@ -287,9 +287,11 @@ def register(app: typer.Typer) -> None:
             os.environ.get(env_var(n)) for n in ("planner", "prober", *(e for e, _, _ in ENACTORS)))
         # A stack with cells too: the console groups its view by cell as a direct read does
         # (services/prober/cell_groups.py, the one producer of that shape).
-        from cli.cells_view import cell_sources
+        cell_enactors, cells = (), None
+        if stack is not None:
+            from cli.cells_view import cell_sources
 
-        cell_enactors, cells = cell_sources(stack)
+            cell_enactors, cells = cell_sources(stack)
         console_url = stack.url("console") if stack and stack.running and aws_source.kind == "stack" and not chosen and not direct else None
         direct_view: list = []  # (sources, Route 53 client), made on first need
 
@@ -323,9 +325,9 @@ def register(app: typer.Typer) -> None:
             if report is not None:
                 urls = {"planner": report["planner"]["url"], **{e["enactor"]: e["url"] for e in report["enactors"]}}
             else:
+                sources, client = direct_sources()  # first: without AWS settings, say so before importing the view's readers
                 from services.prober.overview import gather
 
-                sources, client = direct_sources()
                 urls = {"planner": sources.planner_url, "prober": sources.prober_url or "", **dict(sources.enactor_urls)}
                 report = gather(sources, client)
                 if cells:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +79,9 @@ def _prober_accounts(url: str, timeout_s: float) -> tuple[dict[str, Any] | None,
 def read_cells(sources: CellSources) -> CellReadings:
     """Each cell's planner, the cell map planner and the prober's accounts, asked at once: a stack
     with cells is many processes, and a busy machine answers each one slowly."""
+    # Imported here: `dnsctl status` through the console only draws the view, it reads nothing.
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=len(sources.planners) + 2) as pool:
         planners = {cell: pool.submit(fetch_planner, Sources(planner_url=url, enactor_urls=(), dns=("127.0.0.1", 0), prober_url=None,
                                                              timeout_s=sources.timeout_s))
