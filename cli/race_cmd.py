@@ -139,9 +139,7 @@ def race(
         if as_json:
             out = {
                 **verdict.as_dict(),
-                "checker": None if checked is None else {
-                    "trace": str(checked.trace) if checked.trace else None, "trace_url": trace_url, "legacy": list(checked.legacy),
-                    "guarded": list(checked.guarded), "guard_held": checked.guard_held, "commands": list(checked.commands)},
+                "checker": None if checked is None else checked.as_json(trace_url),
                 "cell": stack.cell,
                 "blast_radius": blast.as_dict() if blast else None,
                 "moments": [{"t": m.t, "who": m.who, "text": m.text, "kind": m.kind} for m in evidence.moments],

@@ -508,21 +508,41 @@ function renderRace(race) {
   const v = $("race-verdict");
   v.replaceChildren();
   delete v.dataset.broken; // only a finished race's verdict says broken or held (never the previous race's)
-  if (race.running) {
-    v.className = "verdict";
-    v.append(`race running (${race.mode || "…"})…`);
-  } else if (race.error) {
+  if (race.error) {
     v.className = "verdict broken";
     v.append(`the race could not run: ${race.error}`);
-  } else if (race.verdict) {
+  } else if (race.verdict) { // shown at once; the checker's part follows while the race still runs it
     v.className = "verdict " + (race.verdict.broken ? "broken" : "held");
     v.dataset.broken = race.verdict.broken ? "true" : "false";
     v.append(h("p", {}, h("b", {}, `VERDICT (${race.verdict.mode}): ${race.verdict.headline}`)));
     v.append(h("ul", {}, race.verdict.checks.map((c) => h("li", {}, `${c.ok ? "✓" : "✗"} ${c.label}: ${c.detail}`))));
-    v.append(h("p", {}, "Why it can happen: ", h("a", { href: "#trace" }, "step through the checker's shortest counterexample"),
-      " (dnsctl check --guard off --json cx.json, then open it below)."));
+    v.append(checkerPart(race.checker, race.verdict.broken));
+  } else if (race.running) {
+    v.className = "verdict";
+    v.append(`race running (${race.mode || "…"})…`);
   }
   $("race-moments").replaceChildren(...(race.moments || []).map((m) => h("li", { class: m.kind || "" }, `${m.t.toFixed(2)} s · ${m.who} · ${m.text}`)));
+}
+
+// The model checker's side of a race (services/console/actions.py): its shortest October race,
+// saved beside the stack, one click from the trace viewer below (/#trace=NAME).
+function checkerPart(checker, broken) {
+  const what = broken ? "Why it can happen: " : "The interleaving the guard refuses: ";
+  const box = h("div", { class: "checker", "data-checker": checker ? (checker.running ? "running" : checker.trace_url ? "trace" : "none") : "none" });
+  if (checker && checker.running) {
+    box.append(h("p", { text: "the model checker is finding the shortest October race of the legacy core…" }));
+  } else if (checker && checker.trace_url) {
+    box.append(h("p", {}, what, h("a", { href: checker.trace_url, class: "trace-link" }, "step through the checker's shortest October race"),
+      ` (${checker.commands[0]}).`));
+  } else if (checker) {
+    box.append(h("p", { text: `the checker found no legacy counterexample to show (${checker.legacy.join("; ")})` }));
+  } else {
+    box.append(h("p", {}, what, h("a", { href: "#trace" }, "step through a checker counterexample"), " (dnsctl check --guard off --json cx.json, then open it below)."));
+  }
+  if (checker && checker.guard_held != null) {
+    box.append(h("p", { text: `the model checker says the guard ${checker.guard_held ? "holds" : "does NOT hold"} (${checker.commands[checker.commands.length - 1]}): ${checker.guarded.join("; ")}` }));
+  }
+  return box;
 }
 
 // -- the checker trace viewer ----------------------------------------------------------------------
@@ -555,6 +575,11 @@ async function openLinkedTrace() {
   $("trace").scrollIntoView();
 }
 window.addEventListener("hashchange", openLinkedTrace);
+// A race's link to the trace the page already shows (the same hash) opens it again: no hashchange then.
+document.addEventListener("click", (ev) => {
+  const a = ev.target.closest && ev.target.closest("a.trace-link");
+  if (a && new URL(a.href).hash === location.hash) openLinkedTrace();
+});
 openLinkedTrace();
 
 function showFrame(i) {
