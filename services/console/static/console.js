@@ -267,25 +267,35 @@ function endpointCard(ep, state, heading, planner) {
     if (live.served.length > 1000) live.served.shift();
   }
   const broken = endpointBroken(ep);
+  // The cell map with no cell yet (`dnsctl up --accounts N` alone): every account's name CNAMEs the
+  // legacy regional name. Nothing is wrong, and nothing is served by a cell: neutral, and says so.
+  const noCells = ep.cell === "cellmap" && !grouped(state) && !broken;
   const answers = Object.entries(ep.addresses || {}).map(([t, n]) =>
     h("span", { class: n === 0 ? "badge bad" : n === null ? "badge warn" : "badge ok", "data-type": t, "data-answers": n ?? "" },
       `${t}: ${n === null ? "no answer" : plural(n, "address")}`));
   const flip = live.lastFlip[ep.endpoint];
   const applied = ep.route53 && ep.route53.applied;
-  const newest = ep.cell === "cellmap" ? "its own map versions (cell map planner)"
+  const newest = ep.cell === "cellmap"
+    ? (ep.newest_version != null ? `map ${ep.newest_version}${ep.lag != null ? ` (lag ${ep.lag})` : ""} (the cell map planner's own versions)`
+      : `unknown${state.cellmap && state.cellmap.error ? " (cell map planner: " + state.cellmap.error + ")" : ""}`)
     : ep.newest_version != null ? `plan ${ep.newest_version}${ep.lag != null ? ` (lag ${ep.lag})` : ""}`
     : `unknown${planner && planner.error ? " (planner: " + planner.error + ")" : ""}`;
-  return h("article", { class: "card " + (broken ? "broken" : "ok"), id: `ep-${ep.endpoint}`, "data-endpoint": ep.endpoint,
+  const badge = broken ? h("span", { class: "badge bad", text: "BROKEN" }) : noCells ? h("span", { class: "badge neutral", text: "no cells" })
+    : h("span", { class: "badge ok", text: "serving" });
+  const dnsNow = ep.cell === "cellmap"
+    ? (noCells ? `no cells: every account's name CNAMEs the legacy regional name · ${accountsText(ep.accounts)}` : accountsText(ep.accounts))
+    : answers.length ? answers : "—";
+  return h("article", { class: "card " + (broken ? "broken" : noCells ? "neutral" : "ok"), id: `ep-${ep.endpoint}`, "data-endpoint": ep.endpoint,
     "data-cell": ep.cell || "regional", "data-broken": broken ? "true" : "false", "data-active-version": ep.active_version ?? "",
     "aria-label": ep.endpoint },
-    h(heading, {}, ep.endpoint, " ", broken ? h("span", { class: "badge bad", text: "BROKEN" }) : h("span", { class: "badge ok", text: "serving" })),
+    h(heading, {}, ep.endpoint, " ", badge),
     h("dl", {},
       h("dt", { text: "serves" }), h("dd", { class: "serves" }, ep.active_version != null ? `plan ${ep.active_version} (tree ${short(ep.tree)})` : (ep.dangling && ep.dangling.length ? `nothing: root → ${short(ep.dangling[0])} is missing` : "no tree")),
       h("dt", { text: "newest plan" }), h("dd", { class: "newest", "data-newest": ep.newest_version ?? "" }, newest),
       h("dt", { text: "rollback" }), h("dd", {}, ep.rollback_tree ? `plan ${ep.rollback_version ?? "?"} (tree ${short(ep.rollback_tree)})` : "none"),
       h("dt", { text: "lock" }), h("dd", {}, lockText(ep)),
       h("dt", { text: "_applied" }), h("dd", {}, applied ? `version ${applied.version} (tree ${short(applied.tree_id)})` : "none (legacy mode writes none)"),
-      h("dt", { text: "DNS now" }), h("dd", { class: "answers" }, ep.cell === "cellmap" ? accountsText(ep.accounts) : answers.length ? answers : "—"),
+      h("dt", { text: "DNS now" }), h("dd", { class: "answers" }, dnsNow),
       h("dt", { text: "last flip" }), h("dd", { class: "last-flip", "data-plan": flip ? flip.plan_version : "" },
         flip ? h("span", { class: "flip" }, `${flip.lane} → plan ${flip.plan_version ?? "?"} at ${clock(flip.ts)}`) : "none seen yet")),
     treeGraph(ep));
