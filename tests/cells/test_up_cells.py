@@ -89,7 +89,11 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
             seen[:] = [got.get("via"), got.get("route53_error"), [r["endpoint"] for r in got["endpoints"]], got.get("cells")]
             cells = {c["cell"]: c for c in got.get("cells") or []}
             ok = not got["route53_error"] and (cells.get("cell-1", {}).get("accounts") or {}).get("answering") == 2
-            return got if ok and len(got["endpoints"]) == 5 else None
+            # ... and the services a busy machine answers slowly did answer this time.
+            ok = ok and (got.get("cellmap") or {}).get("reachable") and all(e["reachable"] for e in got["enactors"])
+            # Through the console unless --direct; a console view older than CONSOLE_MAX_AGE_S (a
+            # loaded machine) is read directly instead: asked again, not taken for the console's.
+            return got if ok and len(got["endpoints"]) == 5 and (got["via"] is None) == ("--direct" in flags) else None
 
         # Through the stack's console (its grouped view as it is: services/prober/cell_groups.py), and
         # read directly, grouped by the same producer: one shape.
@@ -98,7 +102,6 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
                 got = _wait(lambda f=flags: report(*f), 240, f"a whole status report {flags}")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}: {seen}") from None
-            assert (got["via"] is None) == bool(flags), got["via"]
             assert [c["cell"] for c in got["cells"]] == ["cell-1"] and got["legacy_accounts"]["answering"] == 2
             assert got["cellmap"]["reachable"] and got["cellmap"]["newest_version"] >= 1
             cells_of = {r["endpoint"]: r.get("cell") for r in got["endpoints"]}
@@ -106,10 +109,15 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
             assert cells_of["cell-1.ddb.us-east-1.api.aws"] == "cell-1" and cells_of["dynamodb.us-east-1.api.aws"] is None
             assert any(e["enactor"] == "cell-1-enactor-c" and e["reachable"] and e["cell"] == "cell-1" for e in got["enactors"])
             assert {e["enactor"] for e in got["enactors"] if e["cell"] == "cellmap"} == {f"cellmap-enactor-{x}" for x in "abc"}
-        text = subprocess.run([sys.executable, "-m", "cli.main", "status"], cwd=ROOT, env={**env, "COLUMNS": "200"},
-                              capture_output=True, text=True, timeout=120).stdout
+
+        def table() -> str | None:
+            text = subprocess.run([sys.executable, "-m", "cli.main", "status"], cwd=ROOT, env={**env, "COLUMNS": "200"},
+                                  capture_output=True, text=True, timeout=120).stdout
+            seen[:] = [text]
+            return text if "via the console" in text else None
+
+        text = _wait(table, 120, "the status tables through the console")
         assert "endpoints of regional, 2 legacy accounts" in text and "endpoints of cell-1, 2 accounts" in text, text
-        assert "via the console" in text, text
     finally:
         _stop_stack(proc, state_dir)
 
