@@ -41,6 +41,15 @@ def cell_sources(stack, timeout_s: float = 10.0) -> tuple[tuple[tuple[str, str],
     return tuple(enactors), CellSources(tuple(planners), cellmap, prober if (planners or cellmap) else None, timeout_s)
 
 
+def grouped(report: dict[str, Any], cells: CellSources) -> dict[str, Any]:
+    """A report read here (status --direct, the live view of `dnsctl up`) grouped by cell, as the
+    console groups its own: the cells' planners, the cell map planner and the prober's accounts
+    read now, then services/prober/cell_groups.py's `group`."""
+    from services.prober.cell_groups import group, read_cells
+
+    return group(report, read_cells(cells), tuple(cell for cell, _ in cells.planners))
+
+
 def _service_order(name: str) -> tuple[int, str]:
     """cell-2 before cell-10, the cell map's after every cell's."""
     m = _CELL_SERVICE.match(name)

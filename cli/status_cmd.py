@@ -331,9 +331,9 @@ def register(app: typer.Typer) -> None:
                 urls = {"planner": sources.planner_url, "prober": sources.prober_url or "", **dict(sources.enactor_urls)}
                 report = gather(sources, client)
                 if cells:
-                    from services.prober.cell_groups import group, read_cells
+                    from cli.cells_view import grouped
 
-                    report = group(report, read_cells(cells), tuple(cell for cell, _ in cells.planners))
+                    report = grouped(report, cells)
                 report["via"] = None
             report["warnings"] = disagreements(report, stack, aws_source, urls)
             report["stack"] = {"state_dir": str(stack.state_dir), "run_id": stack.run_id, "mode": stack.mode} if stack else None

@@ -51,9 +51,12 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
     args = [sys.executable, "-m", "cli.main", "up", "--emulator-port", str(ports["emulator"]), "--planner-port", str(ports["planner"]),
             "--enactor-ports", f"{ports['a']},{ports['b']},{ports['c']}", "--dns-port", str(dns_port),
             "--prober-port", str(ports["prober"]), "--console-port", str(ports["console"]), "--plan-interval", "3",
-            "--state-dir", str(state_dir), "--duration", "400", "--no-live", "--cells", "1", "--accounts", "4",
+            "--state-dir", str(state_dir), "--duration", "400", "--cells", "1", "--accounts", "4",
             "--cell-port-base", "0"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The live view on: without a terminal `up` prints it every 10 s (into a file: a pipe nobody
+    # reads would fill and stop it).
+    out = tmp_path / "up.out"
+    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=out.open("w"), stderr=subprocess.STDOUT, text=True)
     try:
         stack_file = state_dir / "stack.json"
         expected = {"console", "resolver", "cellmap-planner", *(f"cellmap-enactor-{x}" for x in "abc"),
@@ -118,6 +121,9 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
 
         text = _wait(table, 120, "the status tables through the console")
         assert "endpoints of regional, 2 legacy accounts" in text and "endpoints of cell-1, 2 accounts" in text, text
+        # `dnsctl up`'s own live view groups the same way (cli/stack_view.py, the same producer).
+        _wait(lambda: "endpoints of cell-1, 2 accounts" in (live := out.read_text()) and "cell-1-enactor-c" in live, 60,
+              "the live view grouped by cell")
     finally:
         _stop_stack(proc, state_dir)
 
