@@ -71,7 +71,7 @@ def groups(report: dict[str, Any]) -> list[dict[str, Any]]:
     mapped = [r for r in report["endpoints"] if r.get("cell") == CELLMAP]
     if mapped:
         out.append({**report, "group": "the cell map (account names)" + ("" if report.get("cells") else ", no cells yet"),
-                    "planner": report.get("cellmap") or unknown, "endpoints": mapped})
+                    "planner": report.get("cellmap") or unknown, "versions_of": "map", "endpoints": mapped})
     for info in report.get("cells") or []:
         label = info["cell"] + (f", {accounts_text(info['accounts'])}" if info.get("accounts") is not None else "")
         out.append({**report, "group": label, "planner": info.get("planner") or unknown,

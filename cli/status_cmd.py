@@ -77,7 +77,8 @@ def _title(report: dict) -> str:
     if not planner["reachable"]:
         return f"{what}  (planner unreachable)"
     newest = planner["newest_version"]
-    return f"{what}  (newest plan {newest if newest is not None else '-'}" + (", [red]FROZEN[/red])" if planner["frozen"] else ")")
+    noun = report.get("versions_of", "plan")  # the cell map's group counts maps, not plans
+    return f"{what}  (newest {noun} {newest if newest is not None else '-'}" + (", [red]FROZEN[/red])" if planner["frozen"] else ")")
 
 
 def status_tables(report: dict, width: int | None = None) -> Group:

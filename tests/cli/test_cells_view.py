@@ -75,6 +75,7 @@ def test_each_system_is_its_own_table_judged_against_its_own_planner():
     assert (rows[CELL1]["lag"], rows[ACCOUNTS_ZONE]["lag"], rows[CELL10]["lag"]) == (2, 2, None)
     text = _render(report)
     assert "endpoints of cell-1, 1 account  (newest plan 5)" in text and "endpoints of cell-10, 1 account, 1 without DNS  (planner unreachable)" in text
+    assert "endpoints of the cell map (account names)  (newest map 4)" in text
     assert "accounts 1 answering / 2 lost" in text  # the accounts' zone: its names' answers, not its apex's "A 0"
 
 
