@@ -22,6 +22,9 @@ Cases:
 - `status (console)`: the same stack with a real emulator and a real console (`dnsctl emulator`,
   `dnsctl console`, started here and stopped at the end) in its description, as `dnsctl up` writes
   it: `status` takes the console's view (GET /api/state) and reads nothing else itself.
+- `status (cells)`: the same with a cell and the cell map in the description and named to the
+  console (`dnsctl up --cells 1 --accounts N`'s flags, their services on closed ports): `status`
+  takes the console's view grouped by cell (services/prober/cell_groups.py), as for one without.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = (
-    ("--help",), ("status (no stack)", "status"), ("status (stack)", "status"), ("status (console)", "status"), ("status", "--help"),
-    ("timeline", "--help"),
+    ("--help",), ("status (no stack)", "status"), ("status (stack)", "status"), ("status (console)", "status"),
+    ("status (cells)", "status"), ("status", "--help"), ("timeline", "--help"),
 )
+CELL_SERVICES = ("cell-1-planner", "cell-1-enactor-a", "cellmap-planner", "cellmap-enactor-a")
 
 
 def closed_port() -> int:
@@ -52,10 +56,11 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def unreachable_stack(where: Path, live: dict[str, int] | None = None) -> dict[str, int]:
+def unreachable_stack(where: Path, live: dict[str, int] | None = None, cells: bool = False) -> dict[str, int]:
     """A stack.json whose every service (and emulator) is a closed port on 127.0.0.1, but those
-    in `live` (name -> port of a process that runs); returns the ports."""
-    names = ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober")
+    in `live` (name -> port of a process that runs); with `cells`, a cell's and the cell map's
+    planner and enactor too; returns the ports."""
+    names = ("emulator", "planner", "enactor-a", "enactor-b", "enactor-c", "dns", "prober", *(CELL_SERVICES if cells else ()))
     ports = {**{name: closed_port() for name in names}, **(live or {})}
     services = {name: {"port": port, "protocol": "udp+tcp" if name == "dns" else "tcp"} for name, port in ports.items()}
     where.mkdir(parents=True, exist_ok=True)
@@ -67,18 +72,23 @@ def unreachable_stack(where: Path, live: dict[str, int] | None = None) -> dict[s
     return ports
 
 
-def console_stack(where: Path, env: dict[str, str], tree: Path) -> list[subprocess.Popen]:
+def console_stack(where: Path, env: dict[str, str], tree: Path, cells: bool = False) -> list[subprocess.Popen]:
     """A real emulator and a real console (whose planner, enactors, prober and DNS are the closed
-    ports of the description), up and with a view published; the processes to stop."""
+    ports of the description; with `cells` also a cell's and the cell map's), up and with a view
+    published; the processes to stop."""
     import httpx
 
     emulator, console = closed_port(), closed_port()
-    ports = unreachable_stack(where, {"emulator": emulator, "console": console})
+    ports = unreachable_stack(where, {"emulator": emulator, "console": console}, cells)
     child_env = {**env, "PYTHONPATH": str(tree), "DNSCTL_STATE_DIR": str(where), "AWS_ENDPOINT_URL": f"http://127.0.0.1:{emulator}",
                  "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
     peers = ["--planner", f"http://127.0.0.1:{ports['planner']}", "--prober", f"http://127.0.0.1:{ports['prober']}",
              "--dns", f"127.0.0.1:{ports['dns']}", *(a for e in ("enactor-a", "enactor-b", "enactor-c")
                                                       for a in ("--enactor", f"http://127.0.0.1:{ports[e]}"))]
+    if cells:
+        peers += ["--enactor", f"cell-1-enactor-a=http://127.0.0.1:{ports['cell-1-enactor-a']}", "--enactor",
+                  f"cellmap-enactor-a=http://127.0.0.1:{ports['cellmap-enactor-a']}", "--cell-planner",
+                  f"cell-1=http://127.0.0.1:{ports['cell-1-planner']}", "--cellmap-planner", f"http://127.0.0.1:{ports['cellmap-planner']}"]
     procs = []
     for args in (("emulator", "--port", str(emulator)), ("console", "--port", str(console), *peers)):
         procs.append(subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=tree, env=child_env,
@@ -87,7 +97,7 @@ def console_stack(where: Path, env: dict[str, str], tree: Path) -> list[subproce
     while time.monotonic() < deadline:
         try:
             state = httpx.get(f"http://127.0.0.1:{console}/api/state", timeout=2).json()
-            if isinstance(state, dict) and state.get("route53_error") is None:
+            if isinstance(state, dict) and state.get("route53_error") is None and ("cells" in state) == cells:
                 return procs
         except (httpx.HTTPError, ValueError):
             pass
@@ -106,8 +116,8 @@ def stop(procs: list[subprocess.Popen]) -> None:
             proc.kill()
 
 
-def measure(args: tuple[str, ...], env: dict[str, str], tree: Path = ROOT) -> tuple[float, float, float, int]:
-    """(import seconds, CPU seconds, wall seconds, modules) of one fresh `dnsctl ARGS`."""
+def measure(args: tuple[str, ...], env: dict[str, str], tree: Path = ROOT) -> tuple[float, float, float, int, bool]:
+    """(import seconds, CPU seconds, wall seconds, modules, botocore imported) of one fresh `dnsctl ARGS`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli.main", *args], cwd=tree, env={**env, "PYTHONPATH": str(tree)},
@@ -117,14 +127,16 @@ def measure(args: tuple[str, ...], env: dict[str, str], tree: Path = ROOT) -> tu
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     total_us = 0
     modules = 0
+    botocore = False  # the console path must not need it: a status that does read Route 53 itself
     for line in run.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
             continue
         _, cumulative, name = line.split("|")
         modules += 1
+        botocore = botocore or name.strip().split(".")[0] == "botocore"
         if not name[1:].startswith(" "):  # top level: one space after the bar, no nesting indent
             total_us += int(cumulative)
-    return total_us / 1e6, cpu, wall, modules
+    return total_us / 1e6, cpu, wall, modules, botocore
 
 
 def main() -> None:
@@ -133,21 +145,22 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, default=ROOT, help="Source tree to measure (e.g. a worktree of main).")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        empty, stacked, consoled = Path(tmp) / "empty", Path(tmp) / "stack", Path(tmp) / "console"
+        empty, stacked, consoled, celled = Path(tmp) / "empty", Path(tmp) / "stack", Path(tmp) / "console", Path(tmp) / "cells"
         empty.mkdir()
         unreachable_stack(stacked)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DNSCTL_"))}
         base.update(HOME=tmp)  # no ~/.aws
         procs = console_stack(consoled, base, opts.tree)
         try:
+            procs += console_stack(celled, base, opts.tree, cells=True)
             for case in COMMANDS:
                 label, args = (case[0], case[1:]) if "(" in case[0] else (" ".join(case), case)
-                where = {"status (stack)": stacked, "status (console)": consoled}.get(label, empty)
+                where = {"status (stack)": stacked, "status (console)": consoled, "status (cells)": celled}.get(label, empty)
                 env = {**base, "DNSCTL_STATE_DIR": str(where)}
                 samples = [measure(args, env, opts.tree) for _ in range(opts.runs)]
                 imports, cpu, wall = (statistics.median(s[i] for s in samples) for i in range(3))
                 print(f"dnsctl {label:<18} imports {imports:6.3f} s  CPU {cpu:6.3f} s  wall {wall:6.3f} s  (medians of {opts.runs}), "
-                      f"{samples[0][3]} modules   [load average {os.getloadavg()[0]:.1f}]")
+                      f"{samples[0][3]} modules{', botocore' if samples[0][4] else ''}   [load average {os.getloadavg()[0]:.1f}]")
         finally:
             stop(procs)
 

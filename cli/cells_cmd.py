@@ -2,7 +2,8 @@
 
     dnsctl cells show                       the newest map: accounts per cell, each account's CNAME target
     dnsctl cells move ACCOUNT CELL          the map diff, then (with --yes) a new map on the fast lane
-                                            (CELL `legacy` moves the account back to the regional name)
+                                            (CELL `legacy` moves the account back to the regional name),
+                                            then waits, with a spinner, until a cell map enactor applied it
     dnsctl cells planner | enactor          the processes `dnsctl up --accounts N` starts
 """
 
@@ -54,8 +55,10 @@ def move(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show the diff (the default without --yes)."),
     reason: str = typer.Option("", help="Why (recorded in the map)."),
     url: str | None = UrlOpt,
+    wait: float = typer.Option(60.0, "--wait", min=0, help="Seconds to wait until a cell map enactor applied the new map (0: do not wait)."),
+    enactor: list[str] = typer.Option([], "--enactor", help="URL of a cell map enactor to watch (repeatable; default: the stack's)."),
 ) -> None:
-    """Move an account to another cell: the map diff first; --yes publishes it on the fast lane."""
+    """Move an account to another cell: the map diff first; --yes publishes it on the fast lane and waits until it is applied."""
     body = {"account": account, "cell": None if cell == "legacy" else cell, "reason": reason}
     client = _client(url)
     with cli_errors():
@@ -70,6 +73,64 @@ def move(
     with cli_errors():
         done = client.post("/v1/cellmap/moves", json=body)
     console.print(f"[green]published[/green] cell map v{done['version']} (fast lane)")
+    if wait > 0:
+        _wait_applied(int(done["version"]), wait, _enactors(enactor))
+
+
+# The cell map's enactors as `dnsctl up --accounts N` names them (services/stack.py's cellmap_services).
+CELLMAP_ENACTORS = tuple(f"cellmap-enactor-{x}" for x in "abc")
+
+
+def _enactors(flags: list[str]) -> dict[str, str]:
+    """The enactors to watch: the --enactor URLs, else the stack's (or DNSCTL_CELLMAP_ENACTOR_A_URL ...)."""
+    from cli.client import env_var, stack_url
+
+    if flags:
+        return {f"cellmap-enactor-{i}": u.rstrip("/") for i, u in enumerate(flags, 1)}
+    import os
+
+    found = {name: os.environ.get(env_var(name)) or stack_url(name) for name in CELLMAP_ENACTORS}
+    return {name: url.rstrip("/") for name, url in found.items() if url}
+
+
+def _wait_applied(version: int, timeout_s: float, enactors: dict[str, str]) -> None:
+    """Until one of the cell map enactors says the accounts' zone holds `version` (each learns the
+    zone's applied version on its next listing, whoever applied it), with a spinner: a big map or
+    a busy machine takes seconds. Not applied in time: said, exit 1 (the map stays published)."""
+    import time
+
+    from cli.client import ServiceError
+    from services.prober.sources import parse_enactor_status
+
+    if not enactors:
+        console.print("not waiting for it to be applied: no cell map enactor known (no stack in the state dir; --enactor URL names one)")
+        return
+    started = time.monotonic()
+    seen: dict[str, str] = {}
+    with err_console.status(f"cell map v{version}: waiting for a cell map enactor to apply it ...") as spinner:
+        while True:
+            for name, url in enactors.items():
+                try:
+                    body = service_client(name, url, timeout_s=5.0).get("/status")
+                except ServiceError as exc:
+                    seen[name] = f"unreachable ({exc})"[:80]
+                    continue
+                applied = [e.applied_version for e in parse_enactor_status(body, url).endpoints if e.applied_version is not None]
+                if applied and max(applied) >= version:
+                    console.print(f"[green]applied[/green] cell map v{version} to the accounts' zone in {time.monotonic() - started:.1f} s "
+                                  f"(as {name} lists it)", highlight=False)
+                    return
+                seen[name] = f"v{max(applied)}" if applied else "nothing applied yet"
+            elapsed = time.monotonic() - started
+            if elapsed >= timeout_s:
+                break
+            spinner.update(f"cell map v{version}: waiting for a cell map enactor to apply it ({elapsed:.0f} s; "
+                           + ", ".join(f"{n.removeprefix('cellmap-')} {v}" for n, v in seen.items()) + ") ...")
+            time.sleep(0.5)
+    err_console.print(f"[yellow]cell map v{version} is published but not applied after {timeout_s:.0f} s[/yellow] ("
+                      + ", ".join(f"{n}: {v}" for n, v in seen.items()) + "): the enactors apply it when they can; see `dnsctl status`",
+                      highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
 
 
 def _print_diff(answer: dict) -> None:

@@ -1,10 +1,13 @@
-"""`dnsctl status` with cells: the endpoints grouped by the DNS management system that owns them.
+"""`dnsctl status` with cells: where a stack's cells are, and its endpoints as one table per DNS
+management system.
 
-The regional system's endpoints come first, then each cell's, every group judged against its own
-planner (a cell's versions are its own sequence: its lag is against its planner's newest plan,
-not the regional one's); the cells' enactors join the enactor table; with a cell map, each group
-says how many accounts it serves. Everything is found in the stack's description (stack.json:
-services named cell-N-planner, cell-N-enactor-a ..., cellmap-planner).
+The grouping itself (every row's cell, a cell's lag against its own planner, the accounts per
+cell) has one producer, services/prober/cell_groups.py, which the web console runs too: status
+through the console takes the console's grouped view as it is, and status reading directly runs
+the same `group` on its own report. This module only finds the parts in the stack's description
+(stack.json: services named cell-N-planner, cell-N-enactor-a ..., cellmap-planner,
+cellmap-enactor-a ...) and splits the grouped report into the tables' groups, the regional
+system first.
 """
 
 from __future__ import annotations
@@ -12,100 +15,65 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.cells.naming import accounts_zone, owner_cell
-from services.prober.service_status import Sources, enactor_row, fetch_enactors, fetch_planner
-from services.stack import DEFAULT_REGION
+from services.prober.cell_groups import CELLMAP, CellSources
 
-CELLMAP = "cell map"
 _CELL_SERVICE = re.compile(r"^(cell-[0-9]+)-(planner|enactor-[a-z])$")
+_CELLMAP_ENACTOR = re.compile(r"^cellmap-enactor-[a-z]$")
 
 
-def cell_services(stack) -> dict[str, dict[str, Any]]:
-    """cell -> {"planner": url, "enactors": [(name, url)]} from the stack's description."""
-    out: dict[str, dict[str, Any]] = {}
-    for name in sorted(stack.services if stack else {}):
-        m = _CELL_SERVICE.match(name)
+def cell_sources(stack, timeout_s: float = 10.0) -> tuple[tuple[tuple[str, str], ...], CellSources]:
+    """The cells' and the cell map's enactors ((name, url) pairs, read with the regional ones) and
+    where the cells' planners, the cell map planner and the prober are; empty without cells or a
+    cell map. A busy machine answers a stack of many processes slowly, hence the long timeout."""
+    planners: list[tuple[str, str]] = []
+    enactors: list[tuple[str, str]] = []
+    for name in sorted(stack.services if stack else {}, key=_service_order):
         url = stack.url(name)
-        if not m or not url:
+        m = _CELL_SERVICE.match(name)
+        if not url or not (m or _CELLMAP_ENACTOR.match(name)):
             continue
-        cell = out.setdefault(m.group(1), {"planner": None, "enactors": []})
-        if m.group(2) == "planner":
-            cell["planner"] = url
+        if m and m.group(2) == "planner":
+            planners.append((m.group(1), url))
         else:
-            cell["enactors"].append((name, url))
-    return out
+            enactors.append((name, url))
+    cellmap = stack.url("cellmap-planner") if stack else None
+    prober = stack.url("prober") if stack else None
+    return tuple(enactors), CellSources(tuple(planners), cellmap, prober if (planners or cellmap) else None, timeout_s)
 
 
-def annotate(report: dict[str, Any], stack, dns: tuple[str, int], timeout_s: float = 10.0) -> dict[str, Any]:
-    """The report with every endpoint row's cell, cell rows' newest plan and lag from their own
-    planner, the cells' enactors, and (with a cell map) the accounts per cell. The services are
-    asked in parallel: a stack with cells is many processes, and a busy machine answers slowly."""
-    from concurrent.futures import ThreadPoolExecutor
+def grouped(report: dict[str, Any], cells: CellSources) -> dict[str, Any]:
+    """A report read here (status --direct, the live view of `dnsctl up`) grouped by cell, as the
+    console groups its own: the cells' planners, the cell map planner and the prober's accounts
+    read now, then services/prober/cell_groups.py's `group`."""
+    from services.prober.cell_groups import group, read_cells
 
-    cells = cell_services(stack)
-    if not cells:
-        return report
-    sources = {cell: Sources(planner_url=where["planner"], enactor_urls=tuple(where["enactors"]), dns=dns, prober_url=None,
-                             timeout_s=timeout_s) for cell, where in cells.items()}
-    with ThreadPoolExecutor(max_workers=2 * len(cells) + 1) as pool:
-        planner_futures = {cell: pool.submit(fetch_planner, s) for cell, s in sources.items()}
-        enactor_futures = [pool.submit(fetch_enactors, s) for s in sources.values()]
-        accounts_future = pool.submit(_accounts, stack, timeout_s)
-        planners = {cell: f.result() for cell, f in planner_futures.items()}
-        for f in enactor_futures:
-            report["enactors"] += [enactor_row(s) for s in f.result()]
-        cellmap = accounts_future.result()
-    accounts = cellmap.get("accounts_per_cell") or {} if cellmap is not None else None
-    for row in report["endpoints"]:
-        cell = owner_cell(row["endpoint"], DEFAULT_REGION)
-        if row["endpoint"] == accounts_zone(DEFAULT_REGION):
-            cell = CELLMAP  # the cell map's zone: its versions are the map's, judged on their own
-            row["newest_version"] = row["lag"] = None
-        row["cell"] = cell
-        if cell is None or cell == CELLMAP:
-            continue
-        planner = planners.get(cell)
-        newest = planner.newest_version if planner and planner.reachable else None
-        applied = row["applied_version"]
-        row["newest_version"] = newest
-        row["lag"] = max(0, newest - applied) if newest is not None and applied is not None else None
-        row["ahead_of_planner"] = max(0, applied - newest) if newest is not None and applied is not None else 0
-    report["cells"] = {
-        cell: {"planner": {"url": p.url, "reachable": p.reachable, "newest_version": p.newest_version, "frozen": p.frozen,
-                           "error": p.error},
-               "accounts": accounts.get(cell) if accounts is not None else None}
-        for cell, p in planners.items()
-    }
-    report["legacy_accounts"] = accounts.get("legacy") if accounts is not None else None
-    report["cellmap"] = ({"url": stack.url("cellmap-planner"), "reachable": True, "newest_version": cellmap.get("newest_version"),
-                          "frozen": cellmap.get("frozen"), "error": None} if cellmap is not None else None)
-    return report
+    return group(report, read_cells(cells), tuple(cell for cell, _ in cells.planners))
 
 
-def _accounts(stack, timeout_s: float) -> dict[str, Any] | None:
-    """The cell map planner's status (accounts per cell, newest map), or None without one."""
-    url = stack.url("cellmap-planner") if stack else None
-    if not url:
-        return None
-    import httpx
+def _service_order(name: str) -> tuple[int, str]:
+    """cell-2 before cell-10, the cell map's after every cell's."""
+    m = _CELL_SERVICE.match(name)
+    return (int(m.group(1).split("-")[1]), name) if m else (1 << 30, name)
 
-    try:
-        return httpx.get(url + "/v1/cellmap/status", timeout=timeout_s).json()
-    except (httpx.HTTPError, ValueError):
-        return None
+
+def accounts_text(summary: dict[str, Any], noun: str = "accounts") -> str:
+    """"4 accounts" or "4 accounts, 2 without DNS" (the prober's answers for their names)."""
+    count = summary["answering"] + summary["lost"]
+    return f"{count} {noun if count != 1 else noun.removesuffix('s')}" + (f", {summary['lost']} without DNS" if summary["lost"] else "")
 
 
 def groups(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One sub-report per management system, regional first, for the endpoint renderers."""
-    regional_accounts = report.get("legacy_accounts")
-    out = [{**report, "group": "regional" + (f", {regional_accounts} legacy accounts" if regional_accounts is not None else ""),
+    unknown = {"url": None, "reachable": False, "newest_version": None, "frozen": None, "error": "not read"}
+    legacy = report.get("legacy_accounts")
+    out = [{**report, "group": "regional" + (f", {accounts_text(legacy, 'legacy accounts')}" if legacy is not None else ""),
             "endpoints": [r for r in report["endpoints"] if r.get("cell") is None]}]
     mapped = [r for r in report["endpoints"] if r.get("cell") == CELLMAP]
     if mapped:
-        planner = report.get("cellmap") or {"reachable": False, "newest_version": None, "frozen": None}
-        out.append({**report, "group": "the cell map (account names)", "planner": planner, "endpoints": mapped})
-    for cell, info in report.get("cells", {}).items():
-        label = cell + (f", {info['accounts']} accounts" if info.get("accounts") is not None else "")
-        out.append({**report, "group": label, "planner": info["planner"],
-                    "endpoints": [r for r in report["endpoints"] if r.get("cell") == cell]})
+        out.append({**report, "group": "the cell map (account names)" + ("" if report.get("cells") else ", no cells yet"),
+                    "planner": report.get("cellmap") or unknown, "versions_of": "map", "endpoints": mapped})
+    for info in report.get("cells") or []:
+        label = info["cell"] + (f", {accounts_text(info['accounts'])}" if info.get("accounts") is not None else "")
+        out.append({**report, "group": label, "planner": info.get("planner") or unknown,
+                    "endpoints": [r for r in report["endpoints"] if r.get("cell") == info["cell"]]})
     return out

@@ -60,6 +60,9 @@ def console(
     cell_planner: list[str] = typer.Option(
         None, "--cell-planner", help="cell-N=URL of a cell's planner; repeat per cell: the page groups endpoints, enactors and accounts by cell."
     ),
+    cellmap_planner: str = typer.Option(
+        None, "--cellmap-planner", help="URL of the cell map planner (`dnsctl up --accounts`): the accounts' zone is judged against its newest map."
+    ),
 ) -> None:
     """Serve the live web console: trees, locks, enactors, alarms and the timeline, as they change."""
     import os
@@ -70,12 +73,12 @@ def console(
     from services.aws_clients import route53_client
     from services.console.actions import Actions, Targets
     from services.console.app import create_app
-    from services.console.cells import CellSources
     from services.console.hub import Hub
     from services.console.log_tail import LogTail
     from services.console.poller import StatePoller
     from services.console.snapshot import APP_ID
     from services.logs import configure
+    from services.prober.cell_groups import CellSources
     from services.prober.overview import Sources
 
     configure(process="console")
@@ -84,6 +87,8 @@ def console(
     os.environ.setdefault("AWS_SDK_UA_APP_ID", APP_ID)
     enactors = _enactors(enactor)
     cells = _cell_planners(cell_planner)
+    if cellmap_planner and not cellmap_planner.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"give a URL (e.g. http://127.0.0.1:8094), not {cellmap_planner!r}", param_hint="--cellmap-planner")
     try:
         dns_at = parse_host_port(dns)
     except (ValueError, typer.BadParameter) as exc:
@@ -96,7 +101,7 @@ def console(
                       dns_timeout_s=2.0)
     hub = Hub()
     targets = Targets(planner, enactors, prober, dns_at, state_dir().resolve(), logs)
-    app = create_app(hub, StatePoller(sources, hub, route53_client, cells=CellSources(cells, prober)), LogTail(logs, hub), Actions(targets, hub))
+    app = create_app(hub, StatePoller(sources, hub, route53_client, cells=CellSources(cells, cellmap_planner or None, prober)), LogTail(logs, hub), Actions(targets, hub))
     from services.web import serve
 
     serve(app, host, port)

@@ -139,9 +139,7 @@ def race(
         if as_json:
             out = {
                 **verdict.as_dict(),
-                "checker": None if checked is None else {
-                    "trace": str(checked.trace) if checked.trace else None, "trace_url": trace_url, "legacy": list(checked.legacy),
-                    "guarded": list(checked.guarded), "guard_held": checked.guard_held, "commands": list(checked.commands)},
+                "checker": None if checked is None else checked.as_json(trace_url),
                 "cell": stack.cell,
                 "blast_radius": blast.as_dict() if blast else None,
                 "moments": [{"t": m.t, "who": m.who, "text": m.text, "kind": m.kind} for m in evidence.moments],
@@ -212,23 +210,55 @@ def _print_blast(blast, cell: str | None) -> None:
     console.print(f"{blast.lost} of {blast.lost + blast.kept} accounts lost DNS, {blast.kept} kept it", highlight=False)
 
 
+class StartProgress:
+    """What the start-up spinner says: how many of the stack's services are still starting, and the
+    first few by name (the rest counted, so the line fits 80 columns)."""
+
+    SHOWN = 6
+
+    def __init__(self) -> None:
+        self.planned: list[str] = []
+        self.waiting: list[str] = []
+
+    def plan(self, names: list[str]) -> None:
+        self.planned, self.waiting = list(names), list(names)
+
+    def started(self, name: str) -> None:
+        if name in self.waiting:
+            self.waiting.remove(name)
+
+    def text(self) -> str:
+        if not self.planned:
+            return "starting the stack ..."
+        if not self.waiting:
+            return "stack up"
+        more = len(self.waiting) - self.SHOWN
+        shown = ", ".join(self.waiting[:self.SHOWN]) + (f" and {more} more" if more > 0 else "")
+        return f"starting {len(self.waiting)} of {len(self.planned)} services: {shown} ..."
+
+
 def _start_with_progress(start_private, where: Path, guarded: bool, host: str, ports, quiet: bool, **cells):
     """Start the private stack with a spinner naming what is still starting (it takes tens of
-    seconds on a busy machine) and a line per service as it comes up."""
+    seconds on a busy machine; with cells, twenty-odd processes take minutes) and a line per
+    service as it comes up. The list is the stack's own (start_private's on_planned), cells and
+    the cell map included."""
     if quiet:
         return start_private(where, version_guard=guarded, host=host, ports=ports, **cells)
-    names = ["emulator", "planner", "zones", "enactor-a", "enactor-b", "enactor-c", "dns", "prober"] + (["console"] if cells.get("console") else [])
-    with err.status("starting " + ", ".join(names) + " ...") as status:
+    progress = StartProgress()
+    with err.status(progress.text()) as status:
+        def plan(names: list[str]) -> None:
+            progress.plan(names)
+            status.update(progress.text())
+
         def started(child) -> None:
-            if child.spec.name in names:
-                names.remove(child.spec.name)
+            progress.started(child.spec.name)
             if child.spec.oneshot:
                 err.print(f"  [green]done[/green] {child.spec.name}", highlight=False)
             else:
                 err.print(f"  [green]up[/green] {child.spec.name:<10} {host}:{child.spec.port}", highlight=False)
-            status.update("starting " + ", ".join(names) + " ..." if names else "stack up")
+            status.update(progress.text())
 
-        return start_private(where, version_guard=guarded, host=host, ports=ports, on_started=started, **cells)
+        return start_private(where, version_guard=guarded, host=host, ports=ports, on_planned=plan, on_started=started, **cells)
 
 
 def _checker_result(checker, quiet: bool):

@@ -1,6 +1,6 @@
 """The live view that `dnsctl up` shows: each service's health, then the same endpoint and
 enactor view as `dnsctl status` (one renderer for both, compact below its WIDE_COLUMNS so the
-whole view fits 80x24)."""
+whole view fits 80x24; with cells, grouped by system as status groups it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from cli.cells_view import cell_sources, grouped
 from cli.status_cmd import WIDE_COLUMNS, status_tables
+from services import stack_file
 from services.prober.overview import Sources, gather
 from services.stack import Ports
 from services.supervisor import Supervisor
@@ -54,15 +56,19 @@ def _services(sup: Supervisor, host: str, compact: bool):
 def render_stack(sup: Supervisor, host: str, ports: Ports, width: int | None = None) -> Group:
     compact = width is not None and width < WIDE_COLUMNS
     names = {c.spec.name for c in sup.children}
+    # With cells (`dnsctl up --cells N --accounts M`): their enactors join the table and the
+    # endpoints are grouped by system, from the stack's description, as `dnsctl status` does.
+    cell_enactors, cells = cell_sources(stack_file.read(sup.state_dir), timeout_s=0.5)
     sources = Sources(
         planner_url=f"http://{host}:{ports.planner}",
         enactor_urls=tuple(
             (f"enactor-{letter}", f"http://{host}:{port}")
             for letter, port in zip("abc", ports.enactors, strict=True)
             if f"enactor-{letter}" in names
-        ),
+        ) + cell_enactors,
         dns=(host, ports.dns),
         prober_url=f"http://{host}:{ports.prober}" if "prober" in names else None,
         timeout_s=0.5,
     )
-    return Group(_services(sup, host, compact), status_tables(gather(sources, _route53()), width))
+    report = gather(sources, _route53())
+    return Group(_services(sup, host, compact), status_tables(grouped(report, cells) if cells else report, width))

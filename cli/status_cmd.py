@@ -47,9 +47,15 @@ def _lag_text(lag: int | None) -> str:
     return "-" if lag is None else (f"[red]{lag}[/red]" if lag >= 5 else str(lag))
 
 
-def _dns_text(addresses: dict[str, int | None]) -> str:
+def _dns_text(row: dict) -> str:
+    if "accounts" in row:  # the accounts' zone (services/prober/cell_groups.py): its names' answers, not its apex's
+        accounts = row["accounts"]
+        if accounts is None:
+            return "accounts ?"
+        lost = f"[red]{accounts['lost']} lost[/red]" if accounts["lost"] else "0 lost"
+        return f"accounts {accounts['answering']} answering / {lost}"
     parts = []
-    for rtype, count in addresses.items():
+    for rtype, count in row["addresses"].items():
         text = f"{rtype} {'?' if count is None else count}"
         parts.append(f"[red]{text}[/red]" if count == 0 else text)
     return " / ".join(parts)
@@ -71,16 +77,21 @@ def _title(report: dict) -> str:
     if not planner["reachable"]:
         return f"{what}  (planner unreachable)"
     newest = planner["newest_version"]
-    return f"{what}  (newest plan {newest if newest is not None else '-'}" + (", [red]FROZEN[/red])" if planner["frozen"] else ")")
+    noun = report.get("versions_of", "plan")  # the cell map's group counts maps, not plans
+    return f"{what}  (newest {noun} {newest if newest is not None else '-'}" + (", [red]FROZEN[/red])" if planner["frozen"] else ")")
 
 
 def status_tables(report: dict, width: int | None = None) -> Group:
     """The whole view; compact (80 columns) when `width` is below WIDE_COLUMNS."""
     compact = width is not None and width < WIDE_COLUMNS
     parts: list[Any] = [f"[yellow]warning:[/yellow] {w}" for w in report.get("warnings", [])]
-    from cli import cells_view
+    if "cells" in report:  # grouped by services/prober/cell_groups.py: one table per management system
+        from cli import cells_view
 
-    for part in (cells_view.groups(report) if report.get("cells") else [report]):
+        systems = cells_view.groups(report)
+    else:
+        systems = [report]
+    for part in systems:
         parts += _endpoints_compact(part) if compact else [_endpoints_wide(part)]
     if report["route53_error"]:
         parts.append(f"[red]Route 53 unreachable: {report['route53_error']}[/red]")
@@ -106,7 +117,7 @@ def _endpoints_wide(report: dict) -> Table:
     for row in report["endpoints"]:
         rollback = f"plan {row['rollback_version']} ({short_tree(row['rollback_tree'])})" if row["rollback_tree"] else "-"
         eps.add_row(row["endpoint"], _active_text(row, short=False), rollback, lock_text(row["lock_holder"], row["lock_expires"], now),
-                    str(newest if newest is not None else "-"), _lag_text(row["lag"]), _dns_text(row["addresses"]))
+                    str(newest if newest is not None else "-"), _lag_text(row["lag"]), _dns_text(row))
     return eps
 
 
@@ -123,7 +134,7 @@ def _endpoints_compact(report: dict) -> list[Any]:
         active = Text.from_markup(_active_text(row, short=True))
         active.pad_right(max(0, 9 - active.cell_len))
         lines.append(Text.assemble("  ", active, f" {rollback:<6} lock {lock:<23} lag ", Text.from_markup(_lag_text(row["lag"])),
-                                   "  DNS ", Text.from_markup(_dns_text(row["addresses"])), no_wrap=True, overflow="ellipsis"))
+                                   "  DNS ", Text.from_markup(_dns_text(row)), no_wrap=True, overflow="ellipsis"))
     return lines
 
 
@@ -185,11 +196,13 @@ CONSOLE_MAX_AGE_S = 5.0
 _CONSOLE_ONLY = ("console", "published_at", "snapshot_at", "readings_at")
 
 
-def console_report(url: str, timeout_s: float = 2.0) -> dict | None:
+def console_report(url: str, with_cells: bool = False, timeout_s: float = 2.0) -> dict | None:
     """The view the stack's console last published (GET /api/state: the same report, composed by
-    services/prober/overview.py there), or None when it is not there, not whole or too old: then
-    status reads every source itself. Route 53 and the other sources each read within
-    CONSOLE_MAX_AGE_S; the report says how long ago under "via"."""
+    services/prober/overview.py there, grouped by services/prober/cell_groups.py when the stack
+    has cells), or None when it is not there, not whole, too old, or not grouped for a stack with
+    cells (a console started without its cells' flags): then status reads every source itself.
+    Route 53 and the other sources each read within CONSOLE_MAX_AGE_S; the report says how long
+    ago under "via"."""
     import time
 
     from cli.client import ServiceError, service_client
@@ -202,7 +215,7 @@ def console_report(url: str, timeout_s: float = 2.0) -> dict | None:
     if not isinstance(state, dict) or state.get("route53_error") is not None or not isinstance(state.get("endpoints"), list):
         return None
     ages = {part: now - state[part] if isinstance(state.get(part), (int, float)) else None for part in ("snapshot_at", "readings_at")}
-    if any(age is None or age > CONSOLE_MAX_AGE_S for age in ages.values()):
+    if any(age is None or age > CONSOLE_MAX_AGE_S for age in ages.values()) or (with_cells and "cells" not in state):
         return None
     report = {k: v for k, v in state.items() if k not in _CONSOLE_ONLY}
     for row in report["endpoints"]:
@@ -273,13 +286,15 @@ def register(app: typer.Typer) -> None:
         # neither botocore nor dnspython and adds no Route 53 call to the account's budget.
         chosen = planner or prober or dns or enactor or zone or any(
             os.environ.get(env_var(n)) for n in ("planner", "prober", *(e for e, _, _ in ENACTORS)))
-        # A stack with cells is read directly: the console's view groups by cell in its own shape
-        # (services/console/cells.py), which the status tables (cli/cells_view.py) do not read.
-        from cli import cells_view
+        # A stack with cells too: the console groups its view by cell as a direct read does
+        # (services/prober/cell_groups.py, the one producer of that shape).
+        cell_enactors, cells = (), None
+        if stack is not None:
+            from cli.cells_view import cell_sources
 
-        console_url = (stack.url("console") if stack and stack.running and aws_source.kind == "stack" and not chosen and not direct
-                       and not cells_view.cell_services(stack) else None)
-        direct_view: list = []  # (sources, Route 53 client, DNS server), made on first need
+            cell_enactors, cells = cell_sources(stack)
+        console_url = stack.url("console") if stack and stack.running and aws_source.kind == "stack" and not chosen and not direct else None
+        direct_view: list = []  # (sources, Route 53 client), made on first need
 
         def direct_sources():
             if not direct_view:
@@ -293,7 +308,7 @@ def register(app: typer.Typer) -> None:
                 enactors = (
                     tuple((f"enactor-{i}", u) for i, u in enumerate(enactor, 1))
                     if enactor
-                    else tuple((n, base_url(n)) for n, _, _ in ENACTORS)
+                    else tuple((n, base_url(n)) for n, _, _ in ENACTORS) + cell_enactors
                 )
                 dns_server = parse_host_port(dns) if dns else (stack.dns if stack and stack.dns else ("127.0.0.1", Ports().dns))
                 sources = Sources(
@@ -303,22 +318,24 @@ def register(app: typer.Typer) -> None:
                     prober_url=base_url("prober", prober or None),
                     zones=tuple(zone),
                 )
-                direct_view[:] = [sources, client, dns_server]
+                direct_view[:] = [sources, client]
             return direct_view
 
         def take() -> dict:
-            report = console_report(console_url) if console_url else None
+            report = console_report(console_url, with_cells=bool(cells)) if console_url else None
             if report is not None:
                 urls = {"planner": report["planner"]["url"], **{e["enactor"]: e["url"] for e in report["enactors"]}}
-                dns_server = stack.dns or ("127.0.0.1", 0)
             else:
+                sources, client = direct_sources()  # first: without AWS settings, say so before importing the view's readers
                 from services.prober.overview import gather
 
-                sources, client, dns_server = direct_sources()
                 urls = {"planner": sources.planner_url, "prober": sources.prober_url or "", **dict(sources.enactor_urls)}
                 report = gather(sources, client)
+                if cells:
+                    from cli.cells_view import grouped
+
+                    report = grouped(report, cells)
                 report["via"] = None
-            report = cells_view.annotate(report, stack, dns_server)
             report["warnings"] = disagreements(report, stack, aws_source, urls)
             report["stack"] = {"state_dir": str(stack.state_dir), "run_id": stack.run_id, "mode": stack.mode} if stack else None
             return report

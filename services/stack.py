@@ -188,6 +188,8 @@ def services(
     for cell, cell_ports in zip(cell_names(len(ports.cells)), ports.cells, strict=True):
         planner = process_name(cell, "planner")
         console += ["--cell-planner", f"{cell}=http://{peer.get(planner, host)}:{cell_ports[0]}"]
+    if accounts:  # the accounts' zone is judged against the cell map planner's newest map
+        console += ["--cellmap-planner", f"http://{peer.get('cellmap-planner', host)}:{ports.cellmap[0]}"]
     specs.append(
         ServiceSpec(
             "console",

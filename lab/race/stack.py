@@ -97,6 +97,7 @@ def start_private(
     host: str = "127.0.0.1",
     ports: Ports | None = None,
     on_started: Callable[[Child], None] | None = None,
+    on_planned: Callable[[list[str]], None] | None = None,
     cells: int = 0,
     accounts: int = 0,
     cell: str | None = None,
@@ -107,7 +108,8 @@ def start_private(
     console: bool = False,
 ) -> RaceStack:
     """Start emulator, planner, three enactors, DNS server and prober on `ports` (default: free
-    ones), in parallel where their dependencies allow; `on_started` hears of each as it comes up.
+    ones), in parallel where their dependencies allow; `on_planned` hears every service's name
+    before any starts (a progress display's list), `on_started` of each as it comes up.
     With `cells` (and `accounts`) the cells and the cell map start beside them (`dnsctl up --cells
     --accounts`), and `cell` names the one whose planner and enactors the race drives.
 
@@ -202,6 +204,8 @@ def start_private(
         if on_started:
             on_started(child)
 
+    if on_planned:
+        on_planned([spec.name for spec in specs])
     try:
         sup.start_all(specs, on_started=started)
     except Exception:

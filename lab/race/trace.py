@@ -38,6 +38,12 @@ class CheckerResult:
     guard_held: bool | None = None
     commands: tuple[str, ...] = ()
 
+    def as_json(self, trace_url: str | None) -> dict:
+        """What `dnsctl race --json` and the console's race button report of it; `trace_url` opens
+        the counterexample in a console's trace viewer (None when there is none to open)."""
+        return {"trace": str(self.trace) if self.trace else None, "trace_url": trace_url if self.trace else None,
+                "legacy": list(self.legacy), "guarded": list(self.guarded), "guard_held": self.guard_held, "commands": list(self.commands)}
+
 
 class CheckerRun:
     """`dnsctl check` for a race, started now (the legacy counterexample; with `guarded` also the

@@ -3,7 +3,8 @@
 Chaos toggles, freeze/thaw and drain/undrain go to the planner's and enactors' REST APIs with
 the stack's token (cli/client.py); the race button runs the race lab's scripted October replay
 (lab/race/scenario.py) on this stack in a thread, one at a time, and publishes its moments and
-verdict as they come; repair is lab/repair.py on Route 53 directly (no enactor needed). The
+verdict as they come, then the model checker's shortest October race (lab/race/trace.py), linked
+into the page's trace viewer; repair is lab/repair.py on Route 53 directly (no enactor needed). The
 console checks the caller's token before any of these (app.py); the services check it again.
 """
 
@@ -19,9 +20,9 @@ import httpx
 
 from cli.client import ServiceClient, ServiceError
 from services.auth import load_token
-from services.console.cells import CELLMAP, cell_of_enactor
 from services.console.hub import Hub
 from services.logs import get_logger
+from services.prober.cell_groups import CELLMAP, cell_of_enactor
 
 RACE_CALL_TIMEOUT_S = 30.0  # per call the race makes to the planner, enactors and prober
 
@@ -53,6 +54,9 @@ class RaceState:
     finished_at: float | None = None
     moments: list[dict[str, Any]] = field(default_factory=list)
     verdict: dict[str, Any] | None = None
+    # The model checker's side, after the verdict: {"running": true} while it explores, then
+    # lab/race/trace.py's CheckerResult.as_json with the page's link to the counterexample.
+    checker: dict[str, Any] | None = None
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -179,6 +183,7 @@ class Actions:
         from lab.race.evidence import gather
         from lab.race.scenario import Race
         from lab.race.stack import RaceStack
+        from lab.race.trace import LEGACY_TRACE, CheckerRun
         from lab.race.verdict import judge
 
         t = self.targets
@@ -189,6 +194,7 @@ class Actions:
         stack = RaceStack(host=t.dns[0], planner=t.planner_url, enactors=regional, prober=t.prober_url or "",
                           dns=t.dns, state_dir=t.state_dir, logs=logs)
         state = self.race
+        checker = None
         try:
             # A loaded machine answers slowly, not never: one planner answer past the race lab's
             # default 10 s aborted the whole race from the page (seen at load 65). The script's own
@@ -203,15 +209,28 @@ class Actions:
                 self.hub.publish("race", state.as_json())
 
             run = Race(control, on_moment=moment).run()
+            # The checker's side of the story, as `dnsctl race` on a stack with a console tells it:
+            # its shortest October race, written beside the stack while the evidence is gathered,
+            # which this page's trace viewer opens (/#trace=NAME, GET /api/traces/NAME).
+            checker = CheckerRun(t.state_dir, guarded=bool(run.version_guard))
             evidence = gather(control, run)
             verdict = judge(evidence)
             state.verdict = verdict.as_dict()
             state.moments = [{"t": m.t, "who": m.who, "text": m.text, "kind": m.kind} for m in evidence.moments]
+            state.checker = {"running": True}
             self._log.warning("console_race_done", mode=state.mode, passed=verdict.passed, headline=verdict.headline)
+            self.hub.publish("race", state.as_json())
+            checked = checker.result()
+            state.checker = {"running": False, **checked.as_json(f"/#trace={LEGACY_TRACE}")}
+            self._log.info("console_race_checked", trace=state.checker["trace"], guard_held=checked.guard_held)
         except Exception as exc:  # noqa: BLE001 - the page shows why the race could not run
             state.error = f"{type(exc).__name__}: {exc}"[:500]
             self._log.warning("console_race_failed", error=state.error)
         finally:
+            if checker is not None:
+                checker.stop()  # a race that failed midway leaves no checker process behind
+            if state.checker is not None and state.checker.get("running"):
+                state.checker = None
             state.running = False
             state.finished_at = time.time()
             self.hub.publish("race", state.as_json())

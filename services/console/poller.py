@@ -18,11 +18,11 @@ from typing import Any
 from prometheus_client import Counter
 
 from enactor import layout
-from services.console.cells import CellReadings, CellSources, group, read_cells
 from services.console.hub import Hub
 from services.console.snapshot import BudgetedRefresher
 from services.dns.snapshot import Snapshot
 from services.logs import get_logger
+from services.prober.cell_groups import CellReadings, CellSources, group, read_cells
 from services.prober.overview import Readings, Sources, compose, read_sources, route53_views
 
 ROUTE53_REQUESTS = Counter("dnsctl_console_route53_requests_total", "Route 53 control-API requests made by the console")
@@ -34,7 +34,7 @@ class StatePoller:
                  cells: CellSources = CellSources()):
         self.sources = sources
         # With cells: each cell's planner and the accounts per cell, read beside the other sources
-        # and drawn as groups (services/console/cells.py); without, the view is as it was.
+        # and drawn as groups (services/prober/cell_groups.py); without, the view is as it was.
         self.cells = cells
         self._cell_readings: CellReadings | None = None
         self.hub = hub

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 
 import dns.rdatatype
@@ -37,13 +36,15 @@ def stack(cell_emulator, tmp_path_factory):
         procs.append(planner)
         url = f"http://127.0.0.1:{port}"
         planner.wait_http(url + "/readyz", timeout_s=60)
+        enactor_urls = []
         for name in ("cellmap-enactor-a", "cellmap-enactor-b"):
             eport = free_port()
+            enactor_urls.append(f"http://127.0.0.1:{eport}")
             procs.append(ManagedProcess(name, ["cells", "enactor", "--id", name, "--port", str(eport), "--poll-interval", "0.2"],
                                         {**env, "DNSCTL_ENACTOR_LOCK_TTL_S": "4", "DNSCTL_ENACTOR_PROPAGATION_TIMEOUT_S": "2"}, tmp))
             procs[-1].wait_http(f"http://127.0.0.1:{eport}/healthz", timeout_s=60)
         auth = start_dns(tmp, "--refresh-ms", "100", zone=ZONE, name="auth", env=cell_emulator.env())
-        yield {"url": url, "env": env, "auth": auth, "procs": procs, "client": cell_emulator.client("route53")}
+        yield {"url": url, "env": env, "auth": auth, "procs": procs, "client": cell_emulator.client("route53"), "enactors": enactor_urls}
         auth.stop()
     finally:
         for p in reversed(procs):
@@ -81,16 +82,35 @@ def test_a_move_shows_the_diff_first_then_lands_on_the_fast_lane(stack):
     assert preview.returncode == 0, preview.stderr
     assert "100000000003: legacy -> cell-2" in preview.stdout and "nothing published" in preview.stdout
     assert _newest(stack) == before
-    done = _cli(stack, "move", "100000000003", "cell-2", "--yes", "--reason", "test move")
+    # --yes publishes, then waits (a spinner on stderr) until an enactor lists the new map as applied.
+    watch = [a for url in stack["enactors"] for a in ("--enactor", url)]
+    done = _cli(stack, "move", "100000000003", "cell-2", "--yes", "--reason", "test move", *watch)
     assert done.returncode == 0 and f"v{before + 1}" in done.stdout, done.stdout + done.stderr
-    started = time.monotonic()
+    assert f"applied cell map v{before + 1} to the accounts' zone" in done.stdout, done.stdout + done.stderr
     wait_for(lambda: _cname(stack, "100000000003") == "cell-2.ddb.us-east-1.api.aws", 30, "move applied")
-    assert time.monotonic() - started < 30
     records = stack["client"].list_resource_record_sets(HostedZoneId=_zone_id(stack), StartRecordName=f"_applied.{ZONE}",
                                                         StartRecordType="TXT", MaxItems="1")["ResourceRecordSets"]
     assert layout.AppliedValue.parse(" ".join(v["Value"] for v in records[0]["ResourceRecords"])).version == before + 1
     again = _cli(stack, "move", "100000000003", "cell-2", "--yes")
     assert "already there" in again.stdout and _newest(stack) == before + 1
+
+
+def test_a_move_no_enactor_applies_says_so_and_exits_1(stack):
+    """Watching an enactor that is not there: the map is published, the wait ends at --wait, in words."""
+    before = _newest(stack)
+    was = _cell_of(stack, "100000000004")
+    gone = f"http://127.0.0.1:{free_port()}"
+    run = _cli(stack, "move", "100000000004", "cell-2" if was != "cell-2" else "legacy", "--yes", "--wait", "2", "--enactor", gone)
+    assert run.returncode == 1 and f"v{before + 1}" in run.stdout, run.stdout + run.stderr
+    assert f"cell map v{before + 1} is published but not applied after 2 s" in run.stderr and "unreachable" in run.stderr, run.stderr
+    assert _newest(stack) == before + 1
+    back = _cli(stack, "move", "100000000004", was, "--yes", "--wait", "0")  # where it was; no wait asked for
+    assert back.returncode == 0 and "applied" not in back.stdout, back.stdout + back.stderr
+
+
+def _cell_of(stack, account: str) -> str:
+    cellmap = httpx.get(stack["url"] + "/v1/cellmap", timeout=10).json()
+    return next(a["cell"] or "legacy" for a in cellmap["accounts"] if a["account"] == account)
 
 
 def _zone_id(stack) -> str:

@@ -51,9 +51,12 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
     args = [sys.executable, "-m", "cli.main", "up", "--emulator-port", str(ports["emulator"]), "--planner-port", str(ports["planner"]),
             "--enactor-ports", f"{ports['a']},{ports['b']},{ports['c']}", "--dns-port", str(dns_port),
             "--prober-port", str(ports["prober"]), "--console-port", str(ports["console"]), "--plan-interval", "3",
-            "--state-dir", str(state_dir), "--duration", "400", "--no-live", "--cells", "1", "--accounts", "4",
+            "--state-dir", str(state_dir), "--duration", "400", "--cells", "1", "--accounts", "4",
             "--cell-port-base", "0"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The live view on: without a terminal `up` prints it every 10 s (into a file: a pipe nobody
+    # reads would fill and stop it).
+    out = tmp_path / "up.out"
+    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=out.open("w"), stderr=subprocess.STDOUT, text=True)
     try:
         stack_file = state_dir / "stack.json"
         expected = {"console", "resolver", "cellmap-planner", *(f"cellmap-enactor-{x}" for x in "abc"),
@@ -82,26 +85,45 @@ def test_up_with_cells_and_accounts(tmp_path: Path):
 
         seen: list = []
 
-        def report() -> dict | None:
-            run = subprocess.run([sys.executable, "-m", "cli.main", "status", "--json"], cwd=ROOT, env=env, capture_output=True,
+        def report(*flags: str) -> dict | None:
+            run = subprocess.run([sys.executable, "-m", "cli.main", "status", "--json", *flags], cwd=ROOT, env=env, capture_output=True,
                                  text=True, timeout=180)
             got = json.loads(run.stdout)  # Route 53 read whole and the cell map answered (a busy machine is slow)
-            seen[:] = [got.get("route53_error"), [r["endpoint"] for r in got["endpoints"]], got.get("cells")]
-            ok = not got["route53_error"] and got.get("cells", {}).get("cell-1", {}).get("accounts") is not None
-            return got if ok and len(got["endpoints"]) == 5 else None
+            seen[:] = [got.get("via"), got.get("route53_error"), [r["endpoint"] for r in got["endpoints"]], got.get("cells")]
+            cells = {c["cell"]: c for c in got.get("cells") or []}
+            ok = not got["route53_error"] and (cells.get("cell-1", {}).get("accounts") or {}).get("answering") == 2
+            # ... and the services a busy machine answers slowly did answer this time.
+            ok = ok and (got.get("cellmap") or {}).get("reachable") and all(e["reachable"] for e in got["enactors"])
+            # Through the console unless --direct; a console view older than CONSOLE_MAX_AGE_S (a
+            # loaded machine) is read directly instead: asked again, not taken for the console's.
+            return got if ok and len(got["endpoints"]) == 5 and (got["via"] is None) == ("--direct" in flags) else None
 
-        try:
-            report = _wait(report, 240, "a whole status report")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}: {seen}") from None
-        assert set(report["cells"]) == {"cell-1"} and report["cells"]["cell-1"]["accounts"] == 2
-        cells_of = {r["endpoint"]: r.get("cell") for r in report["endpoints"]}
-        assert cells_of["ddb.us-east-1.api.aws"] == "cell map"
-        assert cells_of["cell-1.ddb.us-east-1.api.aws"] == "cell-1" and cells_of["dynamodb.us-east-1.api.aws"] is None
-        assert any(e["enactor"] == "cell-1-enactor-c" and e["reachable"] for e in report["enactors"])
-        text = subprocess.run([sys.executable, "-m", "cli.main", "status"], cwd=ROOT, env={**env, "COLUMNS": "200"},
-                              capture_output=True, text=True, timeout=120).stdout
+        # Through the stack's console (its grouped view as it is: services/prober/cell_groups.py), and
+        # read directly, grouped by the same producer: one shape.
+        for flags in ((), ("--direct",)):
+            try:
+                got = _wait(lambda f=flags: report(*f), 240, f"a whole status report {flags}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {seen}") from None
+            assert [c["cell"] for c in got["cells"]] == ["cell-1"] and got["legacy_accounts"]["answering"] == 2
+            assert got["cellmap"]["reachable"] and got["cellmap"]["newest_version"] >= 1
+            cells_of = {r["endpoint"]: r.get("cell") for r in got["endpoints"]}
+            assert cells_of["ddb.us-east-1.api.aws"] == "cellmap"
+            assert cells_of["cell-1.ddb.us-east-1.api.aws"] == "cell-1" and cells_of["dynamodb.us-east-1.api.aws"] is None
+            assert any(e["enactor"] == "cell-1-enactor-c" and e["reachable"] and e["cell"] == "cell-1" for e in got["enactors"])
+            assert {e["enactor"] for e in got["enactors"] if e["cell"] == "cellmap"} == {f"cellmap-enactor-{x}" for x in "abc"}
+
+        def table() -> str | None:
+            text = subprocess.run([sys.executable, "-m", "cli.main", "status"], cwd=ROOT, env={**env, "COLUMNS": "200"},
+                                  capture_output=True, text=True, timeout=120).stdout
+            seen[:] = [text]
+            return text if "via the console" in text else None
+
+        text = _wait(table, 120, "the status tables through the console")
         assert "endpoints of regional, 2 legacy accounts" in text and "endpoints of cell-1, 2 accounts" in text, text
+        # `dnsctl up`'s own live view groups the same way (cli/stack_view.py, the same producer).
+        _wait(lambda: "endpoints of cell-1, 2 accounts" in (live := out.read_text()) and "cell-1-enactor-c" in live, 60,
+              "the live view grouped by cell")
     finally:
         _stop_stack(proc, state_dir)
 

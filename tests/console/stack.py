@@ -161,6 +161,22 @@ def race_from_the_page(page, mode: str) -> bool:
     return page.get_attribute("#race-verdict", "data-broken") == "true"
 
 
+def open_the_races_trace(page, stack: Stack) -> str:
+    """Follow the race verdict's link to the checker's shortest October race (the console ran the
+    checker after the race, as `dnsctl race` does): the file beside the stack, opened in the trace
+    viewer at its end, where the name answers nothing. Returns what the verdict says of the checker."""
+    link = page.wait_for_selector("#race-verdict .checker[data-checker='trace'] a.trace-link", timeout=60_000)
+    assert link.get_attribute("href") == "/#trace=october-legacy"
+    assert (stack.state_dir / "traces" / "october-legacy.json").is_file()
+    said = page.inner_text("#race-verdict .checker")
+    link.click()
+    page.wait_for_selector("#trace-view:not([hidden]) #trace-endpoints article", timeout=60_000)
+    assert "legacy counterexample" in page.inner_text("#trace-title")
+    page.click("#trace-last")
+    page.wait_for_selector(".trace-dns[data-addresses='0']")
+    return said
+
+
 def wait_until(what: str, done, timeout_s: float, interval_s: float = 0.25):
     deadline = time.monotonic() + timeout_s
     last = None

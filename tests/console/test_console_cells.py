@@ -1,7 +1,7 @@
 """The console groups by cell (issue 16 item 4): on a live `dnsctl up --cells 2 --accounts 6`
 stack, the regional system comes first, then one part per cell with its endpoints, its enactors
 and its accounts (the prober's /v1/accounts), in a real browser; axe finds no WCAG A/AA
-violation on the grouped page. Plus the grouping's pure logic (services/console/cells.py)."""
+violation on the grouped page. Plus the grouping's pure logic (services/prober/cell_groups.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.console.cells import CELLMAP, CellReadings, group
+from services.prober.cell_groups import CELLMAP, CellReadings, group
 from services.prober.sources import PlannerStatus
 from tests.console.stack import Stack, open_page, screenshots, start_stack, wait_until
 from tests.stack.test_up import _stop_stack
@@ -38,13 +38,17 @@ def test_rows_get_their_cell_and_cell_endpoints_their_own_planners_lag():
                             {"at": 1.0, "accounts": [
                                 {"account": "100000000001.ddb.us-east-1.api.aws", "cell": "cell-1", "target": "cell-1.ddb.us-east-1.api.aws", "addresses": 2},
                                 {"account": "100000000002.ddb.us-east-1.api.aws", "cell": "cell-2", "target": "cell-2.ddb.us-east-1.api.aws", "addresses": 0},
-                                {"account": "100000000003.ddb.us-east-1.api.aws", "cell": "legacy", "target": "dynamodb.us-east-1.api.aws", "addresses": 3}]})
+                                {"account": "100000000003.ddb.us-east-1.api.aws", "cell": "legacy", "target": "dynamodb.us-east-1.api.aws", "addresses": 3}]},
+                            cellmap=PlannerStatus("http://map", True, newest_version=4))
     out = group(state, readings, ("cell-1", "cell-2"))
     rows = {r["endpoint"]: r for r in out["endpoints"]}
     assert [rows[e]["cell"] for e in rows] == [None, "cell-1", "cell-2", CELLMAP]
     assert (rows["cell-1.ddb.us-east-1.api.aws"]["newest_version"], rows["cell-1.ddb.us-east-1.api.aws"]["lag"]) == (5, 2)
     assert rows["cell-2.ddb.us-east-1.api.aws"]["newest_version"] is None  # its planner is unreachable: unknown, not the regional 40
     assert rows["dynamodb.us-east-1.api.aws"]["newest_version"] == 40  # the regional rows keep the regional planner's
+    # The accounts' zone is judged against the cell map planner's newest map (its own sequence).
+    assert (rows["ddb.us-east-1.api.aws"]["newest_version"], rows["ddb.us-east-1.api.aws"]["lag"]) == (4, 2)
+    assert out["cellmap"] == {"url": "http://map", "reachable": True, "newest_version": 4, "frozen": None, "error": None}
     assert [e["cell"] for e in out["enactors"]] == [None, "cell-1", "cell-12", CELLMAP]
     assert [c["cell"] for c in out["cells"]] == ["cell-1", "cell-2"]
     assert out["cells"][0]["accounts"] == {"answering": 1, "lost": 0, "accounts": [
@@ -59,6 +63,7 @@ def test_without_the_prober_accounts_are_unknown_not_zero():
     out = group({"endpoints": [], "enactors": []}, CellReadings(0.0, {}, None, "prober: connection refused"), ("cell-1",))
     assert out["cells"] == [{"cell": "cell-1", "planner": None, "accounts": None}]
     assert out["legacy_accounts"] is None and out["accounts_error"] == "prober: connection refused"
+    assert out["cellmap"] is None  # no cell map planner: unknown, not a map at version 0
 
 
 # -- the page, live ---------------------------------------------------------------------------------

@@ -1,10 +1,18 @@
-"""The race button on a guarded `dnsctl up` stack: the guard holds, no endpoint turns red."""
+"""The race button on a guarded `dnsctl up` stack: the guard holds, no endpoint turns red, and the
+verdict links the interleaving the guard refuses (the checker's October race) and says the guard
+holds in the checker too."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.console.stack import open_page, race_from_the_page, screenshots, stack_fixture
+from tests.console.stack import (
+    open_page,
+    open_the_races_trace,
+    race_from_the_page,
+    screenshots,
+    stack_fixture,
+)
 
 pytestmark = pytest.mark.slow
 stack = stack_fixture(version_guard=True)
@@ -21,6 +29,8 @@ def test_the_race_button_in_guarded_mode_holds(stack, browser):
         assert page.query_selector_all("article.card[data-broken='true']") == []
         assert len(page.query_selector_all("article.card[data-broken='false']")) == 3
         page.screenshot(path=str(screenshots() / "console-guarded-race-held.png"), full_page=True)
+        said = open_the_races_trace(page, stack)
+        assert "the model checker says the guard holds" in said, said
         assert page.errors == []
     finally:
         page.close()

@@ -16,6 +16,7 @@ import pytest
 from tests.console.stack import (
     flipped_events,
     open_page,
+    open_the_races_trace,
     race_from_the_page,
     screenshots,
     stack_fixture,
@@ -172,6 +173,8 @@ def test_the_race_button_in_legacy_mode_breaks_an_endpoint_and_repair_heals_it(s
         page.click("#confirm-yes")
         page.wait_for_function("document.querySelector('#action-result p') && /repair .*: done/.test(document.querySelector('#action-result p').textContent)", timeout=60_000)
         page.wait_for_selector(f"article.card[data-endpoint='{endpoint}'][data-broken='false']", timeout=30_000)
+        said = open_the_races_trace(page, stack)  # why it can happen, one click from the verdict
+        assert said.startswith("Why it can happen"), said
         assert page.errors == []
     finally:
         page.close()

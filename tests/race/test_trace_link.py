@@ -104,3 +104,7 @@ def test_a_guarded_race_asks_the_checker_for_both_cores(tmp_path: Path):
     assert any(line.startswith("Counterexample (safety") for line in result.legacy), result.legacy
     assert result.guard_held is True and any("all of them" in line for line in result.guarded), result.guarded
     assert result.commands[-1].startswith("dnsctl check --guard on --enactors 2")
+    # What `race --json` and the console's race button report of it (lab/race/trace.py's as_json).
+    said = result.as_json("/#trace=" + LEGACY_TRACE)
+    assert said["trace"] == str(result.trace) and said["trace_url"] == "/#trace=" + LEGACY_TRACE and said["guard_held"] is True
+    assert said["commands"] == list(result.commands) and said["legacy"] == list(result.legacy)

@@ -255,7 +255,7 @@ function lockText(ep) {
 
 // With cells the view is grouped by the DNS management system that owns each part: the regional
 // system (and the cell map's zone of account names) in the Endpoints and Enactors sections, then one
-// part per cell in the Cells section (services/console/cells.py marks every row with its cell).
+// part per cell in the Cells section (services/prober/cell_groups.py marks every row with its cell).
 const grouped = (state) => (state.cells || []).length > 0;
 const regional = (row) => !row.cell || row.cell === "cellmap";
 
@@ -267,25 +267,35 @@ function endpointCard(ep, state, heading, planner) {
     if (live.served.length > 1000) live.served.shift();
   }
   const broken = endpointBroken(ep);
+  // The cell map with no cell yet (`dnsctl up --accounts N` alone): every account's name CNAMEs the
+  // legacy regional name. Nothing is wrong, and nothing is served by a cell: neutral, and says so.
+  const noCells = ep.cell === "cellmap" && !grouped(state) && !broken;
   const answers = Object.entries(ep.addresses || {}).map(([t, n]) =>
     h("span", { class: n === 0 ? "badge bad" : n === null ? "badge warn" : "badge ok", "data-type": t, "data-answers": n ?? "" },
       `${t}: ${n === null ? "no answer" : plural(n, "address")}`));
   const flip = live.lastFlip[ep.endpoint];
   const applied = ep.route53 && ep.route53.applied;
-  const newest = ep.cell === "cellmap" ? "its own map versions (cell map planner)"
+  const newest = ep.cell === "cellmap"
+    ? (ep.newest_version != null ? `map ${ep.newest_version}${ep.lag != null ? ` (lag ${ep.lag})` : ""} (the cell map planner's own versions)`
+      : `unknown${state.cellmap && state.cellmap.error ? " (cell map planner: " + state.cellmap.error + ")" : ""}`)
     : ep.newest_version != null ? `plan ${ep.newest_version}${ep.lag != null ? ` (lag ${ep.lag})` : ""}`
     : `unknown${planner && planner.error ? " (planner: " + planner.error + ")" : ""}`;
-  return h("article", { class: "card " + (broken ? "broken" : "ok"), id: `ep-${ep.endpoint}`, "data-endpoint": ep.endpoint,
+  const badge = broken ? h("span", { class: "badge bad", text: "BROKEN" }) : noCells ? h("span", { class: "badge neutral", text: "no cells" })
+    : h("span", { class: "badge ok", text: "serving" });
+  const dnsNow = ep.cell === "cellmap"
+    ? (noCells ? `no cells: every account's name CNAMEs the legacy regional name · ${accountsText(ep.accounts)}` : accountsText(ep.accounts))
+    : answers.length ? answers : "—";
+  return h("article", { class: "card " + (broken ? "broken" : noCells ? "neutral" : "ok"), id: `ep-${ep.endpoint}`, "data-endpoint": ep.endpoint,
     "data-cell": ep.cell || "regional", "data-broken": broken ? "true" : "false", "data-active-version": ep.active_version ?? "",
     "aria-label": ep.endpoint },
-    h(heading, {}, ep.endpoint, " ", broken ? h("span", { class: "badge bad", text: "BROKEN" }) : h("span", { class: "badge ok", text: "serving" })),
+    h(heading, {}, ep.endpoint, " ", badge),
     h("dl", {},
       h("dt", { text: "serves" }), h("dd", { class: "serves" }, ep.active_version != null ? `plan ${ep.active_version} (tree ${short(ep.tree)})` : (ep.dangling && ep.dangling.length ? `nothing: root → ${short(ep.dangling[0])} is missing` : "no tree")),
       h("dt", { text: "newest plan" }), h("dd", { class: "newest", "data-newest": ep.newest_version ?? "" }, newest),
       h("dt", { text: "rollback" }), h("dd", {}, ep.rollback_tree ? `plan ${ep.rollback_version ?? "?"} (tree ${short(ep.rollback_tree)})` : "none"),
       h("dt", { text: "lock" }), h("dd", {}, lockText(ep)),
       h("dt", { text: "_applied" }), h("dd", {}, applied ? `version ${applied.version} (tree ${short(applied.tree_id)})` : "none (legacy mode writes none)"),
-      h("dt", { text: "DNS now" }), h("dd", { class: "answers" }, ep.cell === "cellmap" ? accountsText(ep.accounts) : answers.length ? answers : "—"),
+      h("dt", { text: "DNS now" }), h("dd", { class: "answers" }, dnsNow),
       h("dt", { text: "last flip" }), h("dd", { class: "last-flip", "data-plan": flip ? flip.plan_version : "" },
         flip ? h("span", { class: "flip" }, `${flip.lane} → plan ${flip.plan_version ?? "?"} at ${clock(flip.ts)}`) : "none seen yet")),
     treeGraph(ep));
@@ -508,21 +518,41 @@ function renderRace(race) {
   const v = $("race-verdict");
   v.replaceChildren();
   delete v.dataset.broken; // only a finished race's verdict says broken or held (never the previous race's)
-  if (race.running) {
-    v.className = "verdict";
-    v.append(`race running (${race.mode || "…"})…`);
-  } else if (race.error) {
+  if (race.error) {
     v.className = "verdict broken";
     v.append(`the race could not run: ${race.error}`);
-  } else if (race.verdict) {
+  } else if (race.verdict) { // shown at once; the checker's part follows while the race still runs it
     v.className = "verdict " + (race.verdict.broken ? "broken" : "held");
     v.dataset.broken = race.verdict.broken ? "true" : "false";
     v.append(h("p", {}, h("b", {}, `VERDICT (${race.verdict.mode}): ${race.verdict.headline}`)));
     v.append(h("ul", {}, race.verdict.checks.map((c) => h("li", {}, `${c.ok ? "✓" : "✗"} ${c.label}: ${c.detail}`))));
-    v.append(h("p", {}, "Why it can happen: ", h("a", { href: "#trace" }, "step through the checker's shortest counterexample"),
-      " (dnsctl check --guard off --json cx.json, then open it below)."));
+    v.append(checkerPart(race.checker, race.verdict.broken));
+  } else if (race.running) {
+    v.className = "verdict";
+    v.append(`race running (${race.mode || "…"})…`);
   }
   $("race-moments").replaceChildren(...(race.moments || []).map((m) => h("li", { class: m.kind || "" }, `${m.t.toFixed(2)} s · ${m.who} · ${m.text}`)));
+}
+
+// The model checker's side of a race (services/console/actions.py): its shortest October race,
+// saved beside the stack, one click from the trace viewer below (/#trace=NAME).
+function checkerPart(checker, broken) {
+  const what = broken ? "Why it can happen: " : "The interleaving the guard refuses: ";
+  const box = h("div", { class: "checker", "data-checker": checker ? (checker.running ? "running" : checker.trace_url ? "trace" : "none") : "none" });
+  if (checker && checker.running) {
+    box.append(h("p", { text: "the model checker is finding the shortest October race of the legacy core…" }));
+  } else if (checker && checker.trace_url) {
+    box.append(h("p", {}, what, h("a", { href: checker.trace_url, class: "trace-link" }, "step through the checker's shortest October race"),
+      ` (${checker.commands[0]}).`));
+  } else if (checker) {
+    box.append(h("p", { text: `the checker found no legacy counterexample to show (${checker.legacy.join("; ")})` }));
+  } else {
+    box.append(h("p", {}, what, h("a", { href: "#trace" }, "step through a checker counterexample"), " (dnsctl check --guard off --json cx.json, then open it below)."));
+  }
+  if (checker && checker.guard_held != null) {
+    box.append(h("p", { text: `the model checker says the guard ${checker.guard_held ? "holds" : "does NOT hold"} (${checker.commands[checker.commands.length - 1]}): ${checker.guarded.join("; ")}` }));
+  }
+  return box;
 }
 
 // -- the checker trace viewer ----------------------------------------------------------------------
@@ -555,6 +585,11 @@ async function openLinkedTrace() {
   $("trace").scrollIntoView();
 }
 window.addEventListener("hashchange", openLinkedTrace);
+// A race's link to the trace the page already shows (the same hash) opens it again: no hashchange then.
+document.addEventListener("click", (ev) => {
+  const a = ev.target.closest && ev.target.closest("a.trace-link");
+  if (a && new URL(a.href).hash === location.hash) openLinkedTrace();
+});
 openLinkedTrace();
 
 function showFrame(i) {
