@@ -182,6 +182,8 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
 
     record(0, None, inv.of_state(init))
     head, level = 0, 0
+    transitions = 0
+    apply, of_step = world.apply, inv.of_step
     stop = bool(found) and stop_at_first
     while head < len(states) and not stop:
         i = head
@@ -209,9 +211,9 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
                 last_report = now
                 on_progress(len(states), d, now - started)
         for label in labels:
-            t, move, knocked = world.apply(s, label)
-            result.transitions += 1
-            violations = inv.of_step(s, label, move, knocked) if move is not None else ()
+            t, move, knocked = apply(s, label)
+            transitions += 1
+            violations = of_step(s, label, move, knocked) if move is not None else ()
             c = canonical(t)
             n = seen(c)
             if n is None:
@@ -231,6 +233,7 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
             if label[0] == "step" and not label[2]:  # Progress: no new plan, no new fault, the clock still
                 src.append(i)
                 dst.append(n)
+    result.transitions = transitions
     result.states = len(states)
     if keep_states:
         result.explored = states

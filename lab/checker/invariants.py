@@ -133,9 +133,8 @@ class Invariants:
 
     def mid_unit(self, state: State, j: int) -> bool:
         """Some enactor on endpoint j holds the lock in the middle of a unit (a batch accepted, more to come)."""
-        world = self.world
-        n_ep = world.n_endpoints
-        return any(world.machine(state.machines[e * n_ep + j]).acquired for e in range(world.n_enactors))
+        acquired = self.world.acquired
+        return any(acquired(m) for m in state.machines[j :: self.world.n_endpoints])
 
     # -- state invariants -----------------------------------------------------------------------
 
@@ -190,7 +189,7 @@ class Invariants:
 
     def of_step(self, state: State, label: Label, move: Move | None, knocked=()) -> tuple[Violation, ...]:
         """What one transition from `state` breaks: its machine step's error, its accepted batch."""
-        if move is None:
+        if move is None or (move.zone is None and move.error is None and not knocked):
             return ()
         k = label[1]
         out: tuple[Violation, ...] = ()

@@ -450,6 +450,10 @@ class World:
         self._others_may_lease = endpoint is not None and bounds.endpoints > 1
         self._machine_labels: dict[tuple, tuple[Label, ...]] = {}
         self._aged_records: dict[int, RecordSet] = {}
+        self._reads: dict[tuple, tuple[tuple[RecordSet, ...], int | None]] = {}
+        self._acquired: dict[int, bool] = {}
+        self._doom: dict[tuple[int, int], Move | None] = {}  # (zone, machine) -> its batch's rejection, if doomed
+        self._tree_of: dict[int, str | None] = {}  # machine -> the id of the tree in its hand
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -475,6 +479,24 @@ class World:
         out = self._listings.get(zid)
         if out is None:
             out = self._listings[zid] = tuple(sorted(self.zone(zid).zone, key=sort_key))
+        return out
+
+    def read_records(self, zid: int, queries: tuple, zone_size: bool) -> tuple[tuple[RecordSet, ...], int | None]:
+        """Targeted reads of zone `zid` in Route 53's order, and (`zone_size`) its record count
+        (GetHostedZone's ResourceRecordSetCount); memoised per zone and queries."""
+        key = (zid, queries, zone_size)
+        out = self._reads.get(key)
+        if out is None:
+            listing = SortedRecords(self.zone(zid).zone)
+            records = tuple(r for name, rtype, most in queries for r in listing.page(name, rtype, max_items=most).records)
+            out = self._reads[key] = (records, len(listing) if zone_size else None)
+        return out
+
+    def acquired(self, mid: int) -> bool:
+        """Machine `mid` holds its endpoint's lock mid-unit (memoised: invariants ask it of every state)."""
+        out = self._acquired.get(mid)
+        if out is None:
+            out = self._acquired[mid] = bool(self.machine(mid).acquired)
         return out
 
     def _initial(self) -> State:
@@ -611,24 +633,36 @@ class World:
         (a faulty engine, a core whose lock values repeat) is left pending, explored as usual.
         """
         out = []
-        current = self.zone(state.zones[j]).zone.records.get(self._lock_keys[j])
+        zid = state.zones[j]
+        memo = self._doom
         for e in range(self.n_enactors):
             k2 = e * self.n_endpoints + j
             if k2 == writer:
                 continue
-            st = self.machine(state.machines[k2])
-            if st.phase != "batch":
-                continue
-            first = st.inflight.changes[0]
-            if first.action == "DELETE":
-                doomed = current is None or not same_record_set(current, first.record)
-            else:
-                doomed = current is not None
-            if doomed:
-                move = self.move(state, k2)
-                if move.outcome == "rejected" and move.error is None:
-                    out.append((k2, move))
+            # The verdict depends on the zone and the machine alone (a batch's move is keyed by them).
+            key = (zid, state.machines[k2])
+            move = memo.get(key, False)
+            if move is False:
+                move = memo[key] = self._doomed_move(state, k2)
+            if move is not None:
+                out.append((k2, move))
         return tuple(out)
+
+    def _doomed_move(self, state: State, k2: int) -> Move | None:
+        """Machine k2's batch rejected, if its lock preamble no longer matches the zone; else None."""
+        st = self.machine(state.machines[k2])
+        if st.phase != "batch":
+            return None
+        current = self.zone(state.zones[k2 % self.n_endpoints]).zone.records.get(self._lock_keys[k2 % self.n_endpoints])
+        first = st.inflight.changes[0]
+        if first.action == "DELETE":
+            doomed = current is None or not same_record_set(current, first.record)
+        else:
+            doomed = current is not None
+        if not doomed:
+            return None
+        move = self.move(state, k2)
+        return move if move.outcome == "rejected" and move.error is None else None
 
     @staticmethod
     def _aged(memo: dict[int, int], i: int, compute: Callable[[int], int]) -> int:
@@ -694,11 +728,14 @@ class World:
             return None
         e, j = divmod(k, self.n_endpoints)
         names = self.zone(state.zones[j]).names
-        held = {
-            t.tree_id
-            for i in range(self.n_enactors)
-            if (t := self.machine(state.machines[i * self.n_endpoints + j]).tree) is not None
-        }
+        trees = self._tree_of
+        held = set()
+        for mid in state.machines[j :: self.n_endpoints]:
+            tree = trees.get(mid, False)
+            if tree is False:
+                t = self.machine(mid).tree
+                tree = trees[mid] = t.tree_id if t is not None else None
+            held.add(tree)
         n = 0
         while True:
             candidate, top, meta = self._tree_names(e, j, version, n)
@@ -842,10 +879,8 @@ def answer_read_records(world: World, state: State, k: int, request: Any, choice
     """The light check's targeted reads (StartRecordName/StartRecordType/MaxItems), answered from
     the zone in Route 53's order."""
     j = k % world.n_endpoints
-    listing = SortedRecords(world.zone(state.zones[j]).zone)
-    records = tuple(r for name, rtype, most in request.queries for r in listing.page(name, rtype, max_items=most).records)
+    records, size = world.read_records(state.zones[j], request.queries, bool(getattr(request, "zone_size", False)))
     fresh = key[-1] if key[1] == "read" else None  # a unit's reads may start a tree (as a listing may)
-    size = len(listing) if getattr(request, "zone_size", False) else None  # GetHostedZone's ResourceRecordSetCount
     return Answer(world.core.RecordsRead(records, float(world.now(state)), fresh, size), None, "", None)
 
 

@@ -103,6 +103,22 @@ def test_tree_reads_back_whole_with_members_az_weight_and_addresses():
     assert not broken.trees[0].complete
 
 
+def test_a_memoised_read_of_a_tuple_is_the_read_of_the_same_records_in_any_form():
+    # read_endpoint memoises small tuples by value: the view must be what an unmemoised read of
+    # the same records gives, whole zone or heads only, and a change to the records must show.
+    ep = endpoint_plan(EP, 6, types=("A", "AAAA"))
+    records = records_of(ep)
+    assert len(records) <= layout.READ_MEMO_MAX_RECORDS
+    for heads_only in (False, True):
+        fresh = layout.read_endpoint(EP, list(records), heads_only=heads_only)  # a list: never memoised
+        assert layout.read_endpoint(EP, tuple(records), heads_only=heads_only) == fresh
+        assert layout.read_endpoint(EP, tuple(list(records)), heads_only=heads_only) == fresh  # an equal, distinct tuple
+    meta = next(r for r in records if layout.role_of(r.name, EP)[0] == "meta")
+    without_meta = tuple(r for r in records if r is not meta)
+    assert layout.read_endpoint(EP, tuple(records)).trees[0].complete
+    assert not layout.read_endpoint(EP, without_meta).trees[0].complete
+
+
 def test_every_node_fits_route53s_weighted_limit_and_names_are_labels():
     for r in records_of(endpoint_plan(EP, 3000)):
         assert all(len(label) <= 63 for label in r.name.rstrip(".").split("."))
