@@ -485,7 +485,7 @@ def request_of(state: EndpointState) -> Request:
     if state.phase is Phase.READ:
         return _read_request(state)
     if state.phase is Phase.PLANS:
-        return ReadPlans(_tree_versions(state.endpoint, state.heads) or ())
+        return ReadPlans(_tree_versions(layout.read_endpoint(state.endpoint, state.heads, heads_only=True)) or ())
     assert state.nap is not None
     return state.nap
 
@@ -625,7 +625,7 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
     plan = _doomed(s, st, zone, notes)
     if plan is None or (not plan[0] and not st.sweep):
         return _finish_cleanup(st)
-    if _tree_versions(st.endpoint, heads) is None:
+    if _tree_versions(zone) is None:
         return replace(st, phase=Phase.LIST)
     if lock_verdict(s, zone, obs.now) == "held":
         return _cleanup(s, st, zone, obs.now, notes, doomed=plan)  # (backs off: no plan is read for nothing)
@@ -635,10 +635,9 @@ def _on_unit_read(s: CoreSettings, st: EndpointState, obs: RecordsRead, notes: l
     return replace(st, phase=Phase.PLANS, heads=heads)
 
 
-def _tree_versions(endpoint: str, heads: tuple[RecordSet, ...]) -> tuple[int, ...] | None:
-    """The plan versions behind every tree of the heads, or None when a tree's nodes cannot be
-    recomputed from its plan (no metadata yet, or a layout older than the shared nodes)."""
-    zone = layout.read_endpoint(endpoint, heads, heads_only=True)
+def _tree_versions(zone: layout.EndpointZone) -> tuple[int, ...] | None:
+    """The plan versions behind every tree of `zone` (the heads read), or None when a tree's nodes
+    cannot be recomputed from its plan (no metadata yet, or a layout older than the shared nodes)."""
     if any(t.meta is None or t.meta.lb_count is None for t in zone.trees):
         return None
     return tuple(sorted({t.meta.plan_version for t in zone.trees if t.meta is not None}))
@@ -771,7 +770,7 @@ def _work(
             # Before building: the zone's size (the quota), and the interior nodes past the heads
             # page if it ended among them (`st.cursor`), to learn which of the tree's nodes exist.
             # The nodes come from the plans behind the trees when every tree has one (`_on_plans_read`).
-            phase = Phase.PLANS if _tree_versions(st.endpoint, records) is not None else Phase.READ
+            phase = Phase.PLANS if _tree_versions(zone) is not None else Phase.READ
             return replace(st, phase=phase, read="nodes", heads=records, known=tuple(sorted(known)), cursor=cursor, sized=None)
         missing = _targeted_build(st.endpoint, wanted, index, zone, known)
     flip = _flip(s, st, zone, tree, heal)

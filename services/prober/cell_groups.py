@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.cells.naming import accounts_zone, cell_number, owner_cell
-from services.prober.service_status import Sources, fetch_planner, get
+from services.prober.service_status import Sources, against_planner, fetch_planner, get
 from services.prober.sources import PlannerStatus, parse_planner_status
 from services.stack import DEFAULT_REGION
 
@@ -117,10 +117,7 @@ def _planner_part(p: PlannerStatus | None) -> dict[str, Any] | None:
 def _judge(row: dict[str, Any], planner: PlannerStatus | None) -> None:
     """The row's newest plan and lag against its own system's planner (unknown when unreachable)."""
     newest = planner.newest_version if planner is not None and planner.reachable else None
-    applied = row.get("applied_version")
-    row["newest_version"] = newest
-    row["lag"] = max(0, newest - applied) if newest is not None and applied is not None else None
-    row["ahead_of_planner"] = max(0, applied - newest) if newest is not None and applied is not None else 0
+    row.update(against_planner(newest, row.get("applied_version")))
 
 
 def group(state: dict[str, Any], readings: CellReadings | None, cells: tuple[str, ...]) -> dict[str, Any]:

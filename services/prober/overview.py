@@ -22,7 +22,14 @@ import dns.rdatatype
 from services.dns.explain import EndpointView, endpoint_views, view_to_json
 from services.dns.snapshot import Snapshot, load_snapshot
 from services.prober.rules import endpoint_key
-from services.prober.service_status import Sources, enactor_row, fetch_enactors, fetch_planner, get
+from services.prober.service_status import (
+    Sources,
+    against_planner,
+    enactor_row,
+    fetch_enactors,
+    fetch_planner,
+    get,
+)
 from services.prober.sources import EnactorStatus, PlannerStatus
 
 __all__ = ["Readings", "Sources", "compose", "enactor_row", "fetch_enactors", "fetch_planner", "gather", "read_sources", "route53_views"]
@@ -60,11 +67,7 @@ def endpoint_row(view: EndpointView, planner: PlannerStatus, enactors: list[Enac
         "lock_expires": lock.expires if lock else None,
         "lock_expired": (lock.expires <= now) if lock else None,
         "applied_version": applied,
-        "newest_version": newest,
-        # Never negative: a plan applied past the planner's newest means the planner's answer is
-        # older than Route 53's (read a moment earlier) or from another stack; "ahead" says by how much.
-        "lag": max(0, newest - applied) if newest is not None and applied is not None else None,
-        "ahead_of_planner": max(0, applied - newest) if newest is not None and applied is not None else 0,
+        **against_planner(newest, applied),
         "addresses": addresses,
         "route53": view_to_json(view),
     }

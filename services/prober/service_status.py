@@ -49,6 +49,16 @@ def fetch_enactors(sources: Sources) -> list[EnactorStatus]:
     return out
 
 
+def against_planner(newest: int | None, applied: int | None) -> dict[str, Any]:
+    """An endpoint row's standing against its own system's planner (`newest`: None when it was not
+    read). The lag is never negative: a plan applied past the planner's newest means the planner's
+    answer is older than Route 53's (read a moment earlier) or from another stack; "ahead" says by
+    how much."""
+    known = newest is not None and applied is not None
+    return {"newest_version": newest, "lag": max(0, newest - applied) if known else None,
+            "ahead_of_planner": max(0, applied - newest) if known else 0}
+
+
 def enactor_row(status: EnactorStatus) -> dict[str, Any]:
     return {
         "enactor": status.enactor,
