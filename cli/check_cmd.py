@@ -27,8 +27,10 @@ before an enactor's first batch of a unit; a lost reply is a batch Route 53 carr
 answer never arrives. Default bounds: 3 enactors, 1 endpoint with 2 load balancers, plans 1..4
 (plan 2 re-addresses a load balancer, plan 3 drops AAAA, plan 4 brings it back and adds a load
 balancer) published at any moment, keep_plans 2, at most 1 lease expiry, 1 lock loss and 1 lost
-reply; --freezes, --invalid-plans, --refused-plans and --insync-waits add the freeze switch, a
-plan object that fails the schema, a plan Route 53 refuses and INSYNC waits that may end PENDING.
+reply; --freezes, --invalid-plans, --refused-plans, --zone-quota and --insync-waits add the freeze
+switch, a plan object that fails the schema, a plan Route 53 refuses for its content, a zone quota
+that makes the core trim retained trees or refuse a plan whose tree cannot fit, and INSYNC waits
+that may end PENDING.
 The guarded core's space at these bounds is 1.8 million states (after the reductions; about two
 CPU minutes; 100 s on an idle core); use smaller bounds (e.g. --enactors 2 --plans 3 --keep-plans 1 --lost-replies 0,
 a second) or --random for quick looks. 2+ endpoints are checked one endpoint at a time.
@@ -68,7 +70,11 @@ def register(app: typer.Typer) -> None:
         freezes: int = typer.Option(0, "--freezes", help="How many plan reads or batches the freeze switch answers Frozen (nothing carried out)."),
         invalid_plans: int = typer.Option(0, "--invalid-plans", help="1: once, between two plans, the newest plan object fails the schema."),
         refused_plans: int = typer.Option(
-            0, "--refused-plans", help="1: plan 2 carries a poison load balancer Route 53 refuses (a label over 63 characters).",
+            0, "--refused-plans", help="1: plan 2 carries a poison load balancer Route 53 refuses (its IPv4 address listed twice).",
+        ),
+        zone_quota: int = typer.Option(
+            None, "--zone-quota", show_default=False,
+            help="The hosted zone's record-set quota (GetHostedZoneLimit; Route 53 enforces it): small values make the core trim or refuse plans.",
         ),
         insync_waits: int = typer.Option(
             0, "--insync-waits",
@@ -136,6 +142,7 @@ def register(app: typer.Typer) -> None:
                 invalid_plans=invalid_plans,
                 insync_waits=insync_waits,
                 refused_plans=refused_plans,
+                zone_quota=zone_quota,
                 por=_on_off(por, "--por"),
                 decompose=_on_off(decompose, "--decompose"),
                 subsume=_on_off(subsume, "--subsume"),
@@ -195,6 +202,7 @@ def _check(bounds, keep_going: bool, json_file: Path | None, walks: int | None, 
         + ("an invalid plan object, " if b.invalid_plans else "")
         + (f"INSYNC waits (PENDING <= {b.insync_waits}), " if b.insync_waits else "")
         + ("plan 2 refused by Route 53, " if b.refused_plans else "")
+        + (f"zone quota {b.zone_quota} record sets, " if b.zone_quota is not None else "")
         + f"symmetry {'on' if b.symmetry else 'off'}, partial-order reduction {'on' if b.por else 'off'}"
         + (f", each endpoint alone (decomposition {'on' if b.decompose else 'off'})" if b.endpoints > 1 else "")
         + (f", max depth {b.max_depth}" if b.max_depth else "")

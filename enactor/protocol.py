@@ -784,23 +784,26 @@ def _work(
     if known is not None:
         # Targeted: every node written may be new (UPSERT). A trim counts on the nodes recomputed
         # from the trees' plans, else the whole zone decides it.
+        grows = len(missing) + _heads_growth(s, zone, flip)
         st = replace(st, sweep=record_count is not None and record_count + 2 * len(missing) > quota)
         need = 0
-        if record_count is not None and record_count + len(missing) > quota:
+        if record_count is not None and record_count + grows > quota:
             census = census_from_plans(s, st, zone, dict(plans), record_count, notes) if plans else None
             if census is None:
-                return _crowded(s, st, notes, record_count, len(missing), quota)
-            need = record_count + len(missing) - quota
+                return _crowded(s, st, notes, record_count, grows, quota)
+            need = record_count + grows - quota
     else:
         census = census_of(zone)
-        need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") - quota
+        need = zone.record_count + sum(1 for c in missing if c.action == "CREATE") + _heads_growth(s, zone, flip) - quota
     if need > 0:
         # The rollback's tree may go too when the active one is whole: the trim then points the
         # rollback at the active tree first (as the flip will), so it never names a missing tree.
         active = {rt: tid for rt, tid in zone.root_targets().items() if tid and (t := zone.tree(tid)) is not None and t.complete}
         keep = {t for t in zone.root_targets().values() if t} | {tree.tree_id}
         keep |= {tid for rt, tid in zone.rollback_targets().items() if tid and rt not in active}
-        keep |= {layout.tree_id_of(c.record.alias.dns_name, st.endpoint) for c in (flip.changes if flip else ()) if c.record.alias}
+        # The trees the flip will name (not those of the roots and rollbacks it deletes: a type
+        # the plan drops must not pin its old rollback's tree).
+        keep |= {layout.tree_id_of(c.record.alias.dns_name, st.endpoint) for c in (flip.changes if flip else ()) if c.record.alias and c.action != "DELETE"}
         if zone.applied_value is not None:
             keep.add(zone.applied_value.tree_id)
         trim = _trim(zone, keep, wanted, need, census) if s.version_guard and census is not None else None
@@ -829,6 +832,21 @@ def _work(
         notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
     st = replace(st, tree=tree, unit=unit, acquired=False)
     return next_batch(s, st, now, notes)
+
+
+def _heads_growth(s: CoreSettings, zone: layout.EndpointZone, flip: Planned | None) -> int:
+    """Record sets the unit adds besides the tree's nodes, at its fullest: the lock when the zone
+    has none yet (every batch's preamble), and the flip's new roots and rollbacks and, guarded,
+    its `_applied` record, less the roots and rollbacks of the types it drops (Route 53 counts
+    the quota at the end of every batch, so the flip's deletes only offset its own creates)."""
+    lock = 1 if zone.lock is None else 0
+    if flip is None:
+        return lock
+    have = {(r.name, r.type) for r in (*zone.roots, *zone.rollbacks)}
+    adds = sum(1 for c in flip.changes if c.action != "DELETE" and (c.record.name, c.record.type) not in have)
+    drops = sum(1 for c in flip.changes if c.action == "DELETE")
+    applied = 1 if s.version_guard and zone.applied is None else 0
+    return lock + max(0, adds + applied - drops)
 
 
 def _crowded(s: CoreSettings, st: EndpointState, notes: list[Note], record_count: int | None, creates: int, quota: int) -> EndpointState:
@@ -1005,11 +1023,9 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now:
     zone (`quota` given), also what makes room for the next plan. `doomed`: what to delete, when
     the reference count was made without a listing (`_on_plans_read`)."""
     plan = doomed if doomed is not None else _doomed(s, st, zone, notes, quota)
-    if plan is None:
-        return _finish_cleanup(st)
+    if plan is None or (not plan[0] and not plan[1]):
+        return _release_abandoned(s, st, zone, now, notes)
     doomed, leaves = plan
-    if not doomed and not leaves:
-        return _finish_cleanup(st)
     lock = lock_verdict(s, zone, now)
     if lock == "held":
         held = zone.lock_value
@@ -1025,6 +1041,18 @@ def _cleanup(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now:
     held = zone.lock_value
     notes.append(_note(st, "lock_attempt", holder=held.holder if held else None, verdict=lock, batches=len(unit)))
     return next_batch(s, replace(st, unit=unit, acquired=False), now, notes)
+
+
+def _release_abandoned(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, now: float, notes: list[Note]) -> EndpointState:
+    """Finish a clean-up with nothing to delete. Guarded, after a refusal (`salvage`): a unit
+    given up mid-way (its build accepted, then its flip refused: the zone quota) still holds this
+    enactor's unexpired lease, which would keep every other enactor waiting for it to run out;
+    write the lock back already expired (the release batch, preamble alone) before going on."""
+    value = zone.lock_value
+    if not (s.version_guard and st.salvage and value is not None and value.holder == s.enactor_id and value.expires > now):
+        return _finish_cleanup(st)
+    notes.append(_note(st, "lock_attempt", holder=value.holder, verdict="mine", batches=1))
+    return next_batch(s, replace(st, unit=(Planned("cleanup", (), None, (("release", True),)),), acquired=False), now, notes)
 
 
 def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None,
@@ -1283,7 +1311,7 @@ def _on_accepted(s: CoreSettings, st: EndpointState, obs: BatchAccepted, notes: 
         assert st.plan is not None
         st = replace(st, flip_failures=0, applied_version=st.plan.version)
         notes.append(_note(st, "flipped", batch_id=batch.batch_id, **info))
-    else:
+    elif planned.changes:
         notes.append(_note(st, "cleanup_deleted", batch_id=batch.batch_id, records=len(planned.changes), **info))
     if batch.releases_lock:
         notes.append(_note(st, "lock_released", batch_id=batch.batch_id, holder=s.enactor_id))

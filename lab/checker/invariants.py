@@ -250,10 +250,13 @@ class Invariants:
         while the newest object in the store fails the schema or is the plan Route 53 refuses
         (--refused-plans): then an enactor keeps what DNS serves, as the standards ask of bad
         input, until a newer valid plan arrives; an enactor that had not read the plan before it
-        was covered has no plan it may apply)."""
+        was covered has no plan it may apply). Per endpoint, also when every enactor has refused
+        the newest plan (--zone-quota: its tree cannot fit, plan_too_large, never retried): DNS
+        keeps serving the last good tree, which NoEmptyAnswer and ServedIsApplied judge)."""
         if state.published == 0 or state.invalid == 1 or refused_newest(self.world, state):
             return True
-        return all(self.world.view(zid, j).active_version == state.published for j, zid in enumerate(state.zones))
+        w = self.world
+        return all(w.view(zid, j).active_version == state.published or w.refused_everywhere(state, j) for j, zid in enumerate(state.zones))
 
 
 def refused_newest(world: World, state: State) -> bool:

@@ -167,6 +167,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ("int(now) if last else int(now) + s.lock_ttl_s", "int(now) + s.lock_ttl_s"),
     ), "the last batch of a unit does not release the lock (the lease runs on)",
         killer="tests/enactor/test_protocol.py::test_first_plan_builds_a_complete_tree_then_flips_in_a_separate_batch"),
+    Mutant("quota_counts_tree_only", CORE, (
+        ("grows = len(missing) + _heads_growth(s, zone, flip)", "grows = len(missing)"),
+        ('sum(1 for c in missing if c.action == "CREATE") + _heads_growth(s, zone, flip) - quota',
+         'sum(1 for c in missing if c.action == "CREATE") - quota'),
+    ), "the zone-quota check counts the tree's nodes only, not the lock, the flip's new roots and rollbacks and _applied",
+        check_args=("--zone-quota", "24")),
+    Mutant("refusal_keeps_lease", CORE, (
+        ("    if not (s.version_guard and st.salvage and value is not None", "    if True or not (s.version_guard and st.salvage and value is not None"),
+    ), "a unit given up after its build took the lock (a refused plan) leaves its lease held",
+        check_args=("--zone-quota", "20")),
+    Mutant("trim_keeps_dropped_rollback", CORE, (
+        ("if c.record.alias and c.action != \"DELETE\"}", "if c.record.alias}"),
+    ), "making room, the trees of the roots and rollbacks the flip deletes (a dropped type) are kept too",
+        check_args=("--zone-quota", "24")),
     # --- the engine ---------------------------------------------------------------------------
     Mutant("engine_upsert_ignores_set_identifier", ENGINE, (
         ("    draft.put(record)\n    return None\n\n\ndef _check_alias_target",

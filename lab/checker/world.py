@@ -71,6 +71,7 @@ AZS = ("use1-az1", "use1-az2", "use1-az4")
 MAX_ENACTORS = 26  # one letter each
 PREVIOUS_FLEET = "previous-fleet"  # lock holder and tree tag of the damaged start's history
 STARTS = ("clean", "damaged")
+MIN_ZONE_QUOTA = 2  # SOA and NS: a new hosted zone's record sets
 
 
 class BoundsError(ValueError):
@@ -102,6 +103,12 @@ class Bounds:
     # plan schema allows it, the planner's fleet check would not): Route 53 refuses every build of
     # plan 2 for its content (Duplicate Resource Record: plan_refused_by_route53, never retried).
     refused_plans: int = 0
+    # N: the hosted zone's record-set quota (Route 53's MAX_RRSETS_BY_ZONE, default 10,000), as
+    # GetHostedZoneLimit reports it to the core and as the engine enforces it. A small N makes the
+    # core trim retained trees to make room (guarded) or refuse a plan whose tree cannot fit
+    # (plan_too_large, never retried), and Route 53 refuse a build the core planned on targeted
+    # reads without knowing the zone's size (MAX_RRSETS_BY_ZONE). None: the default quota.
+    zone_quota: int | None = None
     start: str = "clean"  # "damaged": the root's tree was deleted under it (October's end state)
     max_depth: int | None = None  # None: until the space is exhausted
     symmetry: bool = True
@@ -129,6 +136,8 @@ class Bounds:
             problems.append("--refused-plans must be 0 or 1")
         if self.refused_plans and self.plans < 2:
             problems.append("--refused-plans needs --plans >= 2 (plan 2 is the one Route 53 refuses)")
+        if self.zone_quota is not None and self.zone_quota < MIN_ZONE_QUOTA:
+            problems.append(f"--zone-quota must be at least {MIN_ZONE_QUOTA} (a hosted zone starts with its SOA and NS record sets)")
         if self.invalid_plans and self.plans < 2:
             problems.append("--invalid-plans needs --plans >= 2 (the invalid object comes between two valid plans)")
         if min(self.lease_expiries, self.lock_losses, self.lost_replies, self.failed_requests, self.freezes, self.insync_waits) < 0:
@@ -434,6 +443,13 @@ class World:
             for eid in self.enactor_ids
         )
         self.plans = plans or model_plans(bounds)
+        # --zone-quota: what GetHostedZoneLimit tells the core (None: the core uses its settings'
+        # default, as the runner does when the limit cannot be read) and what the engine enforces.
+        self.quota = bounds.zone_quota
+        self.limits = tuple(
+            replace(st.limits, max_record_sets_per_zone=bounds.zone_quota) if bounds.zone_quota is not None else st.limits
+            for st in self.settings
+        )
         self.machines = Interner()
         self.zones = Interner()
         self._moves: dict[tuple, Move] = {}
@@ -454,6 +470,7 @@ class World:
         self._acquired: dict[int, bool] = {}
         self._doom: dict[tuple[int, int], Move | None] = {}  # (zone, machine) -> its batch's rejection, if doomed
         self._tree_of: dict[int, str | None] = {}  # machine -> the id of the tree in its hand
+        self._fits: dict[tuple[int, int], bool] = {}
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -507,6 +524,8 @@ class World:
             if self.bounds.start == "damaged":
                 for changes in damage_batches(self.core, self.settings[0], ep, self.zone_ids[j], self.plans):
                     z = apply_batch(z, changes)
+            if self.quota is not None and len(z.zone.records) > self.quota:
+                raise BoundsError(f"--zone-quota {self.quota} is below the {len(z.zone.records)} record sets the {self.bounds.start} start already has")
             zones.append(self.intern_zone(z))
         if self.bounds.start == "damaged":
             published = len(self.plans)
@@ -571,6 +590,31 @@ class World:
         transition: a plan read once the planner has published its last plan (nothing can change
         what it reads, it writes no zone, and it leaves no batch pending for `_doomed`)."""
         return state.published == len(self.plans) and self.machine(state.machines[k]).phase == "plan"
+
+    def refused_everywhere(self, state: State, j: int) -> bool:
+        """Every enactor of endpoint j has refused the newest published plan for good (the core's
+        `refused_version`) and may have: with --zone-quota the plan does not always fit (`fits`)."""
+        v = state.published
+        if self.quota is None or self.fits(v, j):
+            return False
+        return all(self.machine(m).refused_version >= v for m in state.machines[j :: self.n_endpoints])
+
+    def fits(self, version: int, j: int) -> bool:
+        """Plan `version`'s tree fits endpoint j's zone quota beside any earlier plan's tree: SOA
+        and NS, the lock, `_applied`, a root and a rollback per record type, its own tree and the
+        largest tree of an earlier plan (the one serving), shared nodes counted twice. A plan that
+        fits so must be applied (Progress); one that does not may be refused (plan_too_large)."""
+        key = (version, j)
+        out = self._fits.get(key)
+        if out is None:
+            ep = self.endpoints[j]
+            def size(v: int) -> int:
+                tree = self.core.TreeInHand(f"t-fit{v}", v, T0)
+                return len(self.core.tree_records(self.settings[0], ep, self.zone_ids[j], self.plans[v - 1].endpoint(ep), tree))
+            types = len(self.plans[version - 1].endpoint(ep).record_types)
+            earlier = max((size(v) for v in range(1, version)), default=0)
+            out = self._fits[key] = self.quota is None or MIN_ZONE_QUOTA + 2 + 2 * types + size(version) + earlier <= self.quota
+        return out
 
     def _lease_held(self, state: State) -> bool:
         for j, zid in enumerate(state.zones):
@@ -700,7 +744,9 @@ class World:
         elif phase == "plan":
             key = (mid, "plan", state.published, state.invalid == 1)
         elif phase == "list":
-            key = (mid, "list", zid, self.fresh_tree_id(state, k))
+            # The unit a listing starts is this enactor's: its batches carry its id as the lock's
+            # holder even when no fresh tree (named for it) is started, e.g. a clean-up.
+            key = (mid, "list", zid, k // self.n_endpoints, self.fresh_tree_id(state, k))
         elif phase == "batch":
             key = (mid, "batch", zid, choice)
         elif phase == "check":
@@ -838,7 +884,7 @@ def answer_read_newest_plan(world: World, state: State, k: int, request: Any, ch
 
 def answer_list_records(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
     j = k % world.n_endpoints
-    return Answer(world.core.RecordsListed(world.listing(state.zones[j]), float(world.now(state)), key[-1]), None, "", None)
+    return Answer(world.core.RecordsListed(world.listing(state.zones[j]), float(world.now(state)), key[-1], world.quota), None, "", None)
 
 
 def answer_submit_batch(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:
@@ -857,7 +903,7 @@ def answer_submit_batch(world: World, state: State, k: int, request: Any, choice
             return Answer(core.BatchRejected(("lock taken by an outside writer",), "InvalidChangeBatch", now), None, "lost_lock", error)
         return Answer(core.BatchRejected(messages, "InvalidChangeBatch", now), None, "lost_lock", None)
     try:
-        after = apply_batch(izone, request.changes, world.settings[e].limits)
+        after = apply_batch(izone, request.changes, world.limits[e])
     except Route53Error as exc:
         messages = tuple(getattr(exc, "messages", None) or (exc.message,))
         obs = core.BatchRejected(messages, exc.code, now)
@@ -879,9 +925,11 @@ def answer_read_records(world: World, state: State, k: int, request: Any, choice
     """The light check's targeted reads (StartRecordName/StartRecordType/MaxItems), answered from
     the zone in Route 53's order."""
     j = k % world.n_endpoints
-    records, size = world.read_records(state.zones[j], request.queries, bool(getattr(request, "zone_size", False)))
+    sized = bool(getattr(request, "zone_size", False))
+    records, size = world.read_records(state.zones[j], request.queries, sized)
     fresh = key[-1] if key[1] == "read" else None  # a unit's reads may start a tree (as a listing may)
-    return Answer(world.core.RecordsRead(records, float(world.now(state)), fresh, size), None, "", None)
+    # With the zone's size the runner also reads its quota (GetHostedZoneLimit), as a listing does.
+    return Answer(world.core.RecordsRead(records, float(world.now(state)), fresh, size, world.quota if sized else None), None, "", None)
 
 
 def answer_read_plans(world: World, state: State, k: int, request: Any, choice: str, key: tuple) -> Answer:

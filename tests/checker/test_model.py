@@ -298,3 +298,55 @@ def test_a_plan_route53_refuses_is_dropped_never_served_and_the_next_plan_goes_o
     assert all(world.view(s.zones[0], 0).active_version != POISON_PLAN for s in result.explored)
     # Plan 3 still takes effect after the refused plan 2: some explored state serves it.
     assert any(world.view(s.zones[0], 0).active_version == 3 for s in result.explored)
+
+
+def _quota_world(quota: int, core=p) -> World:
+    return World(Bounds(guard=True, zone_quota=quota, **SMALL), core)
+
+
+@pytest.mark.parametrize("quota", [16, 20, 24])
+def test_under_a_zone_quota_the_guarded_core_trims_or_refuses_and_every_plan_that_fits_is_served(quota):
+    world = _quota_world(quota)
+    result = explore(world, stop_at_first=False, keep_states=True)
+    assert result.exhausted and result.progress_checked and not result.counterexamples
+    # Route 53 enforces the quota: no explored zone is over it, and every plan that always fits
+    # (World.fits) is served in some explored state.
+    assert all(len(world.zone(s.zones[0]).zone.records) <= quota for s in result.explored)
+    served = {world.view(s.zones[0], 0).active_version for s in result.explored}
+    fitting = {v for v in range(1, len(world.plans) + 1) if world.fits(v, 0)}
+    assert fitting <= served
+    events = {n.event for m in world._moves.values() for n in m.notes}
+    if fitting != set(range(1, len(world.plans) + 1)):
+        assert "plan_too_large" in events  # a plan that cannot fit is refused; what DNS serves stays whole
+
+
+def test_a_zone_quota_below_the_start_is_refused_with_a_clear_message():
+    with pytest.raises(BoundsError, match="--zone-quota must be at least 2"):
+        Bounds(zone_quota=1)
+    with pytest.raises(BoundsError, match="below the .* record sets the damaged start already has"):
+        World(Bounds(start="damaged", plans=2, zone_quota=10))
+
+
+@pytest.mark.parametrize(("mutant", "quota"), [("quota_counts_tree_only", 24), ("refusal_keeps_lease", 20), ("trim_keeps_dropped_rollback", 24)])
+def test_the_zone_quota_mutants_break_progress(mutant, quota):
+    """Three defects the quota variant found in the core, planted back: each leaves a plan that
+    fits unserved (Progress), where the real core (test above) serves it."""
+    from lab.checker.mutants import by_name, core_module
+
+    result = explore(_quota_world(quota, core_module(by_name(mutant))), stop_at_first=False)
+    assert result.exhausted and {cx.kind for cx in result.counterexamples} == {"progress"}
+
+
+def test_a_listing_move_is_the_enactors_own_even_when_two_enactors_are_in_the_same_state():
+    """Two enactors in equal machine states list the same zone: the unit each starts carries its
+    own id as the lock's holder (a clean-up starts no tree named for it). With the moves shared
+    between them, enactor-b submitted enactor-a's release and LockExclusion fired (symmetry off)."""
+    world = World(Bounds(guard=True, zone_quota=10, symmetry=False, enactors=2, plans=4, keep_plans=2, lost_replies=0, lock_losses=0))
+    result = explore(world, stop_at_first=False, check_progress=False)
+    assert result.exhausted and not result.counterexamples
+    holders = {
+        (m.request.batch_id.split("@")[0], c.record.values[0])
+        for m in world._moves.values() if m.request is not None and type(m.request).__name__ == "SubmitBatch"
+        for c in m.request.changes if c.action == "CREATE" and c.record.name.startswith("_lock.")
+    }
+    assert holders and all(f"holder={who} " in value for who, value in holders)

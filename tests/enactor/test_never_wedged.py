@@ -156,6 +156,30 @@ def test_the_zone_quota_trims_older_trees_first_and_refuses_what_cannot_fit():
     assert all(ok for _, _, ok in w.submitted), "nothing was sent that Route 53 refused"
 
 
+def test_the_quota_check_counts_the_flips_new_rollbacks_not_only_the_tree():
+    """The rollback records the first flip over a live tree creates count against the quota too:
+    a zone with room for plan 2's tree but not for its rollbacks refuses plan 2 itself
+    (plan_too_large) instead of building it and having Route 53 refuse the flip (found by
+    `dnsctl check --zone-quota`; the mutant quota_counts_tree_only plants it back)."""
+    plans = [make_plan(1, [endpoint_plan(EP, 20)]), make_plan(2, [endpoint_plan(EP, 20, weight=lambda i: 30 + i)])]
+    free = world("enactor-a")
+    counts = []
+    for plan in plans:
+        free.publish(plan)
+        settle(free)
+        counts.append(free.view(EP).record_count)
+    assert free.view(EP).active_version == 2 and free.view(EP).rollbacks
+    quota = counts[1] - 1  # plan 2's tree fits, its flip's rollback does not
+    w = world("enactor-a", limits=Limits(max_record_sets_per_zone=quota))
+    for plan in plans:
+        w.publish(plan)
+        settle(w)
+    m = w.machines[("enactor-a", EP)]
+    assert events(m).count("plan_too_large") == 1 and w.view(EP).active_version == 1 and not w.view(EP).dangling
+    assert all(ok for _, _, ok in w.submitted), "nothing was sent that Route 53 refused"
+    assert w.view(EP).record_count <= quota
+
+
 def idle_for(w: World, seconds: float, who: str = "enactor-a") -> None:
     """Let the machine poll for `seconds` of clock (one poll interval per step while idle)."""
     end = w.now + seconds
