@@ -129,13 +129,13 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
     # machine steps alone (below), which the two states share. Exact whatever the core and the
     # engine do: it rests on World only (Move keys and invariants read no budget counter).
     subsume = bounds.subsume
-    cores: dict[tuple, int | list[int]] = {(init[0], init[3], init[6], init[7], init[9]): 0}
+    cores: dict[tuple, int | list[int]] = {(init[0], init[3], init[6], init[7], init[9], init[11]): 0}
 
     def seen(c: State) -> int | None:
         """The index of `c`, or of a visited state that subsumes it; None if it is new."""
         if not subsume:
             return index.get(c)
-        got = cores.get((c[0], c[3], c[6], c[7], c[9]))
+        got = cores.get((c[0], c[3], c[6], c[7], c[9], c[11]))
         if got is None:
             return None
         for n in got if type(got) is list else (got,):
@@ -148,7 +148,7 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
         if not subsume:
             index[c] = n
             return
-        key = (c[0], c[3], c[6], c[7], c[9])
+        key = (c[0], c[3], c[6], c[7], c[9], c[11])
         got = cores.get(key)
         if got is None:
             cores[key] = n
@@ -199,8 +199,9 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
             result.frontier += 1
             continue
         labels = list(world.labels(s))
+        done: dict[Label, tuple] = {}  # successors the ample-set search already computed
         if por:
-            labels = _ample(world, canonical, seen, s, labels)
+            labels = _ample(world, canonical, seen, s, labels, done)
         if not (i & 4095) and (on_progress is not None or max_seconds is not None or max_states is not None):
             now = time.perf_counter()
             if (max_seconds is not None and now - started > max_seconds) or (max_states is not None and len(states) >= max_states):
@@ -211,10 +212,14 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
                 last_report = now
                 on_progress(len(states), d, now - started)
         for label in labels:
-            t, move, knocked = apply(s, label)
+            got = done.get(label) if done else None
+            if got is None:
+                t, move, knocked = apply(s, label)
+                c = canonical(t)
+            else:
+                t, move, knocked, c = got
             transitions += 1
             violations = of_step(s, label, move, knocked) if move is not None else ()
-            c = canonical(t)
             n = seen(c)
             if n is None:
                 n = len(states)
@@ -255,14 +260,15 @@ def _explore(world, stop_at_first, check_progress, on_level, keep_states, on_pro
     return result
 
 
-def _ample(world: World, canonical, seen, s: State, labels: list[Label]) -> list[Label]:
+def _ample(world: World, canonical, seen, s: State, labels: list[Label], done: dict) -> list[Label]:
     """Partial-order reduction: an ample set of the transitions enabled in `s`.
 
     Every transition of one machine whose steps are local (World.local_machine: they read and
     write only that machine and commute with every other transition) is enough on its own when
     (C2) no invariant can see the step (a plan read changes no zone and no `acquired` flag) and
     (C3, the breadth-first cycle proviso) each of its successors is a new state and it changes the
-    machine. Otherwise every enabled transition is explored.
+    machine. Otherwise every enabled transition is explored. Every successor computed here is
+    left in `done` (label -> (state, move, knocked, canonical form)), so none is computed twice.
     """
     for k in range(len(s.machines)):
         if not world.local_machine(s, k):
@@ -270,8 +276,10 @@ def _ample(world: World, canonical, seen, s: State, labels: list[Label]) -> list
         mine = [x for x in labels if x[0] == "step" and x[1] == k]
         ok = bool(mine)
         for x in mine:
-            t = world.apply(s, x)[0]
-            if t.machines[k] == s.machines[k] or seen(canonical(t)) is not None:
+            t, move, knocked = world.apply(s, x)
+            c = canonical(t)
+            done[x] = (t, move, knocked, c)
+            if t.machines[k] == s.machines[k] or seen(c) is not None:
                 ok = False
                 break
         if ok:

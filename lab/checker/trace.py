@@ -27,6 +27,7 @@ from lab.checker.world import (
     PENDING,
     PUBLISH,
     PUBLISH_INVALID,
+    START,
     Bounds,
     Label,
     Move,
@@ -80,6 +81,14 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
         return Step(n, label, "planner", None, f"the planner publishes plan {after.published}")
     if label == PUBLISH_INVALID:
         return Step(n, label, "planner", None, f"the newest object in the plan store fails the schema (after plan {after.published}, injected)")
+    if label[0] == START:
+        view = world.view(after.zones[0], 0)
+        served = f"the root on plan {view.active_version}" if view.active_version is not None else (
+            "the root dangling" if view.dangling else "no root")
+        trees = ", ".join(f"{t.tree_id} (plan {t.version}{'' if t.complete else ', incomplete'})" for t in view.trees) or "no tree"
+        return Step(n, label, "deploy", None, (
+            f"the guard is deployed on {world.endpoints[0].rstrip('.')} as legacy run {label[1]} left it: plans 1..{after.published} "
+            f"published, {served}, trees {trees}"))
     if label == EXPIRE:
         held = []
         for j, zid in enumerate(state.zones):
@@ -403,7 +412,7 @@ def read_json(path: Path) -> tuple[Bounds, list[Label], list[Label], dict[str, A
 
 def _label(raw: Any) -> Label:
     label = tuple(raw)
-    if label in (PUBLISH, PUBLISH_INVALID, EXPIRE) or (
+    if label in (PUBLISH, PUBLISH_INVALID, EXPIRE) or (len(label) == 2 and label[0] == START and isinstance(label[1], int) and label[1] >= 0) or (
         len(label) == 3 and label[0] == "step" and isinstance(label[1], int) and label[1] >= 0 and label[2] in CHOICES
     ):
         return label

@@ -70,7 +70,8 @@ ENDPOINT_NAMES = (
 AZS = ("use1-az1", "use1-az2", "use1-az4")
 MAX_ENACTORS = 26  # one letter each
 PREVIOUS_FLEET = "previous-fleet"  # lock holder and tree tag of the damaged start's history
-STARTS = ("clean", "damaged")
+STARTS = ("clean", "damaged", "legacy")
+START = "start"  # ("start", i): the legacy start's first step, the zone as legacy run i left it (World.legacy_starts)
 MIN_ZONE_QUOTA = 2  # SOA and NS: a new hosted zone's record sets
 
 
@@ -122,6 +123,8 @@ class Bounds:
             problems.append(f"--enactors must be 1..{MAX_ENACTORS}")
         if self.plans < 1:
             problems.append("--plans must be at least 1")
+        if self.start == "legacy" and self.endpoints != 1:
+            problems.append("--start legacy needs --endpoints 1 (its starts are the zones one endpoint's legacy runs reach)")
         if self.start == "damaged" and self.plans < 2:
             problems.append("the damaged start needs --plans >= 2 (a rollback tree and the lost one)")
         if not 1 <= self.endpoints <= 9:
@@ -168,6 +171,7 @@ class State(NamedTuple):
     frozen: int = 0  # freeze-switch answers spent
     invalid: int = 0  # the object that fails the schema: 0 not published, 1 the newest in the store, 2 superseded
     pending: int = 0  # INSYNC waits that ended with the change still PENDING
+    pre: int = 0  # 1: the legacy start before its first step, which picks the zone legacy mode left (START)
 
 
 # Transition labels: ("publish",), ("expire",), ("step", machine index, "" | "lose_lock" | "lost_reply" | "fail" | "freeze" | "pending").
@@ -471,6 +475,8 @@ class World:
         self._doom: dict[tuple[int, int], Move | None] = {}  # (zone, machine) -> its batch's rejection, if doomed
         self._tree_of: dict[int, str | None] = {}  # machine -> the id of the tree in its hand
         self._fits: dict[tuple[int, int], bool] = {}
+        self.legacy_starts: tuple[State, ...] = ()
+        self._start_labels: tuple[Label, ...] = ()
         self.initial = self._initial()
 
     # -- interning -------------------------------------------------------------------------
@@ -534,7 +540,33 @@ class World:
             for j, ep in enumerate(self.endpoints):
                 state, _ = self.core.start(ep, self.zone_ids[j])
                 machines.append(self.machines.add(forget_dead(state) if self.reduce else state))
-        return State(published, 0, 0, (0,) * self.n_endpoints, 0, 0, tuple(zones), tuple(machines))
+        initial = State(published, 0, 0, (0,) * self.n_endpoints, 0, 0, tuple(zones), tuple(machines))
+        if self.bounds.start != "legacy":
+            return initial
+        self.legacy_starts = self._legacy_starts(initial)
+        self._start_labels = tuple((START, i) for i in range(len(self.legacy_starts)))
+        return initial._replace(pre=1)
+
+    def _legacy_starts(self, initial: State) -> tuple[State, ...]:
+        """--start legacy: the guard deployed on a zone in any state legacy mode can reach. Every
+        (zone, plans published) the legacy core reaches at these bounds without faults (October's
+        race needs none), explored with the real legacy core (enactor.protocol with the guard
+        off); each becomes a start with the guarded enactors fresh (the same ids: a restart with
+        the guard on, so a lock the legacy enactor-a left is enactor-a's) and no flip yet in this run.
+        (The first quota check and every invariant hold as for any start; see invariants.py for
+        the state invariants, judged once the guarded core has flipped, since the damage is legacy's.)"""
+        from lab.checker.explore import explore  # (explore imports this module)
+
+        legacy = replace(self.bounds, guard=False, start="clean", lease_expiries=0, lock_losses=0, lost_replies=0, failed_requests=0,
+                         freezes=0, invalid_plans=0, insync_waits=0, max_depth=None)
+        result = explore(World(legacy, self.core), stop_at_first=False, check_progress=False, keep_states=True)
+        if not result.exhausted:
+            raise BoundsError("--start legacy: the legacy runs at these bounds could not be explored to the end")
+        seen: dict[tuple, State] = {}
+        for s in result.explored:
+            zone = self.intern_zone(IndexedZone.of(result.world.zone(s.zones[0]).zone))
+            seen.setdefault((s.published, zone), initial._replace(published=s.published, zones=(zone,)))
+        return tuple(seen.values())
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -544,6 +576,8 @@ class World:
 
     def labels(self, state: State) -> list[Label]:
         """Every transition enabled in `state`, in a fixed order (random walks depend on it)."""
+        if state.pre:
+            return list(self._start_labels)
         out: list[Label] = []
         if state.published < len(self.plans):
             out.append(PUBLISH)
@@ -634,11 +668,13 @@ class World:
             return state._replace(invalid=1), None, ()
         if kind == "publish":
             return state._replace(published=state.published + 1, invalid=2 if state.invalid else 0), None, ()
+        if kind == START:
+            return self.legacy_starts[label[1]], None, ()
         if kind == "expire":
             zones = tuple(self._aged(self._aged_zones, z, self._age_zone) for z in state.zones)
             machines = tuple(self._aged(self._aged_machines, m, self._age_machine) for m in state.machines)
             return state._replace(expiries=state.expiries + 1, zones=zones, machines=machines), None, ()
-        published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending = state
+        published, expiries, losses, applied, lost, failed, zones, machines, frozen, invalid, pending, _ = state
         k, choice = label[1], label[2]
         move = self.move(state, k, choice)
         machines = machines[:k] + (move.machine,) + machines[k + 1 :]
