@@ -277,7 +277,9 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
     if data.get("core") != "enactor.protocol":
         typer.echo(f"error: {path} is a counterexample of {data.get('core')!r}, not of enactor.protocol; replay it from Python with that core", err=True)
         raise typer.Exit(2)
-    typer.echo(f"replaying {len(labels) + len(continuation)} steps of a {bounds.mode} counterexample ({', '.join(data.get('invariants', []))}) against Route 53 with boto3")
+    broken = ", ".join(data.get("invariants", []))
+    what = f"counterexample ({broken})" if broken else "run (no invariant broken)"
+    typer.echo(f"replaying {len(labels) + len(continuation)} steps of a {bounds.mode} {what} against Route 53 with boto3")
     from services.aws_clients import RealAccountRefused, refuse_real_aws, route53_client, s3_client
 
     route53, s3 = route53_client(), s3_client()

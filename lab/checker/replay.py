@@ -272,7 +272,8 @@ class Replayer:
             self._invalid_key = None
         store.put(plan)
 
-    def _step_machine(self, store, machines: list, k: int, now: float, fresh, fault: str = "", injected=None) -> str:
+    def _step_machine(self, store, machines: list, k: int, now: float, fresh, fault: str = "", injected=None) -> tuple[str, Any]:
+        """Carry out machine k's request and step its core: (the outcome, what the core was fed)."""
         core, world = self.core, self.world
         e = k // world.n_endpoints
         obs, outcome = self._perform(store, k, machines[k], now, fresh, fault, injected)
@@ -280,7 +281,23 @@ class Replayer:
         if isinstance(request, core.Sleep):
             new, _, _ = core.step(world.settings[e], new, core.Woke(now))  # as the model: wakes at once
         machines[k] = new
-        return outcome
+        return outcome, obs
+
+    def _plan_read_difference(self, model_obs: Any, obs: Any) -> str:
+        """"" when a plan read found what the model's store holds (the same plan, none, or the
+        invalid object); else what each found. Only a read tells the invalid object from no plan:
+        the core polls on both, so no zone would show it."""
+        core = self.core
+        if not isinstance(model_obs, core.PlanRead):
+            return ""
+
+        def found(o: Any) -> str:
+            if not isinstance(o, core.PlanRead):
+                return type(o).__name__
+            return "an invalid object" if o.invalid is not None else f"plan {o.plan.version}" if o.plan is not None else "no plan"
+
+        ours, theirs = found(obs), found(model_obs)
+        return "" if ours == theirs else f" (but the plan read found {ours}, the model's {theirs})"
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -319,9 +336,10 @@ class Replayer:
                 # Where the model decides (an injected fault) the core gets the model's observation;
                 # where Route 53 decides (every batch it accepts or rejects) the real endpoint's.
                 fault = label[2]
-                got = self._step_machine(store, machines, k, now, fresh, fault, move.observation if fault else None)
+                got, obs = self._step_machine(store, machines, k, now, fresh, fault, move.observation if fault else None)
+                got += self._plan_read_difference(move.observation, obs)
                 for k2, m2 in knocked:
-                    knock = self._step_machine(store, machines, k2, now, None)
+                    knock, _ = self._step_machine(store, machines, k2, now, None)
                     if knock != m2.outcome:
                         got += f" (but {world.who(k2)[0]}'s pending batch was {knock or 'not submitted'})"
             expected = move.outcome if move is not None else ""
@@ -331,7 +349,7 @@ class Replayer:
             what = f" [{got}]" if got else ""
             self.echo(f"  {n:>3}. {step.text}{what} ... {mark}")
             if mark != "ok":
-                why = f"the model's batch was {expected or '-'}, Route 53's {got or '-'}" if expected != got else "the zone differs from the model's"
+                why = f"the model's outcome was {expected or '-'}, the replay's {got.strip() or '-'}" if expected != got else "the zone differs from the model's"
                 raise ReplayDiverged(f"step {n}: {why}")
             model = after
         self.result.model_final = [trace.endpoint_summary(world, model, j) for j in range(world.n_endpoints)]
