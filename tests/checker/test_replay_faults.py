@@ -6,7 +6,9 @@ wherever the model enables it), written with the writer `--json` uses (lab/check
 replayed by `dnsctl check --replay` in a subprocess against a real emulator process. The replay
 checks every step's outcome and every zone against the model, so a fault carried out wrongly (a
 lost reply's batch not submitted, a failed request carried out, an invalid object the store's
-newest() does not find) shows as DIFFERS and a non-zero exit.
+newest() does not find or that reads as no plan) shows as DIFFERS and a non-zero exit. Last, a
+real counterexample of the checker (seeded legacy random walks with every fault on) replays to
+the empty answer.
 """
 
 from __future__ import annotations
@@ -18,47 +20,41 @@ import pytest
 from lab.checker import trace
 from lab.checker.explore import Counterexample
 from lab.checker.world import FAIL, LOST_REPLY, PENDING, PUBLISH, PUBLISH_INVALID, Bounds, World
+from tests.checker.schedules import walk
 from tests.checker.test_cli import EP, dnsctl
 
 SMALL = {"guard": True, "enactors": 2, "plans": 3, "keep_plans": 1, "lost_replies": 0}
 
 
 def _kind(world: World, state, label) -> str:
-    """What a fault hits: the planner, or the machine's phase (a lost reply: the batch's purpose)."""
+    """What a fault hits: the planner, or the machine's phase (a lost reply: the batch's purpose and
+    whether Route 53 applies it)."""
     if label == PUBLISH_INVALID:
         return "planner"
     st = world.machine(state.machines[label[1]])
     if label[2] == LOST_REPLY:
-        return world.core.request_of(st).purpose
+        return f"{world.core.request_of(st).purpose}/{world.move(state, label[1], LOST_REPLY).outcome}"
     return st.phase
 
 
-def _walk(world: World, fault, steps: int = 160) -> list:
-    """A run the model allows: every plan published in turn, each enactor one plain step at a time,
-    and `fault` taken wherever it is enabled on something it has not hit yet (`_kind`), until its
-    budget is spent; stops when nothing but faults is left."""
-    state, labels, hit = world.initial, [], set()
-    for n in range(steps):
-        enabled = world.labels(state)
-        faulty = [lb for lb in enabled if (lb == fault or lb[2:] == (fault,)) and _kind(world, state, lb) not in hit]
-        plain = [lb for lb in enabled if lb[2:] == ("",)]
-        if faulty:
-            label = faulty[0]
-            hit.add(_kind(world, state, label))
-        elif PUBLISH in enabled and (n % 12 == 0 or not plain):
-            label = PUBLISH
-        elif plain:
-            label = plain[n % len(plain)]
-        else:
-            break
-        labels.append(label)
-        state, _, _ = world.apply(state, label)
-    return labels
+def _with(world: World, fault):
+    """`walk`'s `prefer`: take `fault` wherever it is enabled on something it has not hit yet
+    (`_kind`), until its budget is spent."""
+    hit = set()
+
+    def prefer(state, enabled):
+        for label in enabled:
+            if (label == fault or label[2:] == (fault,)) and _kind(world, state, label) not in hit:
+                hit.add(_kind(world, state, label))
+                return label
+        return None
+
+    return prefer
 
 
 def _trace_file(tmp_path, bounds: Bounds, fault) -> tuple[str, dict]:
     world = World(bounds)
-    labels = _walk(world, fault)
+    labels = walk(world, 160, _with(world, fault))
     run = Counterexample("run", (), labels, 0.0, 0)
     path = tmp_path / "run.json"
     trace.write_json(path, trace.report(world, run))
@@ -76,7 +72,8 @@ def _replay_ok(emulator, path: str) -> str:
 @pytest.mark.parametrize(
     ("extra", "fault", "outcomes"),
     [
-        ({"lost_replies": 3}, LOST_REPLY, ("lost_reply_accepted",)),  # a build, a flip and a clean-up batch
+        # Lost replies of batches Route 53 applies (a build, a flip) and of one it refuses (plan 2's poison build).
+        ({"lost_replies": 4, "refused_plans": 1}, LOST_REPLY, ("lost_reply_accepted", "lost_reply_rejected")),
         # Legacy: the guarded core reads targeted pages (phase "read"), where the model injects no failure.
         ({"failed_requests": 3, "guard": False}, FAIL, ("failed",)),
         ({"insync_waits": 1}, PENDING, ("pending",)),
