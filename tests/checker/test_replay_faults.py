@@ -19,7 +19,7 @@ import pytest
 
 from lab.checker import trace
 from lab.checker.explore import Counterexample
-from lab.checker.world import FAIL, LOST_REPLY, PENDING, PUBLISH, PUBLISH_INVALID, Bounds, World
+from lab.checker.world import FAIL, FREEZE, LOST_REPLY, PENDING, PUBLISH, PUBLISH_INVALID, Bounds, World
 from tests.checker.schedules import walk
 from tests.checker.test_cli import EP, dnsctl
 
@@ -77,8 +77,9 @@ def _replay_ok(emulator, path: str) -> str:
         # Legacy: the guarded core reads targeted pages (phase "read"), where the model injects no failure.
         ({"failed_requests": 3, "guard": False}, FAIL, ("failed",)),
         ({"insync_waits": 1}, PENDING, ("pending",)),
+        ({"freezes": 2}, FREEZE, ("frozen",)),  # (replayed before these: it shares their path now)
     ],
-    ids=["lost_reply", "fail", "pending"],
+    ids=["lost_reply", "fail", "pending", "freeze"],
 )
 def test_a_run_with_an_injected_fault_replays_on_the_emulator(emulator, tmp_path, extra, fault, outcomes):
     path, data = _trace_file(tmp_path, Bounds(**{**SMALL, **extra}), fault)
