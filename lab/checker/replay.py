@@ -10,9 +10,27 @@ outcome (accepted / rejected) and the endpoint records must agree with the model
 replay also checks that the in-memory engine and the real endpoint agree on this run.
 
 What is the model's and not Route 53's: the clock (each step's `now` is the model's, moved one
-lock TTL on by a lease expiry), the fresh tree ids, a lock loss injected by the checker (the
-rejection is handed to the core without a request, as the runner's fault injection does) and
-INSYNC (the model's propagation is instant, so no change id is waited for).
+lock TTL on by a lease expiry), the fresh tree ids, and every fault the checker injects, which the
+core is handed as the model's observation (at the replay's clock), as the runner's own fault
+injection or its failing transport would hand it:
+- a lock loss: the rejection, without a request;
+- the freeze switch: Frozen, nothing carried out;
+- a failed request (plan read, listing or batch): RequestFailed, nothing carried out;
+- a lost reply: the batch IS submitted (Route 53 applies or rejects it, and the step's outcome,
+  lost_reply_accepted or lost_reply_rejected, is Route 53's), then the core gets RequestFailed;
+- a change left PENDING: Insync(False). The emulator's GetChange may well say INSYNC already; the
+  model's PENDING is the runner's INSYNC wait giving up (its propagation timeout), not a status
+  Route 53 reports, so no GetChange is asked for that step.
+Without --insync-waits the model's propagation is instant (no change id is waited for); with it,
+a wait the model lets end INSYNC is a real GetChange.
+
+The plan object that fails the schema (`("publish", "invalid")`) is written as a broken planner
+would write it: raw bytes that are not a plan, under the next version's key (store.key_for), where
+the store's newest() probes forward and finds it. The core is fed what the runner feeds it, through
+the runner's own plan source (enactor.runner.PlanSource): PlanRead(None, InvalidPlan(key, reason)).
+The model numbers the valid plan that follows it with that same version (a real planner would
+number past the bad object), so before that plan is put the bad object is deleted (the bucket is
+versioned: it stays in the history) and the store's own put writes the plan in its place.
 
 At the end each endpoint is read back as the DNS server reads it (services/dns/snapshot.py) and
 asked for its address through the data plane's pure answer function (services/dns/answer.py):
@@ -26,21 +44,25 @@ import re
 import types
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from enactor import layout
 from enactor import protocol as default_core
-from enactor.runner import REJECTION_CODES, rejection_messages
+from enactor.runner import REJECTION_CODES, PlanSource, rejection_messages
 from lab.checker import trace
 from lab.checker.world import (
     EXPIRE,
+    FAIL,
     FREEZE,
     LOCK_TTL_S,
     LOSE_LOCK,
+    LOST_REPLY,
+    PENDING,
     PUBLISH,
+    PUBLISH_INVALID,
     REGION,
     T0,
     Bounds,
@@ -50,7 +72,7 @@ from lab.checker.world import (
 )
 from services.dns.answer import leaf_distribution, resolve
 from services.dns.snapshot import Snapshot, read_served_zone, read_zone
-from services.plan.store import PlanStore
+from services.plan.store import PlanStore, StoreError
 from services.route53.records import Change, ChangeBatch, RecordSet
 from services.zones import bare_zone_id
 
@@ -63,7 +85,7 @@ class ReplayDiverged(Exception):
 class ReplayedStep:
     n: int
     text: str
-    expected: str  # the model's outcome ("accepted", "rejected", "lost_lock" or "")
+    expected: str  # the model's outcome ("accepted", "rejected", "lost_lock", "lost_reply_accepted", "failed", ... or "")
     got: str
     zone_agrees: bool
 
@@ -90,6 +112,12 @@ class ReplayResult:
     def agrees(self) -> bool:
         return all(s.expected == s.got and s.zone_agrees for s in self.steps)
 
+
+# Faults the model decides alone: nothing reaches Route 53 or S3, the core gets the model's
+# observation, and the step's outcome is the one the fault names.
+_NOTHING_CARRIED_OUT = {FREEZE: "frozen", FAIL: "failed", PENDING: "pending"}
+# What a broken planner writes where the next plan goes: JSON, but not a plan.
+INVALID_PLAN_BODY = b'{"note": "not a plan: written by dnsctl check --replay for the checker\'s invalid plan object"}'
 
 _LOCK_FIELDS = re.compile(r"expires=\d+")
 _CREATED = re.compile(r"created=[^\"]*")
@@ -125,6 +153,8 @@ class Replayer:
         self.echo = echo
         self.zone_ids: list[str] = []
         self.result = ReplayResult()
+        self.plans: PlanSource | None = None  # the runner's plan source over the replay's store (run)
+        self._invalid_key: str | None = None  # where the invalid plan object is, while it is the newest
 
     # -- setting up ------------------------------------------------------------------------
 
@@ -156,14 +186,19 @@ class Replayer:
 
     # -- one machine step against the real endpoint ----------------------------------------
 
-    def _perform(self, store: PlanStore, k: int, machine: Any, now: float, fresh: str | None, injected) -> tuple[Any, str]:
+    def _perform(self, store: PlanStore, k: int, machine: Any, now: float, fresh: str | None, fault: str, injected) -> tuple[Any, str]:
+        """Carry out machine k's request; `fault` is the step's injected fault ("" for none) and
+        `injected` the model's observation for it (None without a fault)."""
         core = self.core
         j = k % self.world.n_endpoints
         request = core.request_of(machine)
-        if isinstance(injected, core.Frozen):
-            return injected, "frozen"  # the freeze switch answers before anything is carried out
+        if fault in _NOTHING_CARRIED_OUT:
+            # The freeze switch, a request failing on its way out, the INSYNC wait timing out: the
+            # model's observation, at the replay's clock. (PENDING asks no GetChange: the emulator
+            # may already say INSYNC; the model's PENDING is the runner's wait giving up.)
+            return replace(injected, now=now), _NOTHING_CARRIED_OUT[fault]
         if isinstance(request, core.ReadNewestPlan):
-            return core.PlanRead(store.newest()), ""
+            return self._read_newest_plan(), ""
         if isinstance(request, core.ListRecords):
             zone, _ = read_zone(self.route53, self.zone_ids[j], self.world.endpoints[j])
             return core.RecordsListed(tuple(zone), now, fresh), ""
@@ -182,32 +217,87 @@ class Replayer:
             endpoints = tuple((v, store.get(v).endpoint(ep)) for v in request.versions)
             return core.PlansRead(endpoints, now), ""
         if isinstance(request, core.SubmitBatch):
-            if injected is not None:
+            if fault == LOSE_LOCK:
                 return core.BatchRejected(injected.messages, injected.error_code, now), "lost_lock"
-            try:
-                change_id = self._submit(self.zone_ids[j], request.changes, request.comment)
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code not in REJECTION_CODES:
-                    raise
-                return core.BatchRejected(rejection_messages(exc), code, now), "rejected"
-            # As the model: the INSYNC wait only with --insync-waits (a build batch's change id).
-            waits = self.world.bounds.insync_waits and request.purpose == "build"
-            return core.BatchAccepted(now, change_id if waits else ""), "accepted"
+            obs, outcome = self._submit_batch(j, request, now)
+            if fault == LOST_REPLY:
+                # Route 53 carried the batch out (or refused it): that outcome is its own. The reply
+                # never reaches the enactor, so the core gets the model's RequestFailed.
+                return replace(injected, now=now), f"lost_reply_{outcome}"
+            return obs, outcome
         if isinstance(request, core.AwaitInsync):
             states = {self.route53.get_change(Id=c)["ChangeInfo"]["Status"] for c in request.change_ids}
             return core.Insync(states <= {"INSYNC"}, now), ""
         return core.Woke(now), ""
 
-    def _step_machine(self, store, machines: list, k: int, now: float, fresh, injected) -> str:
+    def _submit_batch(self, j: int, request: Any, now: float) -> tuple[Any, str]:
+        """A real ChangeResourceRecordSets: Route 53's acceptance or rejection, as the core's observation."""
+        core = self.core
+        try:
+            change_id = self._submit(self.zone_ids[j], request.changes, request.comment)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in REJECTION_CODES:
+                raise
+            return core.BatchRejected(rejection_messages(exc), code, now), "rejected"
+        # As the model: the INSYNC wait only with --insync-waits (a build batch's change id).
+        waits = self.world.bounds.insync_waits and request.purpose == "build"
+        return core.BatchAccepted(now, change_id if waits else ""), "accepted"
+
+    def _read_newest_plan(self) -> Any:
+        """The newest plan as the runner reads it (its PlanSource, never cached here): a plan, none
+        yet, or PlanRead(None, InvalidPlan(key, reason)) for an object that fails the schema."""
+        obs = self.plans.read()
+        if isinstance(obs, default_core.RequestFailed):
+            # The runner would back off; the model read the store. Not a divergence of the core: S3 failed.
+            raise StoreError(obs.error)
+        if self.core is not default_core:
+            # A copy of the core (tests check mutated copies) dispatches on its own classes.
+            invalid = obs.invalid and self.core.InvalidPlan(obs.invalid.key, obs.invalid.reason)
+            obs = self.core.PlanRead(obs.plan, invalid)
+        return obs
+
+    def _publish_invalid(self, store: PlanStore, version: int) -> None:
+        """An object that fails the schema under `version`'s key, as a broken planner writes it
+        (never over a plan: If-None-Match, as the store's put); newest() probes forward onto it."""
+        key = store.key_for(version)
+        self.s3.put_object(Bucket=store.bucket, Key=key, Body=INVALID_PLAN_BODY, ContentType="application/json", IfNoneMatch="*")
+        self._invalid_key = key
+
+    def _publish(self, store: PlanStore, plan) -> None:
+        """The planner's next plan. The model gives the plan after the invalid object the same
+        version, so the bad object is deleted first (kept in the versioned bucket's history)."""
+        if self._invalid_key == store.key_for(plan.version):
+            self.s3.delete_object(Bucket=store.bucket, Key=self._invalid_key)
+            self._invalid_key = None
+        store.put(plan)
+
+    def _step_machine(self, store, machines: list, k: int, now: float, fresh, fault: str = "", injected=None) -> tuple[str, Any]:
+        """Carry out machine k's request and step its core: (the outcome, what the core was fed)."""
         core, world = self.core, self.world
         e = k // world.n_endpoints
-        obs, outcome = self._perform(store, k, machines[k], now, fresh, injected)
+        obs, outcome = self._perform(store, k, machines[k], now, fresh, fault, injected)
         new, request, _ = core.step(world.settings[e], machines[k], obs)
         if isinstance(request, core.Sleep):
             new, _, _ = core.step(world.settings[e], new, core.Woke(now))  # as the model: wakes at once
         machines[k] = new
-        return outcome
+        return outcome, obs
+
+    def _plan_read_difference(self, model_obs: Any, obs: Any) -> str:
+        """"" when a plan read found what the model's store holds (the same plan, none, or the
+        invalid object); else what each found. Only a read tells the invalid object from no plan:
+        the core polls on both, so no zone would show it."""
+        core = self.core
+        if not isinstance(model_obs, core.PlanRead):
+            return ""
+
+        def found(o: Any) -> str:
+            if not isinstance(o, core.PlanRead):
+                return type(o).__name__
+            return "an invalid object" if o.invalid is not None else f"plan {o.plan.version}" if o.plan is not None else "no plan"
+
+        ours, theirs = found(obs), found(model_obs)
+        return "" if ours == theirs else f" (but the plan read found {ours}, the model's {theirs})"
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -215,6 +305,7 @@ class Replayer:
         world, core = self.world, self.core
         self._create_zones()
         store = self._create_store()
+        self.plans = PlanSource(store, max_age_s=0)  # every plan read goes to S3, as the model's does
         machines = [core.start(world.endpoints[k % world.n_endpoints], self.zone_ids[k % world.n_endpoints])[0]
                     for k in range(len(world.initial.machines))]
         model = world.initial
@@ -232,18 +323,23 @@ class Replayer:
             now = float(T0 + expiries * LOCK_TTL_S)
             got = ""
             if label == PUBLISH:
-                store.put(world.plans[published])
+                self._publish(store, world.plans[published])
                 published += 1
+            elif label == PUBLISH_INVALID:
+                self._publish_invalid(store, published + 1)
             elif label == EXPIRE:
                 expiries += 1
             else:
                 k = label[1]
                 # (a unit's targeted reads may start a tree as a listing may: the model's fresh id for both)
                 fresh = world.fresh_tree_id(model, k) if world.machine(model.machines[k]).phase in ("list", "read") else None
-                injected = move.observation if label[2] in (LOSE_LOCK, FREEZE) else None
-                got = self._step_machine(store, machines, k, now, fresh, injected)
+                # Where the model decides (an injected fault) the core gets the model's observation;
+                # where Route 53 decides (every batch it accepts or rejects) the real endpoint's.
+                fault = label[2]
+                got, obs = self._step_machine(store, machines, k, now, fresh, fault, move.observation if fault else None)
+                got += self._plan_read_difference(move.observation, obs)
                 for k2, m2 in knocked:
-                    knock = self._step_machine(store, machines, k2, now, None, None)
+                    knock, _ = self._step_machine(store, machines, k2, now, None)
                     if knock != m2.outcome:
                         got += f" (but {world.who(k2)[0]}'s pending batch was {knock or 'not submitted'})"
             expected = move.outcome if move is not None else ""
@@ -253,7 +349,7 @@ class Replayer:
             what = f" [{got}]" if got else ""
             self.echo(f"  {n:>3}. {step.text}{what} ... {mark}")
             if mark != "ok":
-                why = f"the model's batch was {expected or '-'}, Route 53's {got or '-'}" if expected != got else "the zone differs from the model's"
+                why = f"the model's outcome was {expected or '-'}, the replay's {got.strip() or '-'}" if expected != got else "the zone differs from the model's"
                 raise ReplayDiverged(f"step {n}: {why}")
             model = after
         self.result.model_final = [trace.endpoint_summary(world, model, j) for j in range(world.n_endpoints)]

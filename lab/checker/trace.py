@@ -100,7 +100,9 @@ def describe(world: World, state: State, label: Label, n: int) -> Step:
     who, ep = world.who(k)
     assert move is not None
     fresh = world.fresh_tree_id(state, k) if world.machine(state.machines[k]).phase == "list" else None
-    text = "" if move.error is not None else _move_text(world, state, k, move, label[2] == LOSE_LOCK)
+    # A fault that carries nothing out has its own text below (and an observation _move_text does not read).
+    told_below = move.error is not None or label[2] in (FAIL, FREEZE, PENDING)
+    text = "" if told_below else _move_text(world, state, k, move, label[2] == LOSE_LOCK)
     if move.error is not None:
         pass
     elif move.outcome == "failed" or label[2] == FAIL:
@@ -170,7 +172,10 @@ def _move_text(world: World, state: State, k: int, move: Move, lost: bool) -> st
         if "plan_seen" in events:
             return f"{who} reads plan {plan.version} from the plan store and takes it up for {ep}"
         if "plan_rejected" in events:
-            return f"{who} reads plan {plan.version if plan else '?'} and rejects it for {ep}: {events['plan_rejected'].get('reason')}"
+            what = f"plan {plan.version}" if plan else "the newest object in the plan store"
+            return f"{who} reads {what} and rejects it for {ep}: {events['plan_rejected'].get('reason')}"
+        if plan is None and move.observation.invalid is not None:
+            return f"{who} reads the plan store: the newest object still fails the schema (rejected before) for {ep}"
         return f"{who} reads the plan store: {'no plan yet' if plan is None else f'plan {plan.version}, nothing new'} for {ep}"
     if isinstance(req, core.ListRecords) or (isinstance(req, core.ReadRecords) and st_before.phase == "read"):
         # (a guarded unit's first page, or its whole zone: told as a listing)

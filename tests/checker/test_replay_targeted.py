@@ -8,25 +8,8 @@ from dataclasses import replace
 
 from enactor import protocol
 from lab.checker.replay import Replayer
-from lab.checker.world import PUBLISH, Bounds
-
-
-def _walk(world, steps: int) -> list:
-    """A fixed schedule: publish every plan in turn, each enactor one plain step at a time (no
-    injected faults), until every plan is published and the machines are quiet or `steps` run out."""
-    state, labels = world.initial, []
-    for n in range(steps):
-        enabled = world.labels(state)
-        plain = [lb for lb in enabled if len(lb) >= 3 and lb[2] == ""]
-        if PUBLISH in enabled and (n % 12 == 0 or not plain):
-            label = PUBLISH
-        elif plain:
-            label = plain[n % len(plain)]
-        else:
-            break
-        labels.append(label)
-        state, _, _ = world.apply(state, label)
-    return labels
+from lab.checker.world import Bounds
+from tests.checker.schedules import walk
 
 
 def test_a_guarded_walk_on_targeted_reads_replays_on_the_emulator(emulator):
@@ -35,7 +18,7 @@ def test_a_guarded_walk_on_targeted_reads_replays_on_the_emulator(emulator):
     world = replayer.world
     # A small heads page: these zones take the targeted path, as zones past 300 record sets do.
     world.settings = tuple(replace(s, heads_page=4) for s in world.settings)
-    replayer.labels = _walk(world, 150)
+    replayer.labels = walk(world, 150)
     try:
         result = replayer.run()
     finally:
