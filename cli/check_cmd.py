@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
         mutants: bool = typer.Option(False, "--mutants", help="Run the mutant gate (python -m lab.checker.mutants) and exit."),
         start: str = typer.Option(
             "clean", "--start",
-            help="clean: empty zones, no plan yet. damaged: October's end state (plans published, the root's tree deleted).",
+            help="clean: empty zones, no plan yet. damaged: October's end state (plans published, the root's tree deleted). "
+                 "legacy: every zone the legacy core reaches at these bounds without faults, the guard deployed on it (use small bounds).",
         ),
         max_depth: int = typer.Option(None, "--max-depth", help="Stop exploring at this many steps (default: exhaust).", show_default=False),
         symmetry: str = typer.Option("on", "--symmetry", help="off: explore every renaming of the enactors too (slower)."),
@@ -282,6 +283,10 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
     except (trace.TraceFileError, BoundsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if bounds.start == "legacy":
+        typer.echo(f"error: {path} starts from a zone a legacy run left (--start legacy), which --replay cannot recreate on Route 53 "
+                   "yet; its trace names the start's trees and the run that reached it", err=True)
+        raise typer.Exit(2)
     if data.get("core") != "enactor.protocol":
         typer.echo(f"error: {path} is a counterexample of {data.get('core')!r}, not of enactor.protocol; replay it from Python with that core", err=True)
         raise typer.Exit(2)

@@ -35,6 +35,10 @@ def parse_counterexample(doc: Any) -> tuple[Bounds, list[Label], list[Label]]:
         raise TraceInvalid(f"malformed counterexample: {exc}") from exc
     if len(labels) + len(continuation) > MAX_STEPS:
         raise TraceInvalid(f"more than {MAX_STEPS} steps")
+    if bounds.start == "legacy":
+        # Its first step picks one of the zones every legacy run reaches, which the World finds by
+        # exploring legacy mode: minutes at large bounds, too long for a request.
+        raise TraceInvalid("a --start legacy trace: the viewer does not re-explore legacy mode to find its start")
     return bounds, labels, continuation
 
 

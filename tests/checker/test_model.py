@@ -325,6 +325,8 @@ def test_a_zone_quota_below_the_start_is_refused_with_a_clear_message():
         Bounds(zone_quota=1)
     with pytest.raises(BoundsError, match="below the .* record sets the damaged start already has"):
         World(Bounds(start="damaged", plans=2, zone_quota=10))
+    with pytest.raises(BoundsError, match="--start legacy needs --endpoints 1"):
+        Bounds(start="legacy", endpoints=2)
 
 
 @pytest.mark.parametrize(("mutant", "quota"), [("quota_counts_tree_only", 24), ("refusal_keeps_lease", 20), ("trim_keeps_dropped_rollback", 24)])
@@ -350,3 +352,21 @@ def test_a_listing_move_is_the_enactors_own_even_when_two_enactors_are_in_the_sa
         for c in m.request.changes if c.action == "CREATE" and c.record.name.startswith("_lock.")
     }
     assert holders and all(f"holder={who} " in value for who, value in holders)
+
+
+def test_the_guard_deployed_on_any_zone_legacy_mode_reaches_keeps_every_invariant_and_progress():
+    """--start legacy: every (zone, plans published) the legacy core reaches without faults is a
+    start for the guarded enactors; from each, the guarded core keeps every invariant once it has
+    flipped, never deletes the active tree, and brings the endpoint to the newest plan."""
+    world = World(Bounds(guard=True, start="legacy", **SMALL))
+    starts = world.legacy_starts
+    assert len(starts) > 100 and any(world.view(s.zones[0], 0).dangling for s in starts)  # October's state among them
+    assert {s.published for s in starts} == {0, 1, 2, 3}
+    result = explore(world, stop_at_first=False)
+    assert result.exhausted and result.progress_checked and not result.counterexamples
+    # A planted fault the damage exposes is caught from these starts (the clean-up deletes the rollback's tree).
+    from lab.checker.mutants import by_name, core_module
+
+    bad = explore(World(Bounds(guard=True, start="legacy", **SMALL), core_module(by_name("cleanup_deletes_rollback"))))
+    assert bad.counterexample is not None and "RollbackIntact" in bad.counterexample.invariants
+    assert bad.counterexample.labels[0][0] == "start"
