@@ -610,7 +610,8 @@ class World:
                 out.append(lose)
             if can_drop:
                 out.append(drop)
-        if can_fail and phase in ("plan", "list", "batch"):
+        if can_fail and phase in ("plan", "list", "batch", "read", "plans", "check", "insync"):
+            # Any request but a sleep can fail in transport (the core's contract: RequestFailed answers them all).
             out.append(fail)
         if can_freeze and phase in ("plan", "batch"):
             # The runner asks the switch when it reads the plan and before every batch.

@@ -370,3 +370,11 @@ def test_the_guard_deployed_on_any_zone_legacy_mode_reaches_keeps_every_invarian
     bad = explore(World(Bounds(guard=True, start="legacy", **SMALL), core_module(by_name("cleanup_deletes_rollback"))))
     assert bad.counterexample is not None and "RollbackIntact" in bad.counterexample.invariants
     assert bad.counterexample.labels[0][0] == "start"
+
+
+def test_a_request_can_fail_in_transport_in_every_phase_but_a_sleep_and_the_guarded_core_rides_it_out():
+    world = World(Bounds(guard=True, failed_requests=1, insync_waits=1, **SMALL))
+    result = explore(world, stop_at_first=False, keep_states=True)
+    assert result.exhausted and result.progress_checked and not result.counterexamples
+    failed = {type(m.request).__name__ for m in world._moves.values() if m.outcome == "failed"}
+    assert {"ReadNewestPlan", "ReadRecords", "SubmitBatch", "AwaitInsync"} <= failed, failed
