@@ -120,3 +120,30 @@ def test_the_ci_gate_uses_the_tests_small_bounds_and_refuses_other_bounds():
     run = subprocess.run([sys.executable, "-m", "lab.checker.mutants", "--ci", "--check-args", "--enactors 3"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "--ci sets the checker's bounds" in run.stderr
+
+
+def test_the_quota_and_legacy_starts_run_from_the_command_line_and_a_legacy_trace_is_not_replayed(tmp_path):
+    quota = dnsctl("check", *SMALL, "--zone-quota", "20")
+    assert quota.returncode == 0, quota.stdout + quota.stderr
+    assert "zone quota 20 record sets" in quota.stdout and "Progress holds" in quota.stdout and "no counterexample" in quota.stdout
+    bad = dnsctl("check", "--zone-quota", "1")
+    assert bad.returncode == 2 and "--zone-quota must be at least 2" in bad.stderr
+    legacy = dnsctl("check", *SMALL, "--start", "legacy")
+    assert legacy.returncode == 0, legacy.stdout + legacy.stderr
+    assert "start legacy" in legacy.stdout and "Progress holds" in legacy.stdout and "no counterexample" in legacy.stdout
+    # A counterexample from a legacy start (a planted fault) is written, and --replay says why it
+    # cannot carry it out, changing nothing (no emulator is even asked).
+    from lab.checker import trace
+    from lab.checker.explore import explore
+    from lab.checker.mutants import by_name, core_module
+    from lab.checker.world import Bounds, World
+
+    world = World(Bounds(start="legacy", enactors=2, plans=3, keep_plans=1, lost_replies=0), core_module(by_name("cleanup_deletes_rollback")))
+    cx = explore(world).counterexample
+    assert cx is not None and cx.labels[0][0] == "start"
+    report = trace.report(world, cx)
+    assert report.steps[0].text.startswith("the guard is deployed on dynamodb.us-east-1.api.aws as legacy run")
+    path = tmp_path / "legacy.json"
+    trace.write_json(path, report)
+    replay = dnsctl("check", "--replay", str(path), env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert replay.returncode == 2 and "--start legacy" in replay.stderr and "cannot recreate" in replay.stderr

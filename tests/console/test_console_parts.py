@@ -79,6 +79,7 @@ def test_the_log_follower_waits_for_a_line_to_end_and_rereads_a_truncated_file(t
         ({"format": "dnsctl-check/1"}, "malformed"),
         ({"format": "dnsctl-check/1", "bounds": {"enactors": 99}, "steps": []}, "malformed"),
         ({"format": "dnsctl-check/1", "bounds": {}, "steps": [{"label": ["step", 0, ""]}] * 3000}, "more than"),
+        ({"format": "dnsctl-check/1", "bounds": {"start": "legacy"}, "steps": [{"label": ["start", 0]}]}, "does not re-explore legacy mode"),
     ],
 )
 def test_a_file_that_is_not_a_counterexample_gets_a_clear_error(doc, says):
