@@ -287,6 +287,10 @@ def _replay(path: Path, keep: bool, aws: bool = False) -> None:
         typer.echo(f"error: {path} starts from a zone a legacy run left (--start legacy), which --replay cannot recreate on Route 53 "
                    "yet; its trace names the start's trees and the run that reached it", err=True)
         raise typer.Exit(2)
+    if bounds.zone_quota is not None:
+        typer.echo(f"error: {path} was checked with --zone-quota {bounds.zone_quota}, which --replay cannot give the hosted zones it "
+                   "creates (the endpoint's quota is its own, GetHostedZoneLimit), so Route 53 would not refuse what the model's did", err=True)
+        raise typer.Exit(2)
     if data.get("core") != "enactor.protocol":
         typer.echo(f"error: {path} is a counterexample of {data.get('core')!r}, not of enactor.protocol; replay it from Python with that core", err=True)
         raise typer.Exit(2)

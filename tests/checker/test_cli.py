@@ -147,3 +147,8 @@ def test_the_quota_and_legacy_starts_run_from_the_command_line_and_a_legacy_trac
     trace.write_json(path, report)
     replay = dnsctl("check", "--replay", str(path), env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert replay.returncode == 2 and "--start legacy" in replay.stderr and "cannot recreate" in replay.stderr
+    doc = json.loads(path.read_text())
+    doc["bounds"].update(start="clean", zone_quota=20)
+    path.write_text(json.dumps(doc))
+    replay = dnsctl("check", "--replay", str(path), env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert replay.returncode == 2 and "--zone-quota 20" in replay.stderr and "cannot give the hosted zones" in replay.stderr
