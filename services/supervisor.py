@@ -17,6 +17,7 @@ logs/<run id>/<name>.log, which it rotates by size itself (services/logs.py); an
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -55,12 +56,34 @@ def port_free(host: str, port: int, protocol: str = "tcp") -> bool:
     return True
 
 
+PICK_FROM = 10000  # free ports are picked from here up to the kernel's ephemeral range (the demo's are below)
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(host: str, protocol: str = "tcp") -> int:
-    """A port free now on `host` (both UDP and TCP for the DNS server)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
+    """A port free now on `host` (both UDP and TCP for the DNS server).
+
+    Picked at random below the kernel's ephemeral range, not with bind(0): the kernel hands ports
+    of that range to every outgoing connection and every other program's bind(0), so one picked
+    there can be taken between this pick and the child's own bind (a whole stack starts over
+    seconds; tests run side by side). Then the child exits and another program answers on its
+    port (the supervisor's health check tells them apart by pid)."""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        if low - PICK_FROM > 1000:
+            port = rng.randrange(PICK_FROM, low)
+        else:  # an unusual ephemeral range: the kernel's pick
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
         if port_free(host, port, protocol):
             return port
     raise PortInUse(f"no free {protocol} port on {host}")
@@ -227,9 +250,19 @@ class Supervisor:
         import httpx
 
         try:
-            return self._http().get(child.url(self.host) + child.spec.health_path, timeout=1.0).status_code < 500
+            reply = self._http().get(child.url(self.host) + child.spec.health_path, timeout=1.0)
         except httpx.HTTPError:
             return False
+        if reply.status_code >= 500 or reply.status_code == 404:
+            return False  # (404: no such health route, so not the service it should be)
+        # Our services' /healthz names their pid: a reply from another process means another
+        # program took the port between the free-port pick and the child's bind (tests run side
+        # by side): not this child, which will exit on the taken port (wait_healthy says so).
+        try:
+            pid = reply.json().get("pid") if reply.headers.get("content-type", "").startswith("application/json") else None
+        except (ValueError, AttributeError):
+            pid = None
+        return pid is None or pid == child.process.pid
 
     def _http(self):
         """One keep-alive client for every health check (the live view checks each service every

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -330,8 +331,9 @@ def add_health_routes(app: FastAPI, alive: Callable[[], dict[str, Any]], readine
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
-        """Alive: 200 while the process serves (says nothing about S3 or Route 53)."""
-        return {"status": "ok", **alive()}
+        """Alive: 200 while the process serves (says nothing about S3 or Route 53). `pid` lets a
+        supervisor tell its own child from another process that took the port first."""
+        return {"status": "ok", "pid": os.getpid(), **alive()}
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def create_app(hub: Hub, poller: StatePoller | None, tail: LogTail | None, actio
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "clients": hub.clients, "state": hub.latest("state") is not None}
+        return {"status": "ok", "pid": os.getpid(), "clients": hub.clients, "state": hub.latest("state") is not None}
 
     @app.get("/metrics")
     def metrics() -> Response:

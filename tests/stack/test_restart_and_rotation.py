@@ -82,3 +82,62 @@ def test_stop_all_stops_every_child_when_reporting_a_stop_fails(tmp_path: Path):
         for p in processes:
             p.kill()
             p.wait()
+
+
+FOREIGN = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+pid = int(sys.argv[2])
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path != "/healthz":
+            self.send_response(404); self.end_headers(); return
+        body = json.dumps({"status": "ok", "pid": pid}).encode()
+        self.send_response(200); self.send_header("content-type", "application/json"); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_a_health_reply_from_another_process_on_the_childs_port_is_not_the_child(tmp_path: Path):
+    """Another program took the port between the free-port pick and the child's bind: its
+    /healthz answers with its own pid (or 404), so the child is not taken for healthy (the race
+    then talked to whatever held the port: "prober: Not Found")."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from services.supervisor import Child, free_port
+
+    def wait_port(port: int) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"nothing listens on {port}")
+
+    port = free_port("127.0.0.1")
+    child = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    servers = []
+    try:
+        sup = Supervisor(host="127.0.0.1", state_dir=tmp_path, base_env={})
+        me = Child(ServiceSpec("prober", ("prober",), port, "/healthz"), child, tmp_path / "prober.log")
+        for pid, healthy in ((child.pid + 1_000_000, False), (child.pid, True)):
+            server = subprocess.Popen([sys.executable, "-c", FOREIGN, str(port), str(pid)])
+            servers.append(server)
+            wait_port(port)
+            assert sup.is_healthy(me) is healthy
+            server.kill()
+            server.wait()
+        other = Child(ServiceSpec("prober", ("prober",), port, "/nothing-here"), child, tmp_path / "prober.log")
+        server = subprocess.Popen([sys.executable, "-c", FOREIGN, str(port), str(child.pid)])
+        servers.append(server)
+        wait_port(port)
+        assert not sup.is_healthy(other)  # 404: no such health route
+    finally:
+        for p in (child, *servers):
+            p.kill()
+            p.wait()
