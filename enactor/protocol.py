@@ -1049,10 +1049,10 @@ def _release_abandoned(s: CoreSettings, st: EndpointState, zone: layout.Endpoint
     enactor's unexpired lease, which would keep every other enactor waiting for it to run out;
     write the lock back already expired (the release batch, preamble alone) before going on."""
     value = zone.lock_value
-    if not (s.version_guard and st.salvage and value is not None and value.holder == s.enactor_id and value.expires > now):
+    if not (s.version_guard and st.salvage and lock_verdict(s, zone, now) == "mine" and value is not None and value.expires > now):
         return _finish_cleanup(st)
     notes.append(_note(st, "lock_attempt", holder=value.holder, verdict="mine", batches=1))
-    return next_batch(s, replace(st, unit=(Planned("cleanup", (), None, (("release", True),)),), acquired=False), now, notes)
+    return next_batch(s, replace(st, unit=(Planned("cleanup", (), None, ()),), acquired=False), now, notes)
 
 
 def _doomed(s: CoreSettings, st: EndpointState, zone: layout.EndpointZone, notes: list[Note], quota: int | None = None,

@@ -174,7 +174,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ), "the zone-quota check counts the tree's nodes only, not the lock, the flip's new roots and rollbacks and _applied",
         check_args=("--zone-quota", "24")),
     Mutant("refusal_keeps_lease", CORE, (
-        ("    if not (s.version_guard and st.salvage and value is not None", "    if True or not (s.version_guard and st.salvage and value is not None"),
+        ("    if not (s.version_guard and st.salvage and lock_verdict(", "    if True or not (s.version_guard and st.salvage and lock_verdict("),
     ), "a unit given up after its build took the lock (a refused plan) leaves its lease held",
         check_args=("--zone-quota", "20")),
     Mutant("trim_keeps_dropped_rollback", CORE, (

@@ -189,6 +189,8 @@ def _move_text(world: World, state: State, k: int, move: Move, lost: bool) -> st
         if "lock_lost" in events:
             return f"{who} lists {ep} to {'clean up' if cleaning else f'apply plan {v}'}: {lock}, so it backs off"
         if "lock_attempt" in events:
+            if cleaning and not any(p.changes for p in st_after.unit):
+                return f"{who} lists {ep} to clean up after a refusal: nothing to delete, but its own lease is still held: it releases it"
             if cleaning:
                 trees = _cleanup_trees(st_after.unit)
                 return f"{who} lists {ep} to clean up ({lock}; {_active(before)}): it will delete {trees or 'unused leaves'}"
@@ -224,6 +226,8 @@ def _move_text(world: World, state: State, k: int, move: Move, lost: bool) -> st
             if purpose == "heal":
                 return f"{who} heals the root of {ep}: flips it to plan {v} (tree {tree}) while {_active(before)}{tail}"
             return f"{who} flips the root of {ep} to plan {v} (tree {tree}) while {_active(before)}{tail}"
+        if not st_before.unit[0].changes:
+            return f"{who}'s release of its lease on {ep} is accepted (the lock is written back already expired)"
         deleted = events.get("cleanup_deleted")
         roots = set(before.root_targets().values())
         parts = []

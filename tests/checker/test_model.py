@@ -378,3 +378,18 @@ def test_a_request_can_fail_in_transport_in_every_phase_but_a_sleep_and_the_guar
     assert result.exhausted and result.progress_checked and not result.counterexamples
     failed = {type(m.request).__name__ for m in world._moves.values() if m.outcome == "failed"}
     assert {"ReadNewestPlan", "ReadRecords", "SubmitBatch", "AwaitInsync"} <= failed, failed
+
+
+def test_the_release_after_a_refusal_is_told_as_a_release_not_as_a_clean_up():
+    from lab.checker import trace
+
+    world = _quota_world(20)
+    result = explore(world, stop_at_first=False, keep_states=True, check_progress=False)
+    texts = {
+        trace.describe(world, s, label, 1).text
+        for s in result.explored for label in world.labels(s)
+        if label[0] == "step" and not label[2] and world.machine(s.machines[label[1]]).salvage
+    }
+    assert any("its own lease is still held: it releases it" in t for t in texts)
+    assert any("release of its lease on dynamodb.us-east-1.api.aws is accepted" in t for t in texts)
+    assert not any("deletes unused leaves" in t and "release" in t for t in texts)
