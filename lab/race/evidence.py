@@ -17,10 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.race.control import Answer, Control
-from lab.race.scenario import C, RaceRun
-
-OUTAGE_ALARMS = ("RootAliasDangling", "EnactorStuck", "EndpointEmpty")
-
+from lab.race.scenario import OUTAGE_ALARMS, C, RaceRun
 
 # How the guard keeps a stale plan out: refused at a listing (refused_stale), or dropped when the
 # newest plan is re-read after a rejection (plan_superseded), before the stale flip is ever tried.

@@ -52,6 +52,8 @@ from lab.race.watch import Watch
 from services.logs import get_logger
 
 A, B, C = "enactor-a", "enactor-b", "enactor-c"
+# The prober's alarms that say customers lost the name (services/prober/alarms.py).
+OUTAGE_ALARMS = ("RootAliasDangling", "EnactorStuck", "EndpointEmpty")
 
 
 class RaceAborted(RuntimeError):
@@ -184,9 +186,17 @@ class Race:
             run, "the prober to see addresses for every endpoint",
             lambda: {p["endpoint"] for p in c.prober_probes() if p["addresses"] > 0} >= names, s.settle_timeout_s,
         )
-        active = [a for a in c.alarms() if a["alarm"] in ("RootAliasDangling", "EndpointEmpty", "EnactorStuck")]
+        # An alarm raised while the stack came up clears only after several full answers in a row
+        # (EndpointEmpty: 5 by default), so one answering probe is not yet a clean start: wait for
+        # the alarms to clear too, and refuse only one that stays.
+        def outage_alarms() -> list[dict[str, Any]]:
+            return [a for a in c.alarms() if a["alarm"] in OUTAGE_ALARMS]
+
+        self._wait(run, "the outage alarms raised during start-up to clear", lambda: not outage_alarms(), s.settle_timeout_s)
+        active = outage_alarms()
         if active:
-            raise RaceAborted(f"alarms are active before the race ({', '.join(a['alarm'] for a in active)}): repair the stack first")
+            said = ", ".join(f"{a['alarm']} on {a.get('endpoint') or a.get('enactor') or a.get('subject', '?')}" for a in active)
+            raise RaceAborted(f"alarms are active before the race ({said}): repair the stack first")
         run.prober_empty_seconds_before = c.prober_metric("dnsctl_probe_empty_seconds_total")
         run.prober_empty_probes_before = c.prober_metric("dnsctl_probe_empty_total")
         run.log_offsets = {name: path.stat().st_size for name, path in c.stack.logs.items() if path.exists()}
@@ -317,7 +327,7 @@ class Race:
         def settled() -> bool:
             if self._broken(run):
                 fired = {a["alarm"] for a in c.alarms()}
-                return {"RootAliasDangling", "EnactorStuck", "EndpointEmpty"} <= fired
+                return set(OUTAGE_ALARMS) <= fired
             return self._converged(v, tuple(c.enactors))
 
         self._wait(run, f"plan {v} everywhere, or the outage's alarms", settled, s.aftermath_timeout_s, 0.2)
