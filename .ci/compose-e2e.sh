@@ -187,6 +187,14 @@ if bad:
     raise SystemExit(f"compose-e2e: plans not signed with key {key}: {bad}")
 print(f"compose-e2e: plans signed with key {key}: {len(planners)} planners sign ({', '.join(planners)}), {len(enactors)} enactors verify")
 CHECK
+# The same events reach `docker compose logs` (DNSCTL_LOG_STDOUT=1): an operator without the
+# console reads them there.
+for name in enactor-a planner; do
+  shown="$("${COMPOSE[@]}" logs --no-color "$name" 2>&1 || true)"  # whole, then searched: no SIGPIPE under pipefail
+  grep -qF "\"event\": \"${name%-a}_started\"" <<<"$shown" \
+    || { echo "compose-e2e: docker compose logs $name shows no ${name%-a}_started event" >&2; exit 1; }
+done
+echo "compose-e2e: docker compose logs shows the JSON events (enactor-a, planner)"
 for name in "${ENACTOR_NAMES[@]}"; do
   if docker exec "$("${COMPOSE[@]}" ps -q "$name")" test -e /var/lib/dnsctl/plan-key/plan-signing.key; then
     echo "compose-e2e: $name can see the private key" >&2; exit 1

@@ -25,6 +25,8 @@ and it is declared in one place (`container_env`):
   per service), into the `logs` volume, which the console mounts read-only and follows for its
   timeline, as it follows `dnsctl up`'s log folder. Each event carries the run id DNSCTL_RUN_ID
   (default `compose`; set a new one per `up` to tell runs apart, `down -v` clears the logs).
+  The same events also go to each container's stdout (DNSCTL_LOG_STDOUT=1), so `docker compose
+  logs SERVICE` shows them; Docker keeps at most LOG_MAX_FILES files of LOG_MAX_SIZE of them per container.
 
 `--host-network` renders a second variant for machines whose Docker daemon has no bridge (CI
 here: dockerd runs with --bridge=none, so containers have only the host's network): every
@@ -52,7 +54,7 @@ import yaml
 
 from services import stack_file
 from services.auth import TOKEN_ENV
-from services.logs import LOG_FILE_ENV
+from services.logs import LOG_FILE_ENV, LOG_STDOUT_ENV
 from services.plan.keys import PRIVATE_KEY_FILE, PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_FILE, PUBLIC_KEY_FILE_ENV
 from services.stack import EMULATOR_CREDENTIALS, Ports, ServiceSpec, default_cell_ports, services
 from services.stack_file import RUN_ID_ENV
@@ -104,6 +106,16 @@ def container_specs(ports: Ports = COMPOSE_PORTS, host_network: bool = False) ->
     return [KEYS, *signed]
 
 
+# What Docker keeps of a container's stdout (the events, as DNSCTL_LOG_STDOUT sends them): rotated
+# by size as the files in the `logs` volume are (services/logs.py), never a disk filled by a long run.
+LOG_MAX_SIZE, LOG_MAX_FILES = "10m", "3"
+
+
+def _logging() -> dict[str, Any]:
+    # A fresh dict per service: one shared object would be written as a YAML anchor and aliases.
+    return {"driver": "json-file", "options": {"max-size": LOG_MAX_SIZE, "max-file": LOG_MAX_FILES}}
+
+
 def _key_file(spec: ServiceSpec) -> str | None:
     """The key file a service reads (the planner's private key, an enactor's public key), if any."""
     return spec.env.get(PRIVATE_KEY_FILE_ENV) or spec.env.get(PUBLIC_KEY_FILE_ENV)
@@ -117,6 +129,7 @@ def container_env(spec: ServiceSpec) -> dict[str, str]:
         env[TOKEN_ENV] = TOKEN_REQUIRED
     if _writes_log(spec):
         env[LOG_FILE_ENV] = str(VOLUMES["logs"] / f"{spec.name}.log")
+        env[LOG_STDOUT_ENV] = "1"
         env[RUN_ID_ENV] = RUN_ID
     return env
 
@@ -195,6 +208,7 @@ def render(ports: Ports = COMPOSE_PORTS, host_network: bool = False) -> dict[str
         service["volumes"] = container_volumes(spec)
         if not spec.oneshot:
             service["healthcheck"] = _healthcheck(spec)
+        service["logging"] = _logging()
         if spec.depends_on:
             service["depends_on"] = {dep: {"condition": _condition(by_name[dep])} for dep in spec.depends_on}
         out[spec.name] = service

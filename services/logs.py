@@ -8,7 +8,10 @@ any field whose name looks like a credential is redacted before rendering.
 
 With DNSCTL_LOG_FILE set (`dnsctl up` sets it for each service) events go to that file instead
 of stdout, rotated by size: at DNSCTL_LOG_MAX_BYTES (default 10 MB) the file becomes .1, the
-previous .1 becomes .2, and so on up to DNSCTL_LOG_BACKUPS (default 5) files.
+previous .1 becomes .2, and so on up to DNSCTL_LOG_BACKUPS (default 5) files. With
+DNSCTL_LOG_STDOUT=1 as well, every event also goes to stdout, line for line: docker compose sets
+it, so `docker compose logs SERVICE` shows the events while the file in the `logs` volume feeds
+the console's timeline.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     import structlog  # imported when a process configures or logs: `dnsctl status` does neither
 
 LOG_FILE_ENV = "DNSCTL_LOG_FILE"
+LOG_STDOUT_ENV = "DNSCTL_LOG_STDOUT"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 _SECRET_MARKERS = ("token", "secret", "password", "authorization", "credential", "access_key")
@@ -75,15 +79,34 @@ class RotatingStream:
         self._handler.flush()
 
 
+class TeeStream:
+    """One text stream into several, each write to each in turn (the rotated file, then stdout)."""
+
+    def __init__(self, *streams: TextIO | RotatingStream):
+        self._streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self._streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self._streams:
+            stream.flush()
+
+
 def _default_stream() -> TextIO:
     path = os.environ.get(LOG_FILE_ENV)
     if not path:
         return sys.stdout
-    return RotatingStream(  # type: ignore[return-value]
+    rotating = RotatingStream(
         path,
         int(os.environ.get("DNSCTL_LOG_MAX_BYTES", DEFAULT_MAX_BYTES)),
         int(os.environ.get("DNSCTL_LOG_BACKUPS", DEFAULT_BACKUPS)),
     )
+    if os.environ.get(LOG_STDOUT_ENV, "") == "1":
+        return TeeStream(rotating, sys.stdout)  # type: ignore[return-value]
+    return rotating  # type: ignore[return-value]
 
 
 def configure(process: str, stream: TextIO | None = None, level: str | None = None) -> None:

@@ -21,7 +21,7 @@ import yaml
 
 from services import compose_file, stack_file
 from services.auth import TOKEN_ENV
-from services.logs import LOG_FILE_ENV
+from services.logs import LOG_FILE_ENV, LOG_STDOUT_ENV
 from services.plan.keys import PRIVATE_KEY_FILE_ENV, PUBLIC_KEY_FILE_ENV
 from services.stack import Ports, services
 from services.stack_file import RUN_ID_ENV
@@ -70,7 +70,7 @@ def _container_extras(name: str) -> dict[str, str]:
     and the run id its events carry (the console only reads the logs)."""
     extras: dict[str, str] = {}
     if name != "console":
-        extras = {LOG_FILE_ENV: f"/var/lib/dnsctl/logs/{name}.log", RUN_ID_ENV: compose_file.RUN_ID}
+        extras = {LOG_FILE_ENV: f"/var/lib/dnsctl/logs/{name}.log", LOG_STDOUT_ENV: "1", RUN_ID_ENV: compose_file.RUN_ID}
     return extras
 
 
@@ -329,6 +329,8 @@ def test_the_console_follows_the_logs_the_services_write():
         env = compose[name]["environment"]
         assert env[LOG_FILE_ENV] == f"{compose_file.VOLUMES['logs']}/{name}.log", name
         assert env[RUN_ID_ENV] == "${DNSCTL_RUN_ID:-compose}", name
+        # ... and to the container's stdout, for `docker compose logs`, which Docker rotates.
+        assert env[LOG_STDOUT_ENV] == "1" and compose[name]["logging"]["options"]["max-size"], name
 
 
 def test_keys_init_makes_the_pair_and_a_public_copy_and_keeps_them(tmp_path):

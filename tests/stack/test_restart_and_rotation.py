@@ -1,14 +1,21 @@
-"""The supervisor's restart backoff on a real child that keeps dying, and size-rotated logs."""
+"""The supervisor's restart backoff on a real child that keeps dying, size-rotated logs, and the
+events sent to stdout as well for docker compose."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from services.logs import RotatingStream
+import pytest
+
+from services.logs import LOG_FILE_ENV, LOG_STDOUT_ENV, RotatingStream
 from services.stack import ServiceSpec
 from services.supervisor import RestartPolicy, Supervisor
+from tests.processes import ROOT
 
 
 def test_backoff_doubles_and_is_capped():
@@ -51,6 +58,30 @@ def test_rotating_stream_rolls_over_by_size(tmp_path: Path):
     assert all(p.stat().st_size <= 1000 for p in tmp_path.iterdir())
     last = [json.loads(line) for line in path.read_text().splitlines()]
     assert last[-1]["n"] == 99  # the newest events are in the live file, whole lines only
+
+
+TEE_WRITER = """
+from services.logs import configure, get_logger
+configure(process="enactor-a")
+log = get_logger(enactor="enactor-a", endpoint="e.example")
+for version in range(1, 6):
+    log.info("plan_seen", plan_version=version, api_token="not-for-logs")
+"""
+
+
+@pytest.mark.parametrize("tee", [True, False])
+def test_events_go_to_stdout_too_only_when_asked(tmp_path: Path, tee: bool):
+    """DNSCTL_LOG_STDOUT=1 (docker compose sets it) sends every event to the rotated file and to
+    stdout, the same lines; without it stdout stays empty (`dnsctl up`'s children)."""
+    path = tmp_path / "enactor-a.log"
+    env = {k: v for k, v in os.environ.items() if k != LOG_STDOUT_ENV} | {LOG_FILE_ENV: str(path)}
+    if tee:
+        env[LOG_STDOUT_ENV] = "1"
+    run = subprocess.run([sys.executable, "-c", TEE_WRITER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+    in_file = path.read_text().splitlines()
+    assert [json.loads(line)["plan_version"] for line in in_file] == [1, 2, 3, 4, 5]
+    assert all(json.loads(line)["api_token"] == "[redacted]" for line in in_file)
+    assert run.stdout.splitlines() == (in_file if tee else [])
 
 
 def test_stop_all_stops_every_child_when_reporting_a_stop_fails(tmp_path: Path):
