@@ -57,9 +57,12 @@ def _service_order(name: str) -> tuple[int, str]:
 
 
 def accounts_text(summary: dict[str, Any], noun: str = "accounts") -> str:
-    """"4 accounts" or "4 accounts, 2 without DNS" (the prober's answers for their names)."""
-    count = summary["answering"] + summary["lost"]
-    return f"{count} {noun if count != 1 else noun.removesuffix('s')}" + (f", {summary['lost']} without DNS" if summary["lost"] else "")
+    """"4 accounts", "4 accounts, 2 without DNS" or "..., 1 not answered yet" (the prober's answers
+    for their names; an account it never got a reply for is neither)."""
+    unanswered = summary.get("unanswered", 0)
+    count = summary["answering"] + summary["lost"] + unanswered
+    return (f"{count} {noun if count != 1 else noun.removesuffix('s')}" + (f", {summary['lost']} without DNS" if summary["lost"] else "")
+            + (f", {unanswered} not answered yet" if unanswered else ""))
 
 
 def groups(report: dict[str, Any]) -> list[dict[str, Any]]:

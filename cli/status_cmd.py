@@ -53,7 +53,8 @@ def _dns_text(row: dict) -> str:
         if accounts is None:
             return "accounts ?"
         lost = f"[red]{accounts['lost']} lost[/red]" if accounts["lost"] else "0 lost"
-        return f"accounts {accounts['answering']} answering / {lost}"
+        unanswered = f" / {accounts['unanswered']} not answered yet" if accounts.get("unanswered") else ""
+        return f"accounts {accounts['answering']} answering / {lost}{unanswered}"
     parts = []
     for rtype, count in row["addresses"].items():
         text = f"{rtype} {'?' if count is None else count}"

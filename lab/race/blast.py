@@ -62,12 +62,18 @@ class BlastRadius:
                 "lost_accounts": [a.account for a in self.answers if a.lost]}
 
 
+ATTEMPTS = 3  # as a stub resolver does: a lost datagram or a busy server is not a lost name
+
+
 def _ask(server: tuple[str, int], name: str, rtype: str, timeout_s: float) -> dns.message.Message | None:
+    """The reply, asked up to ATTEMPTS times with the timeout doubling; None: no reply at all."""
     query = dns.message.make_query(name, dns.rdatatype.from_text(rtype))
-    try:
-        return dns.query.udp(query, server[0], port=server[1], timeout=timeout_s)
-    except (dns.exception.DNSException, OSError):
-        return None
+    for attempt in range(ATTEMPTS):
+        try:
+            return dns.query.udp(query, server[0], port=server[1], timeout=timeout_s * 2**attempt)
+        except (dns.exception.DNSException, OSError):
+            continue
+    return None
 
 
 def resolve_account(server: tuple[str, int], name: str, timeout_s: float = 1.0) -> tuple[str | None, dict[str, int]]:

@@ -4,15 +4,22 @@ With the cell map applied, every account resolves `<account>.ddb.<region>.api.aw
 its cell's name (or to the legacy regional name). The prober asks the DNS data plane for every
 account name it finds in Route 53 (the accounts' zone in its snapshot), follows each CNAME to its
 target once per round (accounts of one cell share one target question), and counts per cell how
-many accounts get addresses and how many lost DNS (the chain ends in zero addresses, NXDOMAIN,
-or no answer). One `accounts_dns` event per change of a cell's counts; gauges per cell.
+many accounts get addresses and how many lost DNS (the chain ends in zero addresses or
+NXDOMAIN). One `accounts_dns` event per change of a cell's counts; gauges per cell.
+
+A question with no reply in time says nothing either way (as for the endpoints' alarms,
+services/prober/rules.py): it is asked once more with twice the timeout, and if that goes
+unanswered too the account keeps its last answered probe (`fresh` False), or, never answered
+yet (`answered` False), counts as `unanswered`, never as lost. On a loaded machine a 0.5 s timeout is missed now and
+then, and a lost account that is not lost is the one figure an SRE must be able to trust.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import dns.asyncquery
 import dns.exception
@@ -35,10 +42,12 @@ class AccountProbe:
     cell: str  # cell-N, legacy, or "unknown" (a target that is neither)
     target: str | None  # the CNAME the data plane served (None: none)
     addresses: int  # A addresses at the end of the chain
+    answered: bool = True  # False: never answered yet (no reply this round, nor in any before it)
+    fresh: bool = True  # False: no reply this round, the fields are the last answered round's
 
     @property
     def lost(self) -> bool:
-        return self.addresses == 0
+        return self.answered and self.addresses == 0
 
 
 def account_names(snapshot: Snapshot, region: str) -> list[str]:
@@ -57,39 +66,60 @@ def cell_of(target: str | None, region: str) -> str:
     return owner_cell(target, region) or "unknown"
 
 
-async def probe_accounts(server: tuple[str, int], names: list[str], region: str, timeout_s: float = 0.5) -> list[AccountProbe]:
+async def probe_accounts(server: tuple[str, int], names: list[str], region: str, timeout_s: float = 0.5,
+                         previous: Mapping[str, AccountProbe] | None = None) -> list[AccountProbe]:
+    """One round: every name's CNAME, then every distinct target's A addresses. `previous` (the last
+    round's probes by account) is what an account keeps when its questions go unanswered."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def ask(name: str, rtype: str) -> dns.message.Message | None:
+    async def ask_once(name: str, wait_s: float) -> dns.message.Message | None:
         async with gate:
             try:
-                return await dns.asyncquery.udp(dns.message.make_query(name + ".", rtype), server[0], port=server[1], timeout=timeout_s)
+                return await dns.asyncquery.udp(dns.message.make_query(name + ".", "A"), server[0], port=server[1], timeout=wait_s)
             except (dns.exception.DNSException, OSError):
                 return None
 
-    replies = await asyncio.gather(*(ask(n, "A") for n in names))
+    async def ask(name: str) -> dns.message.Message | None:
+        return await ask_once(name, timeout_s) or await ask_once(name, 2 * timeout_s)
+
+    replies = dict(zip(names, await asyncio.gather(*(ask(n) for n in names)), strict=True))
     targets: dict[str, str | None] = {}
-    for name, reply in zip(names, replies, strict=True):
+    for name, reply in replies.items():
         cname = [r for r in reply.answer if r.rdtype == dns.rdatatype.CNAME] if reply is not None else []
         targets[name] = cname[0][0].target.to_text().rstrip(".") if cname else None
     distinct = sorted({t for t in targets.values() if t})
-    answers = await asyncio.gather(*(ask(t, "A") for t in distinct))
-    counts = {t: sum(len(r) for r in a.answer if r.rdtype == dns.rdatatype.A) if a is not None else 0
-              for t, a in zip(distinct, answers, strict=True)}
-    return [AccountProbe(n, cell_of(targets[n], region), targets[n], counts.get(targets[n] or "", 0)) for n in names]
+    answers = dict(zip(distinct, await asyncio.gather(*(ask(t) for t in distinct)), strict=True))
+    out = []
+    for n in names:
+        target = targets[n]
+        answer = answers.get(target) if target else None
+        if replies[n] is None or (target and answer is None):  # no reply in time: nothing said either way
+            last = (previous or {}).get(n)
+            out.append(replace(last, fresh=False) if last and last.answered
+                       else AccountProbe(n, "unknown", None, 0, answered=False, fresh=False))
+            continue
+        count = sum(len(r) for r in answer.answer if r.rdtype == dns.rdatatype.A) if answer is not None else 0
+        out.append(AccountProbe(n, cell_of(target, region), target, count))
+    return out
 
 
 def per_cell(probes: list[AccountProbe]) -> dict[str, dict[str, int]]:
+    """Per cell: accounts answering addresses, lost (answered with none) and, only where there are
+    any, unanswered (never answered yet). An account that went unanswered this round counts as its
+    last answered probe did."""
     out: dict[str, dict[str, int]] = defaultdict(lambda: {"answering": 0, "lost": 0})
     for p in probes:
-        out[p.cell]["lost" if p.lost else "answering"] += 1
+        if not p.answered:
+            out[p.cell]["unanswered"] = out[p.cell].get("unanswered", 0) + 1
+        else:
+            out[p.cell]["lost" if p.lost else "answering"] += 1
     return dict(sorted(out.items()))
 
 
+STATES = ("answering", "lost", "unanswered")
+
+
 def export(counts: dict[str, dict[str, int]], before: dict[str, dict[str, int]]) -> None:
-    for cell in set(before) - set(counts):
-        for state in ("answering", "lost"):
-            ACCOUNTS.labels(cell, state).set(0)
-    for cell, c in counts.items():
-        for state, n in c.items():
-            ACCOUNTS.labels(cell, state).set(n)
+    for cell in set(before) | set(counts):
+        for state in STATES:
+            ACCOUNTS.labels(cell, state).set(counts.get(cell, {}).get(state, 0))

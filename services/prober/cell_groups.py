@@ -15,7 +15,7 @@ the console takes the console's view as it is. What `group` adds to the view
     accounts_at, accounts_error   when the prober probed the accounts, or why it could not be read
 
     PLANNER   {"url", "reachable", "newest_version", "frozen", "error"}
-    ACCOUNTS  {"answering": n, "lost": n, "accounts": [{"account", "name", "target", "addresses"}]}
+    ACCOUNTS  {"answering": n, "lost": n, "unanswered": n, "accounts": [{"account", "name", "target", "addresses", "answered"}]}
               (None: unknown, the prober was not read; never zero for unknown)
 
 With cells, every cell is its own plan stream: a cell's endpoint lags behind its cell's planner,
@@ -139,14 +139,16 @@ def group(state: dict[str, Any], readings: CellReadings | None, cells: tuple[str
     for probe in (accounts or {}).get("accounts", []):
         by_cell.setdefault(probe.get("cell") or "unknown", []).append(
             {"account": probe["account"].split(".", 1)[0], "name": probe["account"], "target": probe.get("target"),
-             "addresses": probe.get("addresses", 0)})
+             "addresses": probe.get("addresses", 0), "answered": probe.get("answered", True)})
 
     def summary(cell: str) -> dict[str, Any] | None:
         if accounts is None:
             return None
         names = sorted(by_cell.get(cell, []), key=lambda a: a["account"])
-        return {"answering": sum(1 for a in names if a["addresses"] > 0), "lost": sum(1 for a in names if a["addresses"] == 0),
-                "accounts": names}
+        # An account the prober never got a reply for is neither answering nor lost (accounts.py).
+        return {"answering": sum(1 for a in names if a["addresses"] > 0),
+                "lost": sum(1 for a in names if a["addresses"] == 0 and a["answered"]),
+                "unanswered": sum(1 for a in names if not a["answered"]), "accounts": names}
 
     # The accounts' zone has no address at its apex (its names are CNAMEs): what it serves is
     # every account's answer, so its row carries the accounts' totals instead of the apex's.
@@ -154,7 +156,7 @@ def group(state: dict[str, Any], readings: CellReadings | None, cells: tuple[str
     for row in state.get("endpoints", []):
         if row["cell"] == CELLMAP:
             row["addresses"] = {}
-            row["accounts"] = ({"answering": sum(t["answering"] for t in totals if t), "lost": sum(t["lost"] for t in totals if t)}
+            row["accounts"] = ({key: sum(t[key] for t in totals if t) for key in ("answering", "lost", "unanswered")}
                                if totals is not None else None)
     state["cells"] = [{"cell": cell, "planner": _planner_part(planners.get(cell)), "accounts": summary(cell)}
                       for cell in sorted(set(cells) | set(planners), key=cell_number)]

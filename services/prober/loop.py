@@ -154,7 +154,8 @@ class Prober:
                 names = accounts.account_names(snap, self.settings.region) if snap is not None else []
                 if names:
                     probes = await accounts.probe_accounts(self.settings.dns, names, self.settings.region,
-                                                           self.settings.probe_timeout_s)
+                                                           self.settings.probe_timeout_s,
+                                                           {p.account: p for p in self.account_probes})
                     counts = accounts.per_cell(probes)
                     for cell, c in counts.items():
                         if self._accounts_per_cell.get(cell) != c:
@@ -169,7 +170,8 @@ class Prober:
         return {
             "at": self.accounts_at,
             "per_cell": self._accounts_per_cell,
-            "accounts": [{"account": p.account, "cell": p.cell, "target": p.target, "addresses": p.addresses}
+            "accounts": [{"account": p.account, "cell": p.cell, "target": p.target, "addresses": p.addresses,
+                          "answered": p.answered, "fresh": p.fresh}
                          for p in self.account_probes],
         }
 

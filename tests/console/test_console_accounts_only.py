@@ -34,7 +34,7 @@ def test_the_cell_map_without_cells_is_neutral_and_says_there_are_no_cells(stack
     state = stack.state()
     assert state["cells"] == [] and state["legacy_accounts"]["answering"] == ACCOUNTS, state.get("legacy_accounts")
     row = next(r for r in state["endpoints"] if r["endpoint"] == ACCOUNTS_ZONE)
-    assert row["cell"] == "cellmap" and row["addresses"] == {} and row["accounts"] == {"answering": ACCOUNTS, "lost": 0}
+    assert row["cell"] == "cellmap" and row["addresses"] == {} and row["accounts"] == {"answering": ACCOUNTS, "lost": 0, "unanswered": 0}
     cellmap = json.loads((stack.state_dir / "stack.json").read_text())["services"]["cellmap-planner"]
     newest = httpx.get(f"http://127.0.0.1:{cellmap['port']}/v1/cellmap/status", timeout=10).json()["newest_version"]
     assert state["cellmap"]["newest_version"] == newest and row["newest_version"] == newest

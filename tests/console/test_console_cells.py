@@ -38,7 +38,10 @@ def test_rows_get_their_cell_and_cell_endpoints_their_own_planners_lag():
                             {"at": 1.0, "accounts": [
                                 {"account": "100000000001.ddb.us-east-1.api.aws", "cell": "cell-1", "target": "cell-1.ddb.us-east-1.api.aws", "addresses": 2},
                                 {"account": "100000000002.ddb.us-east-1.api.aws", "cell": "cell-2", "target": "cell-2.ddb.us-east-1.api.aws", "addresses": 0},
-                                {"account": "100000000003.ddb.us-east-1.api.aws", "cell": "legacy", "target": "dynamodb.us-east-1.api.aws", "addresses": 3}]},
+                                {"account": "100000000003.ddb.us-east-1.api.aws", "cell": "legacy", "target": "dynamodb.us-east-1.api.aws", "addresses": 3},
+                                # Never answered yet (the prober's questions timed out): neither answering nor lost.
+                                {"account": "100000000004.ddb.us-east-1.api.aws", "cell": "unknown", "target": None, "addresses": 0,
+                                 "answered": False}]},
                             cellmap=PlannerStatus("http://map", True, newest_version=4))
     out = group(state, readings, ("cell-1", "cell-2"))
     rows = {r["endpoint"]: r for r in out["endpoints"]}
@@ -51,12 +54,13 @@ def test_rows_get_their_cell_and_cell_endpoints_their_own_planners_lag():
     assert out["cellmap"] == {"url": "http://map", "reachable": True, "newest_version": 4, "frozen": None, "error": None}
     assert [e["cell"] for e in out["enactors"]] == [None, "cell-1", "cell-12", CELLMAP]
     assert [c["cell"] for c in out["cells"]] == ["cell-1", "cell-2"]
-    assert out["cells"][0]["accounts"] == {"answering": 1, "lost": 0, "accounts": [
-        {"account": "100000000001", "name": "100000000001.ddb.us-east-1.api.aws", "target": "cell-1.ddb.us-east-1.api.aws", "addresses": 2}]}
+    assert out["cells"][0]["accounts"] == {"answering": 1, "lost": 0, "unanswered": 0, "accounts": [
+        {"account": "100000000001", "name": "100000000001.ddb.us-east-1.api.aws", "target": "cell-1.ddb.us-east-1.api.aws", "addresses": 2,
+         "answered": True}]}
     assert (out["cells"][1]["accounts"]["lost"], out["cells"][1]["planner"]["reachable"]) == (1, False)
     assert out["legacy_accounts"]["answering"] == 1
     # The accounts' zone is judged by every account's answer, not by its apex (which has no address).
-    assert (rows["ddb.us-east-1.api.aws"]["addresses"], rows["ddb.us-east-1.api.aws"]["accounts"]) == ({}, {"answering": 2, "lost": 1})
+    assert (rows["ddb.us-east-1.api.aws"]["addresses"], rows["ddb.us-east-1.api.aws"]["accounts"]) == ({}, {"answering": 2, "lost": 1, "unanswered": 1})
 
 
 def test_without_the_prober_accounts_are_unknown_not_zero():

@@ -303,14 +303,18 @@ function endpointCard(ep, state, heading, planner) {
 
 function accountsText(summary) {
   if (!summary) return "accounts: unknown (prober not read)";
-  return `${plural(summary.answering + summary.lost, "account")}: ${summary.answering} answering, ${summary.lost} lost DNS`;
+  const unanswered = summary.unanswered || 0;  // never answered yet: neither answering nor lost
+  return `${plural(summary.answering + summary.lost + unanswered, "account")}: ${summary.answering} answering, ${summary.lost} lost DNS`
+    + (unanswered ? `, ${unanswered} not answered yet` : "");
 }
 
 function accountList(summary, label) {
   if (!summary || !summary.accounts.length) return h("p", { class: "accounts none", text: summary ? "no account" : "" });
   return h("ul", { class: "accounts", "aria-label": label },
-    summary.accounts.map((a) => h("li", { class: a.addresses > 0 ? "ok" : "lost", "data-account": a.account, "data-addresses": a.addresses },
-      `${a.account} → ${a.target ? nick(a.target) : "no CNAME"}: ${a.addresses > 0 ? plural(a.addresses, "address") : "NO ADDRESS"}`)));
+    summary.accounts.map((a) => a.answered === false
+      ? h("li", { class: "unanswered", "data-account": a.account }, `${a.account}: not answered yet`)
+      : h("li", { class: a.addresses > 0 ? "ok" : "lost", "data-account": a.account, "data-addresses": a.addresses },
+        `${a.account} → ${a.target ? nick(a.target) : "no CNAME"}: ${a.addresses > 0 ? plural(a.addresses, "address") : "NO ADDRESS"}`)));
 }
 
 function renderEndpoints(state) {
