@@ -57,12 +57,12 @@ def _service_order(name: str) -> tuple[int, str]:
 
 
 def accounts_text(summary: dict[str, Any], noun: str = "accounts") -> str:
-    """"4 accounts", "4 accounts, 2 without DNS" or "..., 1 not answered yet" (the prober's answers
-    for their names; an account it never got a reply for is neither)."""
+    """"4 accounts", "4 accounts, 2 without DNS" or "..., 1 no reply" (the prober's answers
+    for their names; an account with no answer to count is neither answering nor without DNS)."""
     unanswered = summary.get("unanswered", 0)
     count = summary["answering"] + summary["lost"] + unanswered
     return (f"{count} {noun if count != 1 else noun.removesuffix('s')}" + (f", {summary['lost']} without DNS" if summary["lost"] else "")
-            + (f", {unanswered} not answered yet" if unanswered else ""))
+            + (f", {unanswered} no reply" if unanswered else ""))
 
 
 def groups(report: dict[str, Any]) -> list[dict[str, Any]]:

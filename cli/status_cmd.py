@@ -53,7 +53,7 @@ def _dns_text(row: dict) -> str:
         if accounts is None:
             return "accounts ?"
         lost = f"[red]{accounts['lost']} lost[/red]" if accounts["lost"] else "0 lost"
-        unanswered = f" / {accounts['unanswered']} not answered yet" if accounts.get("unanswered") else ""
+        unanswered = f" / {accounts['unanswered']} no reply" if accounts.get("unanswered") else ""
         return f"accounts {accounts['answering']} answering / {lost}{unanswered}"
     parts = []
     for rtype, count in row["addresses"].items():

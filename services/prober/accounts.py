@@ -9,9 +9,11 @@ NXDOMAIN). One `accounts_dns` event per change of a cell's counts; gauges per ce
 
 A question with no reply in time says nothing either way (as for the endpoints' alarms,
 services/prober/rules.py): it is asked once more with twice the timeout, and if that goes
-unanswered too the account keeps its last answered probe (`fresh` False), or, never answered
-yet (`answered` False), counts as `unanswered`, never as lost. On a loaded machine a 0.5 s timeout is missed now and
-then, and a lost account that is not lost is the one figure an SRE must be able to trust.
+unanswered too the account keeps its last answered probe (`misses` counts the rounds), for at
+most KEEP_ROUNDS rounds; never answered, or silent for longer (`answered` False), it counts as
+`unanswered`, never as lost. On a loaded machine a 0.5 s timeout is missed now and then, and a
+lost account that is not lost is the one figure an SRE must be able to trust; a silent DNS server
+shows as accounts with no reply within a few rounds.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from services.route53.records import normalise_name
 
 ACCOUNTS = Gauge("dnsctl_probe_accounts", "Accounts by cell and whether their name answers addresses", ["cell", "state"])
 CONCURRENCY = 64  # questions in flight at once
+# How many rounds in a row without a reply an account keeps its last answer: a missed datagram on
+# a busy machine is not an outage, but a DNS server gone silent must not look healthy for ever.
+KEEP_ROUNDS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,8 @@ class AccountProbe:
     cell: str  # cell-N, legacy, or "unknown" (a target that is neither)
     target: str | None  # the CNAME the data plane served (None: none)
     addresses: int  # A addresses at the end of the chain
-    answered: bool = True  # False: never answered yet (no reply this round, nor in any before it)
-    fresh: bool = True  # False: no reply this round, the fields are the last answered round's
+    answered: bool = True  # False: nothing to count (never answered, or no reply for KEEP_ROUNDS rounds)
+    misses: int = 0  # rounds in a row with no reply (then the fields are the last answered round's)
 
     @property
     def lost(self) -> bool:
@@ -95,8 +100,12 @@ async def probe_accounts(server: tuple[str, int], names: list[str], region: str,
         answer = answers.get(target) if target else None
         if replies[n] is None or (target and answer is None):  # no reply in time: nothing said either way
             last = (previous or {}).get(n)
-            out.append(replace(last, fresh=False) if last and last.answered
-                       else AccountProbe(n, "unknown", None, 0, answered=False, fresh=False))
+            misses = last.misses + 1 if last else 1
+            if last and last.answered and misses < KEEP_ROUNDS:
+                out.append(replace(last, misses=misses))
+            else:
+                out.append(AccountProbe(n, last.cell if last else "unknown", last.target if last else None, 0,
+                                        answered=False, misses=misses))
             continue
         count = sum(len(r) for r in answer.answer if r.rdtype == dns.rdatatype.A) if answer is not None else 0
         out.append(AccountProbe(n, cell_of(target, region), target, count))
@@ -105,8 +114,8 @@ async def probe_accounts(server: tuple[str, int], names: list[str], region: str,
 
 def per_cell(probes: list[AccountProbe]) -> dict[str, dict[str, int]]:
     """Per cell: accounts answering addresses, lost (answered with none) and, only where there are
-    any, unanswered (never answered yet). An account that went unanswered this round counts as its
-    last answered probe did."""
+    any, unanswered (no answer to count). An account that missed fewer than KEEP_ROUNDS rounds
+    counts as its last answered probe did."""
     out: dict[str, dict[str, int]] = defaultdict(lambda: {"answering": 0, "lost": 0})
     for p in probes:
         if not p.answered:

@@ -171,7 +171,7 @@ class Prober:
             "at": self.accounts_at,
             "per_cell": self._accounts_per_cell,
             "accounts": [{"account": p.account, "cell": p.cell, "target": p.target, "addresses": p.addresses,
-                          "answered": p.answered, "fresh": p.fresh}
+                          "answered": p.answered, "misses": p.misses}
                          for p in self.account_probes],
         }
 

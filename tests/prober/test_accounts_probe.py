@@ -1,6 +1,6 @@
 """The prober's account probes over real UDP DNS: a question with no reply in time says nothing
 either way. It is asked again, and if that goes unanswered too the account keeps its last answered
-probe, or counts as unanswered, never as lost (services/prober/accounts.py). A name that answers
+probe for a few rounds, or counts as unanswered, never as lost (services/prober/accounts.py). A name that answers
 with no address is lost at once."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import dns.rrset
 import pytest
 
 from services.cells.naming import legacy_endpoint
-from services.prober.accounts import AccountProbe, per_cell, probe_accounts
+from services.prober.accounts import KEEP_ROUNDS, AccountProbe, per_cell, probe_accounts
 
 REGION = "us-east-1"
 CELL1 = f"cell-1.ddb.{REGION}.api.aws"
@@ -91,10 +91,10 @@ def probe(server: Server, previous: dict[str, AccountProbe] | None = None) -> di
 
 def test_every_account_answers_through_its_cname(server: Server):
     got = probe(server)
-    assert {a: (p.cell, p.addresses, p.answered, p.fresh) for a, p in got.items()} == {
-        "100000000001.ddb.us-east-1.api.aws": ("cell-1", 2, True, True),
-        "100000000002.ddb.us-east-1.api.aws": ("legacy", 3, True, True),
-        "100000000003.ddb.us-east-1.api.aws": ("legacy", 3, True, True),
+    assert {a: (p.cell, p.addresses, p.answered, p.misses) for a, p in got.items()} == {
+        "100000000001.ddb.us-east-1.api.aws": ("cell-1", 2, True, 0),
+        "100000000002.ddb.us-east-1.api.aws": ("legacy", 3, True, 0),
+        "100000000003.ddb.us-east-1.api.aws": ("legacy", 3, True, 0),
     }
     assert per_cell(list(got.values())) == {"cell-1": {"answering": 1, "lost": 0}, "legacy": {"answering": 2, "lost": 0}}
 
@@ -102,18 +102,28 @@ def test_every_account_answers_through_its_cname(server: Server):
 def test_a_question_dropped_once_is_asked_again(server: Server):
     server.drop_first = 1
     got = probe(server)
-    assert all(p.fresh and p.addresses > 0 for p in got.values()), got
+    assert all(p.misses == 0 and p.addresses > 0 for p in got.values()), got
     assert server.asked[CELL1] == 2 and server.asked["100000000001.ddb.us-east-1.api.aws"] == 2
 
 
-def test_no_reply_keeps_the_last_answer_and_a_never_answered_account_is_not_lost(server: Server):
+def test_no_reply_keeps_the_last_answer_for_a_few_rounds_and_a_never_answered_account_is_not_lost(server: Server):
     first = probe(server)
     server.silent = {"100000000001.ddb.us-east-1.api.aws", LEGACY}
     kept = probe(server, previous=first)
     # The accounts whose questions went unanswered keep their last answered probe: still answering.
-    assert all(not p.fresh and p.answered for p in kept.values()), kept
+    assert all(p.misses == 1 and p.answered for p in kept.values()), kept
     assert per_cell(list(kept.values())) == per_cell(list(first.values()))
+    # For KEEP_ROUNDS rounds in a row at most: a DNS server gone silent shows as accounts with no reply.
+    rounds = [kept]
+    for _ in range(KEEP_ROUNDS - 1):
+        rounds.append(probe(server, previous=rounds[-1]))
+    assert per_cell(list(rounds[-2].values())) == per_cell(list(first.values()))
+    assert per_cell(list(rounds[-1].values())) == {"cell-1": {"answering": 0, "lost": 0, "unanswered": 1},
+                                                   "legacy": {"answering": 0, "lost": 0, "unanswered": 2}}
+    server.silent = set()
+    assert per_cell(list(probe(server, previous=rounds[-1]).values())) == per_cell(list(first.values()))  # back at once
     # With no earlier answer they are unanswered, never lost.
+    server.silent = {"100000000001.ddb.us-east-1.api.aws", LEGACY}
     fresh_start = probe(server)
     assert per_cell(list(fresh_start.values())) == {"unknown": {"answering": 0, "lost": 0, "unanswered": 3}}
     assert not any(p.lost for p in fresh_start.values())
@@ -124,4 +134,4 @@ def test_a_name_that_answers_no_address_is_lost_at_once(server: Server):
     server.addresses[LEGACY] = 0
     got = probe(server, previous=first)
     assert per_cell(list(got.values())) == {"cell-1": {"answering": 1, "lost": 0}, "legacy": {"answering": 0, "lost": 2}}
-    assert all(p.fresh for p in got.values())
+    assert all(p.misses == 0 for p in got.values())

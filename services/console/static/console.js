@@ -303,16 +303,16 @@ function endpointCard(ep, state, heading, planner) {
 
 function accountsText(summary) {
   if (!summary) return "accounts: unknown (prober not read)";
-  const unanswered = summary.unanswered || 0;  // never answered yet: neither answering nor lost
+  const unanswered = summary.unanswered || 0;  // no answer to count (services/prober/accounts.py): neither answering nor lost
   return `${plural(summary.answering + summary.lost + unanswered, "account")}: ${summary.answering} answering, ${summary.lost} lost DNS`
-    + (unanswered ? `, ${unanswered} not answered yet` : "");
+    + (unanswered ? `, ${unanswered} no reply` : "");
 }
 
 function accountList(summary, label) {
   if (!summary || !summary.accounts.length) return h("p", { class: "accounts none", text: summary ? "no account" : "" });
   return h("ul", { class: "accounts", "aria-label": label },
     summary.accounts.map((a) => a.answered === false
-      ? h("li", { class: "unanswered", "data-account": a.account }, `${a.account}: not answered yet`)
+      ? h("li", { class: "unanswered", "data-account": a.account }, `${a.account}: no reply`)
       : h("li", { class: a.addresses > 0 ? "ok" : "lost", "data-account": a.account, "data-addresses": a.addresses },
         `${a.account} → ${a.target ? nick(a.target) : "no CNAME"}: ${a.addresses > 0 ? plural(a.addresses, "address") : "NO ADDRESS"}`)));
 }
