@@ -9,6 +9,13 @@ mutating route.
     POST   /v1/chaos/burst  {"every_ms": X, "for_s": Y}   start a burst (409 while one runs)
     GET    /v1/chaos/burst                                 the current or last burst
     DELETE /v1/chaos/burst                                 stop a running burst
+    POST   /v1/chaos/schedule-hold  {"for_s": Y, "by": W}  hold the scheduled plans for Y s (at most 1 h)
+    DELETE /v1/chaos/schedule-hold                         let them run again
+
+A race attached to a running stack (`dnsctl race --attach`) holds the schedule, so the only plans
+are the script's: on a stack whose planner publishes every few seconds, the script's waits for
+"plan N" were overtaken by scheduled plans. The hold ends by itself (planner/schedule.py's
+ScheduleHold). Events: schedule_held, schedule_released (by: the caller, or expiry).
 
 Every plan of a burst goes through the planner's normal path (Planner.burst_run): the traffic
 drifts a step, the freeze marker is honoured (frozen: the plan is refused and counted, the burst
@@ -32,6 +39,7 @@ from services.logs import get_logger
 from services.plan.store import StoreError
 
 MAX_BURST_S = 600.0
+MAX_HOLD_S = 3600.0
 
 
 class BurstRequest(BaseModel):
@@ -39,6 +47,13 @@ class BurstRequest(BaseModel):
 
     every_ms: int = Field(ge=10, le=60_000, description="Milliseconds between two plans")
     for_s: float = Field(gt=0, le=MAX_BURST_S, description="How long the burst lasts, in seconds")
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    for_s: float = Field(gt=0, le=MAX_HOLD_S, description="How long the scheduled plans are held, in seconds")
+    by: str = Field("api", min_length=1, max_length=100, description="Who holds them (logged)")
 
 
 @dataclass
@@ -161,5 +176,18 @@ def burst_router(planner: Planner, allow_chaos: bool, guarded: list) -> APIRoute
         refuse_unless_allowed()
         report = burst.stop()
         return {"burst": report.as_dict() if report else None}
+
+    @router.post("/schedule-hold", dependencies=guarded)
+    def hold_schedule(body: HoldRequest) -> dict[str, Any]:
+        """Publish no scheduled plan for `for_s` seconds (requested and burst plans go on)."""
+        refuse_unless_allowed()
+        planner.hold_schedule(body.for_s, body.by)
+        return {"schedule_held_s": planner.schedule_hold.remaining_s(), "by": body.by}
+
+    @router.delete("/schedule-hold", dependencies=guarded)
+    def release_schedule() -> dict[str, Any]:
+        """Let the scheduled plans run again (a no-op when none is held)."""
+        refuse_unless_allowed()
+        return {"released": planner.release_schedule("api")}
 
     return router

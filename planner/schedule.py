@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import random
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -99,6 +100,41 @@ class SlowLane:
         shown = "; ".join(c.description for c in changes[:limit])
         more = f"; and {len(changes) - limit} more" if len(changes) > limit else ""
         return f"{len(changes)} queued change(s): {shown}{more}"
+
+
+class ScheduleHold:
+    """The scheduled job held for a while (the race lab's chaos control, planner/burst.py's routes):
+    while held, the timer publishes nothing and the slow lane's changes wait, and requested and
+    burst plans go on as ever. A hold always ends by itself, so a race that dies mid-script never
+    leaves a stack without its scheduled plans; `release` ends it sooner."""
+
+    def __init__(self, clock: Callable[[], float] | None = None):
+        self._clock = clock or time.monotonic
+        self._until: float | None = None
+        self.by: str | None = None
+        self._lock = threading.Lock()
+
+    def hold(self, for_s: float, by: str) -> None:
+        with self._lock:
+            self._until, self.by = self._clock() + for_s, by
+
+    def release(self) -> bool:
+        """End the hold; True if one was in force."""
+        with self._lock:
+            held = self._remaining() is not None
+            self._until, self.by = None, None
+            return held
+
+    def remaining_s(self) -> float | None:
+        """Seconds the hold has left, None when the schedule runs."""
+        with self._lock:
+            return self._remaining()
+
+    def _remaining(self) -> float | None:
+        if self._until is None:
+            return None
+        left = self._until - self._clock()
+        return left if left > 0 else None
 
 
 class PlanSchedule:

@@ -34,7 +34,7 @@ from planner.cells import fleet_outside_cell
 from planner.fleet import Endpoint, Fleet, FleetError, LbState, LoadBalancer, validate_fleet
 from planner.metrics import PlannerMetrics
 from planner.planning import Violation, build_plan, endpoint_plans, fleet_from_plan, safety_violations
-from planner.schedule import PlanSchedule, QueuedChange, SlowLane, TrafficDrift
+from planner.schedule import PlanSchedule, QueuedChange, ScheduleHold, SlowLane, TrafficDrift
 from planner.settings import PlannerSettings
 from services.logs import get_logger
 from services.plan.diff import PlanDiff, plan_diff
@@ -146,6 +146,8 @@ class Planner:
         self.slow_lane = SlowLane()
         self.drift = TrafficDrift(settings.seed, settings.drift, settings.drift_bound)
         self.schedule: PlanSchedule | None = None
+        self.schedule_hold = ScheduleHold()
+        self._hold_told = False  # schedule_held logged, its end not yet
         self.last_published: Plan | None = None
         self.last_diff: PlanDiff | None = None
         self._damaged_etag: str | None = None
@@ -478,8 +480,25 @@ class Planner:
             return reason
         return f"{reason} (carrying {self.slow_lane.summary()})"
 
+    def hold_schedule(self, for_s: float, by: str) -> None:
+        """Hold the scheduled job for `for_s` seconds (planner/schedule.py's ScheduleHold)."""
+        self.schedule_hold.hold(for_s, by)
+        self._hold_told = True
+        self.log.warning("schedule_held", for_s=for_s, by=by)
+
+    def release_schedule(self, by: str) -> bool:
+        released = self.schedule_hold.release()
+        if self._hold_told:
+            self._hold_told = False
+            self.log.info("schedule_released", by=by)
+        return released
+
     def scheduled_run(self) -> Plan | None:
         """The timer's job: drift the traffic, publish everything the slow lane queued. Never raises."""
+        if self.schedule_hold.remaining_s() is not None:
+            return None  # held (schedule_held told when and by whom); the slow lane waits
+        if self._hold_told:
+            self.release_schedule("expiry")
         try:
             with self._lock:
                 carried = self.slow_lane.pending()
@@ -917,6 +936,8 @@ class Planner:
             },
             "next_run": next_run.isoformat() if next_run else None,
             "plan_interval_s": self.settings.plan_interval,
+            "schedule_held_s": self.schedule_hold.remaining_s(),
+            "schedule_held_by": self.schedule_hold.by if self.schedule_hold.remaining_s() is not None else None,
             "queued_changes": [c.as_dict() for c in self.slow_lane.pending()],
             "fleet": None
             if fleet is None

@@ -91,6 +91,12 @@ class Control:
     def stop_burst(self) -> None:
         self.planner.delete("/v1/chaos/burst")
 
+    def hold_schedule(self, for_s: float) -> None:
+        self.planner.post("/v1/chaos/schedule-hold", {"for_s": for_s, "by": "race"})
+
+    def release_schedule(self) -> None:
+        self.planner.delete("/v1/chaos/schedule-hold")
+
     def frozen(self) -> bool:
         return bool(self.planner.get("/v1/planner/status").get("frozen"))
 

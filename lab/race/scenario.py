@@ -52,6 +52,8 @@ from lab.race.watch import Watch
 from services.logs import get_logger
 
 A, B, C = "enactor-a", "enactor-b", "enactor-c"
+# How long a race holds the planner's scheduled plans at most: longer than any script's waits add up to.
+SCHEDULE_HOLD_S = 900.0
 # The prober's alarms that say customers lost the name (services/prober/alarms.py).
 OUTAGE_ALARMS = ("RootAliasDangling", "EnactorStuck", "EndpointEmpty")
 
@@ -154,17 +156,27 @@ class Race:
         c = self.c
         first = next(iter(c.enactors))
         run = RaceRun(version_guard=c.status(first).get("version_guard"), t0=time.monotonic())
-        self._prepare(run)
-        with Watch(c, run.t0) as watch:
-            run.watch = watch
-            self._fall_behind(run)
-            self._burst(run)
-            if not self._broken(run):
-                self._window(run)
-            else:
-                run.broke_early = True
-                self._say(run, "a root dangles already: a stale plan was flipped in during the burst and its tree cleaned up")
-            self._aftermath(run)
+        # The only plans are the script's: an attached stack's planner publishes on its schedule
+        # (every 5 s under `dnsctl up`), which overtook every "plan N" the script waits for. The hold
+        # ends by itself if this process dies; released here however the script ends.
+        c.hold_schedule(SCHEDULE_HOLD_S)
+        try:
+            self._prepare(run)
+            with Watch(c, run.t0) as watch:
+                run.watch = watch
+                self._fall_behind(run)
+                self._burst(run)
+                if not self._broken(run):
+                    self._window(run)
+                else:
+                    run.broke_early = True
+                    self._say(run, "a root dangles already: a stale plan was flipped in during the burst and its tree cleaned up")
+                self._aftermath(run)
+        finally:
+            try:
+                c.release_schedule()
+            except ServiceError as exc:  # the hold ends by itself; never hide what the script raised
+                self.log.warning("race_schedule_release_failed", error=str(exc)[:200])
         return run
 
     def _prepare(self, run: RaceRun) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -423,3 +424,44 @@ def test_a_bad_fleet_file_stops_the_planner_with_a_clear_error(tmp_path):
     assert run.returncode == 2
     assert str(path) in run.stderr and "endpoints.0.record_types" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_schedule_hold_stops_scheduled_plans_only_and_ends_by_itself(planner_factory):
+    """The race lab's hold (planner/burst.py): while held, the timer publishes nothing and a
+    requested plan still goes out; it ends when released, or by itself when its time is up."""
+    planner = planner_factory(interval_s=0.5, args=("--allow-chaos",))
+    planner.wait_for_version(2)
+    with planner.http() as http:
+        for body in ({"for_s": 0}, {"for_s": 3601}, {"for_s": 5, "extra": 1}):  # checked before anything changes
+            assert http.post("/v1/chaos/schedule-hold", json=body).status_code == 422, body
+        assert planner.status()["schedule_held_s"] is None
+        with planner.http(token=None) as anonymous:
+            assert anonymous.post("/v1/chaos/schedule-hold", json={"for_s": 60}).status_code == 401
+        r = http.post("/v1/chaos/schedule-hold", json={"for_s": 60, "by": "test"})
+        assert r.status_code == 200 and 0 < r.json()["schedule_held_s"] <= 60, r.text
+        held = planner.status()
+        assert held["schedule_held_by"] == "test"
+        time.sleep(2.5)  # five intervals
+        newest = planner.status()["newest_version"]
+        assert newest <= held["newest_version"] + 1, "a scheduled run already under way when the hold came may finish"
+        time.sleep(1.5)
+        assert planner.status()["newest_version"] == newest, "no scheduled plan while held"
+        requested = http.post("/v1/plans", json={"reason": "while held"})
+        assert requested.status_code == 201 and requested.json()["version"] == newest + 1
+        assert http.delete("/v1/chaos/schedule-hold").json() == {"released": True}
+        planner.wait_for_version(newest + 3)  # scheduled plans again
+        # A short hold ends by itself.
+        assert http.post("/v1/chaos/schedule-hold", json={"for_s": 1.5}).status_code == 200
+        after = planner.status()["newest_version"]
+        planner.wait_for_version(after + 3, timeout_s=15)
+    assert planner.status()["schedule_held_s"] is None
+    events = [json.loads(line)["by"] for line in planner.events("schedule_released")]
+    assert events == ["api", "expiry"] and len(planner.events("schedule_held")) == 2
+
+
+def test_a_schedule_hold_is_chaos_and_refused_without_allow_chaos(planner):
+    with planner.http() as http:
+        r = http.post("/v1/chaos/schedule-hold", json={"for_s": 60})
+        assert r.status_code == 403 and "--allow-chaos" in r.json()["detail"]
+        assert http.delete("/v1/chaos/schedule-hold").status_code == 403
+    assert planner.status()["schedule_held_s"] is None
