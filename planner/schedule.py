@@ -118,17 +118,29 @@ class ScheduleHold:
         with self._lock:
             self._until, self.by = self._clock() + for_s, by
 
-    def release(self) -> bool:
-        """End the hold; True if one was in force."""
+    def release(self) -> tuple[bool, bool]:
+        """End the hold: (whether one was in force, whether one was set at all, in force or run
+        out since: the caller tells its end once)."""
         with self._lock:
-            held = self._remaining() is not None
+            in_force, was_set = self._remaining() is not None, self._until is not None
             self._until, self.by = None, None
-            return held
+            return in_force, was_set
 
     def remaining_s(self) -> float | None:
         """Seconds the hold has left, None when the schedule runs."""
         with self._lock:
             return self._remaining()
+
+    def current(self) -> tuple[float, str | None] | None:
+        """(seconds left, who holds it), read together; None when the schedule runs."""
+        with self._lock:
+            left = self._remaining()
+            return None if left is None else (left, self.by)
+
+    def ran_out(self) -> bool:
+        """A hold that ended by itself and was not released yet."""
+        with self._lock:
+            return self._until is not None and self._remaining() is None
 
     def _remaining(self) -> float | None:
         if self._until is None:

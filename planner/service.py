@@ -147,7 +147,6 @@ class Planner:
         self.drift = TrafficDrift(settings.seed, settings.drift, settings.drift_bound)
         self.schedule: PlanSchedule | None = None
         self.schedule_hold = ScheduleHold()
-        self._hold_told = False  # schedule_held logged, its end not yet
         self.last_published: Plan | None = None
         self.last_diff: PlanDiff | None = None
         self._damaged_etag: str | None = None
@@ -483,21 +482,19 @@ class Planner:
     def hold_schedule(self, for_s: float, by: str) -> None:
         """Hold the scheduled job for `for_s` seconds (planner/schedule.py's ScheduleHold)."""
         self.schedule_hold.hold(for_s, by)
-        self._hold_told = True
         self.log.warning("schedule_held", for_s=for_s, by=by)
 
     def release_schedule(self, by: str) -> bool:
-        released = self.schedule_hold.release()
-        if self._hold_told:
-            self._hold_told = False
+        in_force, was_set = self.schedule_hold.release()
+        if was_set:  # one schedule_released per schedule_held, whether it ran out or not
             self.log.info("schedule_released", by=by)
-        return released
+        return in_force
 
     def scheduled_run(self) -> Plan | None:
         """The timer's job: drift the traffic, publish everything the slow lane queued. Never raises."""
         if self.schedule_hold.remaining_s() is not None:
             return None  # held (schedule_held told when and by whom); the slow lane waits
-        if self._hold_told:
+        if self.schedule_hold.ran_out():
             self.release_schedule("expiry")
         try:
             with self._lock:
@@ -916,6 +913,7 @@ class Planner:
             store_ok = False
         fleet = self.fleet
         next_run = self.next_run()
+        held = self.schedule_hold.current()
         last = self.last_published
         return {
             "planner": self.settings.planner_id,
@@ -936,8 +934,8 @@ class Planner:
             },
             "next_run": next_run.isoformat() if next_run else None,
             "plan_interval_s": self.settings.plan_interval,
-            "schedule_held_s": self.schedule_hold.remaining_s(),
-            "schedule_held_by": self.schedule_hold.by if self.schedule_hold.remaining_s() is not None else None,
+            "schedule_held_s": held[0] if held else None,
+            "schedule_held_by": held[1] if held else None,
             "queued_changes": [c.as_dict() for c in self.slow_lane.pending()],
             "fleet": None
             if fleet is None
